@@ -1,0 +1,103 @@
+//! Start-up: settings, logging, checks, loading the snapshot, binding, then the event loop.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use log::info;
+
+use crate::config::{Config, ConfigError};
+use crate::server::Server;
+use crate::store::Store;
+
+/// Runs the server as the command line asks; exit 0 on a clean stop, 2 on bad flags, 1 on
+/// anything else (port in use, unwritable directory, damaged snapshot).
+pub fn main() -> ExitCode {
+    let config = match Config::from_sources(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+        Ok(config) => config,
+        Err(e @ (ConfigError::Help | ConfigError::Version)) => {
+            println!("{e}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("pocketkv: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.loglevel);
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("pocketkv: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr at `level`, unless `RUST_LOG` says otherwise.
+pub fn init_logging(level: log::LevelFilter) {
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(level);
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        builder.parse_filters(&spec);
+    }
+    builder.format(|out, record| {
+        writeln!(
+            out,
+            "{} {:<5} {}",
+            crate::command::unix_time().as_millis(),
+            record.level(),
+            record.args()
+        )
+    });
+    let _ = builder.try_init();
+}
+
+/// Checks the data directory, loads the snapshot, binds, and serves until a signal stops it.
+pub fn serve(config: Config) -> Result<(), String> {
+    check_writable(&config)?;
+    let path = config.snapshot_path();
+    let started = Instant::now();
+    let mut store = Store::new();
+    let pairs = crate::persist::load_file(&path).map_err(|e| e.to_string())?;
+    let found = pairs.is_some();
+    store.load(pairs.unwrap_or_default());
+    let load_time = started.elapsed();
+    let address = (config.bind.as_str(), config.port);
+    let listener = std::net::TcpListener::bind(address)
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.bind, config.port))?;
+    let server = Server::new(listener, config, store).map_err(|e| e.to_string())?;
+    server
+        .stop_on_signals()
+        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    info!(
+        "pocketkv {} listening on {}, data file {} ({}), {} keys loaded in {:.1} ms",
+        env!("CARGO_PKG_VERSION"),
+        server.local_addr(),
+        path.display(),
+        if found {
+            "loaded"
+        } else {
+            "not found, starting empty"
+        },
+        server.keys(),
+        load_time.as_secs_f64() * 1e3
+    );
+    server.run().map_err(|e| format!("event loop failed: {e}"))
+}
+
+/// Fails early, with a clear message, when snapshots could never be written.
+fn check_writable(config: &Config) -> Result<(), String> {
+    let probe = config
+        .dir
+        .join(format!(".pocketkv-probe-{}", std::process::id()));
+    let result = std::fs::File::create(&probe);
+    let _ = std::fs::remove_file(&probe);
+    result.map(drop).map_err(|e| {
+        format!(
+            "data directory {} is not writable: {e}",
+            config.dir.display()
+        )
+    })
+}

@@ -1,0 +1,122 @@
+//! What a command may see and change besides the keyspace.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::Config;
+use crate::persist::SnapshotStatus;
+use crate::store::Store;
+
+/// Everything a handler works on.
+#[derive(Debug)]
+pub struct Ctx<'s> {
+    /// The keyspace.
+    pub db: &'s mut Store,
+    /// The calling client.
+    pub client: &'s mut ClientState,
+    /// Server-wide state: settings, counters, snapshot status.
+    pub server: &'s mut ServerState,
+}
+
+/// What the connection should do after sending this reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flow {
+    /// Go on with the next request.
+    #[default]
+    Continue,
+    /// Send the reply, then close (QUIT).
+    Close,
+    /// Hold the reply and this client's later requests until the snapshot asked for is durable.
+    AwaitSnapshot,
+    /// Send nothing and stop the server, with or without a final snapshot (SHUTDOWN).
+    Shutdown {
+        /// Write the final snapshot.
+        save: bool,
+    },
+}
+
+/// Per-client state a command can read or set.
+#[derive(Debug, Default)]
+pub struct ClientState {
+    /// Unique, increasing id (CLIENT ID).
+    pub id: u64,
+    /// Name set by CLIENT SETNAME.
+    pub name: Option<Vec<u8>>,
+    /// Set by a handler to change what happens after its reply.
+    pub flow: Flow,
+}
+
+/// Counters reported by INFO stats.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    /// Connections accepted since start.
+    pub connections_received: u64,
+    /// Connections refused because of `maxclients`.
+    pub rejected_connections: u64,
+    /// Requests executed, including failed ones.
+    pub commands: u64,
+    /// Error replies sent.
+    pub error_replies: u64,
+    /// Bytes read from clients.
+    pub net_input_bytes: u64,
+    /// Bytes written to clients.
+    pub net_output_bytes: u64,
+}
+
+/// Server-wide state shared by every command.
+#[derive(Debug)]
+pub struct ServerState {
+    /// Effective settings.
+    pub config: Config,
+    /// Counters.
+    pub stats: Stats,
+    /// Snapshot progress and history; commands ask for snapshots through it.
+    pub snapshot: SnapshotStatus,
+    /// Clients connected now.
+    pub connected_clients: usize,
+    /// The address really bound (differs from the config when port 0 was asked for).
+    pub listening: std::net::SocketAddr,
+    /// Set by SHUTDOWN: stop, saving a final snapshot when true.
+    pub shutdown: Option<bool>,
+    /// Resident memory, sampled by the event loop (commands never read /proc themselves).
+    pub rss_bytes: usize,
+    started: Instant,
+    rng: u64,
+}
+
+impl ServerState {
+    /// State for a server started now with `config`, listening on `listening`.
+    pub fn new(config: Config, listening: std::net::SocketAddr) -> Self {
+        let seed = unix_time().as_nanos() as u64 ^ u64::from(std::process::id());
+        ServerState {
+            config,
+            stats: Stats::default(),
+            snapshot: SnapshotStatus::default(),
+            connected_clients: 0,
+            listening,
+            shutdown: None,
+            rss_bytes: 0,
+            started: Instant::now(),
+            rng: seed | 1,
+        }
+    }
+
+    /// Time since start.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// A pseudo-random number (xorshift64*); good enough for RANDOMKEY, not for secrets.
+    pub fn random(&mut self) -> u64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// Wall-clock time since the Unix epoch (zero if the clock is before it).
+pub fn unix_time() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}

@@ -1,0 +1,201 @@
+//! Commands: one table maps each name to its arity and handler, grouped by family.
+//!
+//! Handlers are pure: they read and change the [`Store`](crate::store::Store) and the state in
+//! [`Ctx`], and return a [`Reply`]. They never do I/O; anything slow (a snapshot) is asked for
+//! through the context and carried out by the event loop.
+
+mod connection;
+mod context;
+mod keys;
+mod server;
+mod strings;
+
+use std::borrow::Cow;
+
+pub use context::{unix_time, ClientState, Ctx, Flow, ServerState, Stats};
+
+use crate::protocol::Reply;
+
+/// One argument of a request, borrowed from the input buffer when possible.
+pub type Arg<'a> = Cow<'a, [u8]>;
+
+/// A command implementation: reads the arguments (name included), returns the reply.
+pub type Handler = for<'a> fn(&'a mut Ctx<'_>, &[Arg<'_>]) -> Reply<'a>;
+
+/// A command's entry in the table.
+#[derive(Debug)]
+pub struct Spec {
+    /// Lower-case name (`client|setname` style for subcommands).
+    pub name: &'static str,
+    /// Redis's arity: N means exactly N arguments with the name, -N means at least N.
+    pub arity: i32,
+    /// Redis's command flags, as COMMAND reports them; `write` marks a command that changes data.
+    pub flags: &'static [&'static str],
+    /// Positions of the first and last key argument and the step between keys (0s: no keys).
+    pub keys: (i32, i32, i32),
+    /// Family, as COMMAND DOCS reports it.
+    pub group: &'static str,
+    /// Arguments after the name, as HELP shows them (`key value [NX|XX] [GET]`).
+    pub usage: &'static str,
+    /// One line for HELP and COMMAND DOCS.
+    pub summary: &'static str,
+    /// The implementation; unused when `subcommands` is not empty.
+    pub handler: Handler,
+    /// Subcommands, dispatched on the second argument.
+    pub subcommands: &'static [Spec],
+}
+
+impl Spec {
+    /// True for commands that can change data (the ones a write log or replica must see).
+    pub fn is_write(&self) -> bool {
+        self.flags.contains(&"write")
+    }
+
+    fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let arity = i64::from(self.arity);
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+}
+
+/// Every top-level command, in the order HELP lists them.
+pub fn table() -> impl Iterator<Item = &'static Spec> {
+    [
+        connection::COMMANDS,
+        strings::COMMANDS,
+        keys::COMMANDS,
+        server::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// Expiry arrives in a later release; until then these get a clear error instead of "unknown".
+const NOT_YET: &[&str] = &[
+    "expire",
+    "pexpire",
+    "expireat",
+    "pexpireat",
+    "ttl",
+    "pttl",
+    "persist",
+    "expiretime",
+    "pexpiretime",
+    "setex",
+    "psetex",
+    "getex",
+];
+
+/// Finds a command by name, case-insensitively.
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    table().find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// Runs one request (`args[0]` is the command name) and returns its reply.
+///
+/// Unknown commands and wrong arity get Redis's exact errors; the connection goes on.
+pub fn execute<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    ctx.server.stats.commands += 1;
+    let Some(spec) = resolve(args) else {
+        return unknown(args);
+    };
+    let spec = match spec {
+        Ok(spec) => spec,
+        Err(error) => return error,
+    };
+    (spec.handler)(ctx, args)
+}
+
+/// The command `args` names, checked for arity; `None` when the name is unknown.
+pub fn resolve(args: &[Arg<'_>]) -> Option<Result<&'static Spec, Reply<'static>>> {
+    let spec = lookup(args.first()?)?;
+    if !spec.arity_ok(args.len()) {
+        return Some(Err(wrong_arity(spec.name)));
+    }
+    if spec.subcommands.is_empty() || args.len() < 2 {
+        return Some(Ok(spec));
+    }
+    let sub_name = args.get(1).map(|a| a.as_ref()).unwrap_or_default();
+    let Some(sub) = spec
+        .subcommands
+        .iter()
+        .find(|sub| sub_name_of(sub).as_bytes().eq_ignore_ascii_case(sub_name))
+    else {
+        return Some(Err(Reply::error_owned(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            printable(sub_name, 128),
+            spec.name.to_uppercase()
+        ))));
+    };
+    if !sub.arity_ok(args.len()) {
+        return Some(Err(wrong_arity(sub.name)));
+    }
+    Some(Ok(sub))
+}
+
+/// The part of `client|setname` after the bar.
+fn sub_name_of(spec: &Spec) -> &'static str {
+    spec.name.split_once('|').map_or(spec.name, |(_, sub)| sub)
+}
+
+/// Redis's unknown-command error, quoting the first arguments.
+fn unknown(args: &[Arg<'_>]) -> Reply<'static> {
+    let name = args.first().map(|a| a.as_ref()).unwrap_or_default();
+    let lower = String::from_utf8_lossy(name).to_lowercase();
+    if NOT_YET.contains(&lower.as_str()) {
+        return Reply::error_owned(format!(
+            "ERR '{lower}' is not supported yet: pocketkv keys do not expire in this release"
+        ));
+    }
+    let mut message = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        printable(name, 128)
+    );
+    for arg in args.iter().skip(1) {
+        if message.len() >= 128 {
+            break;
+        }
+        message.push_str(&format!(
+            "'{}' ",
+            printable(arg, 128 - message.len().min(128))
+        ));
+    }
+    Reply::error_owned(message)
+}
+
+/// `ERR wrong number of arguments for 'get' command`.
+pub fn wrong_arity(name: &str) -> Reply<'static> {
+    Reply::error_owned(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+/// Up to `max` bytes of `bytes` as text; newlines become spaces so an error stays one line.
+fn printable(bytes: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(max)])
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
+/// `ERR syntax error`.
+pub const SYNTAX: Reply<'static> = Reply::error("ERR syntax error");
+/// The error for an argument or value that must be an integer.
+pub const NOT_INTEGER: Reply<'static> = Reply::error("ERR value is not an integer or out of range");
+/// RENAME and friends on a missing key.
+pub const NO_SUCH_KEY: Reply<'static> = Reply::error("ERR no such key");
+/// A value that would grow past `proto-max-bulk-len`.
+pub const TOO_BIG: Reply<'static> =
+    Reply::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+
+/// Parses an integer argument as Redis does.
+pub fn int_arg(arg: &[u8]) -> Result<i64, Reply<'static>> {
+    crate::protocol::parse_i64(arg).ok_or(NOT_INTEGER)
+}
+
+#[cfg(test)]
+mod tests;

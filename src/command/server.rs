@@ -1,0 +1,484 @@
+//! Server commands: DBSIZE, FLUSHDB, SAVE, BGSAVE, LASTSAVE, INFO, TIME, COMMAND, CONFIG.
+
+use std::fmt::Write as _;
+
+use super::{table, wrong_arity, Arg, Ctx, Flow, Spec, SYNTAX};
+use crate::command::context::unix_time;
+use crate::protocol::Reply;
+
+/// A table entry for a server command.
+const fn admin(
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    usage: &'static str,
+    summary: &'static str,
+    handler: super::Handler,
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags,
+        keys: (0, 0, 0),
+        group: "server",
+        usage,
+        summary,
+        handler,
+        subcommands: &[],
+    }
+}
+
+/// This family's table entries.
+pub(super) const COMMANDS: &[Spec] = &[
+    admin(
+        "dbsize",
+        1,
+        &["readonly", "fast"],
+        "",
+        "number of keys",
+        dbsize,
+    ),
+    admin(
+        "flushdb",
+        -1,
+        &["write"],
+        "[ASYNC|SYNC]",
+        "delete every key",
+        flush,
+    ),
+    admin(
+        "flushall",
+        -1,
+        &["write"],
+        "[ASYNC|SYNC]",
+        "delete every key",
+        flush,
+    ),
+    admin(
+        "save",
+        1,
+        &["admin", "noscript"],
+        "",
+        "write a snapshot; replies once it is on disk",
+        save,
+    ),
+    admin(
+        "bgsave",
+        -1,
+        &["admin", "noscript"],
+        "[SCHEDULE]",
+        "write a snapshot in the background",
+        bgsave,
+    ),
+    admin(
+        "shutdown",
+        -1,
+        &["admin", "noscript", "loading", "stale"],
+        "[NOSAVE|SAVE]",
+        "stop the server, saving a snapshot unless NOSAVE",
+        shutdown,
+    ),
+    admin(
+        "lastsave",
+        1,
+        &["fast"],
+        "",
+        "Unix time of the last successful snapshot",
+        lastsave,
+    ),
+    admin(
+        "info",
+        -1,
+        &["loading", "stale"],
+        "[section ...]",
+        "server, clients, memory, persistence, stats, keyspace",
+        info,
+    ),
+    admin(
+        "time",
+        1,
+        &["fast"],
+        "",
+        "server time: seconds and microseconds",
+        time,
+    ),
+    Spec {
+        name: "command",
+        arity: -1,
+        flags: &["loading", "stale"],
+        keys: (0, 0, 0),
+        group: "server",
+        usage: "[COUNT | LIST | INFO name ... | DOCS [name ...]]",
+        summary: "describe the commands",
+        handler: command_all,
+        subcommands: &[
+            admin(
+                "command|count",
+                2,
+                &["loading", "stale"],
+                "",
+                "number of commands",
+                command_count,
+            ),
+            admin(
+                "command|list",
+                2,
+                &["loading", "stale"],
+                "",
+                "names of the commands",
+                command_list,
+            ),
+            admin(
+                "command|info",
+                -2,
+                &["loading", "stale"],
+                "name [name ...]",
+                "details of commands",
+                command_info,
+            ),
+            admin(
+                "command|docs",
+                -2,
+                &["loading", "stale"],
+                "[name ...]",
+                "documentation of commands",
+                command_docs,
+            ),
+        ],
+    },
+    Spec {
+        name: "config",
+        arity: -2,
+        flags: &[],
+        keys: (0, 0, 0),
+        group: "server",
+        usage: "GET pattern [pattern ...] | RESETSTAT",
+        summary: "read settings; reset counters",
+        handler: config,
+        subcommands: &[
+            admin(
+                "config|get",
+                -3,
+                &["admin", "loading", "stale"],
+                "pattern [pattern ...]",
+                "settings matching a glob",
+                config_get,
+            ),
+            admin(
+                "config|resetstat",
+                2,
+                &["admin", "loading", "stale"],
+                "",
+                "reset INFO stats counters",
+                config_resetstat,
+            ),
+        ],
+    },
+];
+
+fn dbsize<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    Reply::Integer(ctx.db.len() as i64)
+}
+
+fn flush<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    match args {
+        [_] => {}
+        [_, mode] if mode.eq_ignore_ascii_case(b"ASYNC") || mode.eq_ignore_ascii_case(b"SYNC") => {}
+        _ => return SYNTAX,
+    }
+    ctx.db.clear();
+    Reply::OK
+}
+
+fn save<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    // The loop starts (or queues) the snapshot and answers once it is durable.
+    ctx.server.snapshot.wanted = true;
+    ctx.client.flow = Flow::AwaitSnapshot;
+    Reply::OK
+}
+
+fn bgsave<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let schedule = match args {
+        [_] => false,
+        [_, option] if option.eq_ignore_ascii_case(b"SCHEDULE") => true,
+        _ => return SYNTAX,
+    };
+    let status = &mut ctx.server.snapshot;
+    if status.running_since.is_some() {
+        if !schedule {
+            return Reply::error("ERR Background save already in progress");
+        }
+        status.wanted = true;
+        return Reply::Status("Background saving scheduled".into());
+    }
+    status.wanted = true;
+    Reply::Status("Background saving started".into())
+}
+
+fn shutdown<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let mut save = true;
+    for option in args.iter().skip(1) {
+        match option.to_ascii_uppercase().as_slice() {
+            b"NOSAVE" => save = false,
+            b"SAVE" | b"NOW" | b"FORCE" => {}
+            _ => return SYNTAX,
+        }
+    }
+    // Like Redis, a successful SHUTDOWN answers nothing: the connection just closes.
+    ctx.client.flow = Flow::Shutdown { save };
+    Reply::OK
+}
+
+fn lastsave<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    Reply::Integer(ctx.server.snapshot.last_save_unix as i64)
+}
+
+fn time<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    let now = unix_time();
+    Reply::Array(vec![
+        Reply::bulk_owned(now.as_secs().to_string().into_bytes()),
+        Reply::bulk_owned(now.subsec_micros().to_string().into_bytes()),
+    ])
+}
+
+/// INFO's sections, in Redis's order.
+const SECTIONS: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "keyspace",
+];
+
+fn info<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let asked: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| String::from_utf8_lossy(a).to_lowercase())
+        .collect();
+    let everything = asked.is_empty()
+        || asked
+            .iter()
+            .any(|s| matches!(s.as_str(), "all" | "everything" | "default"));
+    let mut text = String::new();
+    for section in SECTIONS {
+        if everything || asked.iter().any(|s| s == section) {
+            if !text.is_empty() {
+                text.push_str("\r\n");
+            }
+            write_section(ctx, section, &mut text);
+        }
+    }
+    Reply::Text(text)
+}
+
+fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
+    let server = &*ctx.server;
+    let snap = &server.snapshot;
+    macro_rules! field {
+        ($name:expr, $value:expr $(,)?) => {{
+            let _ = write!(out, "{}:{}\r\n", $name, $value);
+        }};
+    }
+    match section {
+        "server" => {
+            let uptime = server.uptime().as_secs();
+            out.push_str("# Server\r\n");
+            // Clients that check the Redis version see the command set pocketkv follows.
+            field!("redis_version", "7.0.0");
+            field!("pocketkv_version", &env!("CARGO_PKG_VERSION"));
+            field!("redis_mode", &"standalone");
+            field!("os", &std::env::consts::OS);
+            field!("arch", &std::env::consts::ARCH);
+            field!("multiplexing_api", &"mio");
+            field!("process_id", &std::process::id());
+            field!("tcp_port", &server.listening.port());
+            field!("uptime_in_seconds", &uptime);
+            field!("uptime_in_days", &(uptime / 86_400));
+        }
+        "clients" => {
+            out.push_str("# Clients\r\n");
+            field!("connected_clients", &server.connected_clients);
+            field!("maxclients", &server.config.maxclients);
+            field!("blocked_clients", &0);
+        }
+        "memory" => {
+            out.push_str("# Memory\r\n");
+            let used = ctx.db.used_bytes();
+            field!("used_memory", &used);
+            field!("used_memory_human", &human_bytes(used));
+            field!("used_memory_rss", &server.rss_bytes);
+            field!("used_memory_rss_human", &human_bytes(server.rss_bytes));
+            field!("maxmemory", &0);
+            field!("maxmemory_policy", &"noeviction");
+        }
+        "persistence" => {
+            out.push_str("# Persistence\r\n");
+            field!("loading", &0);
+            field!(
+                "rdb_changes_since_last_save",
+                &ctx.db.dirty().saturating_sub(snap.dirty_at_last_save),
+            );
+            field!(
+                "rdb_bgsave_in_progress",
+                &u8::from(snap.running_since.is_some())
+            );
+            field!("rdb_last_save_time", &snap.last_save_unix);
+            field!(
+                "rdb_last_bgsave_status",
+                &if snap.last_ok { "ok" } else { "err" },
+            );
+            field!(
+                "rdb_last_bgsave_time_sec",
+                &snap.last_duration.map_or(-1, |d| d.as_secs() as i64),
+            );
+            field!(
+                "rdb_current_bgsave_time_sec",
+                &snap
+                    .running_since
+                    .map_or(-1, |t| t.elapsed().as_secs() as i64),
+            );
+            field!("rdb_saves", &snap.saves_ok);
+            field!("rdb_last_copy_usec", &snap.last_copy.as_micros());
+            field!("rdb_last_error", &snap.last_error.as_deref().unwrap_or(""));
+            field!("snapshot_file", &server.config.snapshot_path().display());
+            field!("aof_enabled", &0);
+        }
+        "stats" => {
+            let stats = &server.stats;
+            let (hits, misses) = ctx.db.hits_and_misses();
+            out.push_str("# Stats\r\n");
+            field!("total_connections_received", &stats.connections_received);
+            field!("total_commands_processed", &stats.commands);
+            field!("total_net_input_bytes", &stats.net_input_bytes);
+            field!("total_net_output_bytes", &stats.net_output_bytes);
+            field!("rejected_connections", &stats.rejected_connections);
+            field!("keyspace_hits", &hits);
+            field!("keyspace_misses", &misses);
+            field!("total_error_replies", &stats.error_replies);
+        }
+        "keyspace" => {
+            out.push_str("# Keyspace\r\n");
+            if !ctx.db.is_empty() {
+                field!("db0", &format!("keys={},expires=0,avg_ttl=0", ctx.db.len()));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Redis's `bytesToHuman`: `512B`, `1.50K`, `2.00M`, `1.00G`.
+fn human_bytes(bytes: usize) -> String {
+    let b = bytes as f64;
+    match bytes {
+        0..=1023 => format!("{bytes}B"),
+        1024..=1_048_575 => format!("{:.2}K", b / 1024.0),
+        1_048_576..=1_073_741_823 => format!("{:.2}M", b / 1_048_576.0),
+        _ => format!("{:.2}G", b / 1_073_741_824.0),
+    }
+}
+
+/// COMMAND's description of one command, in Redis 7's ten-element form.
+fn describe(spec: &'static Spec) -> Reply<'static> {
+    let names = |list: &[&'static str]| {
+        Reply::Array(list.iter().map(|s| Reply::Status((*s).into())).collect())
+    };
+    let (first, last, step) = spec.keys;
+    let category = match spec.group {
+        "string" => "@string",
+        "generic" => "@keyspace",
+        "connection" => "@connection",
+        _ => "@admin",
+    };
+    Reply::Array(vec![
+        Reply::bulk(spec.name.as_bytes()),
+        Reply::Integer(spec.arity.into()),
+        names(spec.flags),
+        Reply::Integer(first.into()),
+        Reply::Integer(last.into()),
+        Reply::Integer(step.into()),
+        names(&[category]),
+        Reply::Array(vec![]),
+        Reply::Array(vec![]),
+        Reply::Array(spec.subcommands.iter().map(describe).collect()),
+    ])
+}
+
+fn command_all<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    Reply::Array(table().map(describe).collect())
+}
+
+fn command_count<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    Reply::Integer(table().count() as i64)
+}
+
+fn command_list<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    Reply::Array(table().map(|s| Reply::bulk(s.name.as_bytes())).collect())
+}
+
+fn command_info<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    Reply::Array(
+        args.iter()
+            .skip(2)
+            .map(|name| super::lookup(name).map_or(Reply::Nil, describe))
+            .collect(),
+    )
+}
+
+fn command_docs<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let docs = |spec: &'static Spec| {
+        [
+            Reply::bulk(spec.name.as_bytes()),
+            Reply::Array(vec![
+                Reply::bulk(b"summary"),
+                Reply::bulk(spec.summary.as_bytes()),
+                Reply::bulk(b"since"),
+                Reply::bulk(b"0.1.0"),
+                Reply::bulk(b"group"),
+                Reply::bulk(spec.group.as_bytes()),
+            ]),
+        ]
+    };
+    let specs: Vec<&'static Spec> = if args.len() > 2 {
+        args.iter()
+            .skip(2)
+            .filter_map(|n| super::lookup(n))
+            .collect()
+    } else {
+        table().collect()
+    };
+    Reply::Array(specs.into_iter().flat_map(docs).collect())
+}
+
+fn config<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    // Reached only without a subcommand, which the arity check already refuses.
+    wrong_arity("config")
+}
+
+fn config_get<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let mut found: Vec<(String, String)> = Vec::new();
+    for pattern in args.iter().skip(2) {
+        for pair in ctx.server.config.matching(pattern) {
+            if !found.contains(&pair) {
+                found.push(pair);
+            }
+        }
+    }
+    Reply::Array(
+        found
+            .into_iter()
+            .flat_map(|(name, value)| {
+                [
+                    Reply::bulk_owned(name.into_bytes()),
+                    Reply::bulk_owned(value.into_bytes()),
+                ]
+            })
+            .collect(),
+    )
+}
+
+fn config_resetstat<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    ctx.server.stats = Default::default();
+    Reply::OK
+}

@@ -1,0 +1,469 @@
+//! String commands: GET, SET and friends, counters, ranges.
+
+use super::{int_arg, wrong_arity, Arg, Ctx, Spec, NOT_INTEGER, SYNTAX, TOO_BIG};
+use crate::protocol::{parse_i64, Reply};
+
+/// A table entry for a string command.
+const fn string(
+    name: &'static str,
+    arity: i32,
+    write: bool,
+    keys: (i32, i32, i32),
+    usage: &'static str,
+    summary: &'static str,
+    handler: super::Handler,
+) -> Spec {
+    Spec {
+        name,
+        arity,
+        flags: if write {
+            &["write"]
+        } else {
+            &["readonly", "fast"]
+        },
+        keys,
+        group: "string",
+        usage,
+        summary,
+        handler,
+        subcommands: &[],
+    }
+}
+
+/// This family's table entries.
+pub(super) const COMMANDS: &[Spec] = &[
+    string(
+        "get",
+        2,
+        false,
+        (1, 1, 1),
+        "key",
+        "the value of key, or nil",
+        get,
+    ),
+    string(
+        "set",
+        -3,
+        true,
+        (1, 1, 1),
+        "key value [NX|XX] [GET]",
+        "store value under key",
+        set,
+    ),
+    string(
+        "put",
+        -3,
+        true,
+        (1, 1, 1),
+        "key value [NX|XX] [GET]",
+        "same as SET",
+        set,
+    ),
+    string(
+        "setnx",
+        3,
+        true,
+        (1, 1, 1),
+        "key value",
+        "SET only if key is missing; 1 if set",
+        setnx,
+    ),
+    string(
+        "getset",
+        3,
+        true,
+        (1, 1, 1),
+        "key value",
+        "SET, returning the old value",
+        getset,
+    ),
+    string(
+        "getdel",
+        2,
+        true,
+        (1, 1, 1),
+        "key",
+        "GET, then delete key",
+        getdel,
+    ),
+    string(
+        "mget",
+        -2,
+        false,
+        (1, -1, 1),
+        "key [key ...]",
+        "values of several keys",
+        mget,
+    ),
+    string(
+        "mset",
+        -3,
+        true,
+        (1, -1, 2),
+        "key value [key value ...]",
+        "set several keys",
+        mset,
+    ),
+    string(
+        "msetnx",
+        -3,
+        true,
+        (1, -1, 2),
+        "key value [key value ...]",
+        "MSET only if no key exists",
+        msetnx,
+    ),
+    string(
+        "incr",
+        2,
+        true,
+        (1, 1, 1),
+        "key",
+        "add 1 to an integer value",
+        incr,
+    ),
+    string(
+        "decr",
+        2,
+        true,
+        (1, 1, 1),
+        "key",
+        "subtract 1 from an integer value",
+        decr,
+    ),
+    string(
+        "incrby",
+        3,
+        true,
+        (1, 1, 1),
+        "key increment",
+        "add to an integer value",
+        incrby,
+    ),
+    string(
+        "decrby",
+        3,
+        true,
+        (1, 1, 1),
+        "key decrement",
+        "subtract from an integer value",
+        decrby,
+    ),
+    string(
+        "append",
+        3,
+        true,
+        (1, 1, 1),
+        "key value",
+        "append to a value; the new length",
+        append,
+    ),
+    string(
+        "strlen",
+        2,
+        false,
+        (1, 1, 1),
+        "key",
+        "length of a value",
+        strlen,
+    ),
+    string(
+        "getrange",
+        4,
+        false,
+        (1, 1, 1),
+        "key start end",
+        "part of a value (negative counts from the end)",
+        getrange,
+    ),
+    string(
+        "setrange",
+        4,
+        true,
+        (1, 1, 1),
+        "key offset value",
+        "overwrite part of a value",
+        setrange,
+    ),
+];
+
+fn get<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key] = args else {
+        return wrong_arity("get");
+    };
+    Reply::from_option(ctx.db.get(key))
+}
+
+/// SET's options, parsed once so NX/XX/GET combine as Redis allows.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct SetOptions {
+    only_if_missing: bool,
+    only_if_present: bool,
+    return_old: bool,
+}
+
+fn set_options(options: &[Arg<'_>]) -> Result<SetOptions, Reply<'static>> {
+    let mut parsed = SetOptions::default();
+    for option in options {
+        match option.to_ascii_uppercase().as_slice() {
+            b"NX" if !parsed.only_if_present => parsed.only_if_missing = true,
+            b"XX" if !parsed.only_if_missing => parsed.only_if_present = true,
+            b"GET" => parsed.return_old = true,
+            name @ (b"EX" | b"PX" | b"EXAT" | b"PXAT" | b"KEEPTTL") => {
+                return Err(Reply::error_owned(format!(
+                    "ERR SET {} is not supported yet: pocketkv keys do not expire in this release",
+                    String::from_utf8_lossy(name)
+                )))
+            }
+            _ => return Err(SYNTAX),
+        }
+    }
+    Ok(parsed)
+}
+
+fn set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key, value, options @ ..] = args else {
+        return wrong_arity("set");
+    };
+    let options = match set_options(options) {
+        Ok(options) => options,
+        Err(e) => return e,
+    };
+    let exists = ctx.db.contains(key);
+    let allowed = !(options.only_if_missing && exists || options.only_if_present && !exists);
+    if options.return_old {
+        let old = ctx.db.get(key).map(<[u8]>::to_vec);
+        if allowed {
+            ctx.db.set(key.to_vec(), value.to_vec());
+        }
+        return old.map_or(Reply::Nil, Reply::bulk_owned);
+    }
+    if !allowed {
+        return Reply::Nil;
+    }
+    ctx.db.set(key.to_vec(), value.to_vec());
+    Reply::OK
+}
+
+fn setnx<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key, value] = args else {
+        return wrong_arity("setnx");
+    };
+    if ctx.db.contains(key) {
+        return Reply::Integer(0);
+    }
+    ctx.db.set(key.to_vec(), value.to_vec());
+    Reply::Integer(1)
+}
+
+fn getset<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key, value] = args else {
+        return wrong_arity("getset");
+    };
+    ctx.db
+        .set(key.to_vec(), value.to_vec())
+        .map_or(Reply::Nil, Reply::bulk_owned)
+}
+
+fn getdel<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key] = args else {
+        return wrong_arity("getdel");
+    };
+    ctx.db.remove(key).map_or(Reply::Nil, Reply::bulk_owned)
+}
+
+fn mget<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, keys @ ..] = args else {
+        return wrong_arity("mget");
+    };
+    // Count hits and misses first; then borrow every value at once for the reply.
+    for key in keys {
+        ctx.db.get(key);
+    }
+    let db = &*ctx.db;
+    Reply::Array(
+        keys.iter()
+            .map(|key| Reply::from_option(db.peek(key)))
+            .collect(),
+    )
+}
+
+/// The key-value pairs of MSET/MSETNX, or the arity error when one is missing its value.
+fn pairs<'x, 'y>(
+    name: &str,
+    args: &'x [Arg<'y>],
+) -> Result<std::slice::ChunksExact<'x, Arg<'y>>, Reply<'static>> {
+    match args {
+        [_, rest @ ..] if !rest.is_empty() && rest.len() % 2 == 0 => Ok(rest.chunks_exact(2)),
+        _ => Err(wrong_arity(name)),
+    }
+}
+
+fn mset<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    match pairs("mset", args) {
+        Ok(pairs) => {
+            for pair in pairs {
+                if let [key, value] = pair {
+                    ctx.db.set(key.to_vec(), value.to_vec());
+                }
+            }
+            Reply::OK
+        }
+        Err(e) => e,
+    }
+}
+
+fn msetnx<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let pairs = match pairs("msetnx", args) {
+        Ok(pairs) => pairs,
+        Err(e) => return e,
+    };
+    if pairs.clone().any(|pair| ctx.db.contains(&pair[0])) {
+        return Reply::Integer(0);
+    }
+    for pair in pairs {
+        if let [key, value] = pair {
+            ctx.db.set(key.to_vec(), value.to_vec());
+        }
+    }
+    Reply::Integer(1)
+}
+
+/// Adds `delta` to the integer stored at `key` (0 when missing) and stores the result.
+fn add<'a>(ctx: &'a mut Ctx<'_>, key: &[u8], delta: i64) -> Reply<'a> {
+    let current = match ctx.db.get(key) {
+        None => 0,
+        Some(value) => match parse_i64(value) {
+            Some(n) => n,
+            None => return NOT_INTEGER,
+        },
+    };
+    let Some(next) = current.checked_add(delta) else {
+        return Reply::error("ERR increment or decrement would overflow");
+    };
+    let text = itoa::Buffer::new().format(next).as_bytes().to_vec();
+    ctx.db.set(key.to_vec(), text);
+    Reply::Integer(next)
+}
+
+fn incr<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    match args {
+        [_, key] => add(ctx, key, 1),
+        _ => wrong_arity("incr"),
+    }
+}
+
+fn decr<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    match args {
+        [_, key] => add(ctx, key, -1),
+        _ => wrong_arity("decr"),
+    }
+}
+
+fn incrby<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key, by] = args else {
+        return wrong_arity("incrby");
+    };
+    match int_arg(by) {
+        Ok(by) => add(ctx, key, by),
+        Err(e) => e,
+    }
+}
+
+fn decrby<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key, by] = args else {
+        return wrong_arity("decrby");
+    };
+    match int_arg(by) {
+        Ok(i64::MIN) => Reply::error("ERR decrement would overflow"),
+        Ok(by) => add(ctx, key, -by),
+        Err(e) => e,
+    }
+}
+
+fn append<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key, tail] = args else {
+        return wrong_arity("append");
+    };
+    let current = ctx.db.peek(key).map_or(0, <[u8]>::len);
+    if current + tail.len() > ctx.server.config.limits.max_bulk_len {
+        return TOO_BIG;
+    }
+    Reply::Integer(ctx.db.append(key, tail) as i64)
+}
+
+fn strlen<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key] = args else {
+        return wrong_arity("strlen");
+    };
+    Reply::Integer(ctx.db.get(key).map_or(0, <[u8]>::len) as i64)
+}
+
+fn getrange<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key, start, end] = args else {
+        return wrong_arity("getrange");
+    };
+    let (start, end) = match (int_arg(start), int_arg(end)) {
+        (Ok(start), Ok(end)) => (start, end),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let value = ctx.db.get(key).unwrap_or_default();
+    match byte_range(value.len(), start, end) {
+        Some(range) => Reply::bulk(&value[range]),
+        None => Reply::bulk(b""),
+    }
+}
+
+/// Redis's GETRANGE index rules: negative counts from the end, both ends inclusive, clamped.
+fn byte_range(len: usize, start: i64, end: i64) -> Option<std::ops::Range<usize>> {
+    if start < 0 && end < 0 && start > end {
+        return None;
+    }
+    let len = len as i64;
+    let from_end = |i: i64| if i < 0 { (len + i).max(0) } else { i };
+    let (start, end) = (from_end(start), from_end(end).min(len - 1));
+    if len == 0 || start > end {
+        return None;
+    }
+    Some(start as usize..end as usize + 1)
+}
+
+fn setrange<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key, offset, bytes] = args else {
+        return wrong_arity("setrange");
+    };
+    let offset = match int_arg(offset) {
+        Ok(offset) => offset,
+        Err(e) => return e,
+    };
+    let Ok(offset) = usize::try_from(offset) else {
+        return Reply::error("ERR offset is out of range");
+    };
+    let current = ctx.db.peek(key).map(<[u8]>::len);
+    if bytes.is_empty() {
+        return Reply::Integer(current.unwrap_or(0) as i64);
+    }
+    if offset.saturating_add(bytes.len()) > ctx.server.config.limits.max_bulk_len {
+        return TOO_BIG;
+    }
+    Reply::Integer(ctx.db.set_range(key, offset, bytes) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+
+    #[test]
+    fn ranges_follow_redis() {
+        // "This is a string" examples from the GETRANGE docs.
+        let len = 16;
+        assert_eq!(byte_range(len, 0, 3), Some(0..4));
+        assert_eq!(byte_range(len, -3, -1), Some(13..16));
+        assert_eq!(byte_range(len, 0, -1), Some(0..16));
+        assert_eq!(byte_range(len, 10, 100), Some(10..16));
+        assert_eq!(byte_range(len, 5, 3), None);
+        assert_eq!(byte_range(len, -1, -5), None);
+        assert_eq!(byte_range(0, 0, -1), None);
+        assert_eq!(byte_range(len, -100, 2), Some(0..3));
+    }
+}

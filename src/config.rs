@@ -1,0 +1,363 @@
+//! Settings: defaults, environment variables (`POCKETKV_PORT`, ...) and flags (`--port`), in
+//! that order of strength. One table drives parsing, `--help` and `CONFIG GET`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::protocol::Limits;
+
+/// Everything the server can be told at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// TCP port; 0 picks a free one (the start-up log line names it).
+    pub port: u16,
+    /// Address to listen on.
+    pub bind: String,
+    /// Directory holding the snapshot file.
+    pub dir: PathBuf,
+    /// Snapshot file name inside `dir`.
+    pub dbfilename: String,
+    /// Seconds between snapshots when data changed; 0 turns the timer off.
+    pub save_interval: u64,
+    /// Log level when `RUST_LOG` is not set.
+    pub loglevel: log::LevelFilter,
+    /// Most clients connected at once.
+    pub maxclients: usize,
+    /// Bytes of unparsed input one client may hold (Redis's `client-query-buffer-limit`).
+    pub query_buffer_limit: usize,
+    /// Pending output above which the server stops reading a client's requests until it reads.
+    pub output_buffer_high_water: usize,
+    /// Protocol bounds.
+    pub limits: Limits,
+}
+
+/// A bad command line or environment; the message names the flag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// `--help` was asked for.
+    Help,
+    /// `--version` was asked for.
+    Version,
+    /// A flag that does not exist.
+    UnknownFlag(String),
+    /// A flag given without its value.
+    MissingValue(String),
+    /// A value that does not parse; (flag or variable, value, what was expected).
+    BadValue(String, String, String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Help => f.write_str(&help()),
+            ConfigError::Version => write!(f, "pocketkv {}", env!("CARGO_PKG_VERSION")),
+            ConfigError::UnknownFlag(flag) => {
+                write!(f, "unknown flag '{flag}' (pocketkv --help lists them)")
+            }
+            ConfigError::MissingValue(flag) => write!(f, "flag '{flag}' needs a value"),
+            ConfigError::BadValue(name, value, expected) => {
+                write!(f, "invalid value '{value}' for {name}: expected {expected}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// One setting: its flag name, default, help, and how to read and show it.
+struct Setting {
+    name: &'static str,
+    default: &'static str,
+    help: &'static str,
+    apply: fn(&mut Config, &str) -> Result<(), String>,
+    show: fn(&Config) -> String,
+}
+
+const SETTINGS: &[Setting] = &[
+    Setting {
+        name: "port",
+        default: "12345",
+        help: "TCP port to listen on (0 picks a free one)",
+        apply: |c, v| number(v, "a port 0-65535").map(|n| c.port = n),
+        show: |c| c.port.to_string(),
+    },
+    Setting {
+        name: "bind",
+        default: "127.0.0.1",
+        help: "address to listen on (0.0.0.0 for every interface)",
+        apply: |c, v| {
+            v.parse::<std::net::IpAddr>()
+                .map(|_| c.bind = v.to_string())
+                .map_err(|_| "an IP address".to_string())
+        },
+        show: |c| c.bind.clone(),
+    },
+    Setting {
+        name: "dir",
+        default: ".",
+        help: "directory for the snapshot file",
+        apply: |c, v| non_empty(v).map(|v| c.dir = PathBuf::from(v)),
+        show: |c| c.dir.display().to_string(),
+    },
+    Setting {
+        name: "dbfilename",
+        default: "data.json",
+        help: "snapshot file name inside --dir",
+        apply: |c, v| {
+            if v.is_empty() || v.contains('/') {
+                Err("a file name without '/'".to_string())
+            } else {
+                c.dbfilename = v.to_string();
+                Ok(())
+            }
+        },
+        show: |c| c.dbfilename.clone(),
+    },
+    Setting {
+        name: "save-interval",
+        default: "60",
+        help: "seconds between snapshots when data changed (0: only SAVE, BGSAVE and shutdown)",
+        apply: |c, v| number(v, "a number of seconds").map(|n| c.save_interval = n),
+        show: |c| c.save_interval.to_string(),
+    },
+    Setting {
+        name: "loglevel",
+        default: "info",
+        help:
+            "error, warn, info, debug or trace (Redis's warning/notice/verbose too); RUST_LOG wins",
+        apply: |c, v| level(v).map(|l| c.loglevel = l),
+        show: |c| c.loglevel.to_string().to_lowercase(),
+    },
+    Setting {
+        name: "maxclients",
+        default: "10000",
+        help: "most clients connected at once; more are refused with an error",
+        apply: |c, v| number(v, "a positive number").map(|n| c.maxclients = n),
+        show: |c| c.maxclients.to_string(),
+    },
+    Setting {
+        name: "proto-max-bulk-len",
+        default: "536870912",
+        help: "largest single argument or value, in bytes",
+        apply: |c, v| number(v, "a number of bytes").map(|n| c.limits.max_bulk_len = n),
+        show: |c| c.limits.max_bulk_len.to_string(),
+    },
+    Setting {
+        name: "client-query-buffer-limit",
+        default: "1073741824",
+        help: "bytes of unanswered input one client may send ahead before it is disconnected",
+        apply: |c, v| number(v, "a number of bytes").map(|n| c.query_buffer_limit = n),
+        show: |c| c.query_buffer_limit.to_string(),
+    },
+];
+
+/// Settings Redis tools ask for that pocketkv answers with fixed values.
+const FIXED: &[(&str, &str)] = &[("appendonly", "no"), ("databases", "1")];
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut config = Config {
+            port: 0,
+            bind: String::new(),
+            dir: PathBuf::new(),
+            dbfilename: String::new(),
+            save_interval: 0,
+            loglevel: log::LevelFilter::Info,
+            maxclients: 0,
+            query_buffer_limit: 0,
+            output_buffer_high_water: 64 * 1024,
+            limits: Limits::default(),
+        };
+        for setting in SETTINGS {
+            // Defaults are written as strings so they read exactly as `--help` prints them.
+            if let Err(expected) = (setting.apply)(&mut config, setting.default) {
+                unreachable!("default of {} is not {expected}", setting.name);
+            }
+        }
+        config
+    }
+}
+
+impl Config {
+    /// Reads the environment (`POCKETKV_*`), then the flags (without the program name).
+    pub fn from_sources(
+        args: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = Config::default();
+        for setting in SETTINGS {
+            let var = env_name(setting.name);
+            if let Some(value) = env(&var) {
+                (setting.apply)(&mut config, &value)
+                    .map_err(|expected| ConfigError::BadValue(var, value, expected))?;
+            }
+        }
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            if arg == "--help" || arg == "-h" {
+                return Err(ConfigError::Help);
+            }
+            if arg == "--version" || arg == "-v" {
+                return Err(ConfigError::Version);
+            }
+            let (flag, inline_value) = match arg.split_once('=') {
+                Some((flag, value)) => (flag.to_string(), Some(value.to_string())),
+                None => (arg, None),
+            };
+            let setting = flag
+                .strip_prefix("--")
+                .and_then(|name| SETTINGS.iter().find(|s| s.name == name))
+                .ok_or_else(|| ConfigError::UnknownFlag(flag.clone()))?;
+            let value = match inline_value.or_else(|| args.next()) {
+                Some(value) => value,
+                None => return Err(ConfigError::MissingValue(flag)),
+            };
+            (setting.apply)(&mut config, &value)
+                .map_err(|expected| ConfigError::BadValue(flag, value, expected))?;
+        }
+        Ok(config)
+    }
+
+    /// Path of the snapshot file.
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.dir.join(&self.dbfilename)
+    }
+
+    /// `(name, value)` pairs whose name matches the glob, for CONFIG GET.
+    pub fn matching(&self, pattern: &[u8]) -> Vec<(String, String)> {
+        let save = if self.save_interval == 0 {
+            String::new()
+        } else {
+            format!("{} 1", self.save_interval)
+        };
+        let computed = [("save", save)];
+        SETTINGS
+            .iter()
+            .map(|s| (s.name, (s.show)(self)))
+            .chain(computed)
+            .chain(FIXED.iter().map(|(name, value)| (*name, value.to_string())))
+            .filter(|(name, _)| {
+                crate::store::glob_match(&pattern.to_ascii_lowercase(), name.as_bytes())
+            })
+            .map(|(name, value)| (name.to_string(), value))
+            .collect()
+    }
+}
+
+/// The `--help` text: every flag with its default and environment variable.
+pub fn help() -> String {
+    let mut text = format!(
+        "pocketkv {} - a small key-value server speaking RESP2 and text lines on one port\n\n\
+         Usage: pocketkv [--flag value]...\n\nFlags (each also read from its environment variable):\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for s in SETTINGS {
+        text.push_str(&format!(
+            "  --{:<27} {} (default {}, env {})\n",
+            s.name,
+            s.help,
+            if s.default.is_empty() {
+                "\"\""
+            } else {
+                s.default
+            },
+            env_name(s.name)
+        ));
+    }
+    text.push_str("  --help                      print this and exit\n");
+    text.push_str("  --version                   print the version and exit\n");
+    text
+}
+
+fn env_name(flag: &str) -> String {
+    format!("POCKETKV_{}", flag.to_uppercase().replace('-', "_"))
+}
+
+fn number<T: std::str::FromStr>(value: &str, expected: &str) -> Result<T, String> {
+    value.parse().map_err(|_| expected.to_string())
+}
+
+fn non_empty(value: &str) -> Result<&str, String> {
+    if value.is_empty() {
+        Err("a non-empty path".to_string())
+    } else {
+        Ok(value)
+    }
+}
+
+fn level(value: &str) -> Result<log::LevelFilter, String> {
+    let expected = || "error, warn, info, debug or trace".to_string();
+    match value.to_ascii_lowercase().as_str() {
+        "warning" => Ok(log::LevelFilter::Warn),
+        "notice" => Ok(log::LevelFilter::Info),
+        "verbose" => Ok(log::LevelFilter::Debug),
+        other => other.parse().map_err(|_| expected()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_sources(args.iter().map(|s| s.to_string()), |name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn defaults_match_the_documented_ones() {
+        let c = parse(&[], &[]).unwrap();
+        assert_eq!(
+            (c.port, c.bind.as_str(), c.save_interval),
+            (12345, "127.0.0.1", 60)
+        );
+        assert_eq!(c.snapshot_path(), PathBuf::from("./data.json"));
+    }
+
+    #[test]
+    fn flags_beat_environment_beats_defaults() {
+        let c = parse(&["--port", "7000"], &[("POCKETKV_PORT", "6000")]).unwrap();
+        assert_eq!(c.port, 7000);
+        let c = parse(&["--save-interval=5"], &[("POCKETKV_PORT", "6000")]).unwrap();
+        assert_eq!((c.port, c.save_interval), (6000, 5));
+    }
+
+    #[test]
+    fn bad_input_names_the_flag() {
+        assert_eq!(
+            parse(&["--nope", "1"], &[]).unwrap_err().to_string(),
+            "unknown flag '--nope' (pocketkv --help lists them)"
+        );
+        assert_eq!(
+            parse(&["--port", "http"], &[]).unwrap_err().to_string(),
+            "invalid value 'http' for --port: expected a port 0-65535"
+        );
+        assert_eq!(
+            parse(&[], &[("POCKETKV_PORT", "70000")])
+                .unwrap_err()
+                .to_string(),
+            "invalid value '70000' for POCKETKV_PORT: expected a port 0-65535"
+        );
+        assert_eq!(
+            parse(&["--dir"], &[]),
+            Err(ConfigError::MissingValue("--dir".into()))
+        );
+    }
+
+    #[test]
+    fn config_get_answers_what_redis_benchmark_asks() {
+        let c = parse(&[], &[]).unwrap();
+        assert_eq!(c.matching(b"save"), vec![("save".into(), "60 1".into())]);
+        assert_eq!(
+            c.matching(b"appendonly"),
+            vec![("appendonly".into(), "no".into())]
+        );
+        assert_eq!(c.matching(b"PORT"), vec![("port".into(), "12345".into())]);
+        assert!(c.matching(b"*").len() >= SETTINGS.len());
+    }
+}

@@ -1,0 +1,5 @@
+//! The `pocketkv` binary.
+
+fn main() -> std::process::ExitCode {
+    pocketkv::cli::main()
+}

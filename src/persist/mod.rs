@@ -1,0 +1,48 @@
+//! Persistence: the JSON snapshot format, its atomic writer thread, and snapshot bookkeeping.
+
+mod snapshot;
+mod writer;
+
+use std::time::{Duration, Instant};
+
+pub use snapshot::{decode, encode, load_file, LoadError, Pairs, FORMAT, VERSION};
+pub use writer::{write_atomically, Done, Job, Writer};
+
+/// Snapshot progress and history, as INFO persistence and LASTSAVE report it.
+#[derive(Debug, Clone)]
+pub struct SnapshotStatus {
+    /// A command or the timer asked for a snapshot; the loop starts one when none is running.
+    pub wanted: bool,
+    /// When the snapshot in flight started.
+    pub running_since: Option<Instant>,
+    /// Whether the last snapshot succeeded.
+    pub last_ok: bool,
+    /// Why the last snapshot failed.
+    pub last_error: Option<String>,
+    /// Unix seconds of the last successful snapshot (or of start-up).
+    pub last_save_unix: u64,
+    /// How long the last snapshot took from copy to durable rename.
+    pub last_duration: Option<Duration>,
+    /// How long the loop paused to take the last point-in-time copy.
+    pub last_copy: Duration,
+    /// The store's change counter when the last successful snapshot's copy was taken.
+    pub dirty_at_last_save: u64,
+    /// Successful snapshots since start.
+    pub saves_ok: u64,
+}
+
+impl Default for SnapshotStatus {
+    fn default() -> Self {
+        SnapshotStatus {
+            wanted: false,
+            running_since: None,
+            last_ok: true,
+            last_error: None,
+            last_save_unix: crate::command::unix_time().as_secs(),
+            last_duration: None,
+            last_copy: Duration::ZERO,
+            dirty_at_last_save: 0,
+            saves_ok: 0,
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The snapshot file: JSON, binary-safe, checked on load.
+//!
+//! ```json
+//! {"format":"pocketkv-snapshot","version":1,"saved_at_unix_ms":1764250000000,"keys":2,
+//!  "data":[["name","Alice"],[{"hex":"ff00"},"binary key"]]}
+//! ```
+//! A key or value that is valid UTF-8 is a JSON string; any other bytes are `{"hex": "..."}`.
+//! `keys` must equal the number of pairs, so a file cut short at a pair boundary is still caught.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::store::Image;
+
+/// Key-value pairs read from a snapshot.
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// The `format` field every snapshot carries.
+pub const FORMAT: &str = "pocketkv-snapshot";
+/// The version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// Why a snapshot file could not be loaded; `Display` names the file.
+#[derive(Debug)]
+pub enum LoadError {
+    /// The file exists but could not be read.
+    Unreadable(PathBuf, std::io::Error),
+    /// The file is zero bytes long.
+    Empty(PathBuf),
+    /// The file is not JSON of the expected shape (cut short, edited, another program's file).
+    Malformed(PathBuf, String),
+    /// A snapshot from another format or version.
+    Unsupported(PathBuf, String),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::Unreadable(path, e) => write!(f, "cannot read {}: {e}", path.display()),
+            LoadError::Empty(path) => write!(
+                f,
+                "{} is empty: not a snapshot (move it away to start without data)",
+                path.display()
+            ),
+            LoadError::Malformed(path, why) => write!(
+                f,
+                "{} is not a valid pocketkv snapshot: {why} (the file was left untouched)",
+                path.display()
+            ),
+            LoadError::Unsupported(path, why) => write!(f, "{}: {why}", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Bytes that serialize as a JSON string when they are UTF-8, and as `{"hex": ...}` otherwise.
+struct Bytes<'a>(&'a [u8]);
+
+impl Serialize for Bytes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(self.0) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => {
+                let mut map = serializer.serialize_map(Some(1))?;
+                map.serialize_entry("hex", &hex(self.0))?;
+                map.end()
+            }
+        }
+    }
+}
+
+struct ImagePairs<'a>(&'a Image);
+
+impl Serialize for ImagePairs<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for (key, value) in self.0.iter() {
+            seq.serialize_element(&(Bytes(key), Bytes(value)))?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct FileOut<'a> {
+    format: &'static str,
+    version: u32,
+    saved_at_unix_ms: u64,
+    keys: usize,
+    data: ImagePairs<'a>,
+}
+
+/// Writes `image` as a snapshot to `out`.
+pub fn encode(image: &Image, out: impl Write) -> std::io::Result<()> {
+    let file = FileOut {
+        format: FORMAT,
+        version: VERSION,
+        saved_at_unix_ms: crate::command::unix_time().as_millis() as u64,
+        keys: image.len(),
+        data: ImagePairs(image),
+    };
+    serde_json::to_writer(out, &file).map_err(std::io::Error::other)
+}
+
+/// Owned bytes read back from either JSON form.
+struct OwnedBytes(Vec<u8>);
+
+impl<'de> Deserialize<'de> for OwnedBytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(BytesVisitor)
+    }
+}
+
+struct BytesVisitor;
+
+impl<'de> Visitor<'de> for BytesVisitor {
+    type Value = OwnedBytes;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or {\"hex\": \"...\"}")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<OwnedBytes, E> {
+        Ok(OwnedBytes(text.as_bytes().to_vec()))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<OwnedBytes, E> {
+        Ok(OwnedBytes(text.into_bytes()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OwnedBytes, A::Error> {
+        let (Some(("hex", digits)), None) = (
+            map.next_entry::<&str, &str>()?,
+            map.next_key::<de::IgnoredAny>()?,
+        ) else {
+            return Err(de::Error::custom("expected exactly {\"hex\": \"...\"}"));
+        };
+        unhex(digits)
+            .map(OwnedBytes)
+            .ok_or_else(|| de::Error::custom("bad hex digits"))
+    }
+}
+
+#[derive(Deserialize)]
+struct FileIn {
+    format: String,
+    version: u32,
+    keys: usize,
+    data: Vec<(OwnedBytes, OwnedBytes)>,
+}
+
+/// Reads a snapshot from `bytes`; `path` is only used in messages.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<Pairs, LoadError> {
+    if bytes.is_empty() {
+        return Err(LoadError::Empty(path.to_path_buf()));
+    }
+    let file: FileIn = serde_json::from_slice(bytes)
+        .map_err(|e| LoadError::Malformed(path.to_path_buf(), e.to_string()))?;
+    if file.format != FORMAT {
+        return Err(LoadError::Unsupported(
+            path.to_path_buf(),
+            format!("format is '{}', expected '{FORMAT}'", file.format),
+        ));
+    }
+    if file.version != VERSION {
+        return Err(LoadError::Unsupported(
+            path.to_path_buf(),
+            format!(
+                "snapshot version {} is not supported by this build (reads {VERSION})",
+                file.version
+            ),
+        ));
+    }
+    if file.keys != file.data.len() {
+        return Err(LoadError::Malformed(
+            path.to_path_buf(),
+            format!(
+                "header says {} keys but the file holds {}",
+                file.keys,
+                file.data.len()
+            ),
+        ));
+    }
+    Ok(file.data.into_iter().map(|(k, v)| (k.0, v.0)).collect())
+}
+
+/// Loads the snapshot at `path`; `Ok(None)` when there is no file.
+pub fn load_file(path: &Path) -> Result<Option<Pairs>, LoadError> {
+    match std::fs::read(path) {
+        Ok(bytes) => decode(path, &bytes).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LoadError::Unreadable(path.to_path_buf(), e)),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        text.push(char::from(DIGITS[usize::from(b >> 4)]));
+        text.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    text
+}
+
+fn unhex(digits: &str) -> Option<Vec<u8>> {
+    let digits = digits.as_bytes();
+    if digits.len() % 2 != 0 {
+        return None;
+    }
+    digits
+        .chunks_exact(2)
+        .map(|pair| {
+            let text = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(text, 16).ok()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn image_of(pairs: &[(&[u8], &[u8])]) -> Image {
+        let mut store = Store::new();
+        for (k, v) in pairs {
+            store.set(k.to_vec(), v.to_vec());
+        }
+        store.image()
+    }
+
+    fn roundtrip(pairs: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        encode(&image_of(pairs), &mut out).unwrap();
+        let mut back = decode(Path::new("t.json"), &out).unwrap();
+        back.sort();
+        back
+    }
+
+    #[test]
+    fn binary_and_text_round_trip() {
+        let pairs: &[(&[u8], &[u8])] = &[
+            (b"name", b"Alice"),
+            (b"\xff\x00bin", b"\x80\x81"),
+            (b"empty", b""),
+            (b"quote\"\n", "snow\u{2603}".as_bytes()),
+        ];
+        let mut expected: Vec<_> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
+            .collect();
+        expected.sort();
+        assert_eq!(roundtrip(pairs), expected);
+    }
+
+    #[test]
+    fn the_documented_example_loads() {
+        let text = br#"{"format":"pocketkv-snapshot","version":1,"saved_at_unix_ms":1764250000000,"keys":2,
+            "data":[["name","Alice"],[{"hex":"ff00"},"binary key"]]}"#;
+        let pairs = decode(Path::new("x"), text).unwrap();
+        assert_eq!(pairs[1], (vec![0xff, 0], b"binary key".to_vec()));
+    }
+
+    #[test]
+    fn damaged_files_are_refused_with_the_file_named() {
+        let mut good = Vec::new();
+        encode(&image_of(&[(b"a", b"1"), (b"b", b"2")]), &mut good).unwrap();
+        let path = Path::new("/data/snap.json");
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (Vec::new(), "/data/snap.json is empty"),
+            (good[..good.len() - 3].to_vec(), "is not a valid pocketkv snapshot"),
+            (b"{}".to_vec(), "missing field"),
+            (b"\x00\x01garbage".to_vec(), "is not a valid pocketkv snapshot"),
+            (
+                br#"{"format":"other","version":1,"keys":0,"data":[]}"#.to_vec(),
+                "format is 'other'",
+            ),
+            (
+                br#"{"format":"pocketkv-snapshot","version":9,"keys":0,"data":[]}"#.to_vec(),
+                "version 9 is not supported",
+            ),
+            (
+                br#"{"format":"pocketkv-snapshot","version":1,"keys":3,"data":[["a","b"]]}"#.to_vec(),
+                "header says 3 keys but the file holds 1",
+            ),
+            (
+                br#"{"format":"pocketkv-snapshot","version":1,"keys":1,"data":[[{"hex":"f"},"b"]]}"#
+                    .to_vec(),
+                "bad hex digits",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            let message = decode(path, &bytes).unwrap_err().to_string();
+            assert!(message.contains(expected), "{message}");
+            assert!(message.contains("/data/snap.json"), "{message}");
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The snapshot writer: one helper thread that serializes point-in-time images and replaces the
+//! snapshot file atomically, so the event loop never waits on the disk.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::store::Image;
+
+/// One snapshot to write.
+#[derive(Debug)]
+pub struct Job {
+    /// The data, as it was when the job was made.
+    pub image: Image,
+    /// Where the file goes.
+    pub path: PathBuf,
+    /// The store's change counter when the image was taken.
+    pub dirty: u64,
+}
+
+/// What became of a [`Job`].
+#[derive(Debug)]
+pub struct Done {
+    /// Ok with the file's size, or why it failed.
+    pub result: Result<u64, String>,
+    /// The job's change counter, echoed back.
+    pub dirty: u64,
+    /// Keys written.
+    pub keys: usize,
+    /// Time spent serializing and syncing.
+    pub elapsed: Duration,
+}
+
+/// Handle to the writer thread.
+#[derive(Debug)]
+pub struct Writer {
+    jobs: Option<mpsc::Sender<Job>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the thread; `notify` is called on it with each finished job.
+    pub fn start(notify: impl Fn(Done) + Send + 'static) -> std::io::Result<Writer> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("snapshot".into())
+            .spawn(move || {
+                for job in queue {
+                    let started = Instant::now();
+                    let result = write_atomically(&job.path, |out| super::encode(&job.image, out));
+                    notify(Done {
+                        result: result.map_err(|e| e.to_string()),
+                        dirty: job.dirty,
+                        keys: job.image.len(),
+                        elapsed: started.elapsed(),
+                    });
+                }
+            })?;
+        Ok(Writer {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a job; false if the thread is gone.
+    pub fn submit(&self, job: Job) -> bool {
+        self.jobs
+            .as_ref()
+            .is_some_and(|jobs| jobs.send(job).is_ok())
+    }
+
+    /// Lets queued jobs finish, then stops the thread.
+    pub fn finish(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Writes a file so that a crash at any moment leaves either the old file or the new one:
+/// temp file in the same directory, fsync, rename over the target, fsync the directory.
+/// Returns the new file's size.
+pub fn write_atomically(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<&File>) -> std::io::Result<()>,
+) -> std::io::Result<u64> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
+    temp_name.push(".tmp");
+    let temp = dir.join(temp_name);
+    let result = (|| {
+        let file = File::create(&temp)?;
+        let mut out = BufWriter::with_capacity(1 << 16, &file);
+        fill(&mut out)?;
+        out.flush()?;
+        drop(out);
+        file.sync_all()?;
+        let size = file.metadata()?.len();
+        fs::rename(&temp, path)?;
+        File::open(dir)?.sync_all()?;
+        Ok(size)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result.map_err(|e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("writing {}: {e}", path.display()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pocketkv-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn writes_replace_the_file_and_leave_no_temp() {
+        let dir = temp_dir("atomic");
+        let path = dir.join("data.json");
+        fs::write(&path, b"old").unwrap();
+        let size = write_atomically(&path, |out| out.write_all(b"new!")).unwrap();
+        assert_eq!(size, 4);
+        assert_eq!(fs::read(&path).unwrap(), b"new!");
+        assert!(!dir.join("data.json.tmp").exists());
+    }
+
+    #[test]
+    fn a_failed_write_keeps_the_old_file() {
+        let dir = temp_dir("failed");
+        let path = dir.join("data.json");
+        fs::write(&path, b"old").unwrap();
+        let err = write_atomically(&path, |_| Err(std::io::Error::other("disk on fire")));
+        assert!(err.unwrap_err().to_string().contains("disk on fire"));
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        assert!(!dir.join("data.json.tmp").exists());
+    }
+
+    #[test]
+    fn the_thread_writes_a_loadable_snapshot() {
+        let dir = temp_dir("thread");
+        let path = dir.join("data.json");
+        let mut store = Store::new();
+        store.set(b"k".to_vec(), b"v".to_vec());
+        let (tx, rx) = mpsc::channel();
+        let mut writer = Writer::start(move |done| tx.send(done).unwrap()).unwrap();
+        assert!(writer.submit(Job {
+            image: store.image(),
+            path: path.clone(),
+            dirty: 7,
+        }));
+        let done = rx.recv().unwrap();
+        assert!(done.result.is_ok());
+        assert_eq!((done.dirty, done.keys), (7, 1));
+        writer.finish();
+        let pairs = crate::persist::load_file(&path).unwrap().unwrap();
+        assert_eq!(pairs, vec![(b"k".to_vec(), b"v".to_vec())]);
+    }
+}

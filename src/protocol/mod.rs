@@ -1,0 +1,144 @@
+//! Wire formats: one front door that turns bytes into a [`Request`], and encoders that turn a
+//! [`Reply`] back into bytes for the dialect the request arrived in.
+//!
+//! Parsers here are pure functions of a byte slice; they never touch a socket.
+
+mod error;
+mod human;
+mod reply;
+mod resp;
+mod text;
+
+use std::borrow::Cow;
+
+pub use error::{ParseError, ProtocolError};
+pub use reply::Reply;
+pub use resp::parse_i64;
+
+/// Which wire format a request arrived in; its reply is encoded in the same one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// RESP2 multi-bulk, as Redis clients send it; replies are exact RESP2.
+    Resp,
+    /// A human text line (`PUT name Alice`); replies are redis-cli style text.
+    Text,
+}
+
+/// One parsed request: the command name followed by its arguments, all binary-safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request<'a> {
+    /// The dialect the request was written in.
+    pub dialect: Dialect,
+    /// `args[0]` is the command name. Arguments borrow from the input unless unescaping changed them.
+    pub args: Vec<Cow<'a, [u8]>>,
+}
+
+/// Bounds on what a client may send, so a length prefix or a missing newline cannot make the
+/// server allocate without limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest text line, newline excluded (Redis: 64 KiB).
+    pub max_inline_len: usize,
+    /// Largest single RESP bulk argument (Redis's `proto-max-bulk-len`).
+    pub max_bulk_len: usize,
+    /// Most arguments in one RESP request (Redis: 1,048,576).
+    pub max_multibulk_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_inline_len: 64 * 1024,
+            max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: 1024 * 1024,
+        }
+    }
+}
+
+/// The front door: parses one request from the start of `input`, choosing the dialect by its
+/// first byte (`*` is RESP, anything else a text line).
+///
+/// Returns the request and how many bytes it used. A text line that holds nothing but blanks
+/// yields a request with no arguments, which the caller skips.
+pub fn parse_request<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+) -> Result<(Request<'a>, usize), ParseError> {
+    match input.first() {
+        None => Err(ParseError::Incomplete),
+        Some(b'*') => resp::parse(input, limits),
+        Some(_) => text::parse(input, limits),
+    }
+}
+
+/// Appends `reply` to `out`, encoded for `dialect`.
+pub fn encode_reply(reply: &Reply<'_>, dialect: Dialect, out: &mut Vec<u8>) {
+    match dialect {
+        Dialect::Resp => resp::encode(reply, out),
+        Dialect::Text => human::encode(reply, out),
+    }
+}
+
+/// Encodes `args` as a RESP multi-bulk request, the form Redis clients send and the log stores.
+pub fn encode_request(args: &[&[u8]], out: &mut Vec<u8>) {
+    resp::encode_request(args, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_of(input: &[u8]) -> Vec<Vec<u8>> {
+        let (req, used) = parse_request(input, &Limits::default()).expect("parses");
+        assert_eq!(used, input.len());
+        req.args.into_iter().map(|a| a.into_owned()).collect()
+    }
+
+    #[test]
+    fn both_dialects_give_the_same_request() {
+        let cases: &[(&[u8], &[u8])] = &[
+            (
+                b"*3\r\n$3\r\nPUT\r\n$4\r\nname\r\n$5\r\nAlice\r\n",
+                b"PUT name Alice\n",
+            ),
+            (b"*1\r\n$4\r\nPING\r\n", b"PING\r\n"),
+            (
+                b"*3\r\n$3\r\nSET\r\n$8\r\ngreeting\r\n$11\r\nhello world\r\n",
+                b"SET greeting \"hello world\"\r\n",
+            ),
+            (
+                b"*2\r\n$3\r\nGET\r\n$2\r\n\xff\n\r\n",
+                b"GET \"\\xff\\n\"\n",
+            ),
+            (b"*2\r\n$4\r\nECHO\r\n$0\r\n\r\n", b"ECHO \"\"\n"),
+        ];
+        for (resp, text) in cases {
+            assert_eq!(
+                args_of(resp),
+                args_of(text),
+                "{:?}",
+                String::from_utf8_lossy(text)
+            );
+        }
+    }
+
+    #[test]
+    fn dialect_follows_the_first_byte() {
+        let limits = Limits::default();
+        let (req, _) = parse_request(b"*1\r\n$4\r\nPING\r\n", &limits).unwrap();
+        assert_eq!(req.dialect, Dialect::Resp);
+        let (req, _) = parse_request(b"PING\n", &limits).unwrap();
+        assert_eq!(req.dialect, Dialect::Text);
+        assert_eq!(parse_request(b"", &limits), Err(ParseError::Incomplete));
+    }
+
+    #[test]
+    fn encoded_request_parses_back() {
+        let mut out = Vec::new();
+        encode_request(&[b"SET", b"k", b"a b\r\n"], &mut out);
+        assert_eq!(
+            args_of(&out),
+            vec![b"SET".to_vec(), b"k".to_vec(), b"a b\r\n".to_vec()]
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! The value a command returns, before it is encoded for a dialect.
+
+use std::borrow::Cow;
+
+/// A command's answer, independent of the wire format it will be sent in.
+///
+/// Bulk payloads may borrow from the store so a `GET` copies its value once, straight into the
+/// connection's output buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply<'a> {
+    /// A short status line such as `OK` or `PONG` (RESP `+`).
+    Status(Cow<'static, str>),
+    /// An error whose text starts with its code, e.g. `ERR syntax error` (RESP `-`).
+    Error(Cow<'static, str>),
+    /// A signed integer (RESP `:`).
+    Integer(i64),
+    /// A binary-safe string (RESP `$`).
+    Bulk(Cow<'a, [u8]>),
+    /// A missing value (RESP `$-1`).
+    Nil,
+    /// An ordered list of replies (RESP `*`).
+    Array(Vec<Reply<'a>>),
+    /// Multi-line text meant for people (INFO, HELP): a bulk string in RESP, printed raw as text.
+    Text(String),
+}
+
+impl<'a> Reply<'a> {
+    /// `+OK`.
+    pub const OK: Reply<'static> = Reply::Status(Cow::Borrowed("OK"));
+
+    /// An error reply from a static message.
+    pub const fn error(message: &'static str) -> Self {
+        Reply::Error(Cow::Borrowed(message))
+    }
+
+    /// An error reply from a formatted message.
+    pub fn error_owned(message: String) -> Self {
+        Reply::Error(Cow::Owned(message))
+    }
+
+    /// A bulk reply borrowing its bytes.
+    pub fn bulk(bytes: &'a [u8]) -> Self {
+        Reply::Bulk(Cow::Borrowed(bytes))
+    }
+
+    /// A bulk reply owning its bytes.
+    pub fn bulk_owned(bytes: Vec<u8>) -> Self {
+        Reply::Bulk(Cow::Owned(bytes))
+    }
+
+    /// A bulk reply, or `Nil` when there is no value.
+    pub fn from_option(value: Option<&'a [u8]>) -> Self {
+        value.map_or(Reply::Nil, Reply::bulk)
+    }
+
+    /// True for error replies (counted in INFO stats).
+    pub fn is_error(&self) -> bool {
+        matches!(self, Reply::Error(_))
+    }
+}

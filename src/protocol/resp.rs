@@ -1,0 +1,290 @@
+//! RESP2: the multi-bulk request parser and the reply encoder.
+
+use std::borrow::Cow;
+
+use super::{Dialect, Limits, ParseError, ProtocolError, Reply, Request};
+
+/// Parses one `*<n>\r\n($<len>\r\n<bytes>\r\n){n}` request from the start of `input`.
+///
+/// The length prefixes are checked against `limits` but never used to allocate: arguments borrow
+/// from `input`, and until all of a bulk has arrived the answer is `Incomplete`.
+pub(super) fn parse<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+) -> Result<(Request<'a>, usize), ParseError> {
+    let (count, mut pos) = header(input, 1, limits, ProtocolError::MbulkCountTooBig)?;
+    let count = match count {
+        // Redis treats `*0` and `*-1` as a request with nothing in it.
+        n if n <= 0 => 0,
+        n if n as u64 > limits.max_multibulk_len as u64 => {
+            return Err(ParseError::Fatal(ProtocolError::InvalidMultibulkLength))
+        }
+        n => n as usize,
+    };
+    // Capacity comes from what can really be present, not from the client's claim.
+    let mut args = Vec::with_capacity(count.min(input.len() / 4 + 1));
+    for _ in 0..count {
+        match input.get(pos) {
+            None => return Err(ParseError::Incomplete),
+            Some(b'$') => {}
+            Some(&other) => return Err(ParseError::Fatal(ProtocolError::ExpectedDollar(other))),
+        }
+        let (len, start) = header(input, pos + 1, limits, ProtocolError::BulkCountTooBig)?;
+        let len = match usize::try_from(len) {
+            Ok(len) if len <= limits.max_bulk_len => len,
+            _ => return Err(ParseError::Fatal(ProtocolError::InvalidBulkLength)),
+        };
+        let end = start + len;
+        match input.get(end..end + 2) {
+            None => return Err(ParseError::Incomplete),
+            Some(b"\r\n") => {}
+            Some(_) => return Err(ParseError::Fatal(ProtocolError::MissingCrlf)),
+        }
+        args.push(Cow::Borrowed(&input[start..end]));
+        pos = end + 2;
+    }
+    Ok((
+        Request {
+            dialect: Dialect::Resp,
+            args,
+        },
+        pos,
+    ))
+}
+
+/// Reads the decimal number that starts at `input[at]` and runs up to CRLF.
+/// Returns the number and the position after the CRLF.
+fn header(
+    input: &[u8],
+    at: usize,
+    limits: &Limits,
+    too_long: ProtocolError,
+) -> Result<(i64, usize), ParseError> {
+    let rest = input.get(at..).unwrap_or_default();
+    let Some(cr) = memchr::memchr(b'\r', rest) else {
+        return if rest.len() > limits.max_inline_len {
+            Err(ParseError::Fatal(too_long))
+        } else {
+            Err(ParseError::Incomplete)
+        };
+    };
+    let invalid = match too_long {
+        ProtocolError::MbulkCountTooBig => ProtocolError::InvalidMultibulkLength,
+        _ => ProtocolError::InvalidBulkLength,
+    };
+    match rest.get(cr + 1) {
+        None => return Err(ParseError::Incomplete),
+        Some(b'\n') => {}
+        Some(_) => return Err(ParseError::Fatal(invalid)),
+    }
+    let number = parse_i64(&rest[..cr]).ok_or(ParseError::Fatal(invalid))?;
+    Ok((number, at + cr + 2))
+}
+
+/// Parses a decimal integer the way Redis's `string2ll` does: optional `-`, digits, no spaces,
+/// no `+`, no leading zeros, no overflow.
+pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, bytes),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] => return (!negative).then_some(0),
+        [b'0', ..] => return None,
+        _ => {}
+    }
+    let mut value: i64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        let digit = i64::from(b - b'0');
+        value = value.checked_mul(10)?;
+        value = if negative {
+            value.checked_sub(digit)?
+        } else {
+            value.checked_add(digit)?
+        };
+    }
+    Some(value)
+}
+
+/// Appends the RESP2 encoding of `reply` to `out`.
+pub(super) fn encode(reply: &Reply<'_>, out: &mut Vec<u8>) {
+    match reply {
+        Reply::Status(s) => line(out, b'+', s.as_bytes()),
+        Reply::Error(e) => line(out, b'-', e.as_bytes()),
+        Reply::Integer(n) => line(out, b':', itoa::Buffer::new().format(*n).as_bytes()),
+        Reply::Bulk(bytes) => bulk(out, bytes),
+        Reply::Text(text) => bulk(out, text.as_bytes()),
+        Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
+        Reply::Array(items) => {
+            line(
+                out,
+                b'*',
+                itoa::Buffer::new().format(items.len()).as_bytes(),
+            );
+            for item in items {
+                encode(item, out);
+            }
+        }
+    }
+}
+
+/// Appends a RESP multi-bulk request holding `args`.
+pub(super) fn encode_request(args: &[&[u8]], out: &mut Vec<u8>) {
+    line(out, b'*', itoa::Buffer::new().format(args.len()).as_bytes());
+    for arg in args {
+        bulk(out, arg);
+    }
+}
+
+fn line(out: &mut Vec<u8>, kind: u8, body: &[u8]) {
+    out.push(kind);
+    out.extend_from_slice(body);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+    line(
+        out,
+        b'$',
+        itoa::Buffer::new().format(bytes.len()).as_bytes(),
+    );
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits::default()
+    }
+
+    const SET: &[u8] = b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nva\r\nl\r\n";
+
+    #[test]
+    fn every_split_point_is_incomplete_until_the_end() {
+        for cut in 0..SET.len() {
+            assert_eq!(
+                parse(&SET[..cut], &limits()),
+                Err(ParseError::Incomplete),
+                "cut at {cut}"
+            );
+        }
+        let (req, used) = parse(SET, &limits()).unwrap();
+        assert_eq!(used, SET.len());
+        assert_eq!(req.args, vec![&b"SET"[..], b"key", b"va\r\nl"]);
+    }
+
+    #[test]
+    fn pipelined_requests_parse_one_at_a_time() {
+        let mut two = SET.to_vec();
+        two.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        let (_, used) = parse(&two, &limits()).unwrap();
+        let (req, rest) = parse(&two[used..], &limits()).unwrap();
+        assert_eq!(req.args, vec![&b"PING"[..]]);
+        assert_eq!(used + rest, two.len());
+    }
+
+    #[test]
+    fn bad_framing_is_fatal_with_redis_texts() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"*x\r\n", "ERR Protocol error: invalid multibulk length"),
+            (
+                b"*2147483648\r\n",
+                "ERR Protocol error: invalid multibulk length",
+            ),
+            (b"*1\r\nx\r\n", "ERR Protocol error: expected '$', got 'x'"),
+            (b"*1\r\n$-5\r\n", "ERR Protocol error: invalid bulk length"),
+            (
+                b"*1\r\n$99999999999999999999\r\n",
+                "ERR Protocol error: invalid bulk length",
+            ),
+            (
+                b"*1\r\n$600000000\r\n",
+                "ERR Protocol error: invalid bulk length",
+            ),
+            (
+                b"*1\r\n$1\r\nab\r\n",
+                "ERR Protocol error: expected CRLF after bulk",
+            ),
+        ];
+        for (input, text) in cases {
+            match parse(input, &limits()) {
+                Err(ParseError::Fatal(e)) => assert_eq!(e.to_string(), *text),
+                other => panic!("{:?} gave {other:?}", String::from_utf8_lossy(input)),
+            }
+        }
+    }
+
+    #[test]
+    fn huge_length_prefixes_do_not_allocate_or_complete() {
+        assert_eq!(
+            parse(b"*1048576\r\n", &limits()),
+            Err(ParseError::Incomplete)
+        );
+        assert_eq!(
+            parse(b"*1\r\n$536870912\r\nab", &limits()),
+            Err(ParseError::Incomplete)
+        );
+    }
+
+    #[test]
+    fn a_header_without_newline_is_bounded() {
+        let mut input = b"*".to_vec();
+        input.resize(70 * 1024, b'1');
+        assert_eq!(
+            parse(&input, &limits()),
+            Err(ParseError::Fatal(ProtocolError::MbulkCountTooBig))
+        );
+    }
+
+    #[test]
+    fn empty_multibulk_is_an_empty_request() {
+        let (req, used) = parse(b"*0\r\n", &limits()).unwrap();
+        assert!(req.args.is_empty());
+        assert_eq!(used, 4);
+    }
+
+    #[test]
+    fn integers_follow_string2ll() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"+1",
+            b" 1",
+            b"01",
+            b"-0",
+            b"1a",
+            b"9223372036854775808",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn replies_encode_exactly() {
+        let mut out = Vec::new();
+        let reply = Reply::Array(vec![
+            Reply::OK,
+            Reply::error("ERR x"),
+            Reply::Integer(-3),
+            Reply::bulk(b"a\r\nb"),
+            Reply::Nil,
+            Reply::Array(vec![]),
+        ]);
+        encode(&reply, &mut out);
+        assert_eq!(
+            out,
+            b"*6\r\n+OK\r\n-ERR x\r\n:-3\r\n$4\r\na\r\nb\r\n$-1\r\n*0\r\n"
+        );
+    }
+}

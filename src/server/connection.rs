@@ -1,0 +1,193 @@
+//! One client connection: its socket, bounded input and output buffers, and its state.
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+use mio::net::TcpStream;
+
+use crate::command::ClientState;
+use crate::protocol::Dialect;
+
+/// Bytes read per `read` call at least; also what an idle connection keeps allocated.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Input: `buf[start..end]` holds bytes read but not yet parsed.
+#[derive(Debug, Default)]
+pub struct InputBuffer {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl InputBuffer {
+    /// The bytes waiting to be parsed.
+    pub fn pending(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Marks `n` parsed bytes as used.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+            if self.buf.len() > READ_CHUNK {
+                // A burst is over: give back what it needed.
+                self.buf = Vec::new();
+            }
+        }
+    }
+
+    /// Room to read into, at least `READ_CHUNK` bytes; moves or grows the buffer as needed.
+    fn space(&mut self) -> &mut [u8] {
+        if self.buf.len() - self.end < READ_CHUNK {
+            if self.start > 0 {
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+            }
+            if self.buf.len() - self.end < READ_CHUNK {
+                let size = (self.buf.len() * 2).max(self.end + READ_CHUNK);
+                self.buf.resize(size, 0);
+            }
+        }
+        &mut self.buf[self.end..]
+    }
+}
+
+/// The result of one attempt to read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Some bytes arrived.
+    Data(usize),
+    /// Nothing more for now.
+    WouldBlock,
+    /// The peer closed its side.
+    Closed,
+}
+
+/// Why a connection is being closed, for the debug log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// Still open.
+    No,
+    /// Close once the output is flushed (QUIT, a fatal protocol error).
+    AfterFlush,
+}
+
+/// A client and its buffers; lives in the slab, its key is its token.
+#[derive(Debug)]
+pub struct Connection {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The peer's address.
+    pub peer: SocketAddr,
+    /// Bytes read, not yet parsed.
+    pub input: InputBuffer,
+    /// Encoded replies; `output[written..]` is still to be sent.
+    pub output: Vec<u8>,
+    written: usize,
+    /// State commands can see.
+    pub client: ClientState,
+    /// Waiting for a snapshot; holds the dialect the SAVE came in.
+    pub awaiting_snapshot: Option<Dialect>,
+    /// Close after flushing.
+    pub closing: Closing,
+    /// The peer shut down its sending side.
+    pub peer_closed: bool,
+    /// Whether WRITABLE interest is registered.
+    pub wants_writable: bool,
+}
+
+impl Connection {
+    /// A new connection for `stream`.
+    pub fn new(stream: TcpStream, peer: SocketAddr, client: ClientState) -> Self {
+        Connection {
+            stream,
+            peer,
+            input: InputBuffer::default(),
+            output: Vec::new(),
+            written: 0,
+            client,
+            awaiting_snapshot: None,
+            closing: Closing::No,
+            peer_closed: false,
+            wants_writable: false,
+        }
+    }
+
+    /// Bytes of output not yet sent.
+    pub fn pending_output(&self) -> usize {
+        self.output.len() - self.written
+    }
+
+    /// One `read` into the input buffer.
+    pub fn read_once(&mut self) -> io::Result<ReadOutcome> {
+        loop {
+            let space = self.input.space();
+            return match self.stream.read(space) {
+                Ok(0) => Ok(ReadOutcome::Closed),
+                Ok(n) => {
+                    self.input.end += n;
+                    Ok(ReadOutcome::Data(n))
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => Err(e),
+            };
+        }
+    }
+
+    /// Writes pending output until done or `WouldBlock`; returns bytes written.
+    pub fn flush(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        while self.written < self.output.len() {
+            match self.stream.write(&self.output[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.written += n;
+                    total += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        if self.written == self.output.len() {
+            self.written = 0;
+            self.output.clear();
+            if self.output.capacity() > 4 * READ_CHUNK {
+                self.output = Vec::new();
+            }
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_buffer_compacts_grows_and_shrinks() {
+        let mut input = InputBuffer::default();
+        let space = input.space();
+        assert!(space.len() >= READ_CHUNK);
+        space[..3].copy_from_slice(b"abc");
+        input.end += 3;
+        input.consume(1);
+        assert_eq!(input.pending(), b"bc");
+        // Fill past one chunk so the buffer must grow while keeping the pending bytes.
+        let n = input.space().len();
+        input.end += n;
+        assert!(input.space().len() >= READ_CHUNK);
+        assert_eq!(&input.pending()[..2], b"bc");
+        let all = input.pending().len();
+        input.consume(all);
+        assert!(input.pending().is_empty());
+        assert!(
+            input.buf.is_empty(),
+            "a big buffer is released when drained"
+        );
+    }
+}
