@@ -1,0 +1,241 @@
+//! Test harness: starts the real `pocketkv` binary on a free port in a fresh directory and talks
+//! to it over TCP. Readiness and log events are awaited with deadlines, never with fixed sleeps.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long anything in a test may take before it counts as a hang.
+pub const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A running server process.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub dir: PathBuf,
+    _tempdir: Option<tempfile::TempDir>,
+    log: mpsc::Receiver<String>,
+    pub log_lines: Vec<String>,
+}
+
+impl Server {
+    /// Starts a server in a new temporary directory with extra flags.
+    pub fn start(args: &[&str]) -> Server {
+        let tempdir = tempfile::tempdir().expect("tempdir");
+        let dir = tempdir.path().to_path_buf();
+        let mut server = Server::start_in(&dir, args);
+        server._tempdir = Some(tempdir);
+        server
+    }
+
+    /// Starts a server whose data directory is `dir` (kept by the caller across restarts).
+    pub fn start_in(dir: &Path, args: &[&str]) -> Server {
+        let mut child = spawn(dir, args);
+        let (tx, log) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            dir: dir.to_path_buf(),
+            _tempdir: None,
+            log,
+            log_lines: Vec::new(),
+        };
+        let line = server.wait_log("listening on ");
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split([',', ' ']).next())
+            .expect("address in start-up line");
+        server.addr = addr.parse().expect("socket address");
+        server
+    }
+
+    /// Waits until a log line containing `needle` appears; returns it.
+    pub fn wait_log(&mut self, needle: &str) -> String {
+        if let Some(line) = self.log_lines.iter().find(|l| l.contains(needle)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    self.log_lines.push(line.clone());
+                    if line.contains(needle) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line containing {needle:?} within {DEADLINE:?}; log so far:\n{}",
+                    self.log_lines.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// A new client connection.
+    pub fn connect(&self) -> Client {
+        Client::connect(self.addr)
+    }
+
+    /// Sends a signal by name (TERM, INT, KILL).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // Collect the remaining log for assertions.
+                while let Ok(line) = self.log.recv_timeout(Duration::from_millis(200)) {
+                    self.log_lines.push(line);
+                }
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not exit within {DEADLINE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Path of the snapshot file under the default name.
+    pub fn snapshot_path(&self) -> PathBuf {
+        self.dir.join("data.json")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `args` in `dir` with stderr piped (for tests of start-up failures).
+pub fn spawn(dir: &Path, args: &[&str]) -> Child {
+    let mut all = vec!["--port", "0", "--dir", dir.to_str().expect("utf-8 dir")];
+    all.extend_from_slice(args);
+    Command::new(env!("CARGO_BIN_EXE_pocketkv"))
+        .args(&all)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pocketkv")
+}
+
+/// A blocking TCP client with read deadlines.
+pub struct Client {
+    pub stream: TcpStream,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Client { stream }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Reads exactly `n` bytes, failing the test on timeout or close.
+    pub fn read_n(&mut self, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        let mut got = 0;
+        while got < n {
+            match self.stream.read(&mut buf[got..]) {
+                Ok(0) => panic!(
+                    "connection closed after {got} of {n} bytes: {:?}",
+                    String::from_utf8_lossy(&buf[..got])
+                ),
+                Ok(k) => got += k,
+                Err(e) => panic!(
+                    "read failed after {got} of {n} bytes ({e}): {:?}",
+                    String::from_utf8_lossy(&buf[..got])
+                ),
+            }
+        }
+        buf
+    }
+
+    /// Reads exactly as many bytes as `expected` and asserts they are equal.
+    pub fn expect(&mut self, expected: &[u8]) {
+        let got = self.read_n(expected.len());
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected),
+            "reply bytes differ"
+        );
+    }
+
+    /// Sends `request` and asserts the reply is exactly `expected`.
+    pub fn roundtrip(&mut self, request: &[u8], expected: &[u8]) {
+        self.send(request);
+        self.expect(expected);
+    }
+
+    /// Sends a RESP command built from `args` and asserts the exact reply.
+    pub fn cmd(&mut self, args: &[&str], expected: &[u8]) {
+        self.roundtrip(&resp(args), expected);
+    }
+
+    /// Asserts the server closes the connection (EOF) within the deadline.
+    pub fn expect_closed(&mut self) {
+        let mut buf = [0u8; 256];
+        match self.stream.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!(
+                "expected close, got {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("expected close, got error {e}"),
+        }
+    }
+}
+
+/// Encodes `args` as a RESP multi-bulk request.
+pub fn resp(args: &[&str]) -> Vec<u8> {
+    resp_bytes(&args.iter().map(|a| a.as_bytes()).collect::<Vec<_>>())
+}
+
+/// Encodes binary `args` as a RESP multi-bulk request.
+pub fn resp_bytes(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// The RESP bulk-string reply for `s`.
+pub fn bulk(s: &str) -> Vec<u8> {
+    format!("${}\r\n{s}\r\n", s.len()).into_bytes()
+}
