@@ -253,19 +253,19 @@ pub fn help() -> String {
     );
     for s in SETTINGS {
         text.push_str(&format!(
-            "  --{:<27} {} (default {}, env {})\n",
+            "  --{:<27} {}\n  {:<29} default {}, env {}\n",
             s.name,
             s.help,
-            if s.default.is_empty() {
-                "\"\""
-            } else {
-                s.default
-            },
+            "",
+            s.default,
             env_name(s.name)
         ));
     }
-    text.push_str("  --help                      print this and exit\n");
-    text.push_str("  --version                   print the version and exit\n");
+    text.push_str(&format!("  {:<29} print this and exit\n", "--help"));
+    text.push_str(&format!(
+        "  {:<29} print the version and exit\n",
+        "--version"
+    ));
     text
 }
 

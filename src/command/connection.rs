@@ -134,7 +134,12 @@ fn help<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     );
     for spec in table() {
         let call = format!("{} {}", spec.name.to_uppercase(), spec.usage);
-        text.push_str(&format!("  {:<44} {}\n", call.trim_end(), spec.summary));
+        let call = call.trim_end();
+        if call.len() > 40 {
+            text.push_str(&format!("  {call}\n  {:<40} {}\n", "", spec.summary));
+        } else {
+            text.push_str(&format!("  {call:<40} {}\n", spec.summary));
+        }
     }
     Reply::Text(text)
 }
