@@ -30,6 +30,9 @@ const WAKER: Token = Token(usize::MAX);
 /// How long a stopping server keeps trying to deliver replies it already computed.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
+/// Reads one client gets per loop turn before others have their go (16 KiB or more each).
+const READ_BUDGET: usize = 64;
+
 /// Longest the loop sleeps, so timers (snapshots, memory sampling) run on time.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -83,6 +86,8 @@ pub struct Server {
     last_sample: Option<Instant>,
     stopping: Option<Instant>,
     skip_final_save: bool,
+    /// Clients that used their read budget with input possibly left in the socket.
+    unfinished: Vec<usize>,
 }
 
 impl Server {
@@ -117,6 +122,7 @@ impl Server {
             last_sample: None,
             stopping: None,
             skip_final_save: false,
+            unfinished: Vec::new(),
         })
     }
 
@@ -144,7 +150,12 @@ impl Server {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            match self.poll.poll(&mut events, Some(self.timeout())) {
+            let timeout = if self.unfinished.is_empty() {
+                self.timeout()
+            } else {
+                Duration::ZERO
+            };
+            match self.poll.poll(&mut events, Some(timeout)) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -155,6 +166,9 @@ impl Server {
                     WAKER => self.read_news(),
                     Token(key) => self.drive(key),
                 }
+            }
+            for key in std::mem::take(&mut self.unfinished) {
+                self.drive(key);
             }
             self.tick();
             if let Some(since) = self.stopping {
@@ -230,6 +244,7 @@ impl Server {
     fn drive(&mut self, key: usize) {
         let high_water = self.state.config.output_buffer_high_water;
         let query_limit = self.state.config.query_buffer_limit;
+        let mut reads = 0;
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return; // A spurious event for a connection already closed.
@@ -260,6 +275,12 @@ impl Server {
                 conn.closing = Closing::AfterFlush;
                 break;
             }
+            if reads == READ_BUDGET {
+                // Edge-triggered: no new event will come for bytes already waiting, so revisit.
+                self.unfinished.push(key);
+                break;
+            }
+            reads += 1;
             match conn.read_once() {
                 Ok(ReadOutcome::Data(n)) => self.state.stats.net_input_bytes += n as u64,
                 Ok(ReadOutcome::WouldBlock) => break,
