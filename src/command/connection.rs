@@ -3,108 +3,24 @@
 use super::{int_arg, table, wrong_arity, Arg, Ctx, Flow, Spec};
 use crate::protocol::Reply;
 
+const G: &str = "connection";
+const FAST: &[&str] = &["fast"];
+
 /// This family's table entries.
+#[rustfmt::skip]
 pub(super) const COMMANDS: &[Spec] = &[
-    Spec {
-        name: "ping",
-        arity: -1,
-        flags: &["fast"],
-        keys: (0, 0, 0),
-        group: "connection",
-        usage: "[message]",
-        summary: "PONG, or the message back",
-        handler: ping,
-        subcommands: &[],
-    },
-    Spec {
-        name: "echo",
-        arity: 2,
-        flags: &["fast"],
-        keys: (0, 0, 0),
-        group: "connection",
-        usage: "message",
-        summary: "the message back",
-        handler: echo,
-        subcommands: &[],
-    },
-    Spec {
-        name: "quit",
-        arity: -1,
-        flags: &["fast"],
-        keys: (0, 0, 0),
-        group: "connection",
-        usage: "",
-        summary: "close this connection",
-        handler: quit,
-        subcommands: &[],
-    },
-    Spec {
-        name: "help",
-        arity: -1,
-        flags: &["loading", "stale"],
-        keys: (0, 0, 0),
-        group: "connection",
-        usage: "",
-        summary: "this list",
-        handler: help,
-        subcommands: &[],
-    },
-    Spec {
-        name: "select",
-        arity: 2,
-        flags: &["fast"],
-        keys: (0, 0, 0),
-        group: "connection",
-        usage: "0",
-        summary: "choose database 0, the only one",
-        handler: select,
-        subcommands: &[],
-    },
-    Spec {
-        name: "client",
-        arity: -2,
-        flags: &[],
-        keys: (0, 0, 0),
-        group: "connection",
-        usage: "SETNAME name | GETNAME | ID",
-        summary: "name this connection, or ask its name or id",
-        handler: client,
-        subcommands: &[
-            Spec {
-                name: "client|setname",
-                arity: 3,
-                flags: &["fast"],
-                keys: (0, 0, 0),
-                group: "connection",
-                usage: "name",
-                summary: "name this connection",
-                handler: client_setname,
-                subcommands: &[],
-            },
-            Spec {
-                name: "client|getname",
-                arity: 2,
-                flags: &["fast"],
-                keys: (0, 0, 0),
-                group: "connection",
-                usage: "",
-                summary: "this connection's name",
-                handler: client_getname,
-                subcommands: &[],
-            },
-            Spec {
-                name: "client|id",
-                arity: 2,
-                flags: &["fast"],
-                keys: (0, 0, 0),
-                group: "connection",
-                usage: "",
-                summary: "this connection's id",
-                handler: client_id,
-                subcommands: &[],
-            },
-        ],
-    },
+    Spec::new("ping", -1, ping).flags(FAST).doc(G, "[message]", "PONG, or the message back"),
+    Spec::new("echo", 2, echo).flags(FAST).doc(G, "message", "the message back"),
+    Spec::new("quit", -1, quit).flags(FAST).doc(G, "", "close this connection"),
+    Spec::new("help", -1, help).flags(&["loading", "stale"]).doc(G, "", "this list"),
+    Spec::new("select", 2, select).flags(FAST).doc(G, "0", "choose database 0, the only one"),
+    Spec::new("client", -2, client)
+        .doc(G, "SETNAME name | GETNAME | ID", "name this connection, or ask its name or id")
+        .subcommands(&[
+            Spec::new("client|setname", 3, client_setname).flags(FAST).doc(G, "name", "name this connection"),
+            Spec::new("client|getname", 2, client_getname).flags(FAST).doc(G, "", "this connection's name"),
+            Spec::new("client|id", 2, client_id).flags(FAST).doc(G, "", "this connection's id"),
+        ]),
 ];
 
 fn ping<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {

@@ -3,115 +3,20 @@
 use super::{int_arg, wrong_arity, Arg, Ctx, Spec, NO_SUCH_KEY, SYNTAX};
 use crate::protocol::Reply;
 
-/// A table entry for a keyspace command.
-const fn key_command(
-    name: &'static str,
-    arity: i32,
-    flags: &'static [&'static str],
-    keys: (i32, i32, i32),
-    usage: &'static str,
-    summary: &'static str,
-    handler: super::Handler,
-) -> Spec {
-    Spec {
-        name,
-        arity,
-        flags,
-        keys,
-        group: "generic",
-        usage,
-        summary,
-        handler,
-        subcommands: &[],
-    }
-}
-
-const READ: &[&str] = &["readonly"];
-const WRITE: &[&str] = &["write"];
+const G: &str = "generic";
 
 /// This family's table entries.
+#[rustfmt::skip]
 pub(super) const COMMANDS: &[Spec] = &[
-    key_command(
-        "del",
-        -2,
-        WRITE,
-        (1, -1, 1),
-        "key [key ...]",
-        "delete keys; how many existed",
-        del,
-    ),
-    key_command(
-        "unlink",
-        -2,
-        WRITE,
-        (1, -1, 1),
-        "key [key ...]",
-        "same as DEL",
-        del,
-    ),
-    key_command(
-        "exists",
-        -2,
-        READ,
-        (1, -1, 1),
-        "key [key ...]",
-        "how many of the keys exist",
-        exists,
-    ),
-    key_command(
-        "keys",
-        2,
-        READ,
-        (0, 0, 0),
-        "pattern",
-        "every key matching a glob (*, ?, [a-z])",
-        keys,
-    ),
-    key_command(
-        "scan",
-        -2,
-        READ,
-        (0, 0, 0),
-        "cursor [MATCH pattern] [COUNT n] [TYPE string]",
-        "walk the keys a step at a time",
-        scan,
-    ),
-    key_command(
-        "type",
-        2,
-        READ,
-        (1, 1, 1),
-        "key",
-        "string, or none when missing",
-        key_type,
-    ),
-    key_command(
-        "rename",
-        3,
-        WRITE,
-        (1, 2, 1),
-        "key newkey",
-        "rename a key, replacing newkey",
-        rename,
-    ),
-    key_command(
-        "renamenx",
-        3,
-        WRITE,
-        (1, 2, 1),
-        "key newkey",
-        "rename only if newkey is missing",
-        renamenx,
-    ),
-    key_command(
-        "randomkey",
-        1,
-        READ,
-        (0, 0, 0),
-        "",
-        "a random key, or nil",
-        randomkey,
-    ),
+    Spec::new("del", -2, del).write().keys(1, -1, 1).doc(G, "key [key ...]", "delete keys; how many existed"),
+    Spec::new("unlink", -2, del).write().keys(1, -1, 1).doc(G, "key [key ...]", "same as DEL"),
+    Spec::new("exists", -2, exists).read().keys(1, -1, 1).doc(G, "key [key ...]", "how many of the keys exist"),
+    Spec::new("keys", 2, keys).flags(&["readonly"]).doc(G, "pattern", "every key matching a glob (*, ?, [a-z])"),
+    Spec::new("scan", -2, scan).flags(&["readonly"]).doc(G, "cursor [MATCH pattern] [COUNT n] [TYPE string]", "walk the keys a step at a time"),
+    Spec::new("type", 2, key_type).read().keys(1, 1, 1).doc(G, "key", "string, or none when missing"),
+    Spec::new("rename", 3, rename).write().keys(1, 2, 1).doc(G, "key newkey", "rename a key, replacing newkey"),
+    Spec::new("renamenx", 3, renamenx).write().keys(1, 2, 1).doc(G, "key newkey", "rename only if newkey is missing"),
+    Spec::new("randomkey", 1, randomkey).flags(&["readonly"]).doc(G, "", "a random key, or nil"),
 ];
 
 fn del<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {

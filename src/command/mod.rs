@@ -46,6 +46,62 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// An entry with no flags, keys or documentation yet; the methods below add them.
+    pub const fn new(name: &'static str, arity: i32, handler: Handler) -> Spec {
+        Spec {
+            name,
+            arity,
+            flags: &[],
+            keys: (0, 0, 0),
+            group: "",
+            usage: "",
+            summary: "",
+            handler,
+            subcommands: &[],
+        }
+    }
+
+    /// Sets the flags COMMAND reports.
+    pub const fn flags(mut self, flags: &'static [&'static str]) -> Spec {
+        self.flags = flags;
+        self
+    }
+
+    /// Marks a command that changes data.
+    pub const fn write(self) -> Spec {
+        self.flags(&["write"])
+    }
+
+    /// Marks a fast command that only reads data.
+    pub const fn read(self) -> Spec {
+        self.flags(&["readonly", "fast"])
+    }
+
+    /// Sets the key positions: first, last (-1: the end), step.
+    pub const fn keys(mut self, first: i32, last: i32, step: i32) -> Spec {
+        self.keys = (first, last, step);
+        self
+    }
+
+    /// Sets the family, the argument synopsis and the one-line summary.
+    pub const fn doc(
+        mut self,
+        group: &'static str,
+        usage: &'static str,
+        summary: &'static str,
+    ) -> Spec {
+        self.group = group;
+        self.usage = usage;
+        self.summary = summary;
+        self
+    }
+
+    /// Sets the subcommands, dispatched on the second argument.
+    pub const fn subcommands(mut self, subcommands: &'static [Spec]) -> Spec {
+        self.subcommands = subcommands;
+        self
+    }
+
     /// True for commands that can change data (the ones a write log or replica must see).
     pub fn is_write(&self) -> bool {
         self.flags.contains(&"write")

@@ -6,174 +6,36 @@ use super::{table, wrong_arity, Arg, Ctx, Flow, Spec, SYNTAX};
 use crate::command::context::unix_time;
 use crate::protocol::Reply;
 
-/// A table entry for a server command.
-const fn admin(
-    name: &'static str,
-    arity: i32,
-    flags: &'static [&'static str],
-    usage: &'static str,
-    summary: &'static str,
-    handler: super::Handler,
-) -> Spec {
-    Spec {
-        name,
-        arity,
-        flags,
-        keys: (0, 0, 0),
-        group: "server",
-        usage,
-        summary,
-        handler,
-        subcommands: &[],
-    }
-}
+const G: &str = "server";
+const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
+const INSPECT: &[&str] = &["loading", "stale"];
 
 /// This family's table entries.
+#[rustfmt::skip]
 pub(super) const COMMANDS: &[Spec] = &[
-    admin(
-        "dbsize",
-        1,
-        &["readonly", "fast"],
-        "",
-        "number of keys",
-        dbsize,
-    ),
-    admin(
-        "flushdb",
-        -1,
-        &["write"],
-        "[ASYNC|SYNC]",
-        "delete every key",
-        flush,
-    ),
-    admin(
-        "flushall",
-        -1,
-        &["write"],
-        "[ASYNC|SYNC]",
-        "delete every key",
-        flush,
-    ),
-    admin(
-        "save",
-        1,
-        &["admin", "noscript"],
-        "",
-        "write a snapshot; replies once it is on disk",
-        save,
-    ),
-    admin(
-        "bgsave",
-        -1,
-        &["admin", "noscript"],
-        "[SCHEDULE]",
-        "write a snapshot in the background",
-        bgsave,
-    ),
-    admin(
-        "shutdown",
-        -1,
-        &["admin", "noscript", "loading", "stale"],
-        "[NOSAVE|SAVE]",
-        "stop the server, saving a snapshot unless NOSAVE",
-        shutdown,
-    ),
-    admin(
-        "lastsave",
-        1,
-        &["fast"],
-        "",
-        "Unix time of the last successful snapshot",
-        lastsave,
-    ),
-    admin(
-        "info",
-        -1,
-        &["loading", "stale"],
-        "[section ...]",
-        "server, clients, memory, persistence, stats, keyspace",
-        info,
-    ),
-    admin(
-        "time",
-        1,
-        &["fast"],
-        "",
-        "server time: seconds and microseconds",
-        time,
-    ),
-    Spec {
-        name: "command",
-        arity: -1,
-        flags: &["loading", "stale"],
-        keys: (0, 0, 0),
-        group: "server",
-        usage: "[COUNT | LIST | INFO name ... | DOCS [name ...]]",
-        summary: "describe the commands",
-        handler: command_all,
-        subcommands: &[
-            admin(
-                "command|count",
-                2,
-                &["loading", "stale"],
-                "",
-                "number of commands",
-                command_count,
-            ),
-            admin(
-                "command|list",
-                2,
-                &["loading", "stale"],
-                "",
-                "names of the commands",
-                command_list,
-            ),
-            admin(
-                "command|info",
-                -2,
-                &["loading", "stale"],
-                "name [name ...]",
-                "details of commands",
-                command_info,
-            ),
-            admin(
-                "command|docs",
-                -2,
-                &["loading", "stale"],
-                "[name ...]",
-                "documentation of commands",
-                command_docs,
-            ),
-        ],
-    },
-    Spec {
-        name: "config",
-        arity: -2,
-        flags: &[],
-        keys: (0, 0, 0),
-        group: "server",
-        usage: "GET pattern [pattern ...] | RESETSTAT",
-        summary: "read settings; reset counters",
-        handler: config,
-        subcommands: &[
-            admin(
-                "config|get",
-                -3,
-                &["admin", "loading", "stale"],
-                "pattern [pattern ...]",
-                "settings matching a glob",
-                config_get,
-            ),
-            admin(
-                "config|resetstat",
-                2,
-                &["admin", "loading", "stale"],
-                "",
-                "reset INFO stats counters",
-                config_resetstat,
-            ),
-        ],
-    },
+    Spec::new("dbsize", 1, dbsize).read().doc(G, "", "number of keys"),
+    Spec::new("flushdb", -1, flush).write().doc(G, "[ASYNC|SYNC]", "delete every key"),
+    Spec::new("flushall", -1, flush).write().doc(G, "[ASYNC|SYNC]", "delete every key"),
+    Spec::new("save", 1, save).flags(ADMIN).doc(G, "", "write a snapshot; replies once it is on disk"),
+    Spec::new("bgsave", -1, bgsave).flags(ADMIN).doc(G, "[SCHEDULE]", "write a snapshot in the background"),
+    Spec::new("shutdown", -1, shutdown).flags(ADMIN).doc(G, "[NOSAVE|SAVE]", "stop the server, saving a snapshot unless NOSAVE"),
+    Spec::new("lastsave", 1, lastsave).flags(&["fast"]).doc(G, "", "Unix time of the last successful snapshot"),
+    Spec::new("info", -1, info).flags(INSPECT).doc(G, "[section ...]", "server, clients, memory, persistence, stats, keyspace"),
+    Spec::new("time", 1, time).flags(&["fast"]).doc(G, "", "server time: seconds and microseconds"),
+    Spec::new("command", -1, command_all).flags(INSPECT)
+        .doc(G, "[COUNT | LIST | INFO name ... | DOCS [name ...]]", "describe the commands")
+        .subcommands(&[
+            Spec::new("command|count", 2, command_count).flags(INSPECT).doc(G, "", "number of commands"),
+            Spec::new("command|list", 2, command_list).flags(INSPECT).doc(G, "", "names of the commands"),
+            Spec::new("command|info", -2, command_info).flags(INSPECT).doc(G, "name [name ...]", "details of commands"),
+            Spec::new("command|docs", -2, command_docs).flags(INSPECT).doc(G, "[name ...]", "documentation of commands"),
+        ]),
+    Spec::new("config", -2, config)
+        .doc(G, "GET pattern [pattern ...] | RESETSTAT", "read settings; reset counters")
+        .subcommands(&[
+            Spec::new("config|get", -3, config_get).flags(ADMIN).doc(G, "pattern [pattern ...]", "settings matching a glob"),
+            Spec::new("config|resetstat", 2, config_resetstat).flags(ADMIN).doc(G, "", "reset INFO stats counters"),
+        ]),
 ];
 
 fn dbsize<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
