@@ -28,7 +28,6 @@ pub fn main() -> ExitCode {
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
             eprintln!("pocketkv: {e}");
             ExitCode::FAILURE
         }
