@@ -1350,7 +1350,6 @@ fn text_and_resp_clients_share_one_keyspace() {
 /// (`sdslen(args) < 128`, `'%.*s'` with `128 - sdslen(args)`); pocketkv counts the message
 /// prefix and command name against the same budget, so it quotes far less (or nothing).
 #[test]
-#[ignore = "server bug: unknown-command error counts the message prefix against Redis's 128-byte argument budget"]
 fn unknown_command_error_quotes_arguments_like_redis() {
     let server = Server::start(&[]);
     let mut c = server.connect();
@@ -1391,7 +1390,6 @@ fn unknown_command_error_quotes_arguments_like_redis() {
 /// Redis only maps CR and LF to spaces in this error (`sdsmapchars(s, "\r\n", "  ", 2)`);
 /// pocketkv turns every control character into a space.
 #[test]
-#[ignore = "server bug (minor): unknown-command error replaces tabs and other control bytes, Redis only CR/LF"]
 fn unknown_command_error_keeps_tabs_like_redis() {
     let server = Server::start(&[]);
     let mut c = server.connect();

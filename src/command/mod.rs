@@ -183,7 +183,7 @@ pub fn resolve(args: &[Arg<'_>]) -> Option<Result<&'static Spec, Reply<'static>>
     else {
         return Some(Err(Reply::error_owned(format!(
             "ERR unknown subcommand '{}'. Try {} HELP.",
-            printable(sub_name, 128),
+            one_line(&sub_name[..sub_name.len().min(128)]),
             spec.name.to_uppercase()
         ))));
     };
@@ -198,7 +198,8 @@ fn sub_name_of(spec: &Spec) -> &'static str {
     spec.name.split_once('|').map_or(spec.name, |(_, sub)| sub)
 }
 
-/// Redis's unknown-command error, quoting the first arguments.
+/// Redis's unknown-command error: the name (128 bytes at most), then quoted arguments until
+/// their list reaches 128 bytes.
 fn unknown(args: &[Arg<'_>]) -> Reply<'static> {
     let name = args.first().map(|a| a.as_ref()).unwrap_or_default();
     let lower = String::from_utf8_lossy(name).to_lowercase();
@@ -207,20 +208,21 @@ fn unknown(args: &[Arg<'_>]) -> Reply<'static> {
             "ERR '{lower}' is not supported yet: pocketkv keys do not expire in this release"
         ));
     }
-    let mut message = format!(
-        "ERR unknown command '{}', with args beginning with: ",
-        printable(name, 128)
-    );
+    let mut quoted = Vec::new();
     for arg in args.iter().skip(1) {
-        if message.len() >= 128 {
+        if quoted.len() >= 128 {
             break;
         }
-        message.push_str(&format!(
-            "'{}' ",
-            printable(arg, 128 - message.len().min(128))
-        ));
+        let room = 128 - quoted.len();
+        quoted.push(b'\'');
+        quoted.extend_from_slice(&arg[..arg.len().min(room)]);
+        quoted.extend_from_slice(b"' ");
     }
-    Reply::error_owned(message)
+    let mut message = b"ERR unknown command '".to_vec();
+    message.extend_from_slice(&name[..name.len().min(128)]);
+    message.extend_from_slice(b"', with args beginning with: ");
+    message.extend_from_slice(&quoted);
+    Reply::error_owned(one_line(&message))
 }
 
 /// `ERR wrong number of arguments for 'get' command`.
@@ -230,12 +232,10 @@ pub fn wrong_arity(name: &str) -> Reply<'static> {
     ))
 }
 
-/// Up to `max` bytes of `bytes` as text; newlines become spaces so an error stays one line.
-fn printable(bytes: &[u8], max: usize) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(max)])
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+/// `bytes` as text for an error line: CR and LF become spaces, as Redis does, so the reply
+/// stays one line.
+fn one_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).replace(['\r', '\n'], " ")
 }
 
 /// `ERR syntax error`.
