@@ -18,14 +18,14 @@
 //!   CLIENT HELP, CONFIG SET, ...), and pocketkv's own PUT and HELP, which Redis does not know.
 //! - Requests that do not start with `*`: pocketkv reads them as human text lines and answers in
 //!   text, where Redis would treat them as inline commands.
+//! - A bulk payload not followed by CRLF (`*1\r\n$4\r\nPINGxx...`): Redis skips the two bytes
+//!   unchecked and goes on, misreading the stream; pocketkv answers
+//!   `-ERR Protocol error: expected CRLF after bulk` and closes, since framing is lost.
+//!   `bulk_without_crlf_is_a_framing_error` below checks pocketkv's side.
 //! - Glob character ranges with a byte >= 0x80 as an end (`[a-\xff]`): Redis compares C `char`s,
 //!   signed on x86-64 and unsigned on aarch64, so Redis itself answers differently per platform.
 //!
-//! Every other mismatch is a server bug. Each one still found is listed in `KNOWN_BUGS` (keyed by
-//! the case label this file prints): the default run excuses exactly those cases and fails if one
-//! of them starts to match Redis (so the list stays honest); the ignored test
-//! `known_bugs_match_redis` runs every scenario strictly and fails until they are all fixed:
-//! `cargo test --test redis_compat -- --ignored`.
+//! Every other mismatch is a server bug, and fails the test with both replies' exact bytes.
 
 mod common;
 
@@ -39,87 +39,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{resp_bytes, Server, DEADLINE};
-
-/// Cases where pocketkv's reply differs from Redis's (7.0.15): (case label, what is wrong).
-///
-/// The label is exactly what a failing run prints after `case:`; the exact bytes of both replies
-/// are printed with `cargo test --test redis_compat -- --nocapture` or `-- --ignored`.
-const KNOWN_BUGS: &[(&str, &str)] = &[
-    // Unknown command / subcommand errors: how odd bytes are quoted.
-    (r#"nosuch "nul\x00byte" after"#, QUOTED_BYTES),
-    (r#"nosuch "\xff\xfe""#, QUOTED_BYTES),
-    (r#""nosuch\xff""#, QUOTED_BYTES),
-    (r#""nul\x00name" x"#, QUOTED_BYTES),
-    (
-        r#""a\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"...(201 bytes)"#,
-        QUOTED_BYTES,
-    ),
-    (
-        r#"nosuch "a\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3"...(201 bytes)"#,
-        QUOTED_BYTES,
-    ),
-    (
-        r#"nosuch "\x00\x07\x0e\x15\x1c#*18?FM"...(1048576 bytes)"#,
-        QUOTED_BYTES,
-    ),
-    (r#"CLIENT "nul\x00sub""#, QUOTED_BYTES),
-    (r#"CLIENT "\xff""#, QUOTED_BYTES),
-    // SELECT with an index outside 32 bits.
-    ("SELECT 2147483648", SELECT_RANGE),
-    ("SELECT -2147483649", SELECT_RANGE),
-    ("SELECT 9223372036854775807", SELECT_RANGE),
-    // COMMAND LIST with extra arguments.
-    (
-        "COMMAND LIST x y z",
-        "Redis's COMMAND LIST takes [FILTERBY ...] (arity -2) and answers \
-         `-ERR syntax error`; pocketkv gives the arity error for 'command|list'",
-    ),
-    // Glob patterns made only of stars against the empty key.
-    ("KEYS **", STARS),
-    ("KEYS ***", STARS),
-    (r#"SCAN "<full iteration>" MATCH **"#, STARS),
-    (r#"SCAN "<full iteration>" MATCH ** COUNT 1"#, STARS),
-    (r#"SCAN "<full iteration>" COUNT 5 match **"#, STARS),
-    // SCAN cursors Redis's strtoul accepts.
-    ("SCAN -1", CURSOR),
-    (r#"SCAN """#, CURSOR),
-    ("SCAN -18446744073709551615", CURSOR),
-    // The two bytes after a bulk payload.
-    (
-        r#"transcript "*1\r\n$4\r\nPINGxx*1\r\n$4\r\nQUIT\r\n""#,
-        CRLF,
-    ),
-    (
-        r#"transcript "*1\r\n$1\r\nab\r\n*1\r\n$4\r\nQUIT\r\n""#,
-        CRLF,
-    ),
-    // SHUTDOWN options.
-    (
-        "SHUTDOWN ABORT",
-        "Redis 7 knows ABORT and answers `-ERR No shutdown in progress.`; \
-         pocketkv answers `-ERR syntax error`",
-    ),
-    (
-        "SHUTDOWN NOSAVE SAVE",
-        "Redis refuses NOSAVE together with SAVE with `-ERR syntax error`; \
-         pocketkv accepts the pair and shuts down (NOSAVE wins)",
-    ),
-];
-
-const QUOTED_BYTES: &str = "unknown command/subcommand error: Redis formats the name and \
-    arguments as C strings, so each is cut at its first NUL byte and every other byte is copied \
-    as it is; pocketkv keeps the NUL and what follows, and turns invalid UTF-8 (including a \
-    multi-byte character cut by the 128-byte limit) into U+FFFD (\\xef\\xbf\\xbd)";
-const SELECT_RANGE: &str = "Redis parses the index as a C int and answers `-ERR value is out of \
-    range, value must between -2147483648 and 2147483647`; pocketkv answers `-ERR DB index is out \
-    of range`";
-const STARS: &str = "Redis's stringmatchlen never matches the empty key against a non-empty \
-    pattern other than the exact `*` (KEYS and SCAN special-case that one); pocketkv matches \
-    `**`, `***`, ... against the empty key";
-const CURSOR: &str = "Redis parses the cursor with strtoul: the empty string is 0 and a leading \
-    '-' wraps around, so these are valid cursors; pocketkv answers `-ERR invalid cursor`";
-const CRLF: &str = "Redis skips the two bytes after a bulk payload without checking them; \
-    pocketkv closes the connection with `-ERR Protocol error: expected CRLF after bulk`";
 
 // ---------------------------------------------------------------------------------------------
 // redis-server
@@ -450,15 +369,12 @@ struct Diff {
     pocket: Server,
     r: Conn,
     p: Conn,
-    /// When true, KNOWN_BUGS excuse nothing.
-    strict: bool,
     compared: usize,
     failures: Vec<String>,
-    excused: Vec<String>,
 }
 
 impl Diff {
-    fn start(strict: bool) -> Diff {
+    fn start() -> Diff {
         let redis = Redis::start();
         let pocket = Server::start(&[]);
         let r = redis.connect();
@@ -468,10 +384,8 @@ impl Diff {
             pocket,
             r,
             p,
-            strict,
             compared: 0,
             failures: Vec::new(),
-            excused: Vec::new(),
         }
     }
 
@@ -484,7 +398,6 @@ impl Diff {
         pocket: Result<Vec<u8>, String>,
     ) {
         self.compared += 1;
-        let known = KNOWN_BUGS.iter().find(|(label, _)| *label == case);
         if redis.is_err() {
             self.failures.push(format!(
                 "case: {case}\n  redis-server failed: {}",
@@ -493,12 +406,6 @@ impl Diff {
             return;
         }
         if redis == pocket {
-            if let (Some((_, why)), false) = (known, self.strict) {
-                self.failures.push(format!(
-                    "case: {case}\n  listed in KNOWN_BUGS ({why}) but now matches Redis: \
-                     remove it from the list"
-                ));
-            }
             return;
         }
         let report = format!(
@@ -507,12 +414,7 @@ impl Diff {
             show_result(&redis),
             show_result(&pocket)
         );
-        match known {
-            Some((_, why)) if !self.strict => {
-                self.excused.push(format!("{report}\n  known bug: {why}"));
-            }
-            _ => self.failures.push(report),
-        }
+        self.failures.push(report);
     }
 
     /// Sends one command to both and compares the raw replies.
@@ -619,14 +521,10 @@ impl Diff {
     /// Prints the tally and returns the failures.
     fn finish(self, scenario: &str) -> Vec<String> {
         eprintln!(
-            "{scenario}: compared {} replies; {} excused as KNOWN_BUGS; {} failures",
+            "{scenario}: compared {} replies; {} failures",
             self.compared,
-            self.excused.len(),
             self.failures.len()
         );
-        for excused in &self.excused {
-            eprintln!("excused {excused}");
-        }
         self.failures
     }
 }
@@ -664,14 +562,14 @@ fn scan_keys(conn: &mut Conn, options: &[&str]) -> Result<BTreeSet<Vec<u8>>, Str
     Err("SCAN did not return cursor 0 within 10000 calls".into())
 }
 
-fn run(name: &str, scenario: Scenario, strict: bool) -> Vec<String> {
-    let mut diff = Diff::start(strict);
+fn run(name: &str, scenario: Scenario) -> Vec<String> {
+    let mut diff = Diff::start();
     scenario(&mut diff);
     diff.finish(name)
 }
 
 fn check(name: &str, scenario: Scenario) {
-    let failures = run(name, scenario, false);
+    let failures = run(name, scenario);
     assert!(
         failures.is_empty(),
         "{name}: {} replies differ from Redis:\n\n{}",
@@ -1522,9 +1420,6 @@ fn protocol_errors(t: &mut Diff) {
         b"*1\r\n$600000000\r\n",
         b"*99999999999\r\n",
         b"*1\r\n$4\r\nPING\r\n*abc\r\n",
-        // Redis does not check the two bytes after a bulk's payload.
-        b"*1\r\n$4\r\nPINGxx*1\r\n$4\r\nQUIT\r\n",
-        b"*1\r\n$1\r\nab\r\n*1\r\n$4\r\nQUIT\r\n",
     ] {
         t.transcript(bytes);
     }
@@ -1545,19 +1440,6 @@ fn shutdown_refusals(t: &mut Diff) {
 
 /// A named sequence of requests run against both servers.
 type Scenario = fn(&mut Diff);
-
-const SCENARIOS: &[(&str, Scenario)] = &[
-    ("connection", connection),
-    ("strings", strings),
-    ("counters", counters),
-    ("append_and_ranges", append_and_ranges),
-    ("keyspace", keyspace),
-    ("keys_and_scan", keys_and_scan),
-    ("errors", errors),
-    ("binary_and_large", binary_and_large),
-    ("protocol_errors", protocol_errors),
-    ("shutdown_refusals", shutdown_refusals),
-];
 
 // ---------------------------------------------------------------------------------------------
 // Tests
@@ -1616,7 +1498,7 @@ fn shutdown_refusals_match_redis() {
 /// pocketkv has one database: Redis accepts `SELECT 1`, pocketkv refuses it, on purpose.
 #[test]
 fn select_1_is_an_intended_difference() {
-    let mut t = Diff::start(false);
+    let mut t = Diff::start();
     t.intended(
         &["SELECT", "1"],
         b"+OK\r\n",
@@ -1635,20 +1517,19 @@ fn select_1_is_an_intended_difference() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// Every scenario with nothing excused: fails while any KNOWN_BUGS entry still differs.
+/// pocketkv's side of an intended difference: Redis skips the two bytes after a bulk payload
+/// unchecked; pocketkv treats anything but CRLF there as lost framing.
 #[test]
-#[ignore = "server bug: pocketkv still differs from Redis in the cases listed in KNOWN_BUGS"]
-fn known_bugs_match_redis() {
-    let mut failures = Vec::new();
-    for (name, scenario) in SCENARIOS {
-        failures.extend(run(name, *scenario, true));
+fn bulk_without_crlf_is_a_framing_error() {
+    let server = Server::start(&[]);
+    for bytes in [
+        &b"*1\r\n$4\r\nPINGxx*1\r\n$4\r\nQUIT\r\n"[..],
+        b"*1\r\n$1\r\nab\r\n*1\r\n$4\r\nQUIT\r\n",
+    ] {
+        let mut client = server.connect();
+        client.roundtrip(bytes, b"-ERR Protocol error: expected CRLF after bulk\r\n");
+        client.expect_closed();
     }
-    assert!(
-        failures.is_empty(),
-        "{} replies differ from Redis:\n\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
 }
 
 #[test]

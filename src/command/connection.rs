@@ -20,6 +20,7 @@ pub(super) const COMMANDS: &[Spec] = &[
             Spec::new("client|setname", 3, client_setname).flags(FAST).doc(G, "name", "name this connection"),
             Spec::new("client|getname", 2, client_getname).flags(FAST).doc(G, "", "this connection's name"),
             Spec::new("client|id", 2, client_id).flags(FAST).doc(G, "", "this connection's id"),
+            super::help_entry("client|help"),
         ]),
 ];
 
@@ -66,6 +67,9 @@ fn select<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     };
     match int_arg(index) {
         Ok(0) => Reply::OK,
+        Ok(n) if i32::try_from(n).is_err() => {
+            Reply::error("ERR value is out of range, value must between -2147483648 and 2147483647")
+        }
         Ok(_) => Reply::error("ERR DB index is out of range"),
         Err(e) => e,
     }

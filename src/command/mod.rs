@@ -181,11 +181,10 @@ pub fn resolve(args: &[Arg<'_>]) -> Option<Result<&'static Spec, Reply<'static>>
         .iter()
         .find(|sub| sub_name_of(sub).as_bytes().eq_ignore_ascii_case(sub_name))
     else {
-        return Some(Err(Reply::error_owned(format!(
-            "ERR unknown subcommand '{}'. Try {} HELP.",
-            one_line(&sub_name[..sub_name.len().min(128)]),
-            spec.name.to_uppercase()
-        ))));
+        let mut message = b"ERR unknown subcommand '".to_vec();
+        message.extend_from_slice(c_string(sub_name, 128));
+        message.extend_from_slice(format!("'. Try {} HELP.", spec.name.to_uppercase()).as_bytes());
+        return Some(Err(Reply::error_bytes(one_line(message))));
     };
     if !sub.arity_ok(args.len()) {
         return Some(Err(wrong_arity(sub.name)));
@@ -215,14 +214,38 @@ fn unknown(args: &[Arg<'_>]) -> Reply<'static> {
         }
         let room = 128 - quoted.len();
         quoted.push(b'\'');
-        quoted.extend_from_slice(&arg[..arg.len().min(room)]);
+        quoted.extend_from_slice(c_string(arg, room));
         quoted.extend_from_slice(b"' ");
     }
     let mut message = b"ERR unknown command '".to_vec();
-    message.extend_from_slice(&name[..name.len().min(128)]);
+    message.extend_from_slice(c_string(name, 128));
     message.extend_from_slice(b"', with args beginning with: ");
     message.extend_from_slice(&quoted);
-    Reply::error_owned(one_line(&message))
+    Reply::error_bytes(one_line(message))
+}
+
+/// `CLIENT HELP` and the like: the parent's subcommands, in Redis's layout.
+fn subcommand_help<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let Some(parent) = args.first().and_then(|name| lookup(name)) else {
+        return SYNTAX;
+    };
+    let name = parent.name.to_uppercase();
+    let mut lines = vec![format!(
+        "{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    )];
+    for sub in parent.subcommands {
+        let call = format!("{} {}", sub_name_of(sub).to_uppercase(), sub.usage);
+        lines.push(call.trim_end().to_string());
+        lines.push(format!("    {}.", sub.summary));
+    }
+    Reply::Array(lines.into_iter().map(|l| Reply::Status(l.into())).collect())
+}
+
+/// The HELP entry every command with subcommands lists last.
+const fn help_entry(name: &'static str) -> Spec {
+    Spec::new(name, 2, subcommand_help)
+        .flags(&["loading", "stale"])
+        .doc("server", "", "print this help")
 }
 
 /// `ERR wrong number of arguments for 'get' command`.
@@ -232,10 +255,20 @@ pub fn wrong_arity(name: &str) -> Reply<'static> {
     ))
 }
 
-/// `bytes` as text for an error line: CR and LF become spaces, as Redis does, so the reply
-/// stays one line.
-fn one_line(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).replace(['\r', '\n'], " ")
+/// What C's `%.*s` prints of `bytes`: at most `max` bytes, and nothing from the first NUL on.
+fn c_string(bytes: &[u8], max: usize) -> &[u8] {
+    let bytes = &bytes[..bytes.len().min(max)];
+    memchr::memchr(0, bytes).map_or(bytes, |nul| &bytes[..nul])
+}
+
+/// An error line as Redis sends it: CR and LF become spaces so the reply stays one line.
+fn one_line(mut message: Vec<u8>) -> Vec<u8> {
+    for b in &mut message {
+        if *b == b'\r' || *b == b'\n' {
+            *b = b' ';
+        }
+    }
+    message
 }
 
 /// `ERR syntax error`.

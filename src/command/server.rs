@@ -26,15 +26,17 @@ pub(super) const COMMANDS: &[Spec] = &[
         .doc(G, "[COUNT | LIST | INFO name ... | DOCS [name ...]]", "describe the commands")
         .subcommands(&[
             Spec::new("command|count", 2, command_count).flags(INSPECT).doc(G, "", "number of commands"),
-            Spec::new("command|list", 2, command_list).flags(INSPECT).doc(G, "", "names of the commands"),
+            Spec::new("command|list", -2, command_list).flags(INSPECT).doc(G, "", "names of the commands"),
             Spec::new("command|info", -2, command_info).flags(INSPECT).doc(G, "name [name ...]", "details of commands"),
             Spec::new("command|docs", -2, command_docs).flags(INSPECT).doc(G, "[name ...]", "documentation of commands"),
+            super::help_entry("command|help"),
         ]),
     Spec::new("config", -2, config)
         .doc(G, "GET pattern [pattern ...] | RESETSTAT", "read settings; reset counters")
         .subcommands(&[
             Spec::new("config|get", -3, config_get).flags(ADMIN).doc(G, "pattern [pattern ...]", "settings matching a glob"),
             Spec::new("config|resetstat", 2, config_resetstat).flags(ADMIN).doc(G, "", "reset INFO stats counters"),
+            super::help_entry("config|help"),
         ]),
 ];
 
@@ -78,14 +80,21 @@ fn bgsave<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 }
 
 fn shutdown<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
-    let mut save = true;
+    let (mut save, mut nosave) = (false, false);
     for option in args.iter().skip(1) {
         match option.to_ascii_uppercase().as_slice() {
-            b"NOSAVE" => save = false,
-            b"SAVE" | b"NOW" | b"FORCE" => {}
+            b"NOSAVE" => nosave = true,
+            b"SAVE" => save = true,
+            b"NOW" | b"FORCE" => {}
+            // Shutdown is never left pending here, so there is nothing to abort.
+            b"ABORT" if args.len() == 2 => return Reply::error("ERR No shutdown in progress."),
             _ => return SYNTAX,
         }
     }
+    if save && nosave {
+        return SYNTAX;
+    }
+    let save = !nosave;
     // Like Redis, a successful SHUTDOWN answers nothing: the connection just closes.
     ctx.client.flow = Flow::Shutdown { save };
     Reply::OK
@@ -275,7 +284,10 @@ fn command_count<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     Reply::Integer(table().count() as i64)
 }
 
-fn command_list<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+fn command_list<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    if args.len() > 2 {
+        return SYNTAX; // Redis's FILTERBY is not supported.
+    }
     Reply::Array(table().map(|s| Reply::bulk(s.name.as_bytes())).collect())
 }
 

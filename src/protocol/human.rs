@@ -14,7 +14,7 @@ fn encode_at(reply: &Reply<'_>, indent: usize, out: &mut Vec<u8>) {
         Reply::Status(s) => out.extend_from_slice(s.as_bytes()),
         Reply::Error(e) => {
             out.extend_from_slice(b"(error) ");
-            out.extend_from_slice(e.as_bytes());
+            out.extend_from_slice(e);
         }
         Reply::Integer(n) => {
             out.extend_from_slice(b"(integer) ");

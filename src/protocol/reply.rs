@@ -10,8 +10,9 @@ use std::borrow::Cow;
 pub enum Reply<'a> {
     /// A short status line such as `OK` or `PONG` (RESP `+`).
     Status(Cow<'static, str>),
-    /// An error whose text starts with its code, e.g. `ERR syntax error` (RESP `-`).
-    Error(Cow<'static, str>),
+    /// An error whose text starts with its code, e.g. `ERR syntax error` (RESP `-`). Bytes, not
+    /// text, because Redis echoes a client's bytes in some errors exactly as they came.
+    Error(Cow<'static, [u8]>),
     /// A signed integer (RESP `:`).
     Integer(i64),
     /// A binary-safe string (RESP `$`).
@@ -30,11 +31,16 @@ impl<'a> Reply<'a> {
 
     /// An error reply from a static message.
     pub const fn error(message: &'static str) -> Self {
-        Reply::Error(Cow::Borrowed(message))
+        Reply::Error(Cow::Borrowed(message.as_bytes()))
     }
 
     /// An error reply from a formatted message.
     pub fn error_owned(message: String) -> Self {
+        Reply::Error(Cow::Owned(message.into_bytes()))
+    }
+
+    /// An error reply from raw bytes (which must hold no CR or LF).
+    pub fn error_bytes(message: Vec<u8>) -> Self {
         Reply::Error(Cow::Owned(message))
     }
 

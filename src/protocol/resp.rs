@@ -114,7 +114,7 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
 pub(super) fn encode(reply: &Reply<'_>, out: &mut Vec<u8>) {
     match reply {
         Reply::Status(s) => line(out, b'+', s.as_bytes()),
-        Reply::Error(e) => line(out, b'-', e.as_bytes()),
+        Reply::Error(e) => line(out, b'-', e),
         Reply::Integer(n) => line(out, b':', itoa::Buffer::new().format(*n).as_bytes()),
         Reply::Bulk(bytes) => bulk(out, bytes),
         Reply::Text(text) => bulk(out, text.as_bytes()),

@@ -5,6 +5,11 @@
 /// Uses the classic one-backtrack-point algorithm rather than Redis's recursion, so patterns like
 /// `a*a*a*a*b` cannot take exponential time.
 pub fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    if text.is_empty() {
+        // Redis's matcher never enters its loop for an empty key: only "" (and the lone "*"
+        // that KEYS and SCAN treat as "everything") match it; "**" does not.
+        return pattern.is_empty() || pattern == b"*";
+    }
     let (mut p, mut t) = (0, 0);
     // Where to resume after the last `*`: (pattern index after it, text index it absorbed to).
     let mut star: Option<(usize, usize)> = None;
@@ -100,6 +105,7 @@ mod tests {
         assert!(m("*:1", "user:1") && !m("*:1", "user:12"));
         assert!(m("a*b*c", "aXbYc") && !m("a*b*c", "aXbY"));
         assert!(!m("", "a") && m("", ""));
+        assert!(m("*", "") && !m("**", "") && !m("?", "") && !m("a*", ""));
         assert!(m("[z-a]", "m"), "reversed ranges are swapped");
         assert!(
             m("[abc", "b"),
