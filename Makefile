@@ -11,6 +11,7 @@ run:
 	$(CARGO) run --release --
 
 test:
+	bash ci/install-deps.sh
 	$(CARGO) test --all-targets
 	bash ci/real-clients.sh
 
