@@ -818,7 +818,7 @@ fn keyspace_commands() {
         "1) 0\n2) 1) only\n",
     );
     say(&mut c, "SCAN x", "(error) ERR invalid cursor\n");
-    say(&mut c, "SCAN -1", "(error) ERR invalid cursor\n");
+    say(&mut c, "SCAN 1x", "(error) ERR invalid cursor\n");
     say(&mut c, "SCAN 0 COUNT 0", "(error) ERR syntax error\n");
     say(&mut c, "SCAN 0 COUNT x", NOT_INTEGER);
     say(&mut c, "SCAN 0 MATCH", "(error) ERR syntax error\n");

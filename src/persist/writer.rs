@@ -126,16 +126,10 @@ mod tests {
     use super::*;
     use crate::store::Store;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("pocketkv-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        dir
-    }
-
     #[test]
     fn writes_replace_the_file_and_leave_no_temp() {
-        let dir = temp_dir("atomic");
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
         let path = dir.join("data.json");
         fs::write(&path, b"old").unwrap();
         let size = write_atomically(&path, |out| out.write_all(b"new!")).unwrap();
@@ -146,7 +140,8 @@ mod tests {
 
     #[test]
     fn a_failed_write_keeps_the_old_file() {
-        let dir = temp_dir("failed");
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
         let path = dir.join("data.json");
         fs::write(&path, b"old").unwrap();
         let err = write_atomically(&path, |_| Err(std::io::Error::other("disk on fire")));
@@ -157,7 +152,8 @@ mod tests {
 
     #[test]
     fn the_thread_writes_a_loadable_snapshot() {
-        let dir = temp_dir("thread");
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
         let path = dir.join("data.json");
         let mut store = Store::new();
         store.set(b"k".to_vec(), b"v".to_vec());

@@ -82,7 +82,8 @@ pub struct Server {
     waiting_next: Vec<Waiter>,
     waiting_current: Vec<Waiter>,
     next_client_id: u64,
-    last_snapshot_attempt: Instant,
+    /// When the snapshot timer next looks for changes to save.
+    next_timed_snapshot: Instant,
     last_sample: Option<Instant>,
     stopping: Option<Instant>,
     skip_final_save: bool,
@@ -96,6 +97,7 @@ impl Server {
         listener.set_nonblocking(true)?;
         let listening = listener.local_addr()?;
         let mut listener = TcpListener::from_std(listener);
+        let save_interval = config.save_interval;
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -118,7 +120,7 @@ impl Server {
             waiting_next: Vec::new(),
             waiting_current: Vec::new(),
             next_client_id: 1,
-            last_snapshot_attempt: Instant::now(),
+            next_timed_snapshot: Instant::now() + Duration::from_secs(save_interval),
             last_sample: None,
             stopping: None,
             skip_final_save: false,
@@ -184,12 +186,12 @@ impl Server {
         if self.stopping.is_some() {
             return Duration::from_millis(50);
         }
-        let interval = self.state.config.save_interval;
-        if interval == 0 {
+        if self.state.config.save_interval == 0 || self.state.snapshot.running_since.is_some() {
             return TICK;
         }
-        let due = self.last_snapshot_attempt + Duration::from_secs(interval);
-        due.saturating_duration_since(Instant::now()).min(TICK)
+        self.next_timed_snapshot
+            .saturating_duration_since(Instant::now())
+            .min(TICK)
     }
 
     fn accept(&mut self) {
@@ -375,13 +377,17 @@ impl Server {
             self.state.rss_bytes = resident_bytes();
             self.last_sample = Some(now);
         }
-        let interval = self.state.config.save_interval;
-        let changed = self.store.dirty() != self.state.snapshot.dirty_at_last_save;
-        if interval > 0
-            && changed
-            && now - self.last_snapshot_attempt >= Duration::from_secs(interval)
+        let interval = Duration::from_secs(self.state.config.save_interval);
+        if !interval.is_zero()
+            && now >= self.next_timed_snapshot
+            && self.state.snapshot.running_since.is_none()
         {
-            self.state.snapshot.wanted = true;
+            if self.store.dirty() == self.state.snapshot.dirty_at_last_save {
+                // Nothing to save: look again one interval from now, not on every turn.
+                self.next_timed_snapshot = now + interval;
+            } else {
+                self.state.snapshot.wanted = true;
+            }
         }
         if self.state.snapshot.wanted
             && self.state.snapshot.running_since.is_none()
@@ -399,7 +405,7 @@ impl Server {
         let image = self.store.image();
         status.last_copy = started.elapsed();
         status.running_since = Some(started);
-        self.last_snapshot_attempt = started;
+        self.next_timed_snapshot = started + Duration::from_secs(self.state.config.save_interval);
         self.waiting_current.append(&mut self.waiting_next);
         let job = Job {
             image,
