@@ -132,7 +132,13 @@ const SETTINGS: &[Setting] = &[
         name: "maxclients",
         default: "10000",
         help: "most clients connected at once; more are refused with an error",
-        apply: |c, v| number(v, "a positive number").map(|n| c.maxclients = n),
+        apply: |c, v| match number(v, "a positive number")? {
+            0 => Err("a positive number".to_string()),
+            n => {
+                c.maxclients = n;
+                Ok(())
+            }
+        },
         show: |c| c.maxclients.to_string(),
     },
     Setting {

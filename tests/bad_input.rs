@@ -306,7 +306,6 @@ fn an_unfinished_bulk_past_the_query_buffer_limit_is_cut_off() {
 }
 
 #[test]
-#[ignore = "server bug: the query-buffer-limit error is always RESP, even to a text-dialect client"]
 fn the_query_buffer_limit_error_follows_the_dialect() {
     let mut server = Server::start(&["--client-query-buffer-limit", "1000"]);
     let mut other = bystander(&server);
@@ -340,8 +339,6 @@ fn half_close_and_quit_end_the_connection_after_the_answers() {
 }
 
 #[test]
-#[ignore = "server bug: the 64 KiB inline limit counts the CR of a CRLF ending, so a line LF \
-            accepts is refused when it ends in CRLF"]
 fn a_64_kib_line_is_accepted_with_either_line_ending() {
     let mut server = Server::start(&[]);
     let mut other = bystander(&server);
@@ -400,8 +397,6 @@ fn upload_cost(server: &Server, elements: usize, chunk: usize) -> f64 {
 }
 
 #[test]
-#[ignore = "server bug: an incomplete multibulk is re-parsed from its start on every read, so a \
-            request trickling in costs CPU quadratic in its element count"]
 fn a_big_multibulk_in_small_writes_costs_linear_time() {
     let server = Server::start(&[]);
     const ELEMENTS: usize = 100_000;

@@ -286,8 +286,6 @@ fn five_megabyte_value_in_many_small_writes() {
 }
 
 #[test]
-#[ignore = "server bug: the loop reads more input before running requests it already holds, \
-            so complete requests pile up and trip --client-query-buffer-limit"]
 fn a_long_pipeline_with_big_replies_stays_under_a_small_query_buffer_limit() {
     // Each request is 22 bytes, each reply about 2 KB, and the client reads every reply as it
     // comes. Redis runs every complete request of a read before reading again, so its query

@@ -461,8 +461,6 @@ fn maxclients_refuses_the_extra_connection_with_an_error() {
 }
 
 #[test]
-#[ignore = "server bug: --maxclients 0 is accepted (help says 'a positive number') and then every \
-            client is refused"]
 fn maxclients_zero_is_refused_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(

@@ -37,6 +37,8 @@ pub enum ProtocolError {
     MissingCrlf,
     /// A text line with an unterminated or misplaced quote.
     UnbalancedQuotes,
+    /// More unanswerable input than `client-query-buffer-limit` allows.
+    QueryBufferLimit,
 }
 
 impl fmt::Display for ProtocolError {
@@ -53,6 +55,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::InlineTooBig => f.write_str("too big inline request"),
             ProtocolError::MissingCrlf => f.write_str("expected CRLF after bulk"),
             ProtocolError::UnbalancedQuotes => f.write_str("unbalanced quotes in request"),
+            ProtocolError::QueryBufferLimit => f.write_str("query buffer limit reached"),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 pub use error::{ParseError, ProtocolError};
 pub use reply::Reply;
-pub use resp::parse_i64;
+pub use resp::{parse_i64, Progress};
 
 /// Which wire format a request arrived in; its reply is encoded in the same one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,9 +64,19 @@ pub fn parse_request<'a>(
     input: &'a [u8],
     limits: &Limits,
 ) -> Result<(Request<'a>, usize), ParseError> {
+    parse_request_resuming(input, limits, &mut Progress::default())
+}
+
+/// [`parse_request`] for a connection that keeps `progress` between reads, so a request that
+/// arrives in many pieces is parsed once overall, not once per piece.
+pub fn parse_request_resuming<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+    progress: &mut Progress,
+) -> Result<(Request<'a>, usize), ParseError> {
     match input.first() {
         None => Err(ParseError::Incomplete),
-        Some(b'*') => resp::parse(input, limits),
+        Some(b'*') => resp::parse(input, limits, progress),
         Some(_) => text::parse(input, limits),
     }
 }

@@ -4,26 +4,73 @@ use std::borrow::Cow;
 
 use super::{Dialect, Limits, ParseError, ProtocolError, Reply, Request};
 
-/// Parses one `*<n>\r\n($<len>\r\n<bytes>\r\n){n}` request from the start of `input`.
+/// How far the parse of a partly received request got, so the next attempt resumes there
+/// instead of re-reading every argument: without it, a huge request trickling in costs
+/// quadratic time on the event loop.
+///
+/// Offsets are relative to the start of the request, which stays put in the caller's buffer
+/// until the request is complete.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Elements announced by the `*` header; 0 while the header is still unread.
+    count: usize,
+    /// Where the next element starts.
+    pos: usize,
+    /// `(start, end)` of each complete element so far.
+    spans: Vec<(usize, usize)>,
+}
+
+/// Parses one `*<n>\r\n($<len>\r\n<bytes>\r\n){n}` request from the start of `input`,
+/// resuming from `progress` (left empty when this returns anything but `Incomplete`).
 ///
 /// The length prefixes are checked against `limits` but never used to allocate: arguments borrow
 /// from `input`, and until all of a bulk has arrived the answer is `Incomplete`.
 pub(super) fn parse<'a>(
     input: &'a [u8],
     limits: &Limits,
+    progress: &mut Progress,
 ) -> Result<(Request<'a>, usize), ParseError> {
-    let (count, mut pos) = header(input, 1, limits, ProtocolError::MbulkCountTooBig)?;
-    let count = match count {
-        // Redis treats `*0` and `*-1` as a request with nothing in it.
-        n if n <= 0 => 0,
-        n if n as u64 > limits.max_multibulk_len as u64 => {
-            return Err(ParseError::Fatal(ProtocolError::InvalidMultibulkLength))
-        }
-        n => n as usize,
-    };
-    // Capacity comes from what can really be present, not from the client's claim.
-    let mut args = Vec::with_capacity(count.min(input.len() / 4 + 1));
-    for _ in 0..count {
+    let result = parse_elements(input, limits, progress);
+    if !matches!(result, Err(ParseError::Incomplete)) {
+        progress.count = 0;
+        progress.pos = 0;
+    }
+    let used = result?;
+    let args = progress
+        .spans
+        .drain(..)
+        .map(|(start, end)| Cow::Borrowed(&input[start..end]))
+        .collect();
+    Ok((
+        Request {
+            dialect: Dialect::Resp,
+            args,
+        },
+        used,
+    ))
+}
+
+/// Fills `progress.spans` with every element of the request; returns the request's length.
+fn parse_elements(
+    input: &[u8],
+    limits: &Limits,
+    progress: &mut Progress,
+) -> Result<usize, ParseError> {
+    if progress.pos == 0 {
+        progress.spans.clear();
+        let (count, pos) = header(input, 1, limits, ProtocolError::MbulkCountTooBig)?;
+        progress.count = match count {
+            // Redis treats `*0` and `*-1` as a request with nothing in it.
+            n if n <= 0 => 0,
+            n if n as u64 > limits.max_multibulk_len as u64 => {
+                return Err(ParseError::Fatal(ProtocolError::InvalidMultibulkLength))
+            }
+            n => n as usize,
+        };
+        progress.pos = pos;
+    }
+    while progress.spans.len() < progress.count {
+        let pos = progress.pos;
         match input.get(pos) {
             None => return Err(ParseError::Incomplete),
             Some(b'$') => {}
@@ -40,16 +87,10 @@ pub(super) fn parse<'a>(
             Some(b"\r\n") => {}
             Some(_) => return Err(ParseError::Fatal(ProtocolError::MissingCrlf)),
         }
-        args.push(Cow::Borrowed(&input[start..end]));
-        pos = end + 2;
+        progress.spans.push((start, end));
+        progress.pos = end + 2;
     }
-    Ok((
-        Request {
-            dialect: Dialect::Resp,
-            args,
-        },
-        pos,
-    ))
+    Ok(progress.pos)
 }
 
 /// Reads the decimal number that starts at `input[at]` and runs up to CRLF.
@@ -170,22 +211,52 @@ mod tests {
     fn every_split_point_is_incomplete_until_the_end() {
         for cut in 0..SET.len() {
             assert_eq!(
-                parse(&SET[..cut], &limits()),
+                parse(&SET[..cut], &limits(), &mut Progress::default()),
                 Err(ParseError::Incomplete),
                 "cut at {cut}"
             );
         }
-        let (req, used) = parse(SET, &limits()).unwrap();
+        let (req, used) = parse(SET, &limits(), &mut Progress::default()).unwrap();
         assert_eq!(used, SET.len());
         assert_eq!(req.args, vec![&b"SET"[..], b"key", b"va\r\nl"]);
+    }
+
+    #[test]
+    fn a_trickled_request_resumes_where_it_stopped() {
+        let mut progress = Progress::default();
+        for cut in 0..SET.len() {
+            assert_eq!(
+                parse(&SET[..cut], &limits(), &mut progress),
+                Err(ParseError::Incomplete)
+            );
+        }
+        assert_eq!(progress.spans.len(), 2, "SET and key were kept");
+        let (req, used) = parse(SET, &limits(), &mut progress).unwrap();
+        assert_eq!((req.args.len(), used), (3, SET.len()));
+        assert_eq!(
+            progress,
+            Progress {
+                count: 0,
+                pos: 0,
+                spans: Vec::new()
+            }
+        );
+        // A failure clears the progress too.
+        let bad = b"*2\r\n$1\r\na\r\nx";
+        assert_eq!(
+            parse(&bad[..bad.len() - 1], &limits(), &mut progress),
+            Err(ParseError::Incomplete)
+        );
+        assert!(parse(bad, &limits(), &mut progress).is_err());
+        assert_eq!(progress.pos, 0);
     }
 
     #[test]
     fn pipelined_requests_parse_one_at_a_time() {
         let mut two = SET.to_vec();
         two.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
-        let (_, used) = parse(&two, &limits()).unwrap();
-        let (req, rest) = parse(&two[used..], &limits()).unwrap();
+        let (_, used) = parse(&two, &limits(), &mut Progress::default()).unwrap();
+        let (req, rest) = parse(&two[used..], &limits(), &mut Progress::default()).unwrap();
         assert_eq!(req.args, vec![&b"PING"[..]]);
         assert_eq!(used + rest, two.len());
     }
@@ -214,7 +285,7 @@ mod tests {
             ),
         ];
         for (input, text) in cases {
-            match parse(input, &limits()) {
+            match parse(input, &limits(), &mut Progress::default()) {
                 Err(ParseError::Fatal(e)) => assert_eq!(e.to_string(), *text),
                 other => panic!("{:?} gave {other:?}", String::from_utf8_lossy(input)),
             }
@@ -224,11 +295,15 @@ mod tests {
     #[test]
     fn huge_length_prefixes_do_not_allocate_or_complete() {
         assert_eq!(
-            parse(b"*1048576\r\n", &limits()),
+            parse(b"*1048576\r\n", &limits(), &mut Progress::default()),
             Err(ParseError::Incomplete)
         );
         assert_eq!(
-            parse(b"*1\r\n$536870912\r\nab", &limits()),
+            parse(
+                b"*1\r\n$536870912\r\nab",
+                &limits(),
+                &mut Progress::default()
+            ),
             Err(ParseError::Incomplete)
         );
     }
@@ -238,14 +313,14 @@ mod tests {
         let mut input = b"*".to_vec();
         input.resize(70 * 1024, b'1');
         assert_eq!(
-            parse(&input, &limits()),
+            parse(&input, &limits(), &mut Progress::default()),
             Err(ParseError::Fatal(ProtocolError::MbulkCountTooBig))
         );
     }
 
     #[test]
     fn empty_multibulk_is_an_empty_request() {
-        let (req, used) = parse(b"*0\r\n", &limits()).unwrap();
+        let (req, used) = parse(b"*0\r\n", &limits(), &mut Progress::default()).unwrap();
         assert!(req.args.is_empty());
         assert_eq!(used, 4);
     }

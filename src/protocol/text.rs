@@ -21,12 +21,12 @@ pub(super) fn parse<'a>(
             Err(ParseError::Incomplete)
         };
     };
-    if newline > limits.max_inline_len {
-        return Err(ParseError::Fatal(ProtocolError::InlineTooBig));
-    }
     let consumed = newline + 1;
     let line = &input[..newline];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() > limits.max_inline_len {
+        return Err(ParseError::Fatal(ProtocolError::InlineTooBig));
+    }
     match split_args(line) {
         Some(args) => Ok((
             Request {

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use mio::net::TcpStream;
 
 use crate::command::ClientState;
-use crate::protocol::Dialect;
+use crate::protocol::{Dialect, Progress};
 
 /// Bytes read per `read` call at least; also what an idle connection keeps allocated.
 const READ_CHUNK: usize = 16 * 1024;
@@ -84,6 +84,8 @@ pub struct Connection {
     pub peer: SocketAddr,
     /// Bytes read, not yet parsed.
     pub input: InputBuffer,
+    /// How far the parse of a partly received request got.
+    pub progress: Progress,
     /// Encoded replies; `output[written..]` is still to be sent.
     pub output: Vec<u8>,
     written: usize,
@@ -106,6 +108,7 @@ impl Connection {
             stream,
             peer,
             input: InputBuffer::default(),
+            progress: Progress::default(),
             output: Vec::new(),
             written: 0,
             client,

@@ -20,7 +20,7 @@ use slab::Slab;
 use crate::command::{self, ClientState, Ctx, Flow, ServerState};
 use crate::config::Config;
 use crate::persist::{self, Done, Job, Writer};
-use crate::protocol::{self, Dialect, ParseError, Reply};
+use crate::protocol::{self, Dialect, ParseError, ProtocolError, Reply, Request};
 use crate::store::Store;
 use connection::{Closing, Connection, ReadOutcome};
 
@@ -30,8 +30,8 @@ const WAKER: Token = Token(usize::MAX);
 /// How long a stopping server keeps trying to deliver replies it already computed.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Reads one client gets per loop turn before others have their go (16 KiB or more each).
-const READ_BUDGET: usize = 64;
+/// Reads or reply flushes one client gets per loop turn before the others have their go.
+const TURN_BUDGET: usize = 64;
 
 /// Longest the loop sleeps, so timers (snapshots, memory sampling) run on time.
 const TICK: Duration = Duration::from_millis(500);
@@ -243,46 +243,48 @@ impl Server {
     }
 
     /// Reads, executes and writes for one client until it has nothing more to do for now.
+    ///
+    /// It reads only when every complete request already read has been executed, so input never
+    /// piles up behind a backlog of replies.
     fn drive(&mut self, key: usize) {
         let high_water = self.state.config.output_buffer_high_water;
-        let query_limit = self.state.config.query_buffer_limit;
-        let mut reads = 0;
+        let mut budget = TURN_BUDGET;
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return; // A spurious event for a connection already closed.
             };
-            if self.stopping.is_none() {
-                if let Some(dialect) = execute_pending(conn, &mut self.store, &mut self.state) {
+            let stopped = if self.stopping.is_some() {
+                Stopped::Held
+            } else {
+                let was_waiting = conn.awaiting_snapshot.is_some();
+                let stopped = execute_pending(conn, &mut self.store, &mut self.state);
+                if let (false, Some(dialect)) = (was_waiting, conn.awaiting_snapshot) {
                     self.waiting_next.push((key, conn.client.id, dialect));
                 }
-            }
-            if conn.pending_output() >= high_water {
-                if let Err(e) = self.flush(key) {
-                    return self.close(key, &e.to_string());
-                }
-            }
-            let Some(conn) = self.conns.get_mut(key) else {
-                return;
+                stopped
             };
-            let blocked = conn.awaiting_snapshot.is_some()
-                || conn.closing != Closing::No
-                || conn.pending_output() >= high_water
-                || self.stopping.is_some();
-            if blocked || conn.peer_closed {
+            if stopped == Stopped::Held || stopped == Stopped::NeedInput && conn.peer_closed {
                 break;
             }
-            if conn.input.pending().len() >= query_limit {
-                conn.output
-                    .extend_from_slice(b"-ERR Protocol error: query buffer limit reached\r\n");
-                conn.closing = Closing::AfterFlush;
-                break;
-            }
-            if reads == READ_BUDGET {
-                // Edge-triggered: no new event will come for bytes already waiting, so revisit.
+            if budget == 0 {
+                // Edge-triggered: no new event will come for work already waiting, so revisit.
                 self.unfinished.push(key);
                 break;
             }
-            reads += 1;
+            budget -= 1;
+            if stopped == Stopped::Backlog {
+                if let Err(e) = self.flush(key) {
+                    return self.close(key, &e.to_string());
+                }
+                if self
+                    .conns
+                    .get(key)
+                    .is_some_and(|c| c.pending_output() >= high_water)
+                {
+                    break; // The client is not reading; WRITABLE will bring us back.
+                }
+                continue;
+            }
             match conn.read_once() {
                 Ok(ReadOutcome::Data(n)) => self.state.stats.net_input_bytes += n as u64,
                 Ok(ReadOutcome::WouldBlock) => break,
@@ -486,61 +488,49 @@ impl Server {
     }
 }
 
+/// Why [`execute_pending`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopped {
+    /// Every complete request ran; more input is needed.
+    NeedInput,
+    /// Replies are piling up; send them before executing more.
+    Backlog,
+    /// The client waits for a snapshot, or is closing.
+    Held,
+}
+
 /// Parses and executes every complete request in `conn`'s input, appending the replies.
-///
-/// Stops early when the client must wait (SAVE), is closing, or has a backlog of unsent replies.
-/// Returns the dialect of a SAVE whose reply must wait for the snapshot.
-fn execute_pending(
-    conn: &mut Connection,
-    store: &mut Store,
-    state: &mut ServerState,
-) -> Option<Dialect> {
-    if conn.awaiting_snapshot.is_some() {
-        return None; // Already waiting, and already on the waiting list.
-    }
+fn execute_pending(conn: &mut Connection, store: &mut Store, state: &mut ServerState) -> Stopped {
     let limits = state.config.limits;
-    let high_water = state.config.output_buffer_high_water;
-    while conn.awaiting_snapshot.is_none()
-        && conn.closing == Closing::No
-        && conn.pending_output() < high_water
-    {
+    loop {
+        if conn.awaiting_snapshot.is_some() || conn.closing != Closing::No {
+            return Stopped::Held;
+        }
+        if conn.pending_output() >= state.config.output_buffer_high_water {
+            return Stopped::Backlog;
+        }
         let input = conn.input.pending();
-        let used = match protocol::parse_request(input, &limits) {
+        let parsed = protocol::parse_request_resuming(input, &limits, &mut conn.progress);
+        let used = match parsed {
             Ok((request, used)) => {
                 if !request.args.is_empty() {
-                    let mut ctx = Ctx {
-                        db: &mut *store,
-                        client: &mut conn.client,
-                        server: &mut *state,
-                    };
-                    // Every change to data is made by the command executed here; a write log
-                    // or replica stream would take `request.args` when `Store::dirty` moves.
-                    let reply = command::execute(&mut ctx, &request.args);
-                    let is_error = reply.is_error();
-                    let mark = conn.output.len();
-                    protocol::encode_reply(&reply, request.dialect, &mut conn.output);
-                    drop(reply);
-                    match std::mem::take(&mut conn.client.flow) {
-                        Flow::AwaitSnapshot => {
-                            // The real answer comes when the snapshot is durable.
-                            conn.output.truncate(mark);
-                            conn.awaiting_snapshot = Some(request.dialect);
-                        }
-                        Flow::Shutdown { save } => {
-                            conn.output.truncate(mark);
-                            conn.closing = Closing::AfterFlush;
-                            state.shutdown = Some(save);
-                        }
-                        Flow::Close => conn.closing = Closing::AfterFlush,
+                    let flow =
+                        execute_one(&request, &mut conn.client, &mut conn.output, store, state);
+                    match flow {
+                        Flow::AwaitSnapshot => conn.awaiting_snapshot = Some(request.dialect),
+                        Flow::Shutdown { .. } | Flow::Close => conn.closing = Closing::AfterFlush,
                         Flow::Continue => {}
-                    }
-                    if is_error {
-                        state.stats.error_replies += 1;
                     }
                 }
                 used
             }
-            Err(ParseError::Incomplete) => return None,
+            Err(ParseError::Incomplete) if input.len() < state.config.query_buffer_limit => {
+                return Stopped::NeedInput;
+            }
+            Err(ParseError::Incomplete) => {
+                fail(conn, ProtocolError::QueryBufferLimit, state);
+                return Stopped::Held;
+            }
             Err(ParseError::Invalid { consumed, error }) => {
                 let reply = Reply::error_owned(error.to_string());
                 protocol::encode_reply(&reply, Dialect::Text, &mut conn.output);
@@ -548,20 +538,60 @@ fn execute_pending(
                 consumed
             }
             Err(ParseError::Fatal(error)) => {
-                let dialect = match input.first() {
-                    Some(b'*') => Dialect::Resp,
-                    _ => Dialect::Text,
-                };
-                let reply = Reply::error_owned(error.to_string());
-                protocol::encode_reply(&reply, dialect, &mut conn.output);
-                state.stats.error_replies += 1;
-                conn.closing = Closing::AfterFlush;
-                return None;
+                fail(conn, error, state);
+                return Stopped::Held;
             }
         };
         conn.input.consume(used);
     }
-    conn.awaiting_snapshot
+}
+
+/// Runs one request and appends its reply to `output`, unless the command holds it (SAVE) or
+/// suppresses it (SHUTDOWN); returns what the connection must do next.
+fn execute_one(
+    request: &Request<'_>,
+    client: &mut ClientState,
+    output: &mut Vec<u8>,
+    store: &mut Store,
+    state: &mut ServerState,
+) -> Flow {
+    let mut ctx = Ctx {
+        db: store,
+        client,
+        server: state,
+    };
+    // Every change to data is made by the command executed here; a write log or replica
+    // stream would take `request.args` when `Store::dirty` moves.
+    let reply = command::execute(&mut ctx, &request.args);
+    let is_error = reply.is_error();
+    let mark = output.len();
+    protocol::encode_reply(&reply, request.dialect, output);
+    drop(reply);
+    if is_error {
+        state.stats.error_replies += 1;
+    }
+    let flow = std::mem::take(&mut client.flow);
+    match flow {
+        Flow::AwaitSnapshot => output.truncate(mark),
+        Flow::Shutdown { save } => {
+            output.truncate(mark);
+            state.shutdown = Some(save);
+        }
+        Flow::Close | Flow::Continue => {}
+    }
+    flow
+}
+
+/// Answers a request whose framing is lost, in the dialect it seems to be in, and closes.
+fn fail(conn: &mut Connection, error: ProtocolError, state: &mut ServerState) {
+    let dialect = match conn.input.pending().first() {
+        Some(b'*') => Dialect::Resp,
+        _ => Dialect::Text,
+    };
+    let reply = Reply::error_owned(error.to_string());
+    protocol::encode_reply(&reply, dialect, &mut conn.output);
+    state.stats.error_replies += 1;
+    conn.closing = Closing::AfterFlush;
 }
 
 /// Resident set size from /proc (0 where there is no /proc).
