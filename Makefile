@@ -1,5 +1,6 @@
-# Thin wrappers that mirror CI. `make run` starts the server with defaults; `make test` runs
-# every test (unit, integration, and the real-client stage when redis-tools are installed).
+# Thin wrappers that mirror CI. `make run` starts the server with defaults; `make test` installs
+# the test tools when missing (redis-tools, redis-server, netcat-openbsd) and runs every test:
+# unit, integration, and the real-client stage.
 .PHONY: build run test lint bench release clean
 
 CARGO ?= cargo

@@ -56,6 +56,10 @@ fn parse_elements(
     limits: &Limits,
     progress: &mut Progress,
 ) -> Result<usize, ParseError> {
+    if progress.pos > input.len() {
+        // Progress from some other input: start over rather than trust it.
+        progress.pos = 0;
+    }
     if progress.pos == 0 {
         progress.spans.clear();
         let (count, pos) = header(input, 1, limits, ProtocolError::MbulkCountTooBig)?;
