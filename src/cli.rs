@@ -54,8 +54,9 @@ pub fn init_logging(level: log::LevelFilter) {
 }
 
 /// Checks the data directory, loads the snapshot, binds, and serves until a signal stops it.
-pub fn serve(config: Config) -> Result<(), String> {
+pub fn serve(mut config: Config) -> Result<(), String> {
     check_writable(&config)?;
+    fit_clients_to_file_limit(&mut config);
     let path = config.snapshot_path();
     let started = Instant::now();
     let mut store = Store::new();
@@ -84,6 +85,40 @@ pub fn serve(config: Config) -> Result<(), String> {
         load_time.as_secs_f64() * 1e3
     );
     server.run().map_err(|e| format!("event loop failed: {e}"))
+}
+
+/// File descriptors kept for the listener, the snapshot, logs and the poll itself.
+const RESERVED_FDS: u64 = 32;
+
+/// Raises the open-file soft limit to the hard limit, and lowers `maxclients` to what then fits,
+/// as Redis does, so a client beyond the limit gets an error instead of an `accept` failure.
+fn fit_clients_to_file_limit(config: &mut Config) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return;
+        }
+        let before = limit.rlim_cur;
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                limit.rlim_cur = before;
+            }
+        }
+        info!("open files limit {} (was {before})", limit.rlim_cur);
+    }
+    let fits = limit.rlim_cur.saturating_sub(RESERVED_FDS).max(1);
+    if (config.maxclients as u64) > fits {
+        log::warn!(
+            "maxclients lowered from {} to {fits} to fit the open files limit",
+            config.maxclients
+        );
+        config.maxclients = usize::try_from(fits).unwrap_or(usize::MAX);
+    }
 }
 
 /// Fails early, with a clear message, when snapshots could never be written.
