@@ -2,13 +2,11 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use log::info;
 
 use crate::config::{Config, ConfigError};
 use crate::server::Server;
-use crate::store::Store;
 
 /// Runs the server as the command line asks; exit 0 on a clean stop, 2 on bad flags, 1 on
 /// anything else (port in use, unwritable directory, damaged snapshot).
@@ -56,23 +54,27 @@ pub fn init_logging(level: log::LevelFilter) {
 /// Checks the data directory, loads the snapshot, binds, and serves until a signal stops it.
 pub fn serve(mut config: Config) -> Result<(), String> {
     check_writable(&config)?;
-    fit_clients_to_file_limit(&mut config);
+    let open_files = fit_clients_to_file_limit(&mut config);
     let path = config.snapshot_path();
-    let started = Instant::now();
-    let mut store = Store::new();
-    let pairs = crate::persist::load_file(&path).map_err(|e| e.to_string())?;
-    let found = pairs.is_some();
-    store.load(pairs.unwrap_or_default());
-    let load_time = started.elapsed();
+    let recovered = crate::server::recover(&config)?;
+    let found = recovered.snapshot_found;
+    let replayed = recovered.replayed;
+    let load_time = recovered.elapsed;
     let address = (config.bind.as_str(), config.port);
     let listener = std::net::TcpListener::bind(address)
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.bind, config.port))?;
-    let server = Server::new(listener, config, store).map_err(|e| e.to_string())?;
+    let log_note = if config.appendonly {
+        format!(", {replayed} log records replayed")
+    } else {
+        String::new()
+    };
+    let server = Server::new(listener, config, recovered).map_err(|e| e.to_string())?;
     server
         .stop_on_signals()
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
     info!(
-        "pocketkv {} listening on {}, data file {} ({}), {} keys loaded in {:.1} ms",
+        "pocketkv {} listening on {}, data file {} ({}), {} keys loaded in {:.1} ms{log_note}, \
+         open files limit {open_files}",
         env!("CARGO_PKG_VERSION"),
         server.local_addr(),
         path.display(),
@@ -92,7 +94,7 @@ const RESERVED_FDS: u64 = 32;
 
 /// Raises the open-file soft limit to the hard limit, and lowers `maxclients` to what then fits,
 /// as Redis does, so a client beyond the limit gets an error instead of an `accept` failure.
-fn fit_clients_to_file_limit(config: &mut Config) {
+fn fit_clients_to_file_limit(config: &mut Config) -> u64 {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -100,7 +102,7 @@ fn fit_clients_to_file_limit(config: &mut Config) {
     // SAFETY: getrlimit and setrlimit only read and write the struct passed to them.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return;
+            return 0;
         }
         let before = limit.rlim_cur;
         if limit.rlim_cur < limit.rlim_max {
@@ -109,16 +111,17 @@ fn fit_clients_to_file_limit(config: &mut Config) {
                 limit.rlim_cur = before;
             }
         }
-        info!("open files limit {} (was {before})", limit.rlim_cur);
     }
     let fits = limit.rlim_cur.saturating_sub(RESERVED_FDS).max(1);
     if (config.maxclients as u64) > fits {
         log::warn!(
-            "maxclients lowered from {} to {fits} to fit the open files limit",
-            config.maxclients
+            "maxclients lowered from {} to {fits} to fit the open files limit ({})",
+            config.maxclients,
+            limit.rlim_cur
         );
         config.maxclients = usize::try_from(fits).unwrap_or(usize::MAX);
     }
+    limit.rlim_cur
 }
 
 /// Fails early, with a clear message, when snapshots could never be written.

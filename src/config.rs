@@ -4,6 +4,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::persist::FsyncPolicy;
 use crate::protocol::Limits;
 
 /// Everything the server can be told at start.
@@ -21,6 +22,14 @@ pub struct Config {
     pub save_interval: u64,
     /// Log level when `RUST_LOG` is not set.
     pub loglevel: log::LevelFilter,
+    /// Keep an append-only log of every write.
+    pub appendonly: bool,
+    /// When the log is fsynced.
+    pub appendfsync: FsyncPolicy,
+    /// Base name of the log segments in `dir` (`appendonly` → `appendonly.1.aof`, ...).
+    pub appendfilename: String,
+    /// Cut a damaged log at the damage instead of refusing to start.
+    pub aof_repair: bool,
     /// Most clients connected at once.
     pub maxclients: usize,
     /// Bytes of unparsed input one client may hold (Redis's `client-query-buffer-limit`).
@@ -129,6 +138,49 @@ const SETTINGS: &[Setting] = &[
         show: |c| c.loglevel.to_string().to_lowercase(),
     },
     Setting {
+        name: "appendonly",
+        default: "no",
+        help: "keep an append-only log of every write (yes or no)",
+        apply: |c, v| yes_no(v).map(|b| c.appendonly = b),
+        show: |c| yes_no_name(c.appendonly),
+    },
+    Setting {
+        name: "appendfsync",
+        default: "everysec",
+        help: "fsync the log: always (before replying), everysec, or no (the OS decides)",
+        apply: |c, v| {
+            c.appendfsync = match v.to_ascii_lowercase().as_str() {
+                "always" => FsyncPolicy::Always,
+                "everysec" => FsyncPolicy::EverySec,
+                "no" => FsyncPolicy::No,
+                _ => return Err("always, everysec or no".to_string()),
+            };
+            Ok(())
+        },
+        show: |c| c.appendfsync.name().to_string(),
+    },
+    Setting {
+        name: "appendfilename",
+        default: "appendonly",
+        help: "base name of the log files in --dir (appendonly.1.aof, appendonly.2.aof, ...)",
+        apply: |c, v| {
+            if v.is_empty() || v.contains('/') {
+                Err("a file name without '/'".to_string())
+            } else {
+                c.appendfilename = v.to_string();
+                Ok(())
+            }
+        },
+        show: |c| c.appendfilename.clone(),
+    },
+    Setting {
+        name: "aof-repair",
+        default: "no",
+        help: "at start, cut a damaged log at the damage (what follows is dropped and logged)",
+        apply: |c, v| yes_no(v).map(|b| c.aof_repair = b),
+        show: |c| yes_no_name(c.aof_repair),
+    },
+    Setting {
         name: "maxclients",
         default: "10000",
         help: "most clients connected at once; more are refused with an error",
@@ -158,7 +210,7 @@ const SETTINGS: &[Setting] = &[
 ];
 
 /// Settings Redis tools ask for that pocketkv answers with fixed values.
-const FIXED: &[(&str, &str)] = &[("appendonly", "no"), ("databases", "1")];
+const FIXED: &[(&str, &str)] = &[("databases", "1")];
 
 impl Default for Config {
     fn default() -> Self {
@@ -169,6 +221,10 @@ impl Default for Config {
             dbfilename: String::new(),
             save_interval: 0,
             loglevel: log::LevelFilter::Info,
+            appendonly: false,
+            appendfsync: FsyncPolicy::EverySec,
+            appendfilename: String::new(),
+            aof_repair: false,
             maxclients: 0,
             query_buffer_limit: 0,
             output_buffer_high_water: 64 * 1024,
@@ -289,6 +345,18 @@ fn non_empty(value: &str) -> Result<&str, String> {
     } else {
         Ok(value)
     }
+}
+
+fn yes_no(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("yes or no".to_string()),
+    }
+}
+
+fn yes_no_name(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_string()
 }
 
 fn level(value: &str) -> Result<log::LevelFilter, String> {

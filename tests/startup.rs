@@ -340,7 +340,7 @@ fn an_unusable_data_directory_exits_1_naming_it() {
     );
 }
 
-/// Parses `... N keys loaded in F ms` from the start-up line.
+/// Parses `... N keys loaded in F ms, ...` from the start-up line.
 fn keys_and_time(line: &str) -> (usize, f64) {
     let (before, after) = line.split_once(" keys loaded in ").expect("keys loaded");
     let keys = before
@@ -350,8 +350,9 @@ fn keys_and_time(line: &str) -> (usize, f64) {
         .parse()
         .expect("key count");
     let ms = after
-        .strip_suffix(" ms")
+        .split_once(" ms")
         .expect("ms")
+        .0
         .parse()
         .expect("load time");
     (keys, ms)

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
-use crate::persist::SnapshotStatus;
+use crate::persist::{LogStatus, SnapshotStatus};
 use crate::store::Store;
 
 /// Everything a handler works on.
@@ -71,6 +71,10 @@ pub struct ServerState {
     pub stats: Stats,
     /// Snapshot progress and history; commands ask for snapshots through it.
     pub snapshot: SnapshotStatus,
+    /// The append-only log's progress.
+    pub log: LogStatus,
+    /// Set while persistence is failing: the `MISCONF` error write commands get instead.
+    pub refuse_writes: Option<String>,
     /// Clients connected now.
     pub connected_clients: usize,
     /// The address really bound (differs from the config when port 0 was asked for).
@@ -91,6 +95,8 @@ impl ServerState {
             config,
             stats: Stats::default(),
             snapshot: SnapshotStatus::default(),
+            log: LogStatus::default(),
+            refuse_writes: None,
             connected_clients: 0,
             listening,
             shutdown: None,

@@ -163,6 +163,11 @@ pub fn execute<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Ok(spec) => spec,
         Err(error) => return error,
     };
+    if spec.is_write() {
+        if let Some(refusal) = &ctx.server.refuse_writes {
+            return Reply::error_owned(refusal.clone());
+        }
+    }
     (spec.handler)(ctx, args)
 }
 

@@ -210,11 +210,36 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                     .running_since
                     .map_or(-1, |t| t.elapsed().as_secs() as i64),
             );
+            let copied = ctx.db.copied();
+            let log = &server.log;
             field!("rdb_saves", &snap.saves_ok);
             field!("rdb_last_copy_usec", &snap.last_copy.as_micros());
+            field!("rdb_cow_shards_copied", &copied.shards);
+            field!("rdb_cow_bytes_estimate", &copied.bytes);
             field!("rdb_last_error", &snap.last_error.as_deref().unwrap_or(""));
             field!("snapshot_file", &server.config.snapshot_path().display());
-            field!("aof_enabled", &0);
+            field!("aof_enabled", &u8::from(log.enabled));
+            field!("aof_fsync", &log.policy.map_or("-", |p| p.name()));
+            field!(
+                "aof_last_write_status",
+                &if log.failing.is_some() { "err" } else { "ok" }
+            );
+            field!(
+                "aof_last_write_error",
+                &log.failing.as_deref().unwrap_or("")
+            );
+            field!("aof_current_segment", &log.segment);
+            field!("aof_current_size", &log.segment_bytes);
+            field!(
+                "aof_unsynced_records",
+                &log.last_seq.saturating_sub(log.durable_seq)
+            );
+            field!(
+                "aof_fsync_lag_usec",
+                &log.unsynced_since.map_or(0, |t| t.elapsed().as_micros())
+            );
+            field!("aof_replayed_records", &log.replayed);
+            field!("aof_torn_tails_truncated", &log.torn_tails);
         }
         "stats" => {
             let stats = &server.stats;

@@ -1,12 +1,18 @@
 //! Persistence: the JSON snapshot format, its atomic writer thread, and snapshot bookkeeping.
 
+pub mod log;
+mod log_writer;
 mod snapshot;
 mod writer;
 
 use std::time::{Duration, Instant};
 
-pub use snapshot::{decode, encode, load_file, LoadError, Pairs, FORMAT, VERSION};
-pub use writer::{write_atomically, Done, Job, Writer};
+pub use log_writer::{FsyncPolicy, LogWriter, Order, Report};
+pub use snapshot::{
+    decode, decode_snapshot, encode, encode_snapshot, load_file, LoadError, Pairs, Snapshot,
+    FORMAT, VERSION,
+};
+pub use writer::{prune_segments, write_atomically, Done, Job, Writer};
 
 /// Snapshot progress and history, as INFO persistence and LASTSAVE report it.
 #[derive(Debug, Clone)]
@@ -45,4 +51,31 @@ impl Default for SnapshotStatus {
             saves_ok: 0,
         }
     }
+}
+
+/// The append-only log's progress, as INFO persistence reports it.
+#[derive(Debug, Clone, Default)]
+pub struct LogStatus {
+    /// Whether the log is on.
+    pub enabled: bool,
+    /// The fsync policy.
+    pub policy: Option<FsyncPolicy>,
+    /// The segment records go to.
+    pub segment: u64,
+    /// Its size, as last reported by the log thread.
+    pub segment_bytes: u64,
+    /// Sequence number of the last record appended by the loop.
+    pub last_seq: u64,
+    /// Highest sequence number written to the file.
+    pub written_seq: u64,
+    /// Highest sequence number fsynced.
+    pub durable_seq: u64,
+    /// When the oldest record not yet fsynced was appended.
+    pub unsynced_since: Option<Instant>,
+    /// Why writing the log fails, while it does.
+    pub failing: Option<String>,
+    /// Records replayed at start.
+    pub replayed: u64,
+    /// Torn tails cut off at start.
+    pub torn_tails: u64,
 }

@@ -1,9 +1,11 @@
 //! The snapshot file: JSON, binary-safe, checked on load.
 //!
 //! ```json
-//! {"format":"pocketkv-snapshot","version":1,"saved_at_unix_ms":1764250000000,"keys":2,
-//!  "data":[["name","Alice"],[{"hex":"ff00"},"binary key"]]}
+//! {"format":"pocketkv-snapshot","version":1,"saved_at_unix_ms":1764250000000,"log_seq":3,
+//!  "keys":2,"data":[["name","Alice"],[{"hex":"ff00"},"binary key"]]}
 //! ```
+//! `log_seq` is the first append-only log segment the snapshot does not contain: start-up replays
+//! segments from that one on (0 or absent: every segment).
 //! A key or value that is valid UTF-8 is a JSON string; any other bytes are `{"hex": "..."}`.
 //! `keys` must equal the number of pairs, so a file cut short at a pair boundary is still caught.
 
@@ -92,16 +94,23 @@ struct FileOut<'a> {
     format: &'static str,
     version: u32,
     saved_at_unix_ms: u64,
+    log_seq: u64,
     keys: usize,
     data: ImagePairs<'a>,
 }
 
-/// Writes `image` as a snapshot to `out`.
+/// Writes `image` as a snapshot to `out`, with no log segments behind it.
 pub fn encode(image: &Image, out: impl Write) -> std::io::Result<()> {
+    encode_snapshot(image, 0, out)
+}
+
+/// Writes `image` as a snapshot to `out`; `log_seq` is the first log segment it does not hold.
+pub fn encode_snapshot(image: &Image, log_seq: u64, out: impl Write) -> std::io::Result<()> {
     let file = FileOut {
         format: FORMAT,
         version: VERSION,
         saved_at_unix_ms: crate::command::unix_time().as_millis() as u64,
+        log_seq,
         keys: image.len(),
         data: ImagePairs(image),
     };
@@ -151,12 +160,28 @@ impl<'de> Visitor<'de> for BytesVisitor {
 struct FileIn {
     format: String,
     version: u32,
+    #[serde(default)]
+    log_seq: u64,
     keys: usize,
     data: Vec<(OwnedBytes, OwnedBytes)>,
 }
 
-/// Reads a snapshot from `bytes`; `path` is only used in messages.
+/// A loaded snapshot.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Every key and value.
+    pub pairs: Pairs,
+    /// The first log segment the snapshot does not contain.
+    pub log_seq: u64,
+}
+
+/// Reads a snapshot's pairs from `bytes`; `path` is only used in messages.
 pub fn decode(path: &Path, bytes: &[u8]) -> Result<Pairs, LoadError> {
+    decode_snapshot(path, bytes).map(|snapshot| snapshot.pairs)
+}
+
+/// Reads a snapshot from `bytes`; `path` is only used in messages.
+pub fn decode_snapshot(path: &Path, bytes: &[u8]) -> Result<Snapshot, LoadError> {
     if bytes.is_empty() {
         return Err(LoadError::Empty(path.to_path_buf()));
     }
@@ -187,13 +212,16 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<Pairs, LoadError> {
             ),
         ));
     }
-    Ok(file.data.into_iter().map(|(k, v)| (k.0, v.0)).collect())
+    Ok(Snapshot {
+        pairs: file.data.into_iter().map(|(k, v)| (k.0, v.0)).collect(),
+        log_seq: file.log_seq,
+    })
 }
 
 /// Loads the snapshot at `path`; `Ok(None)` when there is no file.
-pub fn load_file(path: &Path) -> Result<Option<Pairs>, LoadError> {
+pub fn load_file(path: &Path) -> Result<Option<Snapshot>, LoadError> {
     match std::fs::read(path) {
-        Ok(bytes) => decode(path, &bytes).map(Some),
+        Ok(bytes) => decode_snapshot(path, &bytes).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(LoadError::Unreadable(path.to_path_buf(), e)),
     }

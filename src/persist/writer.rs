@@ -19,6 +19,11 @@ pub struct Job {
     pub path: PathBuf,
     /// The store's change counter when the image was taken.
     pub dirty: u64,
+    /// The first log segment the image does not contain.
+    pub log_seq: u64,
+    /// Base name of the log segments: once the snapshot is durable, the segments before
+    /// `log_seq` are deleted.
+    pub log_base: Option<String>,
 }
 
 /// What became of a [`Job`].
@@ -50,7 +55,12 @@ impl Writer {
             .spawn(move || {
                 for job in queue {
                     let started = Instant::now();
-                    let result = write_atomically(&job.path, |out| super::encode(&job.image, out));
+                    let result = write_atomically(&job.path, |out| {
+                        super::encode_snapshot(&job.image, job.log_seq, out)
+                    });
+                    if let (Ok(_), Some(base)) = (&result, &job.log_base) {
+                        prune_segments(&job.path, base, job.log_seq);
+                    }
                     notify(Done {
                         result: result.map_err(|e| e.to_string()),
                         dirty: job.dirty,
@@ -84,6 +94,26 @@ impl Writer {
 impl Drop for Writer {
     fn drop(&mut self) {
         self.finish();
+    }
+}
+
+/// Deletes the log segments next to `snapshot` that come before `first_kept`: the snapshot, now
+/// durable, holds everything they recorded.
+pub fn prune_segments(snapshot: &Path, base: &str, first_kept: u64) {
+    let dir = match snapshot.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    for (seq, path) in super::log::list_segments(dir, base) {
+        if seq < first_kept {
+            match fs::remove_file(&path) {
+                Ok(()) => log::info!(
+                    "removed log segment {} (in the snapshot now)",
+                    path.display()
+                ),
+                Err(e) => log::warn!("cannot remove old log segment {}: {e}", path.display()),
+            }
+        }
     }
 }
 
@@ -163,12 +193,14 @@ mod tests {
             image: store.image(),
             path: path.clone(),
             dirty: 7,
+            log_seq: 0,
+            log_base: None,
         }));
         let done = rx.recv().unwrap();
         assert!(done.result.is_ok());
         assert_eq!((done.dirty, done.keys), (7, 1));
         writer.finish();
-        let pairs = crate::persist::load_file(&path).unwrap().unwrap();
-        assert_eq!(pairs, vec![(b"k".to_vec(), b"v".to_vec())]);
+        let snapshot = crate::persist::load_file(&path).unwrap().unwrap();
+        assert_eq!(snapshot.pairs, vec![(b"k".to_vec(), b"v".to_vec())]);
     }
 }

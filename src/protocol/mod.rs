@@ -90,7 +90,7 @@ pub fn encode_reply(reply: &Reply<'_>, dialect: Dialect, out: &mut Vec<u8>) {
 }
 
 /// Encodes `args` as a RESP multi-bulk request, the form Redis clients send and the log stores.
-pub fn encode_request(args: &[&[u8]], out: &mut Vec<u8>) {
+pub fn encode_request<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<u8>) {
     resp::encode_request(args, out)
 }
 
@@ -145,7 +145,7 @@ mod tests {
     #[test]
     fn encoded_request_parses_back() {
         let mut out = Vec::new();
-        encode_request(&[b"SET", b"k", b"a b\r\n"], &mut out);
+        encode_request(&[&b"SET"[..], b"k", b"a b\r\n"], &mut out);
         assert_eq!(
             args_of(&out),
             vec![b"SET".to_vec(), b"k".to_vec(), b"a b\r\n".to_vec()]

@@ -178,10 +178,10 @@ pub(super) fn encode(reply: &Reply<'_>, out: &mut Vec<u8>) {
 }
 
 /// Appends a RESP multi-bulk request holding `args`.
-pub(super) fn encode_request(args: &[&[u8]], out: &mut Vec<u8>) {
+pub(super) fn encode_request<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<u8>) {
     line(out, b'*', itoa::Buffer::new().format(args.len()).as_bytes());
     for arg in args {
-        bulk(out, arg);
+        bulk(out, arg.as_ref());
     }
 }
 

@@ -66,6 +66,26 @@ pub enum ReadOutcome {
     Closed,
 }
 
+/// Output held back until the append-only log is fsynced (`appendfsync always`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold {
+    /// Where the held bytes start in `output`.
+    pub from: usize,
+    /// The log sequence number that must be durable before they are sent.
+    pub seq: u64,
+}
+
+impl Hold {
+    /// A hold of everything from `from` (or from where `held` already starts) until record
+    /// `seq` is durable.
+    pub fn until(held: Option<Hold>, seq: u64, from: usize) -> Hold {
+        Hold {
+            from: held.map_or(from, |hold| hold.from),
+            seq,
+        }
+    }
+}
+
 /// Why a connection is being closed, for the debug log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Closing {
@@ -89,6 +109,8 @@ pub struct Connection {
     /// Encoded replies; `output[written..]` is still to be sent.
     pub output: Vec<u8>,
     written: usize,
+    /// Replies that may not leave before the log is durable up to a sequence number.
+    pub hold: Option<Hold>,
     /// State commands can see.
     pub client: ClientState,
     /// Waiting for a snapshot; holds the dialect the SAVE came in.
@@ -111,6 +133,7 @@ impl Connection {
             progress: Progress::default(),
             output: Vec::new(),
             written: 0,
+            hold: None,
             client,
             awaiting_snapshot: None,
             closing: Closing::No,
@@ -119,9 +142,29 @@ impl Connection {
         }
     }
 
-    /// Bytes of output not yet sent.
+    /// Bytes of output not yet sent, held or not.
     pub fn pending_output(&self) -> usize {
         self.output.len() - self.written
+    }
+
+    /// Bytes of output that may be sent now.
+    pub fn sendable(&self) -> usize {
+        self.send_limit() - self.written
+    }
+
+    fn send_limit(&self) -> usize {
+        self.hold.map_or(self.output.len(), |hold| hold.from)
+    }
+
+    /// Releases held replies once the log is durable up to `durable`; true if released.
+    pub fn release(&mut self, durable: u64) -> bool {
+        match self.hold {
+            Some(hold) if hold.seq <= durable => {
+                self.hold = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// One `read` into the input buffer.
@@ -144,8 +187,9 @@ impl Connection {
     /// Writes pending output until done or `WouldBlock`; returns bytes written.
     pub fn flush(&mut self) -> io::Result<usize> {
         let mut total = 0;
-        while self.written < self.output.len() {
-            match self.stream.write(&self.output[self.written..]) {
+        let limit = self.send_limit();
+        while self.written < limit {
+            match self.stream.write(&self.output[self.written..limit]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.written += n;

@@ -1,9 +1,13 @@
 //! The event loop: one thread, one `mio::Poll`, every client in a slab keyed by its token.
 //!
 //! Each step is a short function: accept, drive (read, execute, write), close. News from other
-//! threads (signals, finished snapshots) arrives through a channel and the poll's `Waker`.
+//! threads (signals, finished snapshots, log writes) arrives through a channel and the poll's
+//! `Waker`.
 
 mod connection;
+mod execute;
+mod persistence;
+mod recover;
 mod signals;
 
 use std::io;
@@ -12,17 +16,20 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, info, warn};
+use log::{debug, info, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::command::{self, ClientState, Ctx, Flow, ServerState};
+use crate::command::{ClientState, ServerState};
 use crate::config::Config;
-use crate::persist::{self, Done, Job, Writer};
-use crate::protocol::{self, Dialect, ParseError, ProtocolError, Reply, Request};
+use crate::persist::{Done, LogWriter, Report, Writer};
+use crate::protocol::Dialect;
 use crate::store::Store;
 use connection::{Closing, Connection, ReadOutcome};
+use execute::{execute_pending, Stopped};
+use persistence::Journal;
+pub use recover::{recover, Recovered};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
@@ -43,6 +50,8 @@ pub enum News {
     Shutdown(&'static str),
     /// The snapshot thread finished a job.
     SnapshotDone(Done),
+    /// The log thread wrote, fsynced, or failed.
+    Log(Report),
 }
 
 /// A way to reach a running server from another thread.
@@ -78,6 +87,12 @@ pub struct Server {
     handle: Handle,
     news: mpsc::Receiver<News>,
     writer: Writer,
+    /// The log thread, when the append-only log is on.
+    log: Option<LogWriter>,
+    /// This turn's changes, for the log.
+    journal: Journal,
+    /// Clients whose replies wait for the log to be fsynced.
+    held: Vec<usize>,
     /// SAVE callers whose snapshot has not started yet, and those of the one in flight.
     waiting_next: Vec<Waiter>,
     waiting_current: Vec<Waiter>,
@@ -92,12 +107,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server on an already-bound listener, serving `store`.
-    pub fn new(listener: std::net::TcpListener, config: Config, store: Store) -> io::Result<Self> {
+    /// A server on an already-bound listener, serving what start-up recovered.
+    pub fn new(
+        listener: std::net::TcpListener,
+        config: Config,
+        recovered: Recovered,
+    ) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
         let listening = listener.local_addr()?;
         let mut listener = TcpListener::from_std(listener);
-        let save_interval = config.save_interval;
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -108,24 +126,36 @@ impl Server {
         let writer = Writer::start(move |done| {
             notify.send(News::SnapshotDone(done));
         })?;
-        Ok(Server {
+        let mut state = ServerState::new(config, listening);
+        state.log.enabled = state.config.appendonly;
+        state.log.policy = state.log.enabled.then_some(state.config.appendfsync);
+        state.log.segment = recovered.segment;
+        state.log.replayed = recovered.replayed;
+        state.log.torn_tails = recovered.torn_tails;
+        let save_interval = Duration::from_secs(state.config.save_interval);
+        let mut server = Server {
             poll,
             listener: Some(listener),
             conns: Slab::new(),
-            store,
-            state: ServerState::new(config, listening),
+            store: recovered.store,
+            state,
             handle,
             news,
             writer,
+            log: None,
+            journal: Journal::default(),
+            held: Vec::new(),
             waiting_next: Vec::new(),
             waiting_current: Vec::new(),
             next_client_id: 1,
-            next_timed_snapshot: Instant::now() + Duration::from_secs(save_interval),
+            next_timed_snapshot: Instant::now() + save_interval,
             last_sample: None,
             stopping: None,
             skip_final_save: false,
             unfinished: Vec::new(),
-        })
+        };
+        server.log = persistence::start_log(&server)?;
+        Ok(server)
     }
 
     /// The address clients connect to.
@@ -172,6 +202,7 @@ impl Server {
             for key in std::mem::take(&mut self.unfinished) {
                 self.drive(key);
             }
+            self.submit_log();
             self.tick();
             if let Some(since) = self.stopping {
                 let drained = self.conns.iter().all(|(_, c)| c.pending_output() == 0);
@@ -257,9 +288,14 @@ impl Server {
                 Stopped::Held
             } else {
                 let was_waiting = conn.awaiting_snapshot.is_some();
-                let stopped = execute_pending(conn, &mut self.store, &mut self.state);
+                let was_held = conn.hold.is_some();
+                let stopped =
+                    execute_pending(conn, &mut self.store, &mut self.state, &mut self.journal);
                 if let (false, Some(dialect)) = (was_waiting, conn.awaiting_snapshot) {
                     self.waiting_next.push((key, conn.client.id, dialect));
+                }
+                if !was_held && conn.hold.is_some() {
+                    self.held.push(key);
                 }
                 stopped
             };
@@ -310,13 +346,15 @@ impl Server {
         if !pending && conn.peer_closed && conn.awaiting_snapshot.is_none() {
             return self.close(key, "peer closed");
         }
-        if pending != conn.wants_writable {
-            let interest = if pending {
+        // Held replies wait for the log, not for the socket: no WRITABLE wake-ups for them.
+        let sendable = conn.sendable() > 0;
+        if sendable != conn.wants_writable {
+            let interest = if sendable {
                 Interest::READABLE | Interest::WRITABLE
             } else {
                 Interest::READABLE
             };
-            conn.wants_writable = pending;
+            conn.wants_writable = sendable;
             if let Err(e) = self
                 .poll
                 .registry()
@@ -348,6 +386,7 @@ impl Server {
             match news {
                 News::Shutdown(why) => self.begin_shutdown(why),
                 News::SnapshotDone(done) => self.snapshot_done(done),
+                News::Log(report) => self.log_report(report),
             }
         }
     }
@@ -379,219 +418,8 @@ impl Server {
             self.state.rss_bytes = resident_bytes();
             self.last_sample = Some(now);
         }
-        let interval = Duration::from_secs(self.state.config.save_interval);
-        if !interval.is_zero()
-            && now >= self.next_timed_snapshot
-            && self.state.snapshot.running_since.is_none()
-        {
-            if self.store.dirty() == self.state.snapshot.dirty_at_last_save {
-                // Nothing to save: look again one interval from now, not on every turn.
-                self.next_timed_snapshot = now + interval;
-            } else {
-                self.state.snapshot.wanted = true;
-            }
-        }
-        if self.state.snapshot.wanted
-            && self.state.snapshot.running_since.is_none()
-            && self.stopping.is_none()
-        {
-            self.start_snapshot();
-        }
+        self.snapshot_timer(now);
     }
-
-    /// Takes the point-in-time copy and hands it to the writer thread.
-    fn start_snapshot(&mut self) {
-        let status = &mut self.state.snapshot;
-        status.wanted = false;
-        let started = Instant::now();
-        let image = self.store.image();
-        status.last_copy = started.elapsed();
-        status.running_since = Some(started);
-        self.next_timed_snapshot = started + Duration::from_secs(self.state.config.save_interval);
-        self.waiting_current.append(&mut self.waiting_next);
-        let job = Job {
-            image,
-            path: self.state.config.snapshot_path(),
-            dirty: self.store.dirty(),
-        };
-        if !self.writer.submit(job) {
-            self.snapshot_done(Done {
-                result: Err("the snapshot thread has stopped".into()),
-                dirty: 0,
-                keys: 0,
-                elapsed: Duration::ZERO,
-            });
-        }
-    }
-
-    fn snapshot_done(&mut self, done: Done) {
-        let status = &mut self.state.snapshot;
-        status.running_since = None;
-        status.last_duration = Some(done.elapsed);
-        let reply = match &done.result {
-            Ok(bytes) => {
-                info!(
-                    "snapshot saved: {} keys, {bytes} bytes in {:.1} ms (copy {} us)",
-                    done.keys,
-                    done.elapsed.as_secs_f64() * 1e3,
-                    status.last_copy.as_micros()
-                );
-                status.last_ok = true;
-                status.last_error = None;
-                status.last_save_unix = command::unix_time().as_secs();
-                status.dirty_at_last_save = done.dirty;
-                status.saves_ok += 1;
-                Reply::OK
-            }
-            Err(why) => {
-                error!("snapshot failed: {why}");
-                status.last_ok = false;
-                status.last_error = Some(why.clone());
-                Reply::error_owned(format!("ERR snapshot failed: {why}"))
-            }
-        };
-        for (key, id, dialect) in std::mem::take(&mut self.waiting_current) {
-            let Some(conn) = self.conns.get_mut(key) else {
-                continue;
-            };
-            if conn.client.id != id {
-                continue;
-            }
-            protocol::encode_reply(&reply, dialect, &mut conn.output);
-            conn.awaiting_snapshot = None;
-            self.drive(key);
-        }
-    }
-
-    /// Stops for good: final snapshot when data changed since the last one.
-    fn finish(mut self) -> io::Result<()> {
-        self.writer.finish();
-        self.read_news();
-        let path = self.state.config.snapshot_path();
-        if self.skip_final_save {
-            info!("SHUTDOWN NOSAVE: exiting without a final snapshot");
-            return Ok(());
-        }
-        if self.store.dirty() == self.state.snapshot.dirty_at_last_save {
-            info!("no changes since the last snapshot; exiting");
-            return Ok(());
-        }
-        let started = Instant::now();
-        let image = self.store.image();
-        let size = persist::write_atomically(&path, |out| persist::encode(&image, out))?;
-        info!(
-            "final snapshot saved: {} keys, {size} bytes in {:.1} ms; exiting",
-            image.len(),
-            started.elapsed().as_secs_f64() * 1e3
-        );
-        Ok(())
-    }
-}
-
-/// Why [`execute_pending`] stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stopped {
-    /// Every complete request ran; more input is needed.
-    NeedInput,
-    /// Replies are piling up; send them before executing more.
-    Backlog,
-    /// The client waits for a snapshot, or is closing.
-    Held,
-}
-
-/// Parses and executes every complete request in `conn`'s input, appending the replies.
-fn execute_pending(conn: &mut Connection, store: &mut Store, state: &mut ServerState) -> Stopped {
-    let limits = state.config.limits;
-    loop {
-        if conn.awaiting_snapshot.is_some() || conn.closing != Closing::No {
-            return Stopped::Held;
-        }
-        if conn.pending_output() >= state.config.output_buffer_high_water {
-            return Stopped::Backlog;
-        }
-        let input = conn.input.pending();
-        let parsed = protocol::parse_request_resuming(input, &limits, &mut conn.progress);
-        let used = match parsed {
-            Ok((request, used)) => {
-                if !request.args.is_empty() {
-                    let flow =
-                        execute_one(&request, &mut conn.client, &mut conn.output, store, state);
-                    match flow {
-                        Flow::AwaitSnapshot => conn.awaiting_snapshot = Some(request.dialect),
-                        Flow::Shutdown { .. } | Flow::Close => conn.closing = Closing::AfterFlush,
-                        Flow::Continue => {}
-                    }
-                }
-                used
-            }
-            Err(ParseError::Incomplete) if input.len() < state.config.query_buffer_limit => {
-                return Stopped::NeedInput;
-            }
-            Err(ParseError::Incomplete) => {
-                fail(conn, ProtocolError::QueryBufferLimit, state);
-                return Stopped::Held;
-            }
-            Err(ParseError::Invalid { consumed, error }) => {
-                let reply = Reply::error_owned(error.to_string());
-                protocol::encode_reply(&reply, Dialect::Text, &mut conn.output);
-                state.stats.error_replies += 1;
-                consumed
-            }
-            Err(ParseError::Fatal(error)) => {
-                fail(conn, error, state);
-                return Stopped::Held;
-            }
-        };
-        conn.input.consume(used);
-    }
-}
-
-/// Runs one request and appends its reply to `output`, unless the command holds it (SAVE) or
-/// suppresses it (SHUTDOWN); returns what the connection must do next.
-fn execute_one(
-    request: &Request<'_>,
-    client: &mut ClientState,
-    output: &mut Vec<u8>,
-    store: &mut Store,
-    state: &mut ServerState,
-) -> Flow {
-    let mut ctx = Ctx {
-        db: store,
-        client,
-        server: state,
-    };
-    // Every change to data is made by the command executed here; a write log or replica
-    // stream would take `request.args` when `Store::dirty` moves.
-    let reply = command::execute(&mut ctx, &request.args);
-    let is_error = reply.is_error();
-    let mark = output.len();
-    protocol::encode_reply(&reply, request.dialect, output);
-    drop(reply);
-    if is_error {
-        state.stats.error_replies += 1;
-    }
-    let flow = std::mem::take(&mut client.flow);
-    match flow {
-        Flow::AwaitSnapshot => output.truncate(mark),
-        Flow::Shutdown { save } => {
-            output.truncate(mark);
-            state.shutdown = Some(save);
-        }
-        Flow::Close | Flow::Continue => {}
-    }
-    flow
-}
-
-/// Answers a request whose framing is lost, in the dialect it seems to be in, and closes.
-fn fail(conn: &mut Connection, error: ProtocolError, state: &mut ServerState) {
-    let dialect = match conn.input.pending().first() {
-        Some(b'*') => Dialect::Resp,
-        _ => Dialect::Text,
-    };
-    let reply = Reply::error_owned(error.to_string());
-    protocol::encode_reply(&reply, dialect, &mut conn.output);
-    state.stats.error_replies += 1;
-    conn.closing = Closing::AfterFlush;
 }
 
 /// Resident set size from /proc (0 where there is no /proc).

@@ -59,6 +59,17 @@ pub struct Store {
     dirty: u64,
     hits: u64,
     misses: u64,
+    copied: CopyOnWrite,
+}
+
+/// Shards copied because a snapshot still held them when a write came.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CopyOnWrite {
+    /// Shards copied since the last image was taken.
+    pub shards: u64,
+    /// Estimated bytes those copies hold: the extra memory a snapshot in flight costs, at most
+    /// one copy of the data.
+    pub bytes: u64,
 }
 
 impl Default for Store {
@@ -71,6 +82,7 @@ impl Default for Store {
             dirty: 0,
             hits: 0,
             misses: 0,
+            copied: CopyOnWrite::default(),
         }
     }
 }
@@ -115,8 +127,14 @@ impl Store {
         (self.hits, self.misses)
     }
 
+    /// Copies made since the last image because it still held the shards being written.
+    pub fn copied(&self) -> CopyOnWrite {
+        self.copied
+    }
+
     /// A point-in-time copy for a snapshot. Cost: one `Arc` clone per shard, whatever the size.
-    pub fn image(&self) -> Image {
+    pub fn image(&mut self) -> Image {
+        self.copied = CopyOnWrite::default();
         Image {
             shards: self.shards.clone(),
             len: self.len,
@@ -164,7 +182,7 @@ impl Store {
         if !self.shards[i].contains_key(key) {
             return None;
         }
-        let (key, value) = Arc::make_mut(&mut self.shards[i]).remove_entry(key)?;
+        let (key, value) = self.shard_mut(i).remove_entry(key)?;
         self.dirty += 1;
         self.len -= 1;
         self.bytes -= cost(&key, &value);
@@ -242,6 +260,7 @@ impl Store {
 
     fn update(&mut self, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> usize {
         let i = self.shard_of(key);
+        self.note_copy(i);
         let shard = Arc::make_mut(&mut self.shards[i]);
         self.dirty += 1;
         let value = match shard.get_mut(key) {
@@ -262,12 +281,28 @@ impl Store {
         let i = self.shard_of(&key);
         self.bytes += cost(&key, &value);
         let key_len = key.len();
-        let old = Arc::make_mut(&mut self.shards[i]).insert(key, value);
+        let old = self.shard_mut(i).insert(key, value);
         match &old {
             Some(old) => self.bytes -= key_len + old.len() + ENTRY_OVERHEAD,
             None => self.len += 1,
         }
         old
+    }
+
+    /// The shard at `i`, copied first if an image shares it.
+    fn shard_mut(&mut self, i: usize) -> &mut Shard {
+        self.note_copy(i);
+        Arc::make_mut(&mut self.shards[i])
+    }
+
+    /// Counts the copy `Arc::make_mut` is about to make when an image shares shard `i`.
+    fn note_copy(&mut self, i: usize) {
+        let shard = &self.shards[i];
+        if Arc::strong_count(shard) > 1 {
+            let per_key = self.bytes.checked_div(self.len).unwrap_or(0);
+            self.copied.shards += 1;
+            self.copied.bytes += (shard.len() * per_key) as u64;
+        }
     }
 
     fn clear_silently(&mut self) {
@@ -335,7 +370,19 @@ mod tests {
     fn an_image_is_unchanged_by_later_writes() {
         let mut store = filled(100);
         let image = store.image();
+        assert_eq!(store.copied(), CopyOnWrite::default());
         store.set(b"key:1".to_vec(), b"changed".to_vec());
+        assert_eq!(
+            store.copied().shards,
+            1,
+            "the first write to a shared shard copies it"
+        );
+        store.set(b"key:1".to_vec(), b"again".to_vec());
+        assert_eq!(
+            store.copied().shards,
+            1,
+            "a copied shard is not copied again"
+        );
         store.set(b"new".to_vec(), b"x".to_vec());
         store.remove(b"key:2");
         assert_eq!(image.len(), 100);

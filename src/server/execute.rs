@@ -1,0 +1,143 @@
+//! From a connection's input to its replies: parse, execute, encode, one request at a time.
+
+use super::connection::{Closing, Connection, Hold};
+use super::persistence::Journal;
+use crate::command::{self, ClientState, Ctx, Flow, ServerState};
+use crate::persist::FsyncPolicy;
+use crate::protocol::{self, Dialect, ParseError, ProtocolError, Reply, Request};
+use crate::store::Store;
+
+/// Why [`execute_pending`] stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stopped {
+    /// Every complete request ran; more input is needed.
+    NeedInput,
+    /// Replies are piling up; send them before executing more.
+    Backlog,
+    /// The client waits for a snapshot, or is closing.
+    Held,
+}
+
+/// Parses and executes every complete request in `conn`'s input, appending the replies and
+/// recording each change in `journal`.
+pub(super) fn execute_pending(
+    conn: &mut Connection,
+    store: &mut Store,
+    state: &mut ServerState,
+    journal: &mut Journal,
+) -> Stopped {
+    let limits = state.config.limits;
+    loop {
+        if conn.awaiting_snapshot.is_some() || conn.closing != Closing::No {
+            return Stopped::Held;
+        }
+        if conn.pending_output() >= state.config.output_buffer_high_water {
+            return Stopped::Backlog;
+        }
+        let input = conn.input.pending();
+        let parsed = protocol::parse_request_resuming(input, &limits, &mut conn.progress);
+        let used = match parsed {
+            Ok((request, used)) => {
+                if !request.args.is_empty() {
+                    let mark = conn.output.len();
+                    let flow = execute_one(
+                        &request,
+                        &mut conn.client,
+                        &mut conn.output,
+                        store,
+                        state,
+                        journal,
+                    );
+                    if must_wait_for_fsync(state) {
+                        // Nobody sees an effect, their own or another client's, before it is
+                        // on disk.
+                        conn.hold = Some(Hold::until(conn.hold, state.log.last_seq, mark));
+                    }
+                    match flow {
+                        Flow::AwaitSnapshot => conn.awaiting_snapshot = Some(request.dialect),
+                        Flow::Shutdown { .. } | Flow::Close => conn.closing = Closing::AfterFlush,
+                        Flow::Continue => {}
+                    }
+                }
+                used
+            }
+            Err(ParseError::Incomplete) if input.len() < state.config.query_buffer_limit => {
+                return Stopped::NeedInput;
+            }
+            Err(ParseError::Incomplete) => {
+                fail(conn, ProtocolError::QueryBufferLimit, state);
+                return Stopped::Held;
+            }
+            Err(ParseError::Invalid { consumed, error }) => {
+                let reply = Reply::error_owned(error.to_string());
+                protocol::encode_reply(&reply, Dialect::Text, &mut conn.output);
+                state.stats.error_replies += 1;
+                consumed
+            }
+            Err(ParseError::Fatal(error)) => {
+                fail(conn, error, state);
+                return Stopped::Held;
+            }
+        };
+        conn.input.consume(used);
+    }
+}
+
+/// Runs one request and appends its reply to `output`, unless the command holds it (SAVE) or
+/// suppresses it (SHUTDOWN); returns what the connection must do next.
+///
+/// This is the one place data changes: a command that moved the store's change counter is
+/// recorded in the journal, which feeds the append-only log (and, later, replicas).
+fn execute_one(
+    request: &Request<'_>,
+    client: &mut ClientState,
+    output: &mut Vec<u8>,
+    store: &mut Store,
+    state: &mut ServerState,
+    journal: &mut Journal,
+) -> Flow {
+    let before = store.dirty();
+    let mut ctx = Ctx {
+        db: &mut *store,
+        client,
+        server: state,
+    };
+    let reply = command::execute(&mut ctx, &request.args);
+    let is_error = reply.is_error();
+    let mark = output.len();
+    protocol::encode_reply(&reply, request.dialect, output);
+    drop(reply);
+    if is_error {
+        state.stats.error_replies += 1;
+    }
+    if store.dirty() != before && state.log.enabled {
+        journal.record(&request.args, &mut state.log);
+    }
+    let flow = std::mem::take(&mut client.flow);
+    match flow {
+        Flow::AwaitSnapshot => output.truncate(mark),
+        Flow::Shutdown { save } => {
+            output.truncate(mark);
+            state.shutdown = Some(save);
+        }
+        Flow::Close | Flow::Continue => {}
+    }
+    flow
+}
+
+/// Answers a request whose framing is lost, in the dialect it seems to be in, and closes.
+fn fail(conn: &mut Connection, error: ProtocolError, state: &mut ServerState) {
+    let dialect = match conn.input.pending().first() {
+        Some(b'*') => Dialect::Resp,
+        _ => Dialect::Text,
+    };
+    let reply = Reply::error_owned(error.to_string());
+    protocol::encode_reply(&reply, dialect, &mut conn.output);
+    state.stats.error_replies += 1;
+    conn.closing = Closing::AfterFlush;
+}
+
+/// True when replies must wait: the log is fsynced before replying, and a record is not yet.
+fn must_wait_for_fsync(state: &ServerState) -> bool {
+    state.log.policy == Some(FsyncPolicy::Always) && state.log.last_seq > state.log.durable_seq
+}

@@ -1,0 +1,278 @@
+//! The loop's side of persistence: the journal of each turn's changes and the log thread that
+//! makes them durable, snapshots (with log rotation at their point in time), the write gate
+//! while either fails, and the final save.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use log::{error, info};
+
+use super::{News, Server};
+use crate::command::{self, Arg};
+use crate::persist::log::{encode_record, LOG_HEADER};
+use crate::persist::{self, Done, Job, LogStatus, LogWriter, Order, Report};
+use crate::protocol::{self, Reply};
+
+/// How soon a failed snapshot is tried again (Redis waits 5 s too).
+const SNAPSHOT_RETRY: Duration = Duration::from_secs(5);
+
+/// The changes of the current loop turn, encoded as log records, waiting to be handed to the
+/// log thread in one batch (group commit).
+#[derive(Debug, Default)]
+pub(super) struct Journal {
+    pending: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl Journal {
+    /// Records a command that changed data.
+    pub(super) fn record(&mut self, args: &[Arg<'_>], status: &mut LogStatus) {
+        self.scratch.clear();
+        protocol::encode_request(args, &mut self.scratch);
+        encode_record(&self.scratch, &mut self.pending);
+        status.last_seq += 1;
+        status.unsynced_since.get_or_insert_with(Instant::now);
+    }
+}
+
+/// Starts the log thread when the log is on; its reports come back as news.
+pub(super) fn start_log(server: &Server) -> io::Result<Option<LogWriter>> {
+    let config = &server.state.config;
+    if !config.appendonly {
+        return Ok(None);
+    }
+    let handle = server.handle();
+    LogWriter::start(
+        &config.dir,
+        &config.appendfilename,
+        server.state.log.segment,
+        config.appendfsync,
+        move |report| {
+            handle.send(News::Log(report));
+        },
+    )
+    .map(Some)
+}
+
+impl Server {
+    /// Hands this turn's records to the log thread.
+    pub(super) fn submit_log(&mut self) {
+        if self.journal.pending.is_empty() {
+            return;
+        }
+        let bytes = std::mem::take(&mut self.journal.pending);
+        let seq = self.state.log.last_seq;
+        if !self
+            .log
+            .as_ref()
+            .is_some_and(|log| log.send(Order::Append { bytes, seq }))
+        {
+            self.log_report(Report::Failed {
+                error: "the log thread has stopped".into(),
+            });
+        }
+    }
+
+    /// Takes in what the log thread says.
+    pub(super) fn log_report(&mut self, report: Report) {
+        let status = &mut self.state.log;
+        match report {
+            Report::Written {
+                seq,
+                synced,
+                segment_bytes,
+            } => {
+                status.written_seq = status.written_seq.max(seq);
+                status.segment_bytes = segment_bytes;
+                if synced {
+                    status.durable_seq = status.durable_seq.max(seq);
+                    status.unsynced_since =
+                        (status.durable_seq < status.last_seq).then(Instant::now);
+                }
+                if let Some(was) = status.failing.take() {
+                    info!("writing the log works again (it failed with: {was})");
+                }
+                if synced {
+                    self.release_held();
+                }
+            }
+            Report::Failed { error } => {
+                if status.failing.is_none() {
+                    error!("{error}; refusing writes until the log can be written (retried every second)");
+                }
+                status.failing = Some(error);
+            }
+        }
+        self.update_write_gate();
+    }
+
+    /// Sends replies that were waiting for the log to be fsynced.
+    fn release_held(&mut self) {
+        let durable = self.state.log.durable_seq;
+        for key in std::mem::take(&mut self.held) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.release(durable) {
+                self.drive(key);
+            } else if conn.hold.is_some() {
+                self.held.push(key);
+            }
+        }
+    }
+
+    /// Refuses writes, with Redis's `MISCONF` error, while the log or the timed snapshots fail.
+    pub(super) fn update_write_gate(&mut self) {
+        let state = &mut self.state;
+        state.refuse_writes =
+            if let Some(error) = &state.log.failing {
+                Some(format!("MISCONF Errors writing to the AOF file: {error}"))
+            } else if !state.snapshot.last_ok && state.config.save_interval > 0 {
+                Some(format!(
+                "MISCONF Errors writing the snapshot ({}). Commands that change data are refused \
+                 until a snapshot succeeds; see the server log",
+                state.snapshot.last_error.as_deref().unwrap_or("unknown error")
+            ))
+            } else {
+                None
+            };
+    }
+
+    /// Starts the snapshot a command asked for, or the timer's: when the interval has passed and
+    /// data changed, or to retry a failure.
+    pub(super) fn snapshot_timer(&mut self, now: Instant) {
+        let interval = Duration::from_secs(self.state.config.save_interval);
+        let status = &mut self.state.snapshot;
+        if status.running_since.is_some() || self.stopping.is_some() {
+            return;
+        }
+        if !interval.is_zero() && now >= self.next_timed_snapshot {
+            if status.last_ok && self.store.dirty() == status.dirty_at_last_save {
+                // Nothing to save: look again one interval from now, not on every turn.
+                self.next_timed_snapshot = now + interval;
+            } else {
+                status.wanted = true;
+            }
+        }
+        if status.wanted {
+            self.start_snapshot();
+        }
+    }
+
+    /// Takes the point-in-time copy and hands it to the writer thread. With the log on, the log
+    /// moves to a new segment at the same instant, so the snapshot plus the segments from that
+    /// one on are the whole data.
+    pub(super) fn start_snapshot(&mut self) {
+        self.submit_log();
+        let status = &mut self.state.snapshot;
+        status.wanted = false;
+        let started = Instant::now();
+        let image = self.store.image();
+        status.last_copy = started.elapsed();
+        status.running_since = Some(started);
+        self.next_timed_snapshot = started + Duration::from_secs(self.state.config.save_interval);
+        self.waiting_current.append(&mut self.waiting_next);
+        let (log_seq, log_base) = match &self.log {
+            Some(log) => {
+                let next = self.state.log.segment + 1;
+                log.send(Order::Rotate { next });
+                self.state.log.segment = next;
+                self.state.log.segment_bytes = LOG_HEADER.len() as u64;
+                (next, Some(self.state.config.appendfilename.clone()))
+            }
+            None => (self.state.log.segment, None),
+        };
+        let job = Job {
+            image,
+            path: self.state.config.snapshot_path(),
+            dirty: self.store.dirty(),
+            log_seq,
+            log_base,
+        };
+        if !self.writer.submit(job) {
+            self.snapshot_done(Done {
+                result: Err("the snapshot thread has stopped".into()),
+                dirty: 0,
+                keys: 0,
+                elapsed: Duration::ZERO,
+            });
+        }
+    }
+
+    /// Records a finished snapshot and answers the SAVE callers waiting for it.
+    pub(super) fn snapshot_done(&mut self, done: Done) {
+        let status = &mut self.state.snapshot;
+        status.running_since = None;
+        status.last_duration = Some(done.elapsed);
+        let reply = match &done.result {
+            Ok(bytes) => {
+                info!(
+                    "snapshot saved: {} keys, {bytes} bytes in {:.1} ms (copy {} us)",
+                    done.keys,
+                    done.elapsed.as_secs_f64() * 1e3,
+                    status.last_copy.as_micros()
+                );
+                status.last_ok = true;
+                status.last_error = None;
+                status.last_save_unix = command::unix_time().as_secs();
+                status.dirty_at_last_save = done.dirty;
+                status.saves_ok += 1;
+                Reply::OK
+            }
+            Err(why) => {
+                error!("snapshot failed: {why}");
+                status.last_ok = false;
+                status.last_error = Some(why.clone());
+                self.next_timed_snapshot = Instant::now() + SNAPSHOT_RETRY;
+                Reply::error_owned(format!("ERR snapshot failed: {why}"))
+            }
+        };
+        self.update_write_gate();
+        for (key, id, dialect) in std::mem::take(&mut self.waiting_current) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.client.id != id {
+                continue;
+            }
+            protocol::encode_reply(&reply, dialect, &mut conn.output);
+            conn.awaiting_snapshot = None;
+            self.drive(key);
+        }
+    }
+
+    /// Stops for good: the log is written and fsynced, then a final snapshot is taken when data
+    /// changed since the last one, and the log segments it holds are removed.
+    pub(super) fn finish(mut self) -> io::Result<()> {
+        self.writer.finish();
+        self.submit_log();
+        if let Some(mut log) = self.log.take() {
+            log.finish();
+        }
+        self.read_news();
+        if self.skip_final_save {
+            info!("SHUTDOWN NOSAVE: exiting without a final snapshot");
+            return Ok(());
+        }
+        if self.store.dirty() == self.state.snapshot.dirty_at_last_save {
+            info!("no changes since the last snapshot; exiting");
+            return Ok(());
+        }
+        let config = &self.state.config;
+        let path = config.snapshot_path();
+        let log_seq = self.state.log.segment + u64::from(config.appendonly);
+        let started = Instant::now();
+        let image = self.store.image();
+        let size =
+            persist::write_atomically(&path, |out| persist::encode_snapshot(&image, log_seq, out))?;
+        if config.appendonly {
+            persist::prune_segments(&path, &config.appendfilename, log_seq);
+        }
+        info!(
+            "final snapshot saved: {} keys, {size} bytes in {:.1} ms; exiting",
+            image.len(),
+            started.elapsed().as_secs_f64() * 1e3
+        );
+        Ok(())
+    }
+}

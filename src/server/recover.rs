@@ -1,0 +1,192 @@
+//! Start-up recovery: the snapshot, then the append-only log segments written after it.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+
+use crate::command::{self, ClientState, Ctx, ServerState};
+use crate::config::Config;
+use crate::persist;
+use crate::persist::log::{decode_segment, list_segments, LogError};
+use crate::protocol::{self, Limits};
+use crate::store::Store;
+
+/// What start-up found on disk.
+#[derive(Debug)]
+pub struct Recovered {
+    /// The data: snapshot plus replayed log.
+    pub store: Store,
+    /// Whether a snapshot file was there.
+    pub snapshot_found: bool,
+    /// The segment new records go to (appendonly yes), or the first segment a new snapshot does
+    /// not contain (appendonly no).
+    pub segment: u64,
+    /// Records replayed from the log.
+    pub replayed: u64,
+    /// Torn tails cut off (a crash in the middle of an append).
+    pub torn_tails: u64,
+    /// Time spent loading.
+    pub elapsed: Duration,
+}
+
+/// Loads the snapshot and replays the log after it, as the configuration says.
+pub fn recover(config: &Config) -> Result<Recovered, String> {
+    let started = Instant::now();
+    let snapshot = persist::load_file(&config.snapshot_path()).map_err(|e| e.to_string())?;
+    let snapshot_found = snapshot.is_some();
+    let snapshot = snapshot.unwrap_or_default();
+    let first = snapshot.log_seq;
+    let mut store = Store::new();
+    store.load(snapshot.pairs);
+    let segments: Vec<(u64, PathBuf)> = list_segments(&config.dir, &config.appendfilename);
+    let newest = segments.last().map_or(0, |(seq, _)| *seq);
+    let mut found = Recovered {
+        store,
+        snapshot_found,
+        segment: first.max(1),
+        replayed: 0,
+        torn_tails: 0,
+        elapsed: Duration::ZERO,
+    };
+    if !config.appendonly {
+        let ignored = segments.iter().filter(|(seq, _)| *seq >= first).count();
+        if ignored > 0 {
+            warn!(
+                "appendonly is off: ignoring {ignored} log segment(s) ({}.N.aof) newer than the snapshot",
+                config.appendfilename
+            );
+        }
+        // A snapshot taken now must not be followed by those segments if the log is turned on.
+        found.segment = found.segment.max(newest + 1);
+        found.elapsed = started.elapsed();
+        return Ok(found);
+    }
+    let live: Vec<&(u64, PathBuf)> = segments.iter().filter(|(seq, _)| *seq >= first).collect();
+    for (seq, path) in segments.iter().filter(|(seq, _)| *seq < first) {
+        // Left behind by a crash between a snapshot's rename and its clean-up.
+        match std::fs::remove_file(path) {
+            Ok(()) => info!(
+                "removed log segment {seq} ({}): the snapshot holds it",
+                path.display()
+            ),
+            Err(e) => warn!("cannot remove old log segment {}: {e}", path.display()),
+        }
+    }
+    let mut replayer = Replayer::new(config);
+    for (i, (_, path)) in live.iter().enumerate() {
+        let last = i + 1 == live.len();
+        replay_segment(path, last, config, &mut replayer, &mut found)?;
+    }
+    found.segment = live
+        .last()
+        .map_or(found.segment.max(newest + 1), |(seq, _)| *seq);
+    found.elapsed = started.elapsed();
+    Ok(found)
+}
+
+/// Replays one segment into `found.store`; cuts a torn tail (or, with repair, damage) off the
+/// last segment so appends continue after its good records.
+fn replay_segment(
+    path: &Path,
+    last: bool,
+    config: &Config,
+    replayer: &mut Replayer,
+    found: &mut Recovered,
+) -> Result<(), String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| LogError::Unreadable(path.to_path_buf(), e).to_string())?;
+    let max_record = config
+        .limits
+        .max_bulk_len
+        .saturating_mul(2)
+        .saturating_add(1 << 20);
+    let segment =
+        decode_segment(path, &bytes, max_record, config.aof_repair).map_err(|e| e.to_string())?;
+    for (index, record) in segment.records.iter().enumerate() {
+        replayer.execute(&mut found.store, record).map_err(|why| {
+            format!(
+                "{}: record {} cannot be replayed ({why}); the file was left untouched",
+                path.display(),
+                index + 1
+            )
+        })?;
+        found.replayed += 1;
+    }
+    let Some(dropped) = segment.dropped else {
+        return Ok(());
+    };
+    if !last && !config.aof_repair {
+        return Err(format!(
+            "{} ends in a torn record at byte {} although later segments follow; start with \
+             --aof-repair yes to cut it there, or restore the file",
+            path.display(),
+            dropped.offset
+        ));
+    }
+    let what = if dropped.torn_tail {
+        "torn last record (a crash during an append)"
+    } else {
+        "damaged records (--aof-repair yes)"
+    };
+    warn!(
+        "{}: cutting {} bytes of {what} at byte {}",
+        path.display(),
+        dropped.bytes,
+        dropped.offset
+    );
+    if dropped.torn_tail {
+        found.torn_tails += 1;
+    }
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|file| {
+            file.set_len(segment.good_len)?;
+            file.sync_all()
+        })
+        .map_err(|e| format!("cannot cut {}: {e}", path.display()))
+}
+
+/// Runs logged commands as a client would, with a server state of its own.
+struct Replayer {
+    client: ClientState,
+    server: ServerState,
+    limits: Limits,
+}
+
+impl Replayer {
+    fn new(config: &Config) -> Self {
+        let unbound = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        Replayer {
+            client: ClientState::default(),
+            server: ServerState::new(config.clone(), unbound),
+            // The log only holds what the server accepted, whatever the limits are now.
+            limits: Limits {
+                max_bulk_len: usize::MAX,
+                max_multibulk_len: usize::MAX,
+                ..config.limits
+            },
+        }
+    }
+
+    /// Runs one logged command against `store`.
+    fn execute(&mut self, store: &mut Store, record: &[u8]) -> Result<(), String> {
+        let (request, used) = protocol::parse_request(record, &self.limits)
+            .map_err(|e| format!("not a request: {e:?}"))?;
+        if used != record.len() || request.args.is_empty() {
+            return Err("not exactly one request".to_string());
+        }
+        let mut ctx = Ctx {
+            db: store,
+            client: &mut self.client,
+            server: &mut self.server,
+        };
+        let reply = command::execute(&mut ctx, &request.args);
+        if reply.is_error() {
+            return Err(format!("it failed: {reply:?}"));
+        }
+        Ok(())
+    }
+}
