@@ -40,7 +40,7 @@ pub(super) fn execute_pending(
             Ok((request, used)) => {
                 if !request.args.is_empty() {
                     let mark = conn.output.len();
-                    let flow = execute_one(
+                    let (flow, recorded) = execute_one(
                         &request,
                         &mut conn.client,
                         &mut conn.output,
@@ -48,9 +48,7 @@ pub(super) fn execute_pending(
                         state,
                         journal,
                     );
-                    if must_wait_for_fsync(state) {
-                        // Nobody sees an effect, their own or another client's, before it is
-                        // on disk.
+                    if must_wait_for_fsync(state, recorded) {
                         conn.hold = Some(Hold::until(conn.hold, state.log.last_seq, mark));
                     }
                     match flow {
@@ -84,7 +82,8 @@ pub(super) fn execute_pending(
 }
 
 /// Runs one request and appends its reply to `output`, unless the command holds it (SAVE) or
-/// suppresses it (SHUTDOWN); returns what the connection must do next.
+/// suppresses it (SHUTDOWN); returns what the connection must do next, and whether the request
+/// went into the journal.
 ///
 /// This is the one place data changes: a command that moved the store's change counter is
 /// recorded in the journal, which feeds the append-only log (and, later, replicas).
@@ -95,7 +94,7 @@ fn execute_one(
     store: &mut Store,
     state: &mut ServerState,
     journal: &mut Journal,
-) -> Flow {
+) -> (Flow, bool) {
     let before = store.dirty();
     let mut ctx = Ctx {
         db: &mut *store,
@@ -110,7 +109,8 @@ fn execute_one(
     if is_error {
         state.stats.error_replies += 1;
     }
-    if store.dirty() != before && state.log.enabled {
+    let recorded = store.dirty() != before && state.log.enabled;
+    if recorded {
         journal.record(&request.args, &mut state.log);
     }
     let flow = std::mem::take(&mut client.flow);
@@ -122,7 +122,7 @@ fn execute_one(
         }
         Flow::Close | Flow::Continue => {}
     }
-    flow
+    (flow, recorded)
 }
 
 /// Answers a request whose framing is lost, in the dialect it seems to be in, and closes.
@@ -137,7 +137,12 @@ fn fail(conn: &mut Connection, error: ProtocolError, state: &mut ServerState) {
     conn.closing = Closing::AfterFlush;
 }
 
-/// True when replies must wait: the log is fsynced before replying, and a record is not yet.
-fn must_wait_for_fsync(state: &ServerState) -> bool {
-    state.log.policy == Some(FsyncPolicy::Always) && state.log.last_seq > state.log.durable_seq
+/// True when a reply must wait for the log to be fsynced (`appendfsync always`): the request
+/// wrote a record, or it may have seen one not on disk yet, so nobody learns of an effect, their
+/// own or another client's, before it is durable. While the log is failing, writes are refused
+/// anyway and reads go on: only the writers already waiting keep waiting.
+fn must_wait_for_fsync(state: &ServerState, recorded: bool) -> bool {
+    let log = &state.log;
+    log.policy == Some(FsyncPolicy::Always)
+        && (recorded || log.last_seq > log.durable_seq && log.failing.is_none())
 }
