@@ -1,0 +1,599 @@
+//! The properties the fuzz targets check, in one file that both the cargo-fuzz targets
+//! (`fuzz/fuzz_targets/*.rs`) and the stable replay test (`tests/fuzz_regressions.rs`) include,
+//! so a saved input is judged by exactly the same rules on nightly and on stable.
+//!
+//! Each check takes arbitrary bytes and returns `Err(Violation)` when a property fails. A panic
+//! inside pocketkv is a failure too (libFuzzer reports it as a crash; the replay test fails).
+//! Hangs and allocations beyond a limit are caught around the check: by libFuzzer's `-timeout`,
+//! `-rss_limit_mb` and `-malloc_limit_mb`, and by the replay test's own timeout and allocation
+//! counter.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::path::Path;
+
+use pocketkv::persist;
+use pocketkv::protocol::{
+    self, Dialect, Limits, ParseError, Progress, ProtocolError, Reply, Request,
+};
+use pocketkv::store::Store;
+
+/// One fuzz target; its name is the cargo-fuzz binary and the folder under `fuzz/corpus/` and
+/// `fuzz/regressions/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Bytes through the front door, whole and in chunks with a kept `Progress`.
+    RespParser,
+    /// Text lines through the splitter, and the human encoder's quoting back through it.
+    TextParser,
+    /// Bytes as a snapshot file, and an accepted snapshot written and read back.
+    SnapshotLoader,
+}
+
+impl Target {
+    /// Every target.
+    pub const ALL: [Target; 3] = [
+        Target::RespParser,
+        Target::TextParser,
+        Target::SnapshotLoader,
+    ];
+
+    /// The cargo-fuzz name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::RespParser => "resp_parser",
+            Target::TextParser => "text_parser",
+            Target::SnapshotLoader => "snapshot_loader",
+        }
+    }
+}
+
+/// A failed property.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The property, in a few words.
+    pub property: &'static str,
+    /// What happened, with the inputs that show it.
+    pub detail: String,
+    /// `Some(reason)` when this is a server bug already reported (see `known_issue`): the fuzz
+    /// targets go on past it, the stable replay does not.
+    pub known: Option<&'static str>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "property failed: {}: {}", self.property, self.detail)?;
+        if let Some(known) = self.known {
+            write!(f, " [known server bug: {known}]")?;
+        }
+        Ok(())
+    }
+}
+
+fn violation(property: &'static str, detail: String) -> Violation {
+    Violation {
+        property,
+        detail,
+        known: None,
+    }
+}
+
+/// Runs `target`'s check on `data`.
+pub fn check(target: Target, data: &[u8]) -> Result<(), Violation> {
+    match target {
+        Target::RespParser => resp_parser(data),
+        Target::TextParser => text_parser(data),
+        Target::SnapshotLoader => snapshot_loader(data),
+    }
+}
+
+/// The fuzz targets' body: panic (a crash to libFuzzer) on any violation not already known, or
+/// on any violation at all when `FUZZ_STRICT` is set (to see whether the fuzzer finds the known
+/// ones, or to check a fix).
+#[allow(dead_code)] // used by the fuzz targets, not by the stable replay
+pub fn fuzz_one(target: Target, data: &[u8]) {
+    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if let Err(v) = check(target, data) {
+        if v.known.is_none() || *STRICT.get_or_init(|| std::env::var_os("FUZZ_STRICT").is_some()) {
+            panic!("{v}");
+        }
+    }
+}
+
+/// The limits the server runs with, and small ones so that inputs of a few hundred bytes reach
+/// every limit (a 64 KiB line is beyond a fuzzer's `-max_len`).
+fn limit_sets() -> [(&'static str, Limits); 2] {
+    [
+        ("default limits", Limits::default()),
+        (
+            "small limits",
+            Limits {
+                max_inline_len: 32,
+                max_bulk_len: 64,
+                max_multibulk_len: 8,
+            },
+        ),
+    ]
+}
+
+/// Printable bytes for messages: `"a\r\n"` style, cut after `max` bytes.
+fn show(bytes: &[u8], max: usize) -> String {
+    let mut text = String::from("\"");
+    for &b in bytes.iter().take(max) {
+        text.extend(std::ascii::escape_default(b).map(char::from));
+    }
+    text.push('"');
+    if bytes.len() > max {
+        text.push_str(&format!("... ({} bytes)", bytes.len()));
+    }
+    text
+}
+
+// ---------------------------------------------------------------------------------------------
+// resp_parser
+
+/// What the connection does with its input, one step at a time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Event {
+    /// A request parsed at offset `at`, `used` bytes long.
+    Request {
+        at: usize,
+        used: usize,
+        dialect: Dialect,
+        args: Vec<Vec<u8>>,
+    },
+    /// A bad request whose end is known: an error, and the input goes on after it.
+    Invalid {
+        at: usize,
+        consumed: usize,
+        error: ProtocolError,
+    },
+    /// Framing lost at `at`: an error, and the connection closes.
+    Fatal { at: usize, error: ProtocolError },
+    /// The input ended with `at..` still incomplete.
+    Waiting { at: usize },
+}
+
+type Owned = Result<(Dialect, Vec<Vec<u8>>, usize), ParseError>;
+
+fn owned(result: &Result<(Request<'_>, usize), ParseError>) -> Owned {
+    match result {
+        Ok((request, used)) => Ok((
+            request.dialect,
+            request.args.iter().map(|a| a.to_vec()).collect(),
+            *used,
+        )),
+        Err(e) => Err(*e),
+    }
+}
+
+/// Feeds `data` to the front door as a connection does when the bytes arrive so that the
+/// buffer holds `data[..end]` for each `end` in `ends` in turn (the last is `data.len()`): after
+/// each arrival, parse until `Incomplete`, keeping one `Progress` throughout. Every call is also
+/// compared with a fresh `parse_request` of the same bytes.
+fn feed(data: &[u8], ends: &[usize], limits: &Limits) -> Result<Vec<Event>, Violation> {
+    let mut events = Vec::new();
+    let mut progress = Progress::default();
+    let mut at = 0;
+    for &end in ends {
+        if end < at {
+            continue;
+        }
+        loop {
+            let input = &data[at..end];
+            let resumed = protocol::parse_request_resuming(input, limits, &mut progress);
+            let resumed_owned = owned(&resumed);
+            let fresh = owned(&protocol::parse_request(input, limits));
+            if resumed_owned != fresh {
+                return Err(violation(
+                    "resuming with a kept Progress gives what a fresh parse gives",
+                    format!(
+                        "at offset {at} with {} bytes {}: resumed {resumed_owned:?}, fresh {fresh:?}",
+                        input.len(),
+                        show(input, 80)
+                    ),
+                ));
+            }
+            match resumed {
+                Ok((request, used)) => {
+                    if used == 0 || used > input.len() {
+                        return Err(violation(
+                            "a parsed request uses between 1 and all of the input's bytes",
+                            format!("used {used} of {} bytes: {}", input.len(), show(input, 80)),
+                        ));
+                    }
+                    if progress != Progress::default() {
+                        return Err(violation(
+                            "a complete request leaves the Progress empty",
+                            format!("after {}: {progress:?}", show(&input[..used], 80)),
+                        ));
+                    }
+                    events.push(Event::Request {
+                        at,
+                        used,
+                        dialect: request.dialect,
+                        args: request.args.iter().map(|a| a.to_vec()).collect(),
+                    });
+                    at += used;
+                }
+                Err(ParseError::Invalid { consumed, error }) => {
+                    if consumed == 0 || consumed > input.len() {
+                        return Err(violation(
+                            "a bad request consumes between 1 and all of the input's bytes",
+                            format!(
+                                "consumed {consumed} of {} bytes: {}",
+                                input.len(),
+                                show(input, 80)
+                            ),
+                        ));
+                    }
+                    events.push(Event::Invalid {
+                        at,
+                        consumed,
+                        error,
+                    });
+                    at += consumed;
+                }
+                Err(ParseError::Fatal(error)) => {
+                    events.push(Event::Fatal { at, error });
+                    return Ok(events);
+                }
+                Err(ParseError::Incomplete) => break,
+            }
+        }
+    }
+    events.push(Event::Waiting { at });
+    Ok(events)
+}
+
+/// Two runs agree when their events are equal, except where Redis differs by arrival too: a
+/// header line (`*<count>` or `$<len>`) longer than the inline limit is "too big ... count
+/// string" when the limit is reached before its CR arrives, but "invalid ... length" when the
+/// CR is already there, and a wait for the LF when the CR is the last byte so far
+/// (`processMultibulkBuffer` in Redis's networking.c checks in the same order). Either way the
+/// framing is lost at the same request and the connection closes once the next byte comes.
+fn same_event(data: &[u8], whole: &Event, chunked: &Event) -> bool {
+    use ProtocolError::*;
+    match (whole, chunked) {
+        (Event::Fatal { at: a, error: e }, Event::Fatal { at: b, error: f }) if a == b => {
+            e == f
+                || matches!(
+                    (e, f),
+                    (InvalidMultibulkLength, MbulkCountTooBig)
+                        | (InvalidBulkLength, BulkCountTooBig)
+                )
+        }
+        (
+            Event::Waiting { at: a },
+            Event::Fatal {
+                at: b,
+                error: MbulkCountTooBig | BulkCountTooBig,
+            },
+        ) => a == b && data.last() == Some(&b'\r'),
+        _ => whole == chunked,
+    }
+}
+
+/// A small deterministic generator seeded by the input, so the chunk sizes change with every
+/// mutation and a saved input replays with the very same cuts.
+struct Cuts(u64);
+
+impl Cuts {
+    fn new(data: &[u8], salt: u64) -> Self {
+        // FNV-1a over the input, then the salt.
+        let mut hash = 0xcbf2_9ce4_8422_2325_u64 ^ salt;
+        for &b in data {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Cuts(hash | 1)
+    }
+
+    fn next(&mut self, bound: usize) -> usize {
+        // xorshift64
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % bound as u64) as usize
+    }
+
+    /// Increasing ends with gaps of 1..=max_chunk, the last one `len`.
+    fn ends(mut self, len: usize, max_chunk: usize) -> Vec<usize> {
+        let mut ends = Vec::new();
+        let mut end = 0;
+        while end < len {
+            end = (end + 1 + self.next(max_chunk)).min(len);
+            ends.push(end);
+        }
+        ends
+    }
+}
+
+/// Split points for `data`: one byte at a time, chunk sizes drawn from the input's hash (small
+/// and large), and a cut right after every CR and every LF.
+fn splits(data: &[u8]) -> Vec<(&'static str, Vec<usize>)> {
+    let len = data.len();
+    let mut at_line_ends: Vec<usize> = data
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\r' || b == b'\n')
+        .map(|(i, _)| i + 1)
+        .collect();
+    at_line_ends.push(len);
+    vec![
+        (
+            "one byte at a time",
+            (1..=len.max(1)).map(|e| e.min(len)).collect(),
+        ),
+        ("chunks of 1-8 bytes", Cuts::new(data, 1).ends(len, 8)),
+        ("chunks of 1-200 bytes", Cuts::new(data, 2).ends(len, 200)),
+        ("cut after every CR and LF", at_line_ends),
+    ]
+}
+
+/// `resp_parser`: any bytes through `parse_request` and `parse_request_resuming`.
+///
+/// - never panics, never loops without consuming;
+/// - every result uses or consumes between 1 and all of the bytes it was given;
+/// - resuming with a kept `Progress` gives, at every call, what a fresh parse gives;
+/// - the whole buffer at once and the same bytes arriving in chunks give the same requests and
+///   errors at the same offsets;
+/// - every parsed request, re-encoded with `encode_request`, parses back to equal arguments.
+pub fn resp_parser(data: &[u8]) -> Result<(), Violation> {
+    for (limits_name, limits) in limit_sets() {
+        let whole = feed(data, &[data.len()], &limits)?;
+        for (split_name, ends) in splits(data) {
+            let chunked = feed(data, &ends, &limits)?;
+            let differ = whole.len() != chunked.len()
+                || whole
+                    .iter()
+                    .zip(&chunked)
+                    .any(|(w, c)| !same_event(data, w, c));
+            if differ {
+                let first = whole
+                    .iter()
+                    .zip(&chunked)
+                    .position(|(w, c)| !same_event(data, w, c))
+                    .unwrap_or(whole.len().min(chunked.len()));
+                let mut v = violation(
+                    "parsing the whole buffer and parsing it in chunks give the same requests",
+                    format!(
+                        "{limits_name}, {split_name}, input {}: event {first} is {:?} whole but {:?} in chunks",
+                        show(data, 120),
+                        whole.get(first),
+                        chunked.get(first)
+                    ),
+                );
+                v.known =
+                    known_chunked_difference(data, &limits, whole.get(first), chunked.get(first));
+                return Err(v);
+            }
+        }
+        for event in &whole {
+            if let Event::Request { args, .. } = event {
+                reencodes(args)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Known difference: a text line of exactly the limit plus its CR, cut between CR and LF, is
+/// refused as too long; whole, it is a request.
+fn known_chunked_difference(
+    data: &[u8],
+    limits: &Limits,
+    whole: Option<&Event>,
+    chunked: Option<&Event>,
+) -> Option<&'static str> {
+    let (Some(whole), Some(Event::Fatal { at, error })) = (whole, chunked) else {
+        return None;
+    };
+    let line_at = match whole {
+        Event::Request { at, .. } | Event::Invalid { at, .. } => *at,
+        _ => return None,
+    };
+    let rest = &data[*at..];
+    let line_len = rest.iter().position(|&b| b == b'\n')?;
+    (line_at == *at
+        && *error == ProtocolError::InlineTooBig
+        && line_len == limits.max_inline_len + 1
+        && rest[line_len - 1] == b'\r')
+        .then_some(KNOWN_CR_AT_LIMIT)
+}
+
+/// The text-line limit counts a trailing CR while the LF has not arrived.
+pub const KNOWN_CR_AT_LIMIT: &str =
+    "a text line of exactly the inline limit is refused when its CR arrives before its LF";
+
+/// `args` encoded with `encode_request` parse back, with the server's limits, to `args`.
+fn reencodes(args: &[Vec<u8>]) -> Result<(), Violation> {
+    let borrowed: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+    let mut encoded = Vec::new();
+    protocol::encode_request(&borrowed, &mut encoded);
+    let back = owned(&protocol::parse_request(&encoded, &Limits::default()));
+    match back {
+        Ok((Dialect::Resp, back, used)) if back == args && used == encoded.len() => Ok(()),
+        other => Err(violation(
+            "a parsed request re-encoded with encode_request parses back to equal args",
+            format!("{} gave {other:?}", show(&encoded, 200)),
+        )),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// text_parser
+
+/// The human (text dialect) form of a bulk string, without its newline.
+fn human_bulk(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    protocol::encode_reply(&Reply::Bulk(Cow::Borrowed(bytes)), Dialect::Text, &mut out);
+    if out.pop() != Some(b'\n') {
+        out.push(b'?'); // cannot round-trip: caught by the caller
+    }
+    out
+}
+
+/// `args` printed the way the human encoder prints bulks, blank-separated, parse back as one
+/// text line to `args`.
+fn quotes_back(args: &[Vec<u8>]) -> Result<(), Violation> {
+    let mut line = Vec::new();
+    for (i, arg) in args.iter().enumerate() {
+        if i > 0 {
+            line.push(b' ');
+        }
+        line.extend_from_slice(&human_bulk(arg));
+    }
+    line.push(b'\n');
+    let back = owned(&protocol::parse_request(&line, &Limits::default()));
+    match back {
+        Ok((Dialect::Text, back, used)) if back == args && used == line.len() => Ok(()),
+        other => Err(violation(
+            "what the human encoder prints for a bulk parses back to the same bytes",
+            format!(
+                "args {:?} printed as {} parse as {other:?}",
+                args.iter().map(|a| show(a, 40)).collect::<Vec<_>>(),
+                show(&line, 200)
+            ),
+        )),
+    }
+}
+
+/// `text_parser`: any bytes, split into lines, each through the front door as a text line.
+///
+/// - never panics;
+/// - a line with its LF is a request using exactly the line, or an unbalanced-quotes error
+///   consuming exactly the line, or, only when it is longer than the limit (CR excluded), a
+///   fatal "too big inline request";
+/// - the last piece, with no LF, is incomplete unless it is already longer than the limit;
+/// - the arguments of every parsed line, printed by the human encoder (its quoting rules),
+///   parse back to the same arguments; so does the whole input taken as one bulk string.
+pub fn text_parser(data: &[u8]) -> Result<(), Violation> {
+    quotes_back(&[b"ECHO".to_vec(), data.to_vec()])?;
+    for piece in data.split_inclusive(|&b| b == b'\n') {
+        // A `*` would choose RESP; a leading blank is skipped by the splitter.
+        let line: Cow<'_, [u8]> = if piece.first() == Some(&b'*') {
+            Cow::Owned([&b" "[..], piece].concat())
+        } else {
+            Cow::Borrowed(piece)
+        };
+        let has_lf = line.last() == Some(&b'\n');
+        let content = line.strip_suffix(b"\n").unwrap_or(&line);
+        let content_len = content.strip_suffix(b"\r").unwrap_or(content).len();
+        for (limits_name, limits) in limit_sets() {
+            let too_long = content_len > limits.max_inline_len;
+            let result = owned(&protocol::parse_request(&line, &limits));
+            let fine = match &result {
+                Ok((dialect, args, used)) => {
+                    if *dialect == Dialect::Text && has_lf && !too_long && *used == line.len() {
+                        quotes_back(args)?;
+                        true
+                    } else {
+                        false
+                    }
+                }
+                Err(ParseError::Invalid { consumed, error }) => {
+                    has_lf
+                        && !too_long
+                        && *consumed == line.len()
+                        && *error == ProtocolError::UnbalancedQuotes
+                }
+                Err(ParseError::Fatal(ProtocolError::InlineTooBig)) => too_long,
+                Err(ParseError::Fatal(_)) => false,
+                Err(ParseError::Incomplete) => !has_lf && !too_long,
+            };
+            if !fine {
+                let mut v = violation(
+                    "a text line is a request, a quoting error, or too long, by its length",
+                    format!(
+                        "{limits_name}: {} ({} bytes before the newline, CR excluded) gave {result:?}",
+                        show(&line, 120),
+                        content_len
+                    ),
+                );
+                if !has_lf
+                    && content_len == limits.max_inline_len
+                    && content.last() == Some(&b'\r')
+                    && result == Err(ParseError::Fatal(ProtocolError::InlineTooBig))
+                {
+                    v.known = Some(KNOWN_CR_AT_LIMIT);
+                }
+                return Err(v);
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// snapshot_loader
+
+/// `snapshot_loader`: any bytes as a snapshot file.
+///
+/// - never panics; an error names the file;
+/// - an accepted snapshot, loaded into a `Store` and written back with `persist::encode`,
+///   decodes to the same pairs.
+pub fn snapshot_loader(data: &[u8]) -> Result<(), Violation> {
+    let path = Path::new("/fuzz/snapshot.json");
+    let pairs = match persist::decode(path, data) {
+        Ok(pairs) => pairs,
+        Err(e) => {
+            let message = e.to_string();
+            return if message.contains("/fuzz/snapshot.json") {
+                Ok(())
+            } else {
+                Err(violation(
+                    "a refused snapshot's error names the file",
+                    format!("{}: {message}", show(data, 200)),
+                ))
+            };
+        }
+    };
+    let mut store = Store::new();
+    store.load(pairs.clone());
+    let mut written = Vec::new();
+    if let Err(e) = persist::encode(&store.image(), &mut written) {
+        return Err(violation(
+            "an accepted snapshot can be written back",
+            format!("{}: {e}", show(data, 200)),
+        ));
+    }
+    let mut back = match persist::decode(path, &written) {
+        Ok(back) => back,
+        Err(e) => {
+            return Err(violation(
+                "a snapshot pocketkv wrote loads back",
+                format!(
+                    "{} written as {}: {e}",
+                    show(data, 200),
+                    show(&written, 200)
+                ),
+            ))
+        }
+    };
+    let mut expected = pairs;
+    expected.sort();
+    back.sort();
+    if back == expected {
+        return Ok(());
+    }
+    let mut v = violation(
+        "an accepted snapshot written back decodes to the same pairs",
+        format!(
+            "{} loaded {} pairs, wrote back {} pairs: {}",
+            show(data, 200),
+            expected.len(),
+            back.len(),
+            show(&written, 200)
+        ),
+    );
+    let mut keys: Vec<&[u8]> = expected.iter().map(|(k, _)| k.as_slice()).collect();
+    keys.dedup();
+    if keys.len() < expected.len() && back.len() == keys.len() {
+        v.known = Some(KNOWN_DUPLICATE_KEYS);
+    }
+    Err(v)
+}
+
+/// A snapshot that holds one key twice loads, the later value silently replacing the earlier.
+pub const KNOWN_DUPLICATE_KEYS: &str =
+    "a snapshot holding a key twice is accepted and the earlier value silently dropped";
