@@ -1,7 +1,7 @@
 # Thin wrappers that mirror CI. `make run` starts the server with defaults; `make test` installs
 # the test tools when missing (redis-tools, redis-server, netcat-openbsd) and runs every test:
 # unit, integration, and the real-client stage.
-.PHONY: build run test lint bench release clean
+.PHONY: build run test lint bench release release-static release-arm64 clean
 
 CARGO ?= cargo
 
@@ -26,6 +26,22 @@ bench:
 release:
 	$(CARGO) build --release
 	@ls -l target/release/pocketkv
+
+# Static, stripped binaries for embedded Linux (the release profile strips). The rustup target is
+# added when missing. arm64 links with the toolchain's own rust-lld (-C linker=rust-lld), so no
+# cross gcc is needed; CI runs the integration tests against it under qemu-aarch64-static.
+MUSL_X86_64 := x86_64-unknown-linux-musl
+MUSL_ARM64 := aarch64-unknown-linux-musl
+
+release-static:
+	@rustup target list --installed | grep -qx $(MUSL_X86_64) || rustup target add $(MUSL_X86_64)
+	$(CARGO) build --release --target $(MUSL_X86_64)
+	@stat -c '%n: %s bytes (static, stripped)' target/$(MUSL_X86_64)/release/pocketkv
+
+release-arm64:
+	@rustup target list --installed | grep -qx $(MUSL_ARM64) || rustup target add $(MUSL_ARM64)
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld $(CARGO) build --release --target $(MUSL_ARM64)
+	@stat -c '%n: %s bytes (static, stripped)' target/$(MUSL_ARM64)/release/pocketkv
 
 clean:
 	$(CARGO) clean

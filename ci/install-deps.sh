@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the outside programs the tests and benchmarks use, when they are missing:
-#   redis-tools     redis-cli, redis-benchmark  (ci/real-clients.sh, benches/compare.sh)
-#   redis-server    the reference server        (compatibility test, benches/compare.sh)
-#   netcat-openbsd  nc for the text dialect     (ci/real-clients.sh)
+#   redis-tools       redis-cli, redis-benchmark  (ci/real-clients.sh, benches/compare.sh)
+#   redis-server      the reference server        (compatibility test, benches/compare.sh)
+#   netcat-openbsd    nc for the text dialect     (ci/real-clients.sh)
+#   qemu-user-static  qemu-aarch64-static         (.ci/run: integration tests of the arm64 build)
 #
 # Idempotent and quiet when everything is present. As root it runs `apt-get update` once and
 # `apt-get install -y --no-install-recommends` for only the missing packages; as anyone else it
@@ -32,6 +33,9 @@ fi
 if ! have_openbsd_nc; then
     missing+=(netcat-openbsd)
 fi
+if ! have qemu-aarch64-static; then
+    missing+=(qemu-user-static)
+fi
 
 if ((${#missing[@]} == 0)); then
     exit 0
@@ -40,7 +44,8 @@ fi
 if ! have apt-get; then
     echo "install-deps: missing packages: ${missing[*]}" >&2
     echo "install-deps: no apt-get on this machine; install the Debian packages above (or their" \
-        "equivalents providing redis-cli, redis-benchmark, redis-server and OpenBSD nc) by hand" >&2
+        "equivalents providing redis-cli, redis-benchmark, redis-server, OpenBSD nc and" \
+        "qemu-aarch64-static) by hand" >&2
     exit 1
 fi
 
@@ -79,6 +84,7 @@ still=()
 { have redis-cli && have redis-benchmark; } || still+=(redis-tools)
 have redis-server || still+=(redis-server)
 have_openbsd_nc || still+=(netcat-openbsd)
+have qemu-aarch64-static || still+=(qemu-user-static)
 if ((${#still[@]} > 0)); then
     echo "install-deps: still missing after apt-get install: ${still[*]}" >&2
     exit 1

@@ -132,11 +132,40 @@ impl Drop for Server {
     }
 }
 
+/// The server binary under test: `POCKETKV_BIN` when set (a cross-built binary, say), else the
+/// one cargo built for these tests.
+pub fn server_binary() -> PathBuf {
+    match std::env::var_os("POCKETKV_BIN").filter(|v| !v.is_empty()) {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_pocketkv")),
+    }
+}
+
+/// The program that runs the binary when it cannot run by itself: `POCKETKV_RUNNER` (for example
+/// `qemu-aarch64-static`), or None.
+pub fn runner() -> Option<std::ffi::OsString> {
+    std::env::var_os("POCKETKV_RUNNER").filter(|v| !v.is_empty())
+}
+
+/// A command that starts the server binary: the runner with the binary as its first argument
+/// when `POCKETKV_RUNNER` is set. Under a runner the child's PID is the runner's (qemu-user runs
+/// the guest in its own process, forwards signals to it and exits with its status).
+pub fn server_command() -> Command {
+    match runner() {
+        Some(runner) => {
+            let mut command = Command::new(runner);
+            command.arg(server_binary());
+            command
+        }
+        None => Command::new(server_binary()),
+    }
+}
+
 /// Starts the binary with `args` in `dir` with stderr piped (for tests of start-up failures).
 pub fn spawn(dir: &Path, args: &[&str]) -> Child {
     let mut all = vec!["--port", "0", "--dir", dir.to_str().expect("utf-8 dir")];
     all.extend_from_slice(args);
-    Command::new(env!("CARGO_BIN_EXE_pocketkv"))
+    server_command()
         .args(&all)
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
