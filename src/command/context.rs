@@ -60,6 +60,11 @@ pub struct Stats {
     pub net_input_bytes: u64,
     /// Bytes written to clients.
     pub net_output_bytes: u64,
+    /// The longest the loop spent between two polls: the worst pause any client could see from
+    /// the server's side.
+    pub longest_turn: std::time::Duration,
+    /// The same in CPU time of the loop's thread, which leaves out time the OS gave to others.
+    pub longest_turn_cpu: std::time::Duration,
 }
 
 /// Server-wide state shared by every command.

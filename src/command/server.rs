@@ -253,6 +253,11 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field!("keyspace_hits", &hits);
             field!("keyspace_misses", &misses);
             field!("total_error_replies", &stats.error_replies);
+            field!("longest_loop_turn_usec", &stats.longest_turn.as_micros());
+            field!(
+                "longest_loop_turn_cpu_usec",
+                &stats.longest_turn_cpu.as_micros()
+            );
         }
         "keyspace" => {
             out.push_str("# Keyspace\r\n");

@@ -192,6 +192,8 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             }
+            let turn = Instant::now();
+            let cpu = thread_cpu_time();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -204,6 +206,11 @@ impl Server {
             }
             self.submit_log();
             self.tick();
+            let stats = &mut self.state.stats;
+            stats.longest_turn = stats.longest_turn.max(turn.elapsed());
+            stats.longest_turn_cpu = stats
+                .longest_turn_cpu
+                .max(thread_cpu_time().saturating_sub(cpu));
             if let Some(since) = self.stopping {
                 let drained = self.conns.iter().all(|(_, c)| c.pending_output() == 0);
                 if drained || since.elapsed() >= DRAIN_DEADLINE {
@@ -431,6 +438,20 @@ fn resident_bytes() -> usize {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     pages * page_size()
+}
+
+/// CPU time this thread has used: unlike wall time, it leaves out moments the OS ran others.
+fn thread_cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the struct passed to it.
+    let ok = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } == 0;
+    if !ok {
+        return Duration::ZERO;
+    }
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 fn page_size() -> usize {
