@@ -489,62 +489,76 @@ const DEAF_SLACK_KIB: u64 = 8 * 1024;
 /// How long no client that never reads may manage to write before they count as cut off.
 const STALLED: Duration = Duration::from_secs(1);
 
-#[test]
-fn clients_that_never_read_cost_bounded_memory_and_others_are_served() {
-    let _serial = serial();
-    load::raise_fd_limit();
-    let mut server = Server::start(&["--save-interval", "0"]);
-    let pid = server.child.id();
-    let mut control = server.connect();
-    let big = vec![b'b'; BIG_VALUE];
-    control.roundtrip(&resp_bytes(&[b"SET", b"big", &big]), b"+OK\r\n");
-    let rss_before = rss_kib(pid);
+/// A client doing checked INCR round trips on a thread of its own until stopped; returns how
+/// many it made and the slowest.
+struct Worker {
+    stop: Arc<AtomicBool>,
+    thread: thread::JoinHandle<(u64, Duration)>,
+}
 
-    // Each request is 22 bytes and asks for a 16 KiB reply: a server that kept reading would
-    // buffer some 750 times what these clients send.
+impl Worker {
+    fn start(addr: SocketAddr, counter: &'static str) -> Worker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = thread::spawn(move || {
+            let mut c = Client::connect(addr);
+            let mut worst = Duration::ZERO;
+            let mut n = 0u64;
+            c.cmd(&["DEL", counter], b":0\r\n");
+            while !stopped.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                c.cmd(&["INCR", counter], format!(":{}\r\n", n + 1).as_bytes());
+                worst = worst.max(started.elapsed());
+                n += 1;
+            }
+            (n, worst)
+        });
+        Worker { stop, thread }
+    }
+
+    fn stop(self) -> (u64, Duration) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("worker")
+    }
+}
+
+/// What the clients that never read did, and what the server looked like meanwhile.
+struct Deaf {
+    streams: Vec<TcpStream>,
+    sent: usize,
+    writing_for: Duration,
+    rss_max: u64,
+}
+
+/// Connects `DEAF_CLIENTS` clients that pipeline `GET big` (22 bytes asking for a 16 KiB
+/// reply: a server that kept reading would buffer some 750 times what they send) and never
+/// read. They write as fast as the server takes it, RSS watched, until none has been able to
+/// write anything for `STALLED`: the server stopped reading all of them. (The kernel's socket
+/// buffers take their share first: MiBs per connection, outside the server's RSS.)
+fn deafen(server: &Server) -> Deaf {
+    let pid = server.child.id();
     let request = resp(&["GET", "big"]).repeat(100);
-    let mut deaf: Vec<TcpStream> = (0..DEAF_CLIENTS)
+    let mut streams: Vec<TcpStream> = (0..DEAF_CLIENTS)
         .map(|_| {
             let s = connect(server.addr);
             s.set_nonblocking(true).unwrap();
             s
         })
         .collect();
-    let mut sent = vec![0usize; DEAF_CLIENTS];
-
-    // Meanwhile another client keeps working, and every reply is checked.
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = Arc::clone(&stop);
-    let addr = server.addr;
-    let worker = thread::spawn(move || {
-        let mut c = Client::connect(addr);
-        let mut worst = Duration::ZERO;
-        let mut n = 0u64;
-        while !stopped.load(Ordering::Relaxed) {
-            let started = Instant::now();
-            c.cmd(&["INCR", "worker"], format!(":{}\r\n", n + 1).as_bytes());
-            worst = worst.max(started.elapsed());
-            n += 1;
-        }
-        (n, worst)
-    });
-
-    // Write as fast as the server takes it, watching the server's RSS, until no client has
-    // been able to write anything for a second: the server stopped reading all of them. (The
-    // kernel's socket buffers take their share first: tens of MiB, outside the server's RSS.)
     let started = Instant::now();
-    let mut rss_max = rss_before;
+    let mut sent = 0;
+    let mut rss_max = 0;
     let mut stalled_since: Option<Instant> = None;
     while stalled_since.is_none_or(|s| s.elapsed() < STALLED) {
         assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "clients that never read could still write after 30 s: the server keeps reading them"
+            started.elapsed() < Duration::from_secs(60),
+            "clients that never read could still write after 60 s: the server keeps reading them"
         );
         let mut any = false;
-        for (stream, total) in deaf.iter_mut().zip(&mut sent) {
+        for stream in &mut streams {
             match stream.write(&request) {
                 Ok(n) => {
-                    *total += n;
+                    sent += n;
                     any = true;
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
@@ -560,34 +574,59 @@ fn clients_that_never_read_cost_bounded_memory_and_others_are_served() {
             thread::sleep(Duration::from_millis(10));
         }
     }
-    let writing_for = started.elapsed() - STALLED;
-    // Every one of them is stuck; the server must not spin on them.
+    Deaf {
+        streams,
+        sent,
+        writing_for: started.elapsed() - STALLED,
+        rss_max,
+    }
+}
+
+fn big_value_server() -> (Server, Client, Vec<u8>) {
+    load::raise_fd_limit();
+    let server = Server::start(&["--save-interval", "0"]);
+    let mut control = server.connect();
+    let big = vec![b'b'; BIG_VALUE];
+    control.roundtrip(&resp_bytes(&[b"SET", b"big", &big]), b"+OK\r\n");
+    (server, control, big)
+}
+
+#[test]
+fn clients_that_never_read_cost_bounded_memory_and_others_are_served() {
+    let _serial = serial();
+    let (mut server, mut control, big) = big_value_server();
+    let pid = server.child.id();
+    let rss_before = rss_kib(pid);
+    let deaf = deafen(&server);
+
+    // Once they are stuck, another client is served as usual...
+    let worker = Worker::start(server.addr, "worker");
+    thread::sleep(Duration::from_secs(1)); // the measurement window
+    let (served, worst) = worker.stop();
+    // ...and the server does not spin on them.
     let cpu_before = load::cpu_seconds(pid);
-    stop.store(true, Ordering::Relaxed);
-    let (served, worst) = worker.join().expect("worker");
     let idle_start = Instant::now();
     thread::sleep(Duration::from_secs(1)); // the measurement window for CPU time
     let cpu = load::cpu_seconds(pid) - cpu_before;
     let idle_for = idle_start.elapsed();
-    rss_max = rss_max.max(rss_kib(pid));
+    let rss_max = deaf.rss_max.max(rss_kib(pid));
     let bound = rss_before + DEAF_CLIENTS as u64 * PER_DEAF_CLIENT_KIB + DEAF_SLACK_KIB;
-    let sent_total: usize = sent.iter().sum();
     println!(
         "{DEAF_CLIENTS} clients that never read sent {:.1} MiB of GETs for 16 KiB replies \
-         ({:.0} KiB each on average) in {:.2} s, then none could write for {STALLED:?}; server RSS {rss_before} \
-         KiB before, at most {rss_max} KiB (bound {bound} KiB); server CPU {cpu:.2} s over \
-         {:.2} s once they were stuck; meanwhile another client made {served} round trips, \
-         the slowest {:.1} ms",
-        sent_total as f64 / 1048576.0,
-        sent_total as f64 / 1024.0 / DEAF_CLIENTS as f64,
-        writing_for.as_secs_f64(),
+         ({:.0} KiB each on average) in {:.2} s, then none could write for {STALLED:?}; server \
+         RSS {rss_before} KiB before, at most {rss_max} KiB (bound {bound} KiB); with them \
+         stuck another client made {served} round trips in 1 s, the slowest {:.1} ms; server \
+         CPU {cpu:.2} s over {:.2} s with only them connected",
+        deaf.sent as f64 / 1048576.0,
+        deaf.sent as f64 / 1024.0 / DEAF_CLIENTS as f64,
+        deaf.writing_for.as_secs_f64(),
+        worst.as_secs_f64() * 1e3,
         idle_for.as_secs_f64(),
-        worst.as_secs_f64() * 1e3
     );
     assert!(rss_max <= bound, "RSS {rss_max} KiB over the bound {bound}");
     assert!(served >= 100, "the other client was starved: {served}");
     assert!(
-        worst < Duration::from_secs(5),
+        worst < Duration::from_millis(500),
         "the other client waited {worst:?}"
     );
     assert!(cpu < 0.3, "the server spun: {cpu:.2} s of CPU");
@@ -596,16 +635,42 @@ fn clients_that_never_read_cost_bounded_memory_and_others_are_served() {
     let mut reply = format!("${BIG_VALUE}\r\n").into_bytes();
     reply.extend(&big);
     reply.extend(b"\r\n");
-    let reader = &mut deaf[0];
+    let mut streams = deaf.streams;
+    let reader = &mut streams[0];
     reader.set_nonblocking(false).unwrap();
     for _ in 0..200 {
         assert_eq!(read_exactly(reader, reply.len()), reply);
     }
     // They go away with replies unread (a reset); the server lets them go and is fine.
-    drop(deaf);
+    drop(streams);
     wait_connected(&mut control, 1, DEADLINE);
     control.cmd(&["STRLEN", "big"], format!(":{BIG_VALUE}\r\n").as_bytes());
     assert!(server.child.try_wait().unwrap().is_none());
+}
+
+#[test]
+#[ignore = "server bug: the loop's turn budget counts reads and flushes (64 per client), not \
+            bytes, so while 100 clients pipeline GETs of 16 KiB values one turn moves MiBs per \
+            client and another client waits over 100 ms: 127-920 ms with the debug build, 3.5 s \
+            for the arm64 build under qemu (54 ms with the x86 release build)"]
+fn a_client_is_answered_promptly_while_others_pipeline_big_replies() {
+    let _serial = serial();
+    let (server, _control, _) = big_value_server();
+    let worker = Worker::start(server.addr, "worker");
+    let deaf = deafen(&server);
+    let (served, worst) = worker.stop();
+    println!(
+        "while {DEAF_CLIENTS} clients pipelined {:.1} MiB of GETs for 16 KiB replies over {:.2} \
+         s, another client made {served} round trips, the slowest {:.1} ms",
+        deaf.sent as f64 / 1048576.0,
+        deaf.writing_for.as_secs_f64(),
+        worst.as_secs_f64() * 1e3
+    );
+    // Redis writes at most 64 KiB per client per event-loop turn for this reason.
+    assert!(
+        worst < Duration::from_millis(100),
+        "the other client waited {worst:?} while others pipelined"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
