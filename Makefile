@@ -55,3 +55,12 @@ FUZZ_SECONDS ?= 180
 
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_TARGETS)
+
+# Long runs, not in CI (tests/soak.rs, ignored by `cargo test`): 100,000 connect/disconnect
+# cycles (SOAK_CYCLES) with an fd and RSS leak check, then a mixed-load soak of SOAK_SECONDS
+# (default 600) at SOAK_LOAD_PERCENT (80) % of the peak it first measures, a snapshot every 30 s;
+# prints RSS, p99 per minute, errors and ops. Release build. The short versions are tests/hostile.rs.
+.PHONY: soak
+
+soak:
+	$(CARGO) test --release --test soak -- --ignored --nocapture --test-threads=1
