@@ -13,6 +13,7 @@ use std::fmt;
 use std::path::Path;
 
 use pocketkv::persist;
+use pocketkv::persist::log::{self as aof, LogError, Segment, LOG_HEADER};
 use pocketkv::protocol::{
     self, Dialect, Limits, ParseError, Progress, ProtocolError, Reply, Request,
 };
@@ -28,14 +29,17 @@ pub enum Target {
     TextParser,
     /// Bytes as a snapshot file, and an accepted snapshot written and read back.
     SnapshotLoader,
+    /// Bytes as an append-only log segment, with and without repair.
+    LogLoader,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 3] = [
+    pub const ALL: [Target; 4] = [
         Target::RespParser,
         Target::TextParser,
         Target::SnapshotLoader,
+        Target::LogLoader,
     ];
 
     /// The cargo-fuzz name.
@@ -44,6 +48,7 @@ impl Target {
             Target::RespParser => "resp_parser",
             Target::TextParser => "text_parser",
             Target::SnapshotLoader => "snapshot_loader",
+            Target::LogLoader => "log_loader",
         }
     }
 }
@@ -84,6 +89,7 @@ pub fn check(target: Target, data: &[u8]) -> Result<(), Violation> {
         Target::RespParser => resp_parser(data),
         Target::TextParser => text_parser(data),
         Target::SnapshotLoader => snapshot_loader(data),
+        Target::LogLoader => log_loader(data),
     }
 }
 
@@ -208,6 +214,7 @@ fn feed(data: &[u8], ends: &[usize], limits: &Limits) -> Result<Vec<Event>, Viol
                             format!("after {}: {progress:?}", show(&input[..used], 80)),
                         ));
                     }
+                    within_limits(&request, &input[..used], limits)?;
                     events.push(Event::Request {
                         at,
                         used,
@@ -244,6 +251,31 @@ fn feed(data: &[u8], ends: &[usize], limits: &Limits) -> Result<Vec<Event>, Viol
     }
     events.push(Event::Waiting { at });
     Ok(events)
+}
+
+/// A parsed request respects `limits`: a RESP request has at most `max_multibulk_len` arguments
+/// of at most `max_bulk_len` bytes; a text line is at most `max_inline_len` bytes, CR and LF
+/// excluded.
+fn within_limits(request: &Request<'_>, bytes: &[u8], limits: &Limits) -> Result<(), Violation> {
+    let fits = match request.dialect {
+        Dialect::Resp => {
+            request.args.len() <= limits.max_multibulk_len
+                && request.args.iter().all(|a| a.len() <= limits.max_bulk_len)
+        }
+        Dialect::Text => {
+            let line = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            line.len() <= limits.max_inline_len
+        }
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(violation(
+            "a parsed request is within the limits",
+            format!("{limits:?}: {}", show(bytes, 120)),
+        ))
+    }
 }
 
 /// Two runs agree when their events are equal, except where Redis differs by arrival too: a
@@ -334,6 +366,7 @@ fn splits(data: &[u8]) -> Vec<(&'static str, Vec<usize>)> {
 ///
 /// - never panics, never loops without consuming;
 /// - every result uses or consumes between 1 and all of the bytes it was given;
+/// - every parsed request is within the limits (argument count and size, line length);
 /// - resuming with a kept `Progress` gives, at every call, what a fresh parse gives;
 /// - the whole buffer at once and the same bytes arriving in chunks give the same requests and
 ///   errors at the same offsets;
@@ -597,3 +630,129 @@ pub fn snapshot_loader(data: &[u8]) -> Result<(), Violation> {
 /// A snapshot that holds one key twice loads, the later value silently replacing the earlier.
 pub const KNOWN_DUPLICATE_KEYS: &str =
     "a snapshot holding a key twice is accepted and the earlier value silently dropped";
+
+// ---------------------------------------------------------------------------------------------
+// log_loader
+
+fn decode_log(data: &[u8], max_record: usize, repair: bool) -> Result<Segment, LogError> {
+    aof::decode_segment(
+        Path::new("/fuzz/appendonly.1.aof"),
+        data,
+        max_record,
+        repair,
+    )
+}
+
+/// `log_loader`: any bytes as an append-only log segment, read with a large and a small record
+/// bound, with and without repair.
+///
+/// - never panics; an error names the file;
+/// - "not a log" exactly when the bytes neither start with the header nor are a prefix of it;
+/// - "damaged" only without repair, and then repair cuts at exactly that offset;
+/// - the good prefix is the header followed by exactly the records read (re-encoded with
+///   `encode_record`), each within the bound; what was dropped is exactly the rest;
+/// - cutting the file to its good prefix, as start-up does, reads back the same records with
+///   nothing dropped.
+pub fn log_loader(data: &[u8]) -> Result<(), Violation> {
+    let partial_header = data.len() < LOG_HEADER.len() && LOG_HEADER.starts_with(data);
+    let is_log = partial_header || data.starts_with(LOG_HEADER);
+    for max_record in [1 << 20, 16] {
+        for repair in [false, true] {
+            let setting = format!("max_record {max_record}, repair {repair}");
+            let fail = |property: &'static str, what: String| {
+                Err(violation(
+                    property,
+                    format!("{setting}: {what}; input {}", show(data, 200)),
+                ))
+            };
+            let segment = match decode_log(data, max_record, repair) {
+                Ok(segment) => segment,
+                Err(e) => {
+                    if !e.to_string().contains("/fuzz/appendonly.1.aof") {
+                        return fail("a refused log's error names the file", e.to_string());
+                    }
+                    match e {
+                        LogError::WrongFormat(_) if !is_log => continue,
+                        LogError::Damaged { offset, .. }
+                            if is_log && !repair && offset as usize >= LOG_HEADER.len() =>
+                        {
+                            let repaired = decode_log(data, max_record, true);
+                            let cut_there = matches!(&repaired, Ok(Segment {
+                                good_len,
+                                dropped: Some(d),
+                                ..
+                            }) if *good_len == offset && d.offset == offset && !d.torn_tail);
+                            if !cut_there {
+                                return fail(
+                                    "repair cuts a damaged log where the damage starts",
+                                    format!("damaged at {offset}, repaired: {repaired:?}"),
+                                );
+                            }
+                            continue;
+                        }
+                        e => return fail(
+                            "a log is refused only when it is not one, or damaged without repair",
+                            format!("{e:?}"),
+                        ),
+                    }
+                }
+            };
+            if !is_log {
+                return fail(
+                    "bytes that are not a log are refused",
+                    format!("{segment:?}"),
+                );
+            }
+            let good_len = segment.good_len as usize;
+            let mut rebuilt = Vec::new();
+            if good_len > 0 {
+                rebuilt.extend_from_slice(LOG_HEADER);
+            }
+            for record in &segment.records {
+                if record.len() > max_record {
+                    return fail(
+                        "every record read is within the bound",
+                        format!("a record of {} bytes", record.len()),
+                    );
+                }
+                aof::encode_record(record, &mut rebuilt);
+            }
+            if good_len > data.len() || rebuilt != data[..good_len] {
+                return fail(
+                    "the good prefix is the header and exactly the records read",
+                    format!(
+                        "good_len {good_len}, {} records re-encoded as {}",
+                        segment.records.len(),
+                        show(&rebuilt, 120)
+                    ),
+                );
+            }
+            let rest_ok = match &segment.dropped {
+                None => good_len == data.len(),
+                Some(d) => {
+                    d.offset as usize == good_len
+                        && d.bytes as usize == data.len() - good_len
+                        && d.bytes > 0
+                }
+            };
+            if !rest_ok {
+                return fail(
+                    "what is dropped is exactly what follows the good prefix",
+                    format!("good_len {good_len}, dropped {:?}", segment.dropped),
+                );
+            }
+            let cut = decode_log(&data[..good_len], max_record, repair);
+            let same = matches!(&cut, Ok(again)
+                if again.records == segment.records
+                    && again.good_len == segment.good_len
+                    && again.dropped.is_none());
+            if !same {
+                return fail(
+                    "a log cut to its good prefix reads back the same records, nothing dropped",
+                    format!("cut to {good_len} bytes: {cut:?}"),
+                );
+            }
+        }
+    }
+    Ok(())
+}
