@@ -12,6 +12,7 @@ mod signals;
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -39,6 +40,14 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(2);
 
 /// Reads or reply flushes one client gets per loop turn before the others have their go.
 const TURN_BUDGET: usize = 64;
+
+/// Bytes read plus bytes written one client gets per loop turn, so a client moving big values
+/// cannot make a turn long for everyone else.
+const TURN_BYTES: usize = 64 * 1024;
+
+/// Connections the kernel may queue before `accept`; std's default of 128 drops SYNs in a burst
+/// (the kernel caps this at `net.core.somaxconn`).
+const LISTEN_BACKLOG: i32 = 4096;
 
 /// Longest the loop sleeps, so timers (snapshots, memory sampling) run on time.
 const TICK: Duration = Duration::from_millis(500);
@@ -114,6 +123,10 @@ impl Server {
         recovered: Recovered,
     ) -> io::Result<Self> {
         listener.set_nonblocking(true)?;
+        // SAFETY: listen on a socket that is already listening only changes its backlog.
+        if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
         let listening = listener.local_addr()?;
         let mut listener = TcpListener::from_std(listener);
         let poll = Poll::new()?;
@@ -286,7 +299,7 @@ impl Server {
     /// piles up behind a backlog of replies.
     fn drive(&mut self, key: usize) {
         let high_water = self.state.config.output_buffer_high_water;
-        let mut budget = TURN_BUDGET;
+        let (mut turns, mut bytes) = (TURN_BUDGET, TURN_BYTES);
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return; // A spurious event for a connection already closed.
@@ -309,15 +322,16 @@ impl Server {
             if stopped == Stopped::Held || stopped == Stopped::NeedInput && conn.peer_closed {
                 break;
             }
-            if budget == 0 {
+            if turns == 0 || bytes == 0 {
                 // Edge-triggered: no new event will come for work already waiting, so revisit.
                 self.unfinished.push(key);
                 break;
             }
-            budget -= 1;
+            turns -= 1;
             if stopped == Stopped::Backlog {
-                if let Err(e) = self.flush(key) {
-                    return self.close(key, &e.to_string());
+                match self.flush(key) {
+                    Ok(written) => bytes = bytes.saturating_sub(written),
+                    Err(e) => return self.close(key, &e.to_string()),
                 }
                 if self
                     .conns
@@ -329,7 +343,10 @@ impl Server {
                 continue;
             }
             match conn.read_once() {
-                Ok(ReadOutcome::Data(n)) => self.state.stats.net_input_bytes += n as u64,
+                Ok(ReadOutcome::Data(n)) => {
+                    self.state.stats.net_input_bytes += n as u64;
+                    bytes = bytes.saturating_sub(n);
+                }
                 Ok(ReadOutcome::WouldBlock) => break,
                 Ok(ReadOutcome::Closed) => conn.peer_closed = true,
                 Err(e) => return self.close(key, &e.to_string()),
@@ -372,12 +389,14 @@ impl Server {
         }
     }
 
-    fn flush(&mut self, key: usize) -> io::Result<()> {
-        if let Some(conn) = self.conns.get_mut(key) {
-            let written = conn.flush()?;
-            self.state.stats.net_output_bytes += written as u64;
-        }
-        Ok(())
+    /// Writes what `key` may send now; returns the bytes written.
+    fn flush(&mut self, key: usize) -> io::Result<usize> {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Ok(0);
+        };
+        let written = conn.flush()?;
+        self.state.stats.net_output_bytes += written as u64;
+        Ok(written)
     }
 
     fn close(&mut self, key: usize, why: &str) {
