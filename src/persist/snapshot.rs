@@ -212,6 +212,16 @@ pub fn decode_snapshot(path: &Path, bytes: &[u8]) -> Result<Snapshot, LoadError>
             ),
         ));
     }
+    let mut seen = std::collections::HashSet::with_capacity(file.data.len());
+    if let Some((key, _)) = file.data.iter().find(|(key, _)| !seen.insert(&key.0)) {
+        return Err(LoadError::Malformed(
+            path.to_path_buf(),
+            format!(
+                "key {:?} appears more than once",
+                String::from_utf8_lossy(&key.0)
+            ),
+        ));
+    }
     Ok(Snapshot {
         pairs: file.data.into_iter().map(|(k, v)| (k.0, v.0)).collect(),
         log_seq: file.log_seq,
@@ -322,6 +332,11 @@ mod tests {
                 br#"{"format":"pocketkv-snapshot","version":1,"keys":1,"data":[[{"hex":"f"},"b"]]}"#
                     .to_vec(),
                 "bad hex digits",
+            ),
+            (
+                br#"{"format":"pocketkv-snapshot","version":1,"keys":2,"data":[["a","1"],["a","2"]]}"#
+                    .to_vec(),
+                "key \"a\" appears more than once",
             ),
         ];
         for (bytes, expected) in cases {

@@ -15,7 +15,9 @@ pub(super) fn parse<'a>(
     limits: &Limits,
 ) -> Result<(Request<'a>, usize), ParseError> {
     let Some(newline) = memchr::memchr(b'\n', input) else {
-        return if input.len() > limits.max_inline_len {
+        // The CR of a CRLF still on its way is not part of the line.
+        let line = input.strip_suffix(b"\r").unwrap_or(input);
+        return if line.len() > limits.max_inline_len {
             Err(ParseError::Fatal(ProtocolError::InlineTooBig))
         } else {
             Err(ParseError::Incomplete)
@@ -239,6 +241,11 @@ mod tests {
             parse(&[b'a'; 17], &limits),
             Err(ParseError::Fatal(ProtocolError::InlineTooBig))
         );
+        let mut at_limit = vec![b'a'; 16];
+        at_limit.push(b'\r');
+        assert_eq!(parse(&at_limit, &limits), Err(ParseError::Incomplete));
+        at_limit.push(b'\n');
+        assert!(parse(&at_limit, &limits).is_ok());
         assert_eq!(
             parse(b"GET aaaaaaaaaaaaaaaaaaaaa\n", &limits),
             Err(ParseError::Fatal(ProtocolError::InlineTooBig))
