@@ -60,7 +60,7 @@ pub struct Violation {
     pub property: &'static str,
     /// What happened, with the inputs that show it.
     pub detail: String,
-    /// `Some(reason)` when this is a server bug already reported (see `known_issue`): the fuzz
+    /// `Some(reason)` when this is a server bug already reported (listed in `tests/fuzz_regressions.rs`): the fuzz
     /// targets go on past it, the stable replay does not.
     pub known: Option<&'static str>,
 }
@@ -387,7 +387,7 @@ pub fn resp_parser(data: &[u8]) -> Result<(), Violation> {
                     .zip(&chunked)
                     .position(|(w, c)| !same_event(data, w, c))
                     .unwrap_or(whole.len().min(chunked.len()));
-                let mut v = violation(
+                return Err(violation(
                     "parsing the whole buffer and parsing it in chunks give the same requests",
                     format!(
                         "{limits_name}, {split_name}, input {}: event {first} is {:?} whole but {:?} in chunks",
@@ -395,10 +395,7 @@ pub fn resp_parser(data: &[u8]) -> Result<(), Violation> {
                         whole.get(first),
                         chunked.get(first)
                     ),
-                );
-                v.known =
-                    known_chunked_difference(data, &limits, whole.get(first), chunked.get(first));
-                return Err(v);
+                ));
             }
         }
         for event in &whole {
@@ -409,34 +406,6 @@ pub fn resp_parser(data: &[u8]) -> Result<(), Violation> {
     }
     Ok(())
 }
-
-/// Known difference: a text line of exactly the limit plus its CR, cut between CR and LF, is
-/// refused as too long; whole, it is a request.
-fn known_chunked_difference(
-    data: &[u8],
-    limits: &Limits,
-    whole: Option<&Event>,
-    chunked: Option<&Event>,
-) -> Option<&'static str> {
-    let (Some(whole), Some(Event::Fatal { at, error })) = (whole, chunked) else {
-        return None;
-    };
-    let line_at = match whole {
-        Event::Request { at, .. } | Event::Invalid { at, .. } => *at,
-        _ => return None,
-    };
-    let rest = &data[*at..];
-    let line_len = rest.iter().position(|&b| b == b'\n')?;
-    (line_at == *at
-        && *error == ProtocolError::InlineTooBig
-        && line_len == limits.max_inline_len + 1
-        && rest[line_len - 1] == b'\r')
-        .then_some(KNOWN_CR_AT_LIMIT)
-}
-
-/// The text-line limit counts a trailing CR while the LF has not arrived.
-pub const KNOWN_CR_AT_LIMIT: &str =
-    "a text line of exactly the inline limit is refused when its CR arrives before its LF";
 
 /// `args` encoded with `encode_request` parse back, with the server's limits, to `args`.
 fn reencodes(args: &[Vec<u8>]) -> Result<(), Violation> {
@@ -535,22 +504,14 @@ pub fn text_parser(data: &[u8]) -> Result<(), Violation> {
                 Err(ParseError::Incomplete) => !has_lf && !too_long,
             };
             if !fine {
-                let mut v = violation(
+                return Err(violation(
                     "a text line is a request, a quoting error, or too long, by its length",
                     format!(
                         "{limits_name}: {} ({} bytes before the newline, CR excluded) gave {result:?}",
                         show(&line, 120),
                         content_len
                     ),
-                );
-                if !has_lf
-                    && content_len == limits.max_inline_len
-                    && content.last() == Some(&b'\r')
-                    && result == Err(ParseError::Fatal(ProtocolError::InlineTooBig))
-                {
-                    v.known = Some(KNOWN_CR_AT_LIMIT);
-                }
-                return Err(v);
+                ));
             }
         }
     }
@@ -609,7 +570,7 @@ pub fn snapshot_loader(data: &[u8]) -> Result<(), Violation> {
     if back == expected {
         return Ok(());
     }
-    let mut v = violation(
+    Err(violation(
         "an accepted snapshot written back decodes to the same pairs",
         format!(
             "{} loaded {} pairs, wrote back {} pairs: {}",
@@ -618,18 +579,8 @@ pub fn snapshot_loader(data: &[u8]) -> Result<(), Violation> {
             back.len(),
             show(&written, 200)
         ),
-    );
-    let mut keys: Vec<&[u8]> = expected.iter().map(|(k, _)| k.as_slice()).collect();
-    keys.dedup();
-    if keys.len() < expected.len() && back.len() == keys.len() {
-        v.known = Some(KNOWN_DUPLICATE_KEYS);
-    }
-    Err(v)
+    ))
 }
-
-/// A snapshot that holds one key twice loads, the later value silently replacing the earlier.
-pub const KNOWN_DUPLICATE_KEYS: &str =
-    "a snapshot holding a key twice is accepted and the earlier value silently dropped";
 
 // ---------------------------------------------------------------------------------------------
 // log_loader

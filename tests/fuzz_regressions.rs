@@ -21,40 +21,18 @@ use std::time::Duration;
 use checks::Target;
 
 /// Saved inputs that fail their check because of a server bug not fixed yet:
-/// (target, file under `fuzz/regressions/<target>/`, the bug as `fuzz/checks.rs` names it).
-/// When a bug is fixed, `known_failures_still_fail` says so: remove its lines here and its
-/// ignored test below.
+/// (target, file under `fuzz/regressions/<target>/`, the bug as the check's `Violation::known`
+/// names it). Each also gets an `#[ignore = "server bug: ..."]` test replaying it strictly, and
+/// the check classifies it as known so the fuzzers go on past it. When a bug is fixed,
+/// `known_failures_still_fail` says so: remove its lines here, its ignored test and the
+/// classification.
 const KNOWN_FAILURES: &[(&str, &str, &str)] = &[
-    // Found by text_parser (FUZZ_STRICT=1) within a second.
-    (
-        "text_parser",
-        "crash-732dde4ba6a256e72e568473c47153d175ce2700",
-        checks::KNOWN_CR_AT_LIMIT,
-    ),
-    // The same, minimal: 32 bytes (the small limit) and a CR, no LF yet.
-    (
-        "text_parser",
-        "cr-at-inline-limit",
-        checks::KNOWN_CR_AT_LIMIT,
-    ),
-    // The same through the front door: whole it is a request, cut after the CR it is fatal.
-    (
-        "resp_parser",
-        "cr-at-inline-limit",
-        checks::KNOWN_CR_AT_LIMIT,
-    ),
-    // Found by snapshot_loader (FUZZ_STRICT=1, with its dictionary) after about a minute.
-    (
-        "snapshot_loader",
-        "crash-347ae60a9c393cd4ebc42a202efc10b823ac6b0e",
-        checks::KNOWN_DUPLICATE_KEYS,
-    ),
-    // The same, minimal.
-    (
-        "snapshot_loader",
-        "duplicate-key",
-        checks::KNOWN_DUPLICATE_KEYS,
-    ),
+    // None open. The first two findings (a text line of exactly the inline limit whose CR arrived
+    // before its LF was refused; a snapshot holding a key twice loaded and dropped a value) were
+    // fixed in d617113; their inputs in fuzz/regressions/ are now replayed strictly:
+    // text_parser/crash-732dde4b..., text_parser/cr-at-inline-limit,
+    // resp_parser/cr-at-inline-limit, snapshot_loader/crash-347ae60a...,
+    // snapshot_loader/duplicate-key.
 ];
 
 /// Longest a check may take on one input before it counts as a hang.
@@ -263,26 +241,6 @@ fn the_replay_catches_what_it_should() {
     assert!(grown > allocation_bound(0) as isize, "counted {grown}");
 }
 
-fn known(bug: &str) -> Vec<(Target, PathBuf)> {
-    KNOWN_FAILURES
-        .iter()
-        .filter(|(_, _, b)| *b == bug)
-        .map(|(target, file, _)| {
-            let target = Target::ALL
-                .into_iter()
-                .find(|t| t.name() == *target)
-                .expect("a known target");
-            (
-                target,
-                fuzz_dir()
-                    .join("regressions")
-                    .join(target.name())
-                    .join(file),
-            )
-        })
-        .collect()
-}
-
 /// Every known-failure input still fails, and for the reason recorded: this proves the checks
 /// do fail on real misbehaviour, and tells whoever fixes a bug to retire its entries.
 #[test]
@@ -306,32 +264,4 @@ fn known_failures_still_fail() {
             ),
         }
     }
-}
-
-fn replay_all_strictly(bug: &str) {
-    let inputs = known(bug);
-    assert!(!inputs.is_empty());
-    let failures: Vec<String> = inputs
-        .iter()
-        .filter_map(|(target, path)| {
-            replay(*target, path)
-                .err()
-                .map(|why| format!("{}: {why}", path.display()))
-        })
-        .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-#[test]
-#[ignore = "server bug: a text line of exactly the inline limit is refused as too long when its \
-            CR has arrived but its LF not yet (src/protocol/text.rs counts the CR)"]
-fn server_bug_cr_at_inline_limit() {
-    replay_all_strictly(checks::KNOWN_CR_AT_LIMIT);
-}
-
-#[test]
-#[ignore = "server bug: a snapshot holding one key twice is accepted; the later value silently \
-            replaces the earlier and the key count no longer matches (src/persist/snapshot.rs)"]
-fn server_bug_duplicate_keys_in_snapshot() {
-    replay_all_strictly(checks::KNOWN_DUPLICATE_KEYS);
 }
