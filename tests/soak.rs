@@ -11,8 +11,11 @@
 //!   the end, p99 per `SOAK_REPORT_SECONDS` (default 60), errors and ops, and asserts zero
 //!   errors, RSS stable after warm-up and p99 stable.
 //!
-//! Latency is measured from when a request was due, not from when it was sent: a stall of the
-//! server delays the requests scheduled behind it, and they count it (no coordinated omission).
+//! Two latencies are kept per request. Service time runs from sending the request to its whole
+//! reply, as redis-benchmark measures; p99 stability is judged on it. Schedule lag runs from
+//! when the request was due: a stall of the server delays the requests scheduled behind it and
+//! they count it (no coordinated omission), but so does any pause of the load generator itself,
+//! which on a shared machine is not the server's doing; it is reported alongside.
 //! Key expiry does not exist in this release, so no key in the mix expires.
 
 mod common;
@@ -287,14 +290,20 @@ struct Conn {
     written: usize,
     input: Vec<u8>,
     expect: Option<Expect>,
-    /// When the request in flight was due (latency counts from here), or when the next is due.
+    /// When the request in flight was due (schedule lag counts from here), or when the next
+    /// is due.
     due: Instant,
+    /// When the request in flight was written (service time counts from here).
+    sent: Instant,
 }
 
 /// What one worker reports at the end of each report interval.
 struct IntervalStats {
     index: usize,
+    /// Service time: request sent to reply complete.
     histogram: Histogram,
+    /// Schedule lag: request due to reply complete.
+    lag: Histogram,
     ops: u64,
     errors: u64,
     first_errors: Vec<String>,
@@ -339,6 +348,7 @@ fn worker(plan: Plan, tx: mpsc::Sender<IntervalStats>) {
                 input: Vec::new(),
                 expect: None,
                 due: started + period.map_or(Duration::ZERO, |p| p * i as u32 / plan.conns as u32),
+                sent: started,
             }
         })
         .collect();
@@ -346,6 +356,7 @@ fn worker(plan: Plan, tx: mpsc::Sender<IntervalStats>) {
     let mut interval = IntervalStats {
         index: 0,
         histogram: Histogram::new(),
+        lag: Histogram::new(),
         ops: 0,
         errors: 0,
         first_errors: Vec::new(),
@@ -368,6 +379,7 @@ fn worker(plan: Plan, tx: mpsc::Sender<IntervalStats>) {
             let next = IntervalStats {
                 index,
                 histogram: Histogram::new(),
+                lag: Histogram::new(),
                 ops: 0,
                 errors: 0,
                 first_errors: Vec::new(),
@@ -394,6 +406,7 @@ fn worker(plan: Plan, tx: mpsc::Sender<IntervalStats>) {
             c.out.clear();
             c.written = 0;
             c.expect = Some(next_request(&mut rng, plan.keys, serial, &mut c.out));
+            c.sent = Instant::now();
             match c.stream.write(&c.out) {
                 Ok(n) => c.written = n,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {}
@@ -444,7 +457,8 @@ fn worker(plan: Plan, tx: mpsc::Sender<IntervalStats>) {
                 Ok(Some((reply, used))) => {
                     let done = Instant::now();
                     let expect = c.expect.take();
-                    interval.histogram.record(done - c.due);
+                    interval.histogram.record(done - c.sent);
+                    interval.lag.record(done - c.due);
                     interval.ops += 1;
                     match expect {
                         Some(expect) => {
@@ -524,6 +538,7 @@ fn run_load(load: Load, mut each_interval: impl FnMut(&IntervalStats)) -> Vec<In
             merged.push(IntervalStats {
                 index: merged.len(),
                 histogram: Histogram::new(),
+                lag: Histogram::new(),
                 ops: 0,
                 errors: 0,
                 first_errors: Vec::new(),
@@ -532,6 +547,7 @@ fn run_load(load: Load, mut each_interval: impl FnMut(&IntervalStats)) -> Vec<In
         }
         let m = &mut merged[i];
         m.histogram.merge(&stats.histogram);
+        m.lag.merge(&stats.lag);
         m.ops += stats.ops;
         m.errors += stats.errors;
         m.first_errors.extend(stats.first_errors);
@@ -627,15 +643,18 @@ fn soak_mixed_load() {
     let load_thread = thread::spawn(move || {
         let result = run_load(spec, |s| {
             println!(
-                "soak: {:>5} s: {:>8.0} ops/s, p50 {:>6} us, p99 {:>6} us, p99.9 {:>6} us, max \
-                     {:>6} us, errors {}",
+                "soak: {:>5} s: {:>6.0} ops/s, service p50 {} p99 {} p99.9 {} max {} us; \
+                 schedule lag p99 {} max {} us; errors {}; server RSS {:.1} MiB",
                 (s.index as u64 + 1) * report,
                 s.ops as f64 / report as f64,
                 s.histogram.percentile_us(50.0),
                 s.histogram.percentile_us(99.0),
                 s.histogram.percentile_us(99.9),
                 s.histogram.max_us,
-                s.errors
+                s.lag.percentile_us(99.0),
+                s.lag.max_us,
+                s.errors,
+                mib(rss_kib(pid)),
             );
         });
         let _ = done_tx.send(());
@@ -671,7 +690,13 @@ fn soak_mixed_load() {
             .or(rss.last())
             .map_or(0, |r| r.1)
     };
-    let rss_warm = at(warmup as f64);
+    // The highest RSS of the warm-up: snapshots come and go, so peaks are compared with peaks.
+    let rss_warm = rss
+        .iter()
+        .filter(|(s, _)| *s <= warmup as f64)
+        .map(|r| r.1)
+        .max()
+        .unwrap_or_else(|| at(warmup as f64));
     let rss_end = rss.last().map_or(0, |r| r.1);
     let rss_after_warmup_max = rss
         .iter()
@@ -683,17 +708,30 @@ fn soak_mixed_load() {
         .iter()
         .map(|s| s.histogram.percentile_us(99.0) as f64)
         .collect();
-    let p99_median = load::median(&p99s);
+    let lag_p99s: Vec<u64> = intervals
+        .iter()
+        .map(|s| s.lag.percentile_us(99.0))
+        .collect();
+    // Stability is judged after warm-up (when there are at least two intervals left).
+    let first_steady = (warmup.div_ceil(report) as usize).min(p99s.len().saturating_sub(2));
+    let steady = &p99s[first_steady..];
+    let p99_median = load::median(steady);
+    let (early, late) = steady.split_at(steady.len() / 2);
+    let (early_median, late_median) = (load::median(early), load::median(late));
     let mut all = Histogram::new();
+    let mut lag = Histogram::new();
     for s in &intervals {
         all.merge(&s.histogram);
+        lag.merge(&s.lag);
     }
     println!(
         "soak summary: {:.0} s at {target:.0} ops/s target: {ops} ops ({:.0}/s), {errors} \
          client-side errors, {server_errors} error replies counted by the server, {saves} \
-         snapshots (last: {save_status}); RSS start {:.1} MiB, filled {:.1} MiB, after warm-up \
-         ({warmup} s) {:.1} MiB, max after warm-up {:.1} MiB, end {:.1} MiB; p99 per {report} s \
-         (us): {p99s:?}, median {p99_median:.0}; overall p50 {} p99 {} p99.9 {} max {} us",
+         snapshots (last: {save_status}); RSS start {:.1} MiB, filled {:.1} MiB, highest in \
+         warm-up ({warmup} s) {:.1} MiB, highest after warm-up {:.1} MiB, end {:.1} MiB; service p99 per \
+         {report} s (us): {p99s:?}, after warm-up median {p99_median:.0} (first half \
+         {early_median:.0}, second half {late_median:.0}); service overall p50 {} p99 {} p99.9 {} \
+         max {} us; schedule lag p99 per interval (us) {lag_p99s:?}, overall p99 {} max {} us",
         elapsed.as_secs_f64(),
         ops as f64 / elapsed.as_secs_f64(),
         mib(rss_start),
@@ -705,6 +743,8 @@ fn soak_mixed_load() {
         all.percentile_us(99.0),
         all.percentile_us(99.9),
         all.max_us,
+        lag.percentile_us(99.0),
+        lag.max_us,
     );
 
     assert_eq!(
@@ -736,12 +776,20 @@ fn soak_mixed_load() {
         mib(rss_after_warmup_max),
         mib(rss_bound)
     );
-    // p99 stable: no report interval's p99 above 3x the median interval's (the machine is
-    // shared; a server that degrades over time exceeds this in its later intervals).
-    for (i, p) in p99s.iter().enumerate() {
+    // p99 stable after warm-up: no interval's service p99 above 3x the median of them (the
+    // machine is shared: single intervals wander), and no drift: the second half's median at
+    // most 2x the first half's.
+    for (i, p) in steady.iter().enumerate() {
         assert!(
             *p <= 3.0 * p99_median,
-            "p99 of interval {i} is {p:.0} us, over 3x the median {p99_median:.0} us: {p99s:?}"
+            "service p99 of interval {} is {p:.0} us, over 3x the median {p99_median:.0} us: \
+             {p99s:?}",
+            first_steady + i
         );
     }
+    assert!(
+        late_median <= 2.0 * early_median,
+        "service p99 drifted up: median {early_median:.0} us in the first half after warm-up, \
+         {late_median:.0} us in the second: {p99s:?}"
+    );
 }
