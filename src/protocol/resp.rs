@@ -35,6 +35,9 @@ pub(super) fn parse<'a>(
         progress.count = 0;
         progress.pos = 0;
     }
+    if result.is_err() && progress.pos == 0 {
+        progress.spans.clear();
+    }
     let used = result?;
     let args = progress
         .spans
@@ -252,7 +255,7 @@ mod tests {
             Err(ParseError::Incomplete)
         );
         assert!(parse(bad, &limits(), &mut progress).is_err());
-        assert_eq!(progress.pos, 0);
+        assert_eq!(progress, Progress::default());
     }
 
     #[test]

@@ -1,36 +1,28 @@
 //! The keyspace: plain `HashMap`s owned by the event loop, no locks.
 //!
-//! Keys are spread over a fixed number of shards, each behind an `Arc`. Two things follow:
-//! taking a point-in-time copy for a snapshot only clones the `Arc`s (a write then copies the one
-//! shard it touches, and only while a snapshot still holds it), and SCAN has a cursor that stays
-//! valid however the maps grow or shrink: a shard index.
+//! Keys are spread over a fixed number of shards held copy-on-write ([`Shards`]). Two things
+//! follow: taking a point-in-time copy for a snapshot clones 256 pointers whatever the size (a
+//! write then copies the one shard it touches, and only while a snapshot still holds it), and SCAN
+//! has a cursor that stays valid however the maps grow or shrink: a shard index.
 //!
 //! Every change to data goes through a method here that bumps [`Store::dirty`], which is what the
 //! snapshot timer and, later, the write log and replicas follow.
 
 mod glob;
+mod shards;
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::Arc;
 
 pub use glob::glob_match;
-
-/// Number of shards; a power of two so a hash picks one with a mask. Many small shards keep the
-/// copy a write makes of a shard a snapshot still holds short (about 60 keys at 1M keys); empty
-/// shards all share one allocation, so an idle server pays 8 bytes per shard.
-pub const SHARDS: usize = 16384;
+pub use shards::{Shard, Shards, SHARDS};
 
 /// Rough per-key bookkeeping cost (map slot, two vector headers) used for the memory estimate.
 const ENTRY_OVERHEAD: usize = 56;
 
-/// One shard of the keyspace.
-pub type Shard = HashMap<Vec<u8>, Vec<u8>>;
-
 /// A frozen, point-in-time copy of the keyspace, cheap to take and safe to send to another thread.
 #[derive(Debug, Clone)]
 pub struct Image {
-    shards: Vec<Arc<Shard>>,
+    shards: Shards,
     len: usize,
 }
 
@@ -54,7 +46,7 @@ impl Image {
 /// The live keyspace.
 #[derive(Debug)]
 pub struct Store {
-    shards: Vec<Arc<Shard>>,
+    shards: Shards,
     picker: std::collections::hash_map::RandomState,
     len: usize,
     bytes: usize,
@@ -77,7 +69,7 @@ pub struct CopyOnWrite {
 impl Default for Store {
     fn default() -> Self {
         Store {
-            shards: empty_shards(),
+            shards: Shards::empty(),
             picker: Default::default(),
             len: 0,
             bytes: 0,
@@ -154,7 +146,7 @@ impl Store {
     /// The value of `key`, counted as a hit or a miss.
     pub fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
         let i = self.shard_of(key);
-        let found = self.shards[i].get(key);
+        let found = self.shards.get(i).get(key);
         match found {
             Some(_) => self.hits += 1,
             None => self.misses += 1,
@@ -164,12 +156,15 @@ impl Store {
 
     /// The value of `key`, not counted in hits or misses.
     pub fn peek(&self, key: &[u8]) -> Option<&[u8]> {
-        self.shards[self.shard_of(key)].get(key).map(Vec::as_slice)
+        self.shards
+            .get(self.shard_of(key))
+            .get(key)
+            .map(Vec::as_slice)
     }
 
     /// True when `key` exists; not counted in hits or misses.
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.shards[self.shard_of(key)].contains_key(key)
+        self.shards.get(self.shard_of(key)).contains_key(key)
     }
 
     /// Stores `value` under `key`; returns the previous value.
@@ -181,7 +176,7 @@ impl Store {
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
         let i = self.shard_of(key);
-        if !self.shards[i].contains_key(key) {
+        if !self.shards.get(i).contains_key(key) {
             return None;
         }
         let (key, value) = self.shard_mut(i).remove_entry(key)?;
@@ -223,7 +218,7 @@ impl Store {
         }
         let start = (seed as usize) % SHARDS;
         let shard = (0..SHARDS)
-            .map(|step| &self.shards[(start + step) % SHARDS])
+            .map(|step| self.shards.get((start + step) % SHARDS))
             .find(|shard| !shard.is_empty())?;
         let skip = ((seed >> 20) as usize) % shard.len();
         shard.keys().nth(skip).map(Vec::as_slice)
@@ -248,7 +243,7 @@ impl Store {
         let mut seen = 0;
         let mut shard = usize::try_from(cursor).unwrap_or(SHARDS);
         while shard < SHARDS && seen < count {
-            for key in self.shards[shard].keys() {
+            for key in self.shards.get(shard).keys() {
                 seen += 1;
                 if pattern.is_none_or(|p| glob_match(p, key)) {
                     keys.push(key.clone());
@@ -263,7 +258,7 @@ impl Store {
     fn update(&mut self, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> usize {
         let i = self.shard_of(key);
         self.note_copy(i);
-        let shard = Arc::make_mut(&mut self.shards[i]);
+        let shard = self.shards.get_mut(i);
         self.dirty += 1;
         let value = match shard.get_mut(key) {
             Some(value) => value,
@@ -294,23 +289,21 @@ impl Store {
     /// The shard at `i`, copied first if an image shares it.
     fn shard_mut(&mut self, i: usize) -> &mut Shard {
         self.note_copy(i);
-        Arc::make_mut(&mut self.shards[i])
+        self.shards.get_mut(i)
     }
 
-    /// Counts the copy `Arc::make_mut` is about to make when an image shares shard `i`.
+    /// Counts the copy writing shard `i` is about to make because an image shares it.
     fn note_copy(&mut self, i: usize) {
-        let shard = &self.shards[i];
-        // Empty shards all share one map; copying that is free.
-        if !shard.is_empty() && Arc::strong_count(shard) > 1 {
+        if self.shards.write_copies(i) {
             let per_key = self.bytes.checked_div(self.len).unwrap_or(0);
             self.copied.shards += 1;
-            self.copied.bytes += (shard.len() * per_key) as u64;
+            self.copied.bytes += (self.shards.get(i).len() * per_key) as u64;
         }
     }
 
     fn clear_silently(&mut self) {
         // Shards a snapshot still holds are let go rather than copied; all point to one empty map.
-        self.shards = empty_shards();
+        self.shards = Shards::empty();
         self.len = 0;
         self.bytes = 0;
     }
@@ -318,12 +311,6 @@ impl Store {
     fn shard_of(&self, key: &[u8]) -> usize {
         (self.picker.hash_one(key) as usize) & (SHARDS - 1)
     }
-}
-
-/// `SHARDS` pointers to one shared empty map: the first write to a shard gives it its own.
-fn empty_shards() -> Vec<Arc<Shard>> {
-    let empty = Arc::new(Shard::new());
-    (0..SHARDS).map(|_| Arc::clone(&empty)).collect()
 }
 
 fn cost(key: &[u8], value: &[u8]) -> usize {
