@@ -23,6 +23,11 @@ lint:
 bench:
 	bash benches/compare.sh
 
+# Snapshot stall at 100k and 1M keys and append-only log throughput, pocketkv vs redis-server.
+.PHONY: bench-durability
+bench-durability:
+	bash benches/durability.sh
+
 release:
 	$(CARGO) build --release
 	@ls -l target/release/pocketkv
