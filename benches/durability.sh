@@ -83,7 +83,7 @@ echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 echo
 
 echo "1. snapshot stall: 50 clients, 50:50 GET/SET, 16-byte keys and values; BGSAVE every 1.5 s"
-printf '%-9s %-9s %12s %12s %14s %14s %10s %16s\n' server keys "max (ms)" "max+snap" "p99.9 (ms)" "p99.9+snap" "copy (us)" "longest turn cpu"
+printf '%-9s %-9s %12s %12s %14s %14s %16s %16s\n' server keys "max (ms)" "max+snap" "p99.9 (ms)" "p99.9+snap" "copy (us)" "longest turn cpu"
 for keys in 100000 1000000; do
     for server in pocketkv redis; do
         dir="$WORK/$server-$keys"
@@ -100,13 +100,13 @@ for keys in 100000 1000000; do
         snap=$("$GEN" "${load[@]}" | grep result:)
         wait "$snapper" || true
         if [[ $server == pocketkv ]]; then
-            copy=$(info "$port" rdb_last_copy_usec)
+            copy="$(info "$port" rdb_last_copy_usec)/$(info "$port" rdb_last_copy_cpu_usec)cpu"
             turn="$(($(info "$port" longest_loop_turn_cpu_usec) / 1000)) ms"
         else
             copy="$(info "$port" latest_fork_usec) (fork)"
             turn="-"
         fi
-        printf '%-9s %-9s %12.1f %12.1f %14.1f %14.1f %10s %16s\n' "$server" "$keys" \
+        printf '%-9s %-9s %12.1f %12.1f %14.1f %14.1f %16s %16s\n' "$server" "$keys" \
             "$(echo "$(field max_us "$plain") / 1000" | bc -l)" "$(echo "$(field max_us "$snap") / 1000" | bc -l)" \
             "$(echo "$(field p999_us "$plain") / 1000" | bc -l)" "$(echo "$(field p999_us "$snap") / 1000" | bc -l)" \
             "$copy" "$turn"

@@ -214,6 +214,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             let log = &server.log;
             field!("rdb_saves", &snap.saves_ok);
             field!("rdb_last_copy_usec", &snap.last_copy.as_micros());
+            field!("rdb_last_copy_cpu_usec", &snap.last_copy_cpu.as_micros());
             field!("rdb_cow_shards_copied", &copied.shards);
             field!("rdb_cow_bytes_estimate", &copied.bytes);
             field!("rdb_last_error", &snap.last_error.as_deref().unwrap_or(""));

@@ -29,8 +29,10 @@ pub struct SnapshotStatus {
     pub last_save_unix: u64,
     /// How long the last snapshot took from copy to durable rename.
     pub last_duration: Option<Duration>,
-    /// How long the loop paused to take the last point-in-time copy.
+    /// How long the loop paused to take the last point-in-time copy (wall time).
     pub last_copy: Duration,
+    /// The same in the loop thread's CPU time, which leaves out moments the OS ran others.
+    pub last_copy_cpu: Duration,
     /// The store's change counter when the last successful snapshot's copy was taken.
     pub dirty_at_last_save: u64,
     /// Successful snapshots since start.
@@ -47,6 +49,7 @@ impl Default for SnapshotStatus {
             last_save_unix: crate::command::unix_time().as_secs(),
             last_duration: None,
             last_copy: Duration::ZERO,
+            last_copy_cpu: Duration::ZERO,
             dirty_at_last_save: 0,
             saves_ok: 0,
         }

@@ -460,7 +460,7 @@ fn resident_bytes() -> usize {
 }
 
 /// CPU time this thread has used: unlike wall time, it leaves out moments the OS ran others.
-fn thread_cpu_time() -> Duration {
+pub(crate) fn thread_cpu_time() -> Duration {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -167,8 +167,10 @@ impl Server {
         let status = &mut self.state.snapshot;
         status.wanted = false;
         let started = Instant::now();
+        let cpu = super::thread_cpu_time();
         let image = self.store.image();
         status.last_copy = started.elapsed();
+        status.last_copy_cpu = super::thread_cpu_time().saturating_sub(cpu);
         status.running_since = Some(started);
         self.next_timed_snapshot = started + Duration::from_secs(self.state.config.save_interval);
         self.waiting_current.append(&mut self.waiting_next);
