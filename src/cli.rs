@@ -54,6 +54,7 @@ pub fn init_logging(level: log::LevelFilter) {
 /// Checks the data directory, loads the snapshot, binds, and serves until a signal stops it.
 pub fn serve(mut config: Config) -> Result<(), String> {
     check_writable(&config)?;
+    tune_allocator();
     let open_files = fit_clients_to_file_limit(&mut config);
     let path = config.snapshot_path();
     let recovered = crate::server::recover(&config)?;
@@ -87,6 +88,18 @@ pub fn serve(mut config: Config) -> Result<(), String> {
         load_time.as_secs_f64() * 1e3
     );
     server.run().map_err(|e| format!("event loop failed: {e}"))
+}
+
+/// Turns off glibc's fastbins. With them, every allocation of a kilobyte or more first merges
+/// every small block freed since the last one; with a million keys being overwritten that is
+/// milliseconds at a time on the loop (measured at 1.25M keys during a snapshot: the worst loop
+/// turn fell from 19-25 ms to 3-6 ms of CPU). musl has no fastbins.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; called before other threads start.
+    unsafe {
+        libc::mallopt(libc::M_MXFAST, 0);
+    }
 }
 
 /// File descriptors kept for the listener, the snapshot, logs and the poll itself.
