@@ -8,8 +8,12 @@ use mio::net::TcpStream;
 use crate::command::ClientState;
 use crate::protocol::{Dialect, Progress};
 
-/// Bytes read per `read` call at least; also what an idle connection keeps allocated.
+/// The input buffer's first size; also what an idle connection keeps allocated.
 const READ_CHUNK: usize = 16 * 1024;
+
+/// Free room below which the buffer is compacted or grown before a read, so a slow client with
+/// a few bytes pending does not double its buffer.
+const MIN_READ: usize = 4 * 1024;
 
 /// Input: `buf[start..end]` holds bytes read but not yet parsed.
 #[derive(Debug, Default)]
@@ -38,15 +42,15 @@ impl InputBuffer {
         }
     }
 
-    /// Room to read into, at least `READ_CHUNK` bytes; moves or grows the buffer as needed.
+    /// Room to read into, at least `MIN_READ` bytes; moves or grows the buffer as needed.
     fn space(&mut self) -> &mut [u8] {
-        if self.buf.len() - self.end < READ_CHUNK {
+        if self.buf.len() - self.end < MIN_READ {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
             }
-            if self.buf.len() - self.end < READ_CHUNK {
+            if self.buf.len() - self.end < MIN_READ {
                 let size = (self.buf.len() * 2).max(self.end + READ_CHUNK);
                 self.buf.resize(size, 0);
             }
@@ -219,7 +223,17 @@ mod tests {
     fn input_buffer_compacts_grows_and_shrinks() {
         let mut input = InputBuffer::default();
         let space = input.space();
-        assert!(space.len() >= READ_CHUNK);
+        assert_eq!(space.len(), READ_CHUNK);
+        space[0] = b'*';
+        input.end += 1;
+        assert_eq!(input.buf.len(), READ_CHUNK);
+        assert_eq!(
+            input.space().len(),
+            READ_CHUNK - 1,
+            "a pending byte does not grow it"
+        );
+        input.consume(1);
+        let space = input.space();
         space[..3].copy_from_slice(b"abc");
         input.end += 3;
         input.consume(1);
@@ -227,7 +241,7 @@ mod tests {
         // Fill past one chunk so the buffer must grow while keeping the pending bytes.
         let n = input.space().len();
         input.end += n;
-        assert!(input.space().len() >= READ_CHUNK);
+        assert!(input.space().len() >= MIN_READ);
         assert_eq!(&input.pending()[..2], b"bc");
         let all = input.pending().len();
         input.consume(all);
