@@ -7,7 +7,7 @@ mod common;
 
 use std::io::Write;
 
-use common::{resp, resp_bytes, Client, Server};
+use common::{cpu_seconds, resp, resp_bytes, Client, Server};
 
 /// A client connected (and served) before any garbage is sent, holding a key of its own.
 fn bystander(server: &Server) -> Client {
@@ -353,19 +353,6 @@ fn a_64_kib_line_is_accepted_with_either_line_ending() {
         client.expect(&reply);
     }
     still_fine(&mut server, &mut other);
-}
-
-/// CPU seconds the process `pid` has used (user + system), from /proc.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    ticks / 100.0
 }
 
 /// Sends one `*n` request of one-byte arguments in writes of `chunk` bytes; returns the server

@@ -30,7 +30,7 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 /// The value of `field` in `INFO persistence`.
 fn info_field(client: &mut Client, field: &str) -> String {
     client.send(&resp(&["INFO", "persistence"]));
-    let header = read_line(client);
+    let header = client.read_line();
     let len: usize = header[1..].trim_end().parse().unwrap();
     let body = client.read_n(len + 2);
     let text = String::from_utf8(body).unwrap();
@@ -38,14 +38,6 @@ fn info_field(client: &mut Client, field: &str) -> String {
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .unwrap_or_else(|| panic!("{field} not in INFO:\n{text}"))
         .to_string()
-}
-
-fn read_line(client: &mut Client) -> String {
-    let mut line = Vec::new();
-    while !line.ends_with(b"\r\n") {
-        line.extend(client.read_n(1));
-    }
-    String::from_utf8(line).unwrap()
 }
 
 /// Writes through `stream` as fast as replies come, counting acknowledged writes, until the
@@ -95,7 +87,7 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
         for (i, (sent, acked)) in results.iter().enumerate() {
             let key = format!("w{}", round * 100 + i);
             client.send(&resp(&["GET", &key]));
-            let header = read_line(&mut client);
+            let header = client.read_line();
             let value: u64 = if header == "$-1\r\n" {
                 0
             } else {
@@ -122,7 +114,7 @@ fn log_after_kill(dir: &Path, commands: &[&[&str]]) -> PathBuf {
     let mut client = server.connect();
     for command in commands {
         client.send(&resp(command));
-        read_line(&mut client);
+        client.read_line();
     }
     server.signal("KILL");
     server.wait_exit();
@@ -388,7 +380,7 @@ fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
     server.wait_log("refusing writes until the log can be written");
     assert_eq!(info_field(&mut client, "aof_last_write_status"), "err");
     client.send(&resp(&["SET", "other", "1"]));
-    let refusal = read_line(&mut client);
+    let refusal = client.read_line();
     assert!(
         refusal.starts_with("-MISCONF Errors writing to the AOF file: writing "),
         "{refusal}"
@@ -407,7 +399,7 @@ fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
     let deadline = Instant::now() + DEADLINE;
     loop {
         client.send(&resp(&["SET", "other", "1"]));
-        let reply = read_line(&mut client);
+        let reply = client.read_line();
         if reply == "+OK\r\n" {
             break;
         }

@@ -620,10 +620,10 @@ fn clients_that_never_read_cost_bounded_memory_and_others_are_served() {
     thread::sleep(Duration::from_secs(1)); // the measurement window
     let (served, worst) = worker.stop();
     // ...and the server does not spin on them.
-    let cpu_before = load::cpu_seconds(pid);
+    let cpu_before = common::cpu_seconds(pid);
     let idle_start = Instant::now();
     thread::sleep(Duration::from_secs(1)); // the measurement window for CPU time
-    let cpu = load::cpu_seconds(pid) - cpu_before;
+    let cpu = common::cpu_seconds(pid) - cpu_before;
     let idle_for = idle_start.elapsed();
     let rss_max = deaf.rss_max.max(rss_kib(pid));
     let bound = rss_before + DEAF_CLIENTS as u64 * PER_DEAF_CLIENT_KIB + DEAF_SLACK_KIB;
@@ -667,7 +667,7 @@ fn clients_that_never_read_cost_bounded_memory_and_others_are_served() {
 /// The longest loop turn, in the loop thread's CPU time, from `INFO stats`.
 fn longest_turn_cpu(control: &mut Client) -> Duration {
     control.send(&resp(&["INFO", "stats"]));
-    let header = read_line(control);
+    let header = control.read_line();
     let len: usize = header[1..].trim_end().parse().unwrap();
     let text = String::from_utf8(control.read_n(len + 2)).unwrap();
     let usec = text
@@ -675,14 +675,6 @@ fn longest_turn_cpu(control: &mut Client) -> Duration {
         .find_map(|l| l.strip_prefix("longest_loop_turn_cpu_usec:"))
         .expect("longest_loop_turn_cpu_usec in INFO stats");
     Duration::from_micros(usec.trim().parse().unwrap())
-}
-
-fn read_line(client: &mut Client) -> String {
-    let mut line = Vec::new();
-    while !line.ends_with(b"\r\n") {
-        line.extend(client.read_n(1));
-    }
-    String::from_utf8(line).unwrap()
 }
 
 #[test]

@@ -5,19 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::Server;
-
-/// User plus system CPU seconds the process has used, from /proc/PID/stat.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    // Fields after the command name (which is in parentheses and may hold spaces).
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks / per_second
-}
+use common::{cpu_seconds, Server};
 
 #[test]
 fn an_idle_server_does_not_spin_after_the_snapshot_timer_comes_due() {

@@ -100,11 +100,7 @@ impl Drop for Writer {
 /// Deletes the log segments next to `snapshot` that come before `first_kept`: the snapshot, now
 /// durable, holds everything they recorded.
 pub fn prune_segments(snapshot: &Path, base: &str, first_kept: u64) {
-    let dir = match snapshot.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    for (seq, path) in super::log::list_segments(dir, base) {
+    for (seq, path) in super::log::list_segments(dir_of(snapshot), base) {
         if seq < first_kept {
             match fs::remove_file(&path) {
                 Ok(()) => log::info!(
@@ -117,6 +113,14 @@ pub fn prune_segments(snapshot: &Path, base: &str, first_kept: u64) {
     }
 }
 
+/// The directory `path` is in (`.` for a bare file name).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 /// Writes a file so that a crash at any moment leaves either the old file or the new one:
 /// temp file in the same directory, fsync, rename over the target, fsync the directory.
 /// Returns the new file's size.
@@ -124,10 +128,7 @@ pub fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<&File>) -> std::io::Result<()>,
 ) -> std::io::Result<u64> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let dir = dir_of(path);
     let mut temp_name = path.file_name().unwrap_or_default().to_os_string();
     temp_name.push(".tmp");
     let temp = dir.join(temp_name);

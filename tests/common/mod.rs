@@ -212,6 +212,15 @@ impl Client {
         buf
     }
 
+    /// Reads one line, CRLF included (a RESP header or simple reply).
+    pub fn read_line(&mut self) -> String {
+        let mut line = Vec::new();
+        while !line.ends_with(b"\r\n") {
+            line.extend(self.read_n(1));
+        }
+        String::from_utf8_lossy(&line).into_owned()
+    }
+
     /// Reads exactly as many bytes as `expected` and asserts they are equal.
     pub fn expect(&mut self, expected: &[u8]) {
         let got = self.read_n(expected.len());
@@ -246,6 +255,18 @@ impl Client {
             Err(e) => panic!("expected close, got error {e}"),
         }
     }
+}
+
+/// User plus system CPU seconds the process `pid` has used, from /proc/PID/stat.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
+    // Fields after the command name (in parentheses, which may hold spaces).
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / per_second
 }
 
 /// Encodes `args` as a RESP multi-bulk request.

@@ -53,18 +53,6 @@ pub fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS in /proc/PID/status")
 }
 
-/// User plus system CPU seconds process `pid` has used.
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
-    // Fields after the command name (in parentheses, which may hold spaces).
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    ticks / per_second
-}
-
 /// Makes closing `stream` send a RST instead of a FIN (SO_LINGER with a zero timeout).
 pub fn linger_zero(stream: &TcpStream) {
     let linger = libc::linger {
