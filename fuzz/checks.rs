@@ -258,7 +258,7 @@ fn feed(data: &[u8], ends: &[usize], limits: &Limits) -> Result<Vec<Event>, Viol
 /// excluded.
 fn within_limits(request: &Request<'_>, bytes: &[u8], limits: &Limits) -> Result<(), Violation> {
     let fits = match request.dialect {
-        Dialect::Resp => {
+        Dialect::Resp | Dialect::Resp3 => {
             request.args.len() <= limits.max_multibulk_len
                 && request.args.iter().all(|a| a.len() <= limits.max_bulk_len)
         }

@@ -36,6 +36,8 @@ pub struct Config {
     pub query_buffer_limit: usize,
     /// Pending output above which the server stops reading a client's requests until it reads.
     pub output_buffer_high_water: usize,
+    /// Password clients must give (AUTH, HELLO AUTH) before anything else; empty for none.
+    pub requirepass: String,
     /// Protocol bounds.
     pub limits: Limits,
 }
@@ -73,6 +75,17 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Why CONFIG SET refused a setting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetError {
+    /// No setting has that name.
+    Unknown,
+    /// The setting is only read at start.
+    Immutable,
+    /// The value does not parse; what was expected.
+    Bad(String),
+}
+
 /// One setting: its flag name, default, help, and how to read and show it.
 struct Setting {
     name: &'static str,
@@ -80,6 +93,9 @@ struct Setting {
     help: &'static str,
     apply: fn(&mut Config, &str) -> Result<(), String>,
     show: fn(&Config) -> String,
+    /// CONFIG SET may change it while the server runs: the loop and the commands read it from
+    /// the live config each time rather than copying it at start.
+    settable: bool,
 }
 
 const SETTINGS: &[Setting] = &[
@@ -89,6 +105,7 @@ const SETTINGS: &[Setting] = &[
         help: "TCP port to listen on (0 picks a free one)",
         apply: |c, v| number(v, "a port 0-65535").map(|n| c.port = n),
         show: |c| c.port.to_string(),
+        settable: false,
     },
     Setting {
         name: "bind",
@@ -100,6 +117,18 @@ const SETTINGS: &[Setting] = &[
                 .map_err(|_| "an IP address".to_string())
         },
         show: |c| c.bind.clone(),
+        settable: false,
+    },
+    Setting {
+        name: "requirepass",
+        default: "",
+        help: "password clients must give with AUTH before other commands (empty: none)",
+        apply: |c, v| {
+            c.requirepass = v.to_string();
+            Ok(())
+        },
+        show: |c| c.requirepass.clone(),
+        settable: true,
     },
     Setting {
         name: "dir",
@@ -107,6 +136,7 @@ const SETTINGS: &[Setting] = &[
         help: "directory for the snapshot file",
         apply: |c, v| non_empty(v).map(|v| c.dir = PathBuf::from(v)),
         show: |c| c.dir.display().to_string(),
+        settable: false,
     },
     Setting {
         name: "dbfilename",
@@ -121,6 +151,7 @@ const SETTINGS: &[Setting] = &[
             }
         },
         show: |c| c.dbfilename.clone(),
+        settable: false,
     },
     Setting {
         name: "save-interval",
@@ -128,6 +159,7 @@ const SETTINGS: &[Setting] = &[
         help: "seconds between snapshots when data changed (0: only SAVE, BGSAVE and shutdown)",
         apply: |c, v| number(v, "a number of seconds").map(|n| c.save_interval = n),
         show: |c| c.save_interval.to_string(),
+        settable: false,
     },
     Setting {
         name: "loglevel",
@@ -136,6 +168,7 @@ const SETTINGS: &[Setting] = &[
             "error, warn, info, debug or trace (Redis's warning/notice/verbose too); RUST_LOG wins",
         apply: |c, v| level(v).map(|l| c.loglevel = l),
         show: |c| c.loglevel.to_string().to_lowercase(),
+        settable: false,
     },
     Setting {
         name: "appendonly",
@@ -143,6 +176,7 @@ const SETTINGS: &[Setting] = &[
         help: "keep an append-only log of every write (yes or no)",
         apply: |c, v| yes_no(v).map(|b| c.appendonly = b),
         show: |c| yes_no_name(c.appendonly),
+        settable: false,
     },
     Setting {
         name: "appendfsync",
@@ -158,6 +192,7 @@ const SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| c.appendfsync.name().to_string(),
+        settable: false,
     },
     Setting {
         name: "appendfilename",
@@ -172,6 +207,7 @@ const SETTINGS: &[Setting] = &[
             }
         },
         show: |c| c.appendfilename.clone(),
+        settable: false,
     },
     Setting {
         name: "aof-repair",
@@ -179,6 +215,7 @@ const SETTINGS: &[Setting] = &[
         help: "at start, cut a damaged log at the damage (what follows is dropped and logged)",
         apply: |c, v| yes_no(v).map(|b| c.aof_repair = b),
         show: |c| yes_no_name(c.aof_repair),
+        settable: false,
     },
     Setting {
         name: "maxclients",
@@ -192,6 +229,7 @@ const SETTINGS: &[Setting] = &[
             }
         },
         show: |c| c.maxclients.to_string(),
+        settable: false,
     },
     Setting {
         name: "proto-max-bulk-len",
@@ -199,6 +237,7 @@ const SETTINGS: &[Setting] = &[
         help: "largest single argument or value, in bytes",
         apply: |c, v| number(v, "a number of bytes").map(|n| c.limits.max_bulk_len = n),
         show: |c| c.limits.max_bulk_len.to_string(),
+        settable: false,
     },
     Setting {
         name: "client-query-buffer-limit",
@@ -206,6 +245,7 @@ const SETTINGS: &[Setting] = &[
         help: "bytes of unanswered input one client may send ahead before it is disconnected",
         apply: |c, v| number(v, "a number of bytes").map(|n| c.query_buffer_limit = n),
         show: |c| c.query_buffer_limit.to_string(),
+        settable: false,
     },
 ];
 
@@ -228,6 +268,7 @@ impl Default for Config {
             maxclients: 0,
             query_buffer_limit: 0,
             output_buffer_high_water: 64 * 1024,
+            requirepass: String::new(),
             limits: Limits::default(),
         };
         for setting in SETTINGS {
@@ -278,6 +319,18 @@ impl Config {
                 .map_err(|expected| ConfigError::BadValue(flag, value, expected))?;
         }
         Ok(config)
+    }
+
+    /// Changes one setting at run time (CONFIG SET); only settings marked `settable` may change.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), SetError> {
+        let setting = SETTINGS
+            .iter()
+            .find(|s| s.name.eq_ignore_ascii_case(name))
+            .ok_or(SetError::Unknown)?;
+        if !setting.settable {
+            return Err(SetError::Immutable);
+        }
+        (setting.apply)(self, value).map_err(SetError::Bad)
     }
 
     /// Path of the snapshot file.

@@ -12,10 +12,14 @@
 //! - One database: `SELECT n` for 1..=15 is "OK" in Redis but `-ERR DB index is out of range` in
 //!   pocketkv. `select_1_is_an_intended_difference` below checks exactly that and nothing more.
 //! - Content that describes the server rather than the data: INFO (except an unknown section),
+//!   the HELLO reply (version, id; only its start is compared),
 //!   TIME, LASTSAVE, CLIENT ID, COMMAND / COMMAND COUNT / LIST / INFO name / DOCS name,
 //!   CONFIG GET of real parameters, successful BGSAVE (timing-dependent "already in progress").
-//! - Commands or subcommands Redis has and pocketkv does not (lists, hashes, CLIENT LIST,
-//!   CLIENT HELP, CONFIG SET, ...), and pocketkv's own PUT and HELP, which Redis does not know.
+//! - Commands or subcommands Redis has and pocketkv does not (lists, hashes, CLIENT HELP, ...),
+//!   pocketkv's own PUT and HELP, which Redis does not know, and CONFIG SET's texts for bad
+//!   values (pocketkv names what it expected).
+//! - Unauthenticated PING gets `-NOAUTH` from both (Redis 7.0 allows only AUTH, HELLO and QUIT);
+//!   pocketkv also allows its own HELP.
 //! - Requests that do not start with `*`: pocketkv reads them as human text lines and answers in
 //!   text, where Redis would treat them as inline commands.
 //! - A bulk payload not followed by CRLF (`*1\r\n$4\r\nPINGxx...`): Redis skips the two bytes
@@ -78,7 +82,8 @@ fn redis_server_binary() -> PathBuf {
 }
 
 impl Redis {
-    fn start() -> Redis {
+    /// A redis-server with extra arguments (`--requirepass x`).
+    fn start_with(extra: &[&str]) -> Redis {
         let binary = redis_server_binary();
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("redis.sock");
@@ -92,6 +97,7 @@ impl Redis {
             .arg(&socket)
             .args(["--save", "", "--appendonly", "no", "--dir"])
             .arg(dir.path())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -124,6 +130,7 @@ impl Redis {
                 conn.send(&resp_bytes(&[b"PING"]));
                 match conn.reply() {
                     Ok(reply) if reply == b"+PONG\r\n" => return,
+                    Ok(reply) if reply.starts_with(b"-NOAUTH") => return,
                     other => panic!(
                         "redis-server answered PING with {other:?}; log:\n{}",
                         self.log_text()
@@ -236,6 +243,12 @@ impl Conn {
         }
     }
 
+    /// Sends `bytes` and reads one reply.
+    fn reply_to(&mut self, bytes: &[u8]) -> Result<Vec<u8>, String> {
+        self.send(bytes);
+        self.reply()
+    }
+
     /// Everything the server sends until it closes the connection.
     fn until_closed(&mut self) -> Result<Vec<u8>, String> {
         while self.fill()? {}
@@ -258,8 +271,9 @@ fn reply_end(buf: &[u8], at: usize) -> Result<Option<usize>, String> {
             .ok_or_else(|| format!("bad length line {}", show(line)))
     };
     match line.first() {
-        Some(b'+' | b'-' | b':') => Ok(Some(next)),
-        Some(b'$') => {
+        // RESP3 null, double and boolean are one line too.
+        Some(b'+' | b'-' | b':' | b'_' | b',' | b'#') => Ok(Some(next)),
+        Some(b'$' | b'=') => {
             let len = number()?;
             if len < 0 {
                 return Ok(Some(next));
@@ -273,9 +287,11 @@ fn reply_end(buf: &[u8], at: usize) -> Result<Option<usize>, String> {
             }
             Ok(Some(end))
         }
-        Some(b'*') => {
+        Some(b'*' | b'%' | b'~') => {
             let mut pos = next;
-            for _ in 0..number()?.max(0) {
+            // A RESP3 map holds a field and a value per entry.
+            let per_entry = if line.first() == Some(&b'%') { 2 } else { 1 };
+            for _ in 0..number()?.max(0) * per_entry {
                 match reply_end(buf, pos)? {
                     Some(end) => pos = end,
                     None => return Ok(None),
@@ -375,8 +391,13 @@ struct Diff {
 
 impl Diff {
     fn start() -> Diff {
-        let redis = Redis::start();
-        let pocket = Server::start(&[]);
+        Diff::start_with(&[])
+    }
+
+    /// Both servers started with the same extra flags (which both must understand).
+    fn start_with(flags: &[&str]) -> Diff {
+        let redis = Redis::start_with(flags);
+        let pocket = Server::start(flags);
         let r = redis.connect();
         let p = Conn::tcp("pocketkv", &pocket);
         Diff {
@@ -1438,6 +1459,96 @@ fn shutdown_refusals(t: &mut Diff) {
     ]);
 }
 
+/// AUTH and HELLO with no password set (the Diff's connection stays unauthenticated RESP2).
+fn auth_without_password(t: &mut Diff) {
+    t.words(&[
+        "AUTH secret",
+        "AUTH default anything",
+        "AUTH bob anything",
+        "AUTH a b c",
+        "AUTH",
+        "HELLO 4",
+        "HELLO 1",
+        "HELLO x",
+        "HELLO -1",
+        "HELLO 3 FOO",
+        "HELLO 3 AUTH default",
+        "HELLO 3 SETNAME",
+        "HELLO 2 SETNAME",
+        "HELLO 3 AUTH bob pw",
+    ]);
+    t.cmd(&["HELLO", "3", "SETNAME", "a b"]);
+    t.cmd(&["HELLO", "3", "bad\r\noption"]);
+}
+
+/// With `requirepass`: what an unauthenticated client gets, then the same after AUTH, then
+/// RESP3 replies after HELLO 3 (the HELLO reply itself names different versions and ids).
+fn auth_with_password(t: &mut Diff) {
+    t.words(&[
+        "PING",
+        "GET k",
+        "SET k v",
+        "DBSIZE",
+        "CONFIG GET port",
+        "CLIENT ID",
+        "NOSUCH x",
+        "GET",
+        "GET a b",
+        "CLIENT NOSUCH",
+        "HELLO",
+        "HELLO 2",
+        "HELLO 3",
+        "HELLO 4",
+        "HELLO 3 SETNAME x",
+        "AUTH wrong",
+        "AUTH default wrong",
+        "AUTH bob secret",
+        "AUTH a b c",
+        "HELLO 3 AUTH default wrong",
+        "HELLO 3 AUTH bob secret",
+        "GET k",
+        "AUTH secret",
+        "GET k",
+        "SET k v",
+        "AUTH wrong",
+        "GET k",
+        "AUTH default secret",
+        "MGET k nokey",
+    ]);
+    hello_switches(t, "3", b"%7\r\n$6\r\nserver\r\n");
+    t.words(&[
+        "GET nokey",
+        "GET k",
+        "MGET k nokey",
+        "SET k v2",
+        "INCR n",
+        "DEL k n",
+        "EXISTS k",
+        "GETDEL nokey",
+        "HELLO 3 FOO",
+    ]);
+    hello_switches(t, "2", b"*14\r\n$6\r\nserver\r\n");
+    t.words(&["GET nokey", "MGET nokey"]);
+}
+
+/// Sends `HELLO version` to both and checks each reply starts with `start` (the version and
+/// id inside differ between the two servers).
+fn hello_switches(t: &mut Diff, version: &str, start: &[u8]) {
+    let request = encode(&["HELLO", version]);
+    let replies = [
+        ("redis", t.r.reply_to(&request)),
+        ("pocketkv", t.p.reply_to(&request)),
+    ];
+    for (side, reply) in replies {
+        if !reply.as_deref().is_ok_and(|r| r.starts_with(start)) {
+            t.failures.push(format!(
+                "HELLO {version} on {side}: {}",
+                show_result(&reply)
+            ));
+        }
+    }
+}
+
 /// A named sequence of requests run against both servers.
 type Scenario = fn(&mut Diff);
 
@@ -1493,6 +1604,24 @@ fn protocol_errors_match_redis() {
 #[test]
 fn shutdown_refusals_match_redis() {
     check("shutdown_refusals", shutdown_refusals);
+}
+
+#[test]
+fn auth_without_password_matches_redis() {
+    check("auth_without_password", auth_without_password);
+}
+
+#[test]
+fn auth_with_password_matches_redis() {
+    let mut diff = Diff::start_with(&["--requirepass", "secret"]);
+    auth_with_password(&mut diff);
+    let failures = diff.finish("auth_with_password");
+    assert!(
+        failures.is_empty(),
+        "{} replies differ from Redis:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
 }
 
 /// pocketkv has one database: Redis accepts `SELECT 1`, pocketkv refuses it, on purpose.

@@ -1,18 +1,30 @@
-//! Connection commands: PING, ECHO, QUIT, HELP, SELECT, CLIENT.
+//! Connection commands: AUTH, HELLO, PING, ECHO, QUIT, HELP, SELECT, CLIENT.
 
-use super::{int_arg, table, wrong_arity, Arg, Ctx, Flow, Spec};
+use super::{int_arg, table, wrong_arity, Arg, Ctx, Flow, Spec, SYNTAX};
 use crate::protocol::Reply;
 
 const G: &str = "connection";
 const FAST: &[&str] = &["fast"];
+/// Redis 7's flags for the commands a client may send before it authenticates.
+const NO_AUTH: &[&str] = &[
+    "noscript",
+    "loading",
+    "stale",
+    "fast",
+    "no_auth",
+    "allow_busy",
+];
 
 /// This family's table entries.
 #[rustfmt::skip]
 pub(super) const COMMANDS: &[Spec] = &[
+    Spec::new("auth", -2, auth).flags(NO_AUTH).doc(G, "[username] password", "authenticate this connection"),
+    Spec::new("hello", -1, hello).flags(NO_AUTH)
+        .doc(G, "[protover [AUTH username password] [SETNAME name]]", "choose RESP2 or RESP3, authenticate, describe the server"),
     Spec::new("ping", -1, ping).flags(FAST).doc(G, "[message]", "PONG, or the message back"),
     Spec::new("echo", 2, echo).flags(FAST).doc(G, "message", "the message back"),
-    Spec::new("quit", -1, quit).flags(FAST).doc(G, "", "close this connection"),
-    Spec::new("help", -1, help).flags(&["loading", "stale"]).doc(G, "", "this list"),
+    Spec::new("quit", -1, quit).flags(NO_AUTH).doc(G, "", "close this connection"),
+    Spec::new("help", -1, help).flags(&["loading", "stale", "no_auth"]).doc(G, "", "this list"),
     Spec::new("select", 2, select).flags(FAST).doc(G, "0", "choose database 0, the only one"),
     Spec::new("client", -2, client)
         .doc(G, "SETNAME name | GETNAME | ID", "name this connection, or ask its name or id")
@@ -23,6 +35,140 @@ pub(super) const COMMANDS: &[Spec] = &[
             super::help_entry("client|help"),
         ]),
 ];
+
+/// True when the client must authenticate before running anything but AUTH, HELLO, QUIT, HELP.
+pub(super) fn auth_required(ctx: &Ctx<'_>) -> bool {
+    !ctx.server.config.requirepass.is_empty() && !ctx.client.authenticated
+}
+
+const WRONGPASS: Reply<'static> =
+    Reply::error("WRONGPASS invalid username-password pair or user is disabled.");
+
+/// Checks `user` and `password` against the only user, `default`, and marks the client
+/// authenticated when they match. With no password set, `default` accepts any, as in Redis.
+fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> Result<(), Reply<'static>> {
+    let expected = ctx.server.config.requirepass.as_bytes();
+    let password_ok = expected.is_empty() || constant_time_eq(expected, password);
+    // Both checks always run, so the time taken does not tell which one failed.
+    if user == b"default" && password_ok {
+        ctx.client.authenticated = true;
+        Ok(())
+    } else {
+        Err(WRONGPASS)
+    }
+}
+
+/// Compares in time that depends only on the length of `secret`, so a client cannot find the
+/// password byte by byte from reply timings.
+fn constant_time_eq(secret: &[u8], given: &[u8]) -> bool {
+    let mut diff = secret.len() ^ given.len();
+    for (i, &s) in secret.iter().enumerate() {
+        let g = given.get(i).copied().unwrap_or(!s);
+        diff |= usize::from(s ^ g);
+    }
+    std::hint::black_box(diff) == 0
+}
+
+fn auth<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let result = match args {
+        [_, password] => {
+            if ctx.server.config.requirepass.is_empty() {
+                return Reply::error(
+                    "ERR AUTH <password> called without any password configured for the default \
+                     user. Are you sure your configuration is correct?",
+                );
+            }
+            authenticate(ctx, b"default", password)
+        }
+        [_, user, password] => authenticate(ctx, user, password),
+        _ => return SYNTAX,
+    };
+    match result {
+        Ok(()) => Reply::OK,
+        Err(error) => error,
+    }
+}
+
+fn hello<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let mut version = None;
+    let mut options = args.get(1..).unwrap_or_default();
+    if let [protover, rest @ ..] = options {
+        match int_arg(protover) {
+            Ok(n @ 2..=3) => version = Some(n),
+            Ok(_) => return Reply::error("NOPROTO unsupported protocol version"),
+            Err(_) => {
+                return Reply::error("ERR Protocol version is not an integer or out of range")
+            }
+        }
+        options = rest;
+    }
+    let mut credentials = None;
+    let mut name = None;
+    loop {
+        options = match options {
+            [] => break,
+            [option, user, password, rest @ ..] if option.eq_ignore_ascii_case(b"AUTH") => {
+                credentials = Some((user, password));
+                rest
+            }
+            [option, value, rest @ ..] if option.eq_ignore_ascii_case(b"SETNAME") => {
+                if let Err(error) = check_client_name(value) {
+                    return error;
+                }
+                name = Some(value);
+                rest
+            }
+            [option, ..] => {
+                let mut message = b"ERR Syntax error in HELLO option '".to_vec();
+                message.extend_from_slice(super::c_string(option, usize::MAX));
+                message.push(b'\'');
+                return Reply::error_bytes(super::one_line(message));
+            }
+        };
+    }
+    if let Some((user, password)) = credentials {
+        if let Err(error) = authenticate(ctx, user, password) {
+            return error;
+        }
+    }
+    if auth_required(ctx) {
+        return Reply::error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO AUTH <user> <pass> option can be used to authenticate the client and select \
+             the RESP protocol version at the same time",
+        );
+    }
+    if let Some(name) = name {
+        ctx.client.name = (!name.is_empty()).then(|| name.to_vec());
+    }
+    if let Some(version) = version {
+        ctx.client.resp3 = version == 3;
+    }
+    let field = |name: &'static str| Reply::bulk(name.as_bytes());
+    Reply::Map(vec![
+        (field("server"), field("redis")),
+        (field("version"), field(super::server::REDIS_VERSION)),
+        (
+            field("proto"),
+            Reply::Integer(if ctx.client.resp3 { 3 } else { 2 }),
+        ),
+        (field("id"), Reply::Integer(ctx.client.id as i64)),
+        (field("mode"), field("standalone")),
+        (field("role"), field("master")),
+        (field("modules"), Reply::Array(Vec::new())),
+    ])
+}
+
+/// Redis's rule for client names: printable ASCII without spaces.
+fn check_client_name(name: &[u8]) -> Result<(), Reply<'static>> {
+    if name.iter().all(|b| (b'!'..=b'~').contains(b)) {
+        Ok(())
+    } else {
+        Err(Reply::error(
+            "ERR Client names cannot contain spaces, newlines or special characters.",
+        ))
+    }
+}
 
 fn ping<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     match args {
@@ -84,10 +230,8 @@ fn client_setname<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let [_, _, name] = args else {
         return wrong_arity("client|setname");
     };
-    if !name.iter().all(|b| (b'!'..=b'~').contains(b)) {
-        return Reply::error(
-            "ERR Client names cannot contain spaces, newlines or special characters.",
-        );
+    if let Err(error) = check_client_name(name) {
+        return error;
     }
     ctx.client.name = (!name.is_empty()).then(|| name.to_vec());
     Reply::OK
@@ -99,4 +243,20 @@ fn client_getname<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
 
 fn client_id<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     Reply::Integer(ctx.client.id as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn password_comparison_is_exact() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(constant_time_eq(b"", b""));
+        for other in [&b"secreT"[..], b"secre", b"secrets", b"", b"\0ecret"] {
+            assert!(!constant_time_eq(b"secret", other), "{other:?}");
+        }
+        // A given password that runs past the secret differs by its length alone.
+        assert!(!constant_time_eq(b"", b"x"));
+    }
 }

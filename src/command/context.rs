@@ -41,6 +41,10 @@ pub struct ClientState {
     pub id: u64,
     /// Name set by CLIENT SETNAME.
     pub name: Option<Vec<u8>>,
+    /// Gave the right password (AUTH, HELLO AUTH); only matters while `requirepass` is set.
+    pub authenticated: bool,
+    /// Asked for RESP3 replies with HELLO 3.
+    pub resp3: bool,
     /// Set by a handler to change what happens after its reply.
     pub flow: Flow,
 }

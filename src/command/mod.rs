@@ -163,12 +163,27 @@ pub fn execute<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Ok(spec) => spec,
         Err(error) => return error,
     };
+    if !spec.flags.contains(&"no_auth") && connection::auth_required(ctx) {
+        return NOAUTH;
+    }
     if spec.is_write() {
         if let Some(refusal) = &ctx.server.refuse_writes {
             return Reply::error_owned(refusal.clone());
         }
     }
     (spec.handler)(ctx, args)
+}
+
+/// For `HELLO 2` and `HELLO 3`: whether the client asks for RESP3 (true) or RESP2 (false).
+pub fn protocol_requested(args: &[Arg<'_>]) -> Option<bool> {
+    match args {
+        [name, version, ..] if name.eq_ignore_ascii_case(b"hello") => match version.as_ref() {
+            b"2" => Some(false),
+            b"3" => Some(true),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The command `args` names, checked for arity; `None` when the name is unknown.
@@ -276,6 +291,8 @@ fn one_line(mut message: Vec<u8>) -> Vec<u8> {
     message
 }
 
+/// A command other than AUTH, HELLO, QUIT or HELP before the client gave the password.
+pub const NOAUTH: Reply<'static> = Reply::error("NOAUTH Authentication required.");
 /// `ERR syntax error`.
 pub const SYNTAX: Reply<'static> = Reply::error("ERR syntax error");
 /// The error for an argument or value that must be an integer.

@@ -4,9 +4,13 @@ use std::fmt::Write as _;
 
 use super::{table, wrong_arity, Arg, Ctx, Flow, Spec, SYNTAX};
 use crate::command::context::unix_time;
+use crate::config::SetError;
 use crate::protocol::Reply;
 
 const G: &str = "server";
+/// The Redis version pocketkv reports (INFO, HELLO): clients that check it see the command set
+/// pocketkv follows.
+pub(super) const REDIS_VERSION: &str = "7.0.0";
 const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
 const INSPECT: &[&str] = &["loading", "stale"];
 
@@ -32,9 +36,10 @@ pub(super) const COMMANDS: &[Spec] = &[
             super::help_entry("command|help"),
         ]),
     Spec::new("config", -2, config)
-        .doc(G, "GET pattern [pattern ...] | RESETSTAT", "read settings; reset counters")
+        .doc(G, "GET pattern [pattern ...] | SET name value [name value ...] | RESETSTAT", "read or change settings; reset counters")
         .subcommands(&[
             Spec::new("config|get", -3, config_get).flags(ADMIN).doc(G, "pattern [pattern ...]", "settings matching a glob"),
+            Spec::new("config|set", -4, config_set).flags(ADMIN).doc(G, "name value [name value ...]", "change settings that can change at run time"),
             Spec::new("config|resetstat", 2, config_resetstat).flags(ADMIN).doc(G, "", "reset INFO stats counters"),
             super::help_entry("config|help"),
         ]),
@@ -156,8 +161,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
         "server" => {
             let uptime = server.uptime().as_secs();
             out.push_str("# Server\r\n");
-            // Clients that check the Redis version see the command set pocketkv follows.
-            field!("redis_version", "7.0.0");
+            field!("redis_version", REDIS_VERSION);
             field!("pocketkv_version", &env!("CARGO_PKG_VERSION"));
             field!("redis_mode", &"standalone");
             field!("os", &std::env::consts::OS);
@@ -370,17 +374,57 @@ fn config_get<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
             }
         }
     }
-    Reply::Array(
+    Reply::Map(
         found
             .into_iter()
-            .flat_map(|(name, value)| {
-                [
+            .map(|(name, value)| {
+                (
                     Reply::bulk_owned(name.into_bytes()),
                     Reply::bulk_owned(value.into_bytes()),
-                ]
+                )
             })
             .collect(),
     )
+}
+
+fn config_set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let pairs = args.get(2..).unwrap_or_default();
+    if pairs.len() % 2 != 0 {
+        let name = String::from_utf8_lossy(pairs.first().map_or(&b""[..], |a| a.as_ref()));
+        return Reply::error_owned(format!(
+            "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+        ));
+    }
+    // All or nothing, as in Redis: the changes apply to a copy that replaces the live settings
+    // only when every one of them is valid.
+    let mut config = ctx.server.config.clone();
+    let mut seen: Vec<String> = Vec::new();
+    for pair in pairs.chunks(2) {
+        let [name, value] = pair else { continue };
+        let name = String::from_utf8_lossy(name).to_lowercase();
+        let value = String::from_utf8_lossy(value);
+        let failed = |why: &str| {
+            Reply::error_owned(format!(
+                "ERR CONFIG SET failed (possibly related to argument '{name}') - {why}"
+            ))
+        };
+        if seen.contains(&name) {
+            return failed("duplicate parameter");
+        }
+        match config.set(&name, &value) {
+            Ok(()) => {}
+            Err(SetError::Unknown) => {
+                return Reply::error_owned(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ))
+            }
+            Err(SetError::Immutable) => return failed("can't set immutable config"),
+            Err(SetError::Bad(expected)) => return failed(&format!("argument must be {expected}")),
+        }
+        seen.push(name);
+    }
+    ctx.server.config = config;
+    Reply::OK
 }
 
 fn config_resetstat<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {

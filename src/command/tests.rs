@@ -46,6 +46,12 @@ fn owned(reply: Reply<'_>) -> Reply<'static> {
         Reply::Error(e) => Reply::Error(e),
         Reply::Integer(n) => Reply::Integer(n),
         Reply::Nil => Reply::Nil,
+        Reply::Map(pairs) => Reply::Map(
+            pairs
+                .into_iter()
+                .map(|(f, v)| (owned(f), owned(v)))
+                .collect(),
+        ),
         Reply::Text(t) => Reply::Text(t),
     }
 }

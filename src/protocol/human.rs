@@ -28,6 +28,14 @@ fn encode_at(reply: &Reply<'_>, indent: usize, out: &mut Vec<u8>) {
                 return;
             }
         }
+        Reply::Map(pairs) => {
+            // redis-cli shows a RESP2 map as the flat array it is on the wire.
+            let flat = pairs
+                .iter()
+                .flat_map(|(field, value)| [field.clone(), value.clone()])
+                .collect();
+            return encode_at(&Reply::Array(flat), indent, out);
+        }
         Reply::Array(items) if items.is_empty() => out.extend_from_slice(b"(empty array)"),
         Reply::Array(items) => {
             let width = items.len().to_string().len();

@@ -22,6 +22,9 @@ pub enum Dialect {
     Resp,
     /// A human text line (`PUT name Alice`); replies are redis-cli style text.
     Text,
+    /// RESP requests from a client that chose RESP3 replies with `HELLO 3`. The parser never
+    /// produces it: the connection's choice turns `Resp` into this when replies are encoded.
+    Resp3,
 }
 
 /// One parsed request: the command name followed by its arguments, all binary-safe.
@@ -84,7 +87,8 @@ pub fn parse_request_resuming<'a>(
 /// Appends `reply` to `out`, encoded for `dialect`.
 pub fn encode_reply(reply: &Reply<'_>, dialect: Dialect, out: &mut Vec<u8>) {
     match dialect {
-        Dialect::Resp => resp::encode(reply, out),
+        Dialect::Resp => resp::encode(reply, false, out),
+        Dialect::Resp3 => resp::encode(reply, true, out),
         Dialect::Text => human::encode(reply, out),
     }
 }

@@ -21,7 +21,10 @@ pub enum Reply<'a> {
     Nil,
     /// An ordered list of replies (RESP `*`).
     Array(Vec<Reply<'a>>),
-    /// Multi-line text meant for people (INFO, HELP): a bulk string in RESP, printed raw as text.
+    /// Field-value pairs (HELLO, CONFIG GET): a RESP3 map (`%`), a flat array in RESP2.
+    Map(Vec<(Reply<'a>, Reply<'a>)>),
+    /// Multi-line text meant for people (INFO, HELP): a bulk string in RESP2, a verbatim `txt`
+    /// string in RESP3, printed raw as text.
     Text(String),
 }
 

@@ -158,14 +158,23 @@ pub fn parse_i64(bytes: &[u8]) -> Option<i64> {
     Some(value)
 }
 
-/// Appends the RESP2 encoding of `reply` to `out`.
-pub(super) fn encode(reply: &Reply<'_>, out: &mut Vec<u8>) {
+/// Appends the RESP2 encoding of `reply` to `out`, or the RESP3 one when `resp3`.
+pub(super) fn encode(reply: &Reply<'_>, resp3: bool, out: &mut Vec<u8>) {
     match reply {
         Reply::Status(s) => line(out, b'+', s.as_bytes()),
         Reply::Error(e) => line(out, b'-', e),
         Reply::Integer(n) => line(out, b':', itoa::Buffer::new().format(*n).as_bytes()),
         Reply::Bulk(bytes) => bulk(out, bytes),
+        Reply::Text(text) if resp3 => {
+            // A verbatim string: clients show it as text, not as quoted bytes.
+            let len = text.len() + 4;
+            line(out, b'=', itoa::Buffer::new().format(len).as_bytes());
+            out.extend_from_slice(b"txt:");
+            out.extend_from_slice(text.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
         Reply::Text(text) => bulk(out, text.as_bytes()),
+        Reply::Nil if resp3 => out.extend_from_slice(b"_\r\n"),
         Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
         Reply::Array(items) => {
             line(
@@ -174,7 +183,19 @@ pub(super) fn encode(reply: &Reply<'_>, out: &mut Vec<u8>) {
                 itoa::Buffer::new().format(items.len()).as_bytes(),
             );
             for item in items {
-                encode(item, out);
+                encode(item, resp3, out);
+            }
+        }
+        Reply::Map(pairs) => {
+            let (kind, len) = if resp3 {
+                (b'%', pairs.len())
+            } else {
+                (b'*', pairs.len() * 2)
+            };
+            line(out, kind, itoa::Buffer::new().format(len).as_bytes());
+            for (field, value) in pairs {
+                encode(field, resp3, out);
+                encode(value, resp3, out);
             }
         }
     }
@@ -363,10 +384,31 @@ mod tests {
             Reply::Nil,
             Reply::Array(vec![]),
         ]);
-        encode(&reply, &mut out);
+        encode(&reply, false, &mut out);
         assert_eq!(
             out,
             b"*6\r\n+OK\r\n-ERR x\r\n:-3\r\n$4\r\na\r\nb\r\n$-1\r\n*0\r\n"
+        );
+    }
+
+    #[test]
+    fn resp3_has_nulls_maps_and_verbatim_text() {
+        let reply = Reply::Array(vec![
+            Reply::Nil,
+            Reply::Map(vec![(Reply::bulk(b"proto"), Reply::Integer(3))]),
+            Reply::Text("a\r\n".into()),
+        ]);
+        let mut out = Vec::new();
+        encode(&reply, true, &mut out);
+        assert_eq!(
+            out,
+            b"*3\r\n_\r\n%1\r\n$5\r\nproto\r\n:3\r\n=7\r\ntxt:a\r\n\r\n"
+        );
+        out.clear();
+        encode(&reply, false, &mut out);
+        assert_eq!(
+            out,
+            b"*3\r\n$-1\r\n*2\r\n$5\r\nproto\r\n:3\r\n$3\r\na\r\n\r\n"
         );
     }
 }

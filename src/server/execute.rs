@@ -52,7 +52,9 @@ pub(super) fn execute_pending(
                         conn.hold = Some(Hold::until(conn.hold, state.log.last_seq, mark));
                     }
                     match flow {
-                        Flow::AwaitSnapshot => conn.awaiting_snapshot = Some(request.dialect),
+                        Flow::AwaitSnapshot => {
+                            conn.awaiting_snapshot = Some(reply_dialect(&request, &conn.client))
+                        }
                         Flow::Shutdown { .. } | Flow::Close => conn.closing = Closing::AfterFlush,
                         Flow::Continue => {}
                     }
@@ -96,6 +98,18 @@ fn execute_one(
     journal: &mut Journal,
 ) -> (Flow, bool) {
     let before = store.dirty();
+    // Decided before the command runs (its reply borrows the client); HELLO 3's own reply is
+    // already RESP3, and errors read the same in both versions.
+    let dialect = match command::protocol_requested(&request.args) {
+        Some(resp3) if request.dialect == Dialect::Resp => {
+            if resp3 {
+                Dialect::Resp3
+            } else {
+                Dialect::Resp
+            }
+        }
+        _ => reply_dialect(request, client),
+    };
     let mut ctx = Ctx {
         db: &mut *store,
         client,
@@ -104,7 +118,7 @@ fn execute_one(
     let reply = command::execute(&mut ctx, &request.args);
     let is_error = reply.is_error();
     let mark = output.len();
-    protocol::encode_reply(&reply, request.dialect, output);
+    protocol::encode_reply(&reply, dialect, output);
     drop(reply);
     if is_error {
         state.stats.error_replies += 1;
@@ -123,6 +137,14 @@ fn execute_one(
         Flow::Close | Flow::Continue => {}
     }
     (flow, recorded)
+}
+
+/// How replies to `request` are encoded: RESP requests get RESP3 once the client chose it.
+fn reply_dialect(request: &Request<'_>, client: &ClientState) -> Dialect {
+    match request.dialect {
+        Dialect::Resp if client.resp3 => Dialect::Resp3,
+        other => other,
+    }
 }
 
 /// Answers a request whose framing is lost, in the dialect it seems to be in, and closes.

@@ -160,7 +160,11 @@ impl Replayer {
     fn new(config: &Config) -> Self {
         let unbound = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
         Replayer {
-            client: ClientState::default(),
+            // The log holds what authenticated clients did; replaying needs no password.
+            client: ClientState {
+                authenticated: true,
+                ..ClientState::default()
+            },
             server: ServerState::new(config.clone(), unbound),
             // The log only holds what the server accepted, whatever the limits are now.
             limits: Limits {
