@@ -40,6 +40,14 @@ pub struct Config {
     pub requirepass: String,
     /// Protocol bounds.
     pub limits: Limits,
+    /// Commands running at least this many microseconds go to the slow log (-1: none, 0: all).
+    pub slowlog_log_slower_than: i64,
+    /// Most entries the slow log keeps.
+    pub slowlog_max_len: usize,
+    /// Port of the HTTP listener (REST, /metrics, /healthz); None: off, 0: pick a free one.
+    pub http_port: Option<u16>,
+    /// Largest HTTP request head (request line and headers) in bytes.
+    pub http_max_header_bytes: usize,
 }
 
 /// A bad command line or environment; the message names the flag.
@@ -247,6 +255,28 @@ const SETTINGS: &[Setting] = &[
         show: |c| c.query_buffer_limit.to_string(),
         settable: false,
     },
+    Setting {
+        name: "slowlog-log-slower-than",
+        default: "10000",
+        help: "log commands that run at least this many microseconds (-1: none, 0: every one)",
+        apply: |c, v| match number::<i64>(v, "a number of microseconds, -1 or more")? {
+            n if n >= -1 => {
+                c.slowlog_log_slower_than = n;
+                Ok(())
+            }
+            _ => Err("a number of microseconds, -1 or more".to_string()),
+        },
+        show: |c| c.slowlog_log_slower_than.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "slowlog-max-len",
+        default: "128",
+        help: "most entries the slow log keeps (the oldest go first)",
+        apply: |c, v| number(v, "a number of entries").map(|n| c.slowlog_max_len = n),
+        show: |c| c.slowlog_max_len.to_string(),
+        settable: true,
+    },
 ];
 
 /// Settings Redis tools ask for that pocketkv answers with fixed values.
@@ -270,6 +300,10 @@ impl Default for Config {
             output_buffer_high_water: 64 * 1024,
             requirepass: String::new(),
             limits: Limits::default(),
+            slowlog_log_slower_than: 0,
+            slowlog_max_len: 0,
+            http_port: None,
+            http_max_header_bytes: 0,
         };
         for setting in SETTINGS {
             // Defaults are written as strings so they read exactly as `--help` prints them.

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::stats::{CommandStats, SlowLog};
 use crate::config::Config;
 use crate::persist::{LogStatus, SnapshotStatus};
 use crate::store::Store;
@@ -47,6 +48,8 @@ pub struct ClientState {
     pub resp3: bool,
     /// Set by a handler to change what happens after its reply.
     pub flow: Flow,
+    /// The client's address (SLOWLOG shows it); None for requests replayed from the log.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// Counters reported by INFO stats.
@@ -69,6 +72,12 @@ pub struct Stats {
     pub longest_turn: std::time::Duration,
     /// The same in CPU time of the loop's thread, which leaves out time the OS gave to others.
     pub longest_turn_cpu: std::time::Duration,
+    /// Keys removed because their time to live ran out.
+    pub expired_keys: u64,
+    /// Keys removed to stay under `maxmemory`.
+    pub evicted_keys: u64,
+    /// Calls, failures, rejections and latency per command (INFO commandstats, /metrics).
+    pub per_command: CommandStats,
 }
 
 /// Server-wide state shared by every command.
@@ -92,6 +101,8 @@ pub struct ServerState {
     pub shutdown: Option<bool>,
     /// Resident memory, sampled by the event loop (commands never read /proc themselves).
     pub rss_bytes: usize,
+    /// Commands that ran longer than `slowlog-log-slower-than`.
+    pub slowlog: SlowLog,
     started: Instant,
     rng: u64,
 }
@@ -110,6 +121,7 @@ impl ServerState {
             listening,
             shutdown: None,
             rss_bytes: 0,
+            slowlog: SlowLog::default(),
             started: Instant::now(),
             rng: seed | 1,
         }

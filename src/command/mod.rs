@@ -8,11 +8,16 @@ mod connection;
 mod context;
 mod keys;
 mod server;
+mod stats;
 mod strings;
 
 use std::borrow::Cow;
 
 pub use context::{unix_time, ClientState, Ctx, Flow, ServerState, Stats};
+pub use stats::{
+    CommandStat, CommandStats, Histogram, SlowEntry, SlowLog, BUCKET_BOUNDS_SECONDS,
+    BUCKET_BOUNDS_USEC,
+};
 
 use crate::protocol::Reply;
 
@@ -151,27 +156,41 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     table().find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
 }
 
+/// What became of a request, for the per-command figures.
+#[derive(Debug, Clone, Copy)]
+pub enum Call {
+    /// No such command: counted nowhere, as in Redis.
+    Unknown,
+    /// Refused before running (wrong arity, MISCONF): a `rejected_calls`.
+    Rejected(&'static Spec),
+    /// The handler ran: a call, and a `failed_calls` too if it replied with an error.
+    Ran(&'static Spec),
+}
+
 /// Runs one request (`args[0]` is the command name) and returns its reply.
 ///
 /// Unknown commands and wrong arity get Redis's exact errors; the connection goes on.
 pub fn execute<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    execute_call(ctx, args).0
+}
+
+/// [`execute`], also saying which command ran or was refused.
+pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, Call) {
     ctx.server.stats.commands += 1;
-    let Some(spec) = resolve(args) else {
-        return unknown(args);
-    };
-    let spec = match spec {
-        Ok(spec) => spec,
-        Err(error) => return error,
+    let spec = match find(args) {
+        Found::Unknown => return (unknown(args), Call::Unknown),
+        Found::Refused(spec, error) => return (error, spec.map_or(Call::Unknown, Call::Rejected)),
+        Found::Spec(spec) => spec,
     };
     if !spec.flags.contains(&"no_auth") && connection::auth_required(ctx) {
-        return NOAUTH;
+        return (NOAUTH, Call::Rejected(spec));
     }
     if spec.is_write() {
         if let Some(refusal) = &ctx.server.refuse_writes {
-            return Reply::error_owned(refusal.clone());
+            return (Reply::error_owned(refusal.clone()), Call::Rejected(spec));
         }
     }
-    (spec.handler)(ctx, args)
+    ((spec.handler)(ctx, args), Call::Ran(spec))
 }
 
 /// For `HELLO 2` and `HELLO 3`: whether the client asks for RESP3 (true) or RESP2 (false).
@@ -188,12 +207,30 @@ pub fn protocol_requested(args: &[Arg<'_>]) -> Option<bool> {
 
 /// The command `args` names, checked for arity; `None` when the name is unknown.
 pub fn resolve(args: &[Arg<'_>]) -> Option<Result<&'static Spec, Reply<'static>>> {
-    let spec = lookup(args.first()?)?;
+    match find(args) {
+        Found::Unknown => None,
+        Found::Refused(_, error) => Some(Err(error)),
+        Found::Spec(spec) => Some(Ok(spec)),
+    }
+}
+
+/// The outcome of looking a request's command up.
+enum Found {
+    Unknown,
+    /// The error, and the command it counts against (none for an unknown subcommand, as Redis).
+    Refused(Option<&'static Spec>, Reply<'static>),
+    Spec(&'static Spec),
+}
+
+fn find(args: &[Arg<'_>]) -> Found {
+    let Some(spec) = args.first().and_then(|name| lookup(name)) else {
+        return Found::Unknown;
+    };
     if !spec.arity_ok(args.len()) {
-        return Some(Err(wrong_arity(spec.name)));
+        return Found::Refused(Some(spec), wrong_arity(spec.name));
     }
     if spec.subcommands.is_empty() || args.len() < 2 {
-        return Some(Ok(spec));
+        return Found::Spec(spec);
     }
     let sub_name = args.get(1).map(|a| a.as_ref()).unwrap_or_default();
     let Some(sub) = spec
@@ -204,12 +241,12 @@ pub fn resolve(args: &[Arg<'_>]) -> Option<Result<&'static Spec, Reply<'static>>
         let mut message = b"ERR unknown subcommand '".to_vec();
         message.extend_from_slice(c_string(sub_name, 128));
         message.extend_from_slice(format!("'. Try {} HELP.", spec.name.to_uppercase()).as_bytes());
-        return Some(Err(Reply::error_bytes(one_line(message))));
+        return Found::Refused(None, Reply::error_bytes(one_line(message)));
     };
     if !sub.arity_ok(args.len()) {
-        return Some(Err(wrong_arity(sub.name)));
+        return Found::Refused(Some(sub), wrong_arity(sub.name));
     }
-    Some(Ok(sub))
+    Found::Spec(sub)
 }
 
 /// The part of `client|setname` after the bar.

@@ -1,4 +1,5 @@
-//! Server commands: DBSIZE, FLUSHDB, SAVE, BGSAVE, LASTSAVE, INFO, TIME, COMMAND, CONFIG.
+//! Server commands: DBSIZE, FLUSHDB, SAVE, BGSAVE, LASTSAVE, INFO, TIME, COMMAND, CONFIG,
+//! SLOWLOG.
 
 use std::fmt::Write as _;
 
@@ -24,7 +25,7 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec::new("bgsave", -1, bgsave).flags(ADMIN).doc(G, "[SCHEDULE]", "write a snapshot in the background"),
     Spec::new("shutdown", -1, shutdown).flags(ADMIN).doc(G, "[NOSAVE|SAVE]", "stop the server, saving a snapshot unless NOSAVE"),
     Spec::new("lastsave", 1, lastsave).flags(&["fast"]).doc(G, "", "Unix time of the last successful snapshot"),
-    Spec::new("info", -1, info).flags(INSPECT).doc(G, "[section ...]", "server, clients, memory, persistence, stats, keyspace"),
+    Spec::new("info", -1, info).flags(INSPECT).doc(G, "[section ...]", "server, clients, memory, persistence, stats, commandstats, latencystats, keyspace"),
     Spec::new("time", 1, time).flags(&["fast"]).doc(G, "", "server time: seconds and microseconds"),
     Spec::new("command", -1, command_all).flags(INSPECT)
         .doc(G, "[COUNT | LIST | INFO name ... | DOCS [name ...]]", "describe the commands")
@@ -42,6 +43,14 @@ pub(super) const COMMANDS: &[Spec] = &[
             Spec::new("config|set", -4, config_set).flags(ADMIN).doc(G, "name value [name value ...]", "change settings that can change at run time"),
             Spec::new("config|resetstat", 2, config_resetstat).flags(ADMIN).doc(G, "", "reset INFO stats counters"),
             super::help_entry("config|help"),
+        ]),
+    Spec::new("slowlog", -2, slowlog)
+        .doc(G, "GET [count] | LEN | RESET", "commands that ran longer than slowlog-log-slower-than")
+        .subcommands(&[
+            Spec::new("slowlog|get", -2, slowlog_get).flags(ADMIN).doc(G, "[count]", "the newest count entries (default 10, -1 all): id, unix time, microseconds, arguments, client address, client name"),
+            Spec::new("slowlog|len", 2, slowlog_len).flags(ADMIN).doc(G, "", "number of entries"),
+            Spec::new("slowlog|reset", 2, slowlog_reset).flags(ADMIN).doc(G, "", "delete every entry"),
+            super::help_entry("slowlog|help"),
         ]),
 ];
 
@@ -124,8 +133,13 @@ const SECTIONS: &[&str] = &[
     "memory",
     "persistence",
     "stats",
+    "commandstats",
+    "latencystats",
     "keyspace",
 ];
+
+/// Sections only named ones, `all` and `everything` show, as in Redis (not a bare INFO).
+const NOT_DEFAULT: &[&str] = &["commandstats", "latencystats"];
 
 fn info<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let asked: Vec<String> = args
@@ -133,13 +147,14 @@ fn info<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         .skip(1)
         .map(|a| String::from_utf8_lossy(a).to_lowercase())
         .collect();
-    let everything = asked.is_empty()
-        || asked
-            .iter()
-            .any(|s| matches!(s.as_str(), "all" | "everything" | "default"));
+    let everything = asked
+        .iter()
+        .any(|s| matches!(s.as_str(), "all" | "everything"));
+    let default = asked.is_empty() || asked.iter().any(|s| s == "default");
     let mut text = String::new();
     for section in SECTIONS {
-        if everything || asked.iter().any(|s| s == section) {
+        let by_default = default && !NOT_DEFAULT.contains(section);
+        if everything || by_default || asked.iter().any(|s| s == section) {
             if !text.is_empty() {
                 text.push_str("\r\n");
             }
@@ -255,6 +270,8 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field!("total_net_input_bytes", &stats.net_input_bytes);
             field!("total_net_output_bytes", &stats.net_output_bytes);
             field!("rejected_connections", &stats.rejected_connections);
+            field!("expired_keys", &stats.expired_keys);
+            field!("evicted_keys", &stats.evicted_keys);
             field!("keyspace_hits", &hits);
             field!("keyspace_misses", &misses);
             field!("total_error_replies", &stats.error_replies);
@@ -264,6 +281,39 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 &stats.longest_turn_cpu.as_micros()
             );
         }
+        "commandstats" => {
+            out.push_str("# Commandstats\r\n");
+            for (name, stat) in sorted(&server.stats.per_command) {
+                let usec = stat.latency.sum_nanos / 1000;
+                let per_call = if stat.calls == 0 {
+                    0.0
+                } else {
+                    usec as f64 / stat.calls as f64
+                };
+                let _ = write!(
+                    out,
+                    "cmdstat_{name}:calls={},usec={usec},usec_per_call={per_call:.2},\
+                     rejected_calls={},failed_calls={}\r\n",
+                    stat.calls, stat.rejected_calls, stat.failed_calls
+                );
+            }
+        }
+        "latencystats" => {
+            out.push_str("# Latencystats\r\n");
+            for (name, stat) in sorted(&server.stats.per_command) {
+                if stat.calls == 0 {
+                    continue; // Redis lists only commands with recorded latencies.
+                }
+                let h = &stat.latency;
+                let _ = write!(
+                    out,
+                    "latency_percentiles_usec_{name}:p50={:.3},p99={:.3},p99.9={:.3}\r\n",
+                    h.percentile_usec(50.0),
+                    h.percentile_usec(99.0),
+                    h.percentile_usec(99.9)
+                );
+            }
+        }
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
             if !ctx.db.is_empty() {
@@ -272,6 +322,13 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
         }
         _ => {}
     }
+}
+
+/// Per-command figures by name, so INFO lists them in a stable order.
+fn sorted(stats: &super::CommandStats) -> Vec<(&'static str, &super::CommandStat)> {
+    let mut all: Vec<_> = stats.iter().map(|(name, stat)| (*name, stat)).collect();
+    all.sort_unstable_by_key(|(name, _)| *name);
+    all
 }
 
 /// Redis's `bytesToHuman`: `512B`, `1.50K`, `2.00M`, `1.00G`.
@@ -428,6 +485,52 @@ fn config_set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 }
 
 fn config_resetstat<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    // As Redis: counters, commandstats and latencies start over; the slow log stays.
     ctx.server.stats = Default::default();
+    Reply::OK
+}
+
+fn slowlog<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    // Reached only without a subcommand, which the arity check already refuses.
+    wrong_arity("slowlog")
+}
+
+fn slowlog_get<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let count =
+        match args {
+            [_, _] => 10,
+            [_, _, count] => match super::int_arg(count) {
+                Ok(-1) => usize::MAX,
+                Ok(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+                _ => return Reply::error("ERR count should be greater than or equal to -1"),
+            },
+            // Redis's own wording for this one (its handler, not its arity table, refuses it).
+            _ => return Reply::error(
+                "ERR unknown subcommand or wrong number of arguments for 'GET'. Try SLOWLOG HELP.",
+            ),
+        };
+    let entries = ctx.server.slowlog.entries.iter().take(count);
+    Reply::Array(
+        entries
+            .map(|e| {
+                Reply::Array(vec![
+                    Reply::Integer(e.id as i64),
+                    Reply::Integer(e.unix_time as i64),
+                    Reply::Integer(i64::try_from(e.micros).unwrap_or(i64::MAX)),
+                    Reply::Array(e.args.iter().map(|a| Reply::bulk(a)).collect()),
+                    Reply::bulk(e.peer.as_bytes()),
+                    Reply::bulk(&e.name),
+                ])
+            })
+            .collect(),
+    )
+}
+
+fn slowlog_len<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    Reply::Integer(ctx.server.slowlog.entries.len() as i64)
+}
+
+fn slowlog_reset<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    ctx.server.slowlog.entries.clear();
     Reply::OK
 }

@@ -2,7 +2,9 @@
 
 use super::connection::{Closing, Connection, Hold};
 use super::persistence::Journal;
-use crate::command::{self, ClientState, Ctx, Flow, ServerState};
+use std::time::{Duration, Instant};
+
+use crate::command::{self, Arg, Call, ClientState, Ctx, Flow, ServerState};
 use crate::persist::FsyncPolicy;
 use crate::protocol::{self, Dialect, ParseError, ProtocolError, Reply, Request};
 use crate::store::Store;
@@ -115,7 +117,9 @@ fn execute_one(
         client,
         server: state,
     };
-    let reply = command::execute(&mut ctx, &request.args);
+    let started = Instant::now();
+    let (reply, call) = command::execute_call(&mut ctx, &request.args);
+    let took = started.elapsed();
     let is_error = reply.is_error();
     let mark = output.len();
     protocol::encode_reply(&reply, dialect, output);
@@ -123,6 +127,7 @@ fn execute_one(
     if is_error {
         state.stats.error_replies += 1;
     }
+    account(call, is_error, took, &request.args, client, state);
     let recorded = store.dirty() != before && state.log.enabled;
     if recorded {
         journal.record(&request.args, &mut state.log);
@@ -145,6 +150,48 @@ fn reply_dialect(request: &Request<'_>, client: &ClientState) -> Dialect {
         Dialect::Resp if client.resp3 => Dialect::Resp3,
         other => other,
     }
+}
+
+/// Counts a request in its command's figures, and in the slow log when it ran slowly.
+fn account(
+    call: Call,
+    is_error: bool,
+    took: Duration,
+    args: &[Arg<'_>],
+    client: &ClientState,
+    state: &mut ServerState,
+) {
+    let spec = match call {
+        Call::Unknown => return,
+        Call::Rejected(spec) => {
+            state
+                .stats
+                .per_command
+                .entry(spec.name)
+                .or_default()
+                .rejected_calls += 1;
+            return;
+        }
+        Call::Ran(spec) => spec,
+    };
+    let stat = state.stats.per_command.entry(spec.name).or_default();
+    stat.calls += 1;
+    stat.failed_calls += u64::from(is_error);
+    stat.latency.record(took);
+    // AUTH and HELLO carry passwords: Redis redacts them; pocketkv does not log them at all.
+    if matches!(spec.name, "auth" | "hello") {
+        return;
+    }
+    let config = &state.config;
+    let (threshold, max_len) = (config.slowlog_log_slower_than, config.slowlog_max_len);
+    state.slowlog.offer(
+        threshold,
+        max_len,
+        took,
+        args,
+        client.peer,
+        client.name.as_deref().unwrap_or_default(),
+    );
 }
 
 /// Answers a request whose framing is lost, in the dialect it seems to be in, and closes.

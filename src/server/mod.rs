@@ -285,6 +285,7 @@ impl Server {
         }
         let client = ClientState {
             id: self.next_client_id,
+            peer: Some(peer),
             ..ClientState::default()
         };
         self.next_client_id += 1;
