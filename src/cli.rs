@@ -64,11 +64,14 @@ pub fn serve(mut config: Config) -> Result<(), String> {
     let address = (config.bind.as_str(), config.port);
     let listener = std::net::TcpListener::bind(address)
         .map_err(|e| format!("cannot listen on {}:{}: {e}", config.bind, config.port))?;
-    let log_note = if config.appendonly {
+    let mut log_note = if config.appendonly {
         format!(", {replayed} log records replayed")
     } else {
         String::new()
     };
+    if recovered.expired > 0 {
+        log_note += &format!(", {} expired while stopped and dropped", recovered.expired);
+    }
     let server = Server::new(listener, config, recovered).map_err(|e| e.to_string())?;
     server
         .stop_on_signals()

@@ -5,7 +5,8 @@
 //! (GET, SET with NX/XX/GET, PUT, SETNX, GETSET, GETDEL, MGET, MSET, MSETNX, DEL, UNLINK, EXISTS,
 //! INCR/DECR/INCRBY/DECRBY, APPEND, STRLEN, GETRANGE, SETRANGE, TYPE, RENAME, RENAMENX, DBSIZE,
 //! FLUSHDB/FLUSHALL, KEYS, SCAN), PING, ECHO and SAVE, and errors (wrong arity, bad integers and
-//! options, unknown and not-yet-supported commands, bad quoting). Keys come from a small space so
+//! options, unknown commands, bad quoting; expiry commands only in forms whose reply does not
+//! depend on time, for now). Keys come from a small space so
 //! commands collide, with blanks, CR LF, NUL, 0xff and glob characters in them; values are
 //! sometimes binary, empty, long, or integers near the i64 limits.
 //!
@@ -142,22 +143,6 @@ fn bulk_or_nil(value: Option<&Bytes>) -> Expect {
     value.map_or(Expect::Nil, |v| Expect::Bulk(v.clone()))
 }
 
-/// Commands that arrive with key expiry; until then they have their own error.
-const NOT_YET: &[&str] = &[
-    "expire",
-    "pexpire",
-    "expireat",
-    "pexpireat",
-    "ttl",
-    "pttl",
-    "persist",
-    "expiretime",
-    "pexpiretime",
-    "setex",
-    "psetex",
-    "getex",
-];
-
 /// Redis's arity of the commands the model knows: N means exactly N arguments with the name,
 /// -N at least N.
 fn arity(name: &str) -> Option<i64> {
@@ -168,6 +153,10 @@ fn arity(name: &str) -> Option<i64> {
         "getrange" | "setrange" => 4,
         "mget" | "del" | "unlink" | "exists" | "scan" => -2,
         "dbsize" | "save" => 1,
+        "ttl" | "persist" => 2,
+        "expire" => -3,
+        "setex" => 4,
+        "getex" => -2,
         "flushdb" | "flushall" | "ping" => -1,
         _ => return None,
     })
@@ -193,6 +182,15 @@ impl Model {
         let a = &args[1..];
         match name.as_str() {
             "get" => bulk_or_nil(self.data.get(&a[0])),
+            // No key in the model has an expiry time, and the generator's time arguments are keys,
+            // never integers.
+            "ttl" => Expect::Int(if self.data.contains_key(&a[0]) {
+                -1
+            } else {
+                -2
+            }),
+            "persist" => Expect::Int(0),
+            "expire" | "setex" => not_integer(),
             "set" | "put" => self.set(a),
             "setnx" => {
                 if self.data.contains_key(&a[0]) {
@@ -289,13 +287,6 @@ impl Model {
                 b"NX" if !xx => nx = true,
                 b"XX" if !nx => xx = true,
                 b"GET" => get = true,
-                b"EX" | b"PX" | b"EXAT" | b"PXAT" | b"KEEPTTL" => {
-                    return error(&format!(
-                        "ERR SET {} is not supported yet: pocketkv keys do not expire in this \
-                         release",
-                        String::from_utf8_lossy(&upper)
-                    ))
-                }
                 _ => return syntax_error(),
             }
         }
@@ -452,12 +443,6 @@ impl Model {
 /// Redis's unknown-command error: the name and the first 128 bytes of quoted arguments, each cut
 /// at a NUL as C's `%s` would, CR and LF blanked.
 fn unknown_command(args: &[Bytes]) -> Expect {
-    let lower = String::from_utf8_lossy(&args[0]).to_lowercase();
-    if NOT_YET.contains(&lower.as_str()) {
-        return error(&format!(
-            "ERR '{lower}' is not supported yet: pocketkv keys do not expire in this release"
-        ));
-    }
     fn c_string(bytes: &[u8], max: usize) -> &[u8] {
         let bytes = &bytes[..bytes.len().min(max)];
         bytes
@@ -1021,12 +1006,7 @@ fn error_case(rng: &mut Rng) -> Vec<Bytes> {
         }
         3 => {
             let options: &[&str] = rng.pick(&[
-                &["EX", "10"][..],
-                &["PX", "5"],
-                &["KEEPTTL"],
-                &["exat", "1"],
-                &["GET", "PXAT", "1"],
-                &["NX", "XX"],
+                &["NX", "XX"][..],
                 &["XX", "NX"],
                 &["nx", "get", "xx"],
                 &["FOO"],

@@ -6,9 +6,9 @@
 //! `bash ci/install-deps.sh`.
 //!
 //! Intended differences, deliberately NOT compared:
-//! - Expiry: pocketkv keys never expire in this release, so `SET ... EX|PX|EXAT|PXAT|KEEPTTL`
-//!   and EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, TTL, PTTL, PERSIST, EXPIRETIME, PEXPIRETIME, SETEX,
-//!   PSETEX and GETEX answer pocketkv's own "not supported yet" error.
+//! - Expiry times that depend on the moment a request ran: PTTL of a relative expiry, and TTL
+//!   within half a second of a boundary. The scenario uses absolute times far in the future and
+//!   relative ones in whole seconds, which both servers answer identically.
 //! - One database: `SELECT n` for 1..=15 is "OK" in Redis but `-ERR DB index is out of range` in
 //!   pocketkv. `select_1_is_an_intended_difference` below checks exactly that and nothing more.
 //! - Content that describes the server rather than the data: INFO (except an unknown section),
@@ -1446,6 +1446,142 @@ fn protocol_errors(t: &mut Diff) {
     }
 }
 
+/// Expiry: SET's time options, SETEX, PSETEX, GETEX, the EXPIRE family with NX/XX/GT/LT, TTL and
+/// friends, PERSIST; replies and errors, byte for byte.
+fn expiry(t: &mut Diff) {
+    const FAR: &str = "4102444800"; // 2100-01-01, in seconds
+    const FAR_MS: &str = "4102444800000";
+    t.words(&[
+        "TTL none",
+        "PTTL none",
+        "EXPIRETIME none",
+        "PEXPIRETIME none",
+        "PERSIST none",
+        "EXPIRE none 10",
+        "SET k v",
+        "TTL k",
+        "PTTL k",
+        "EXPIRETIME k",
+        "PERSIST k",
+        "SET k v EX 1000",
+        "TTL k",
+        "SET k v KEEPTTL",
+        "TTL k",
+        "SET k v",
+        "TTL k",
+        "SET k v NX EX 10",
+        "SET k v XX GET EX 1000",
+        "TTL k",
+        "SETEX s 1000 v",
+        "TTL s",
+        "GET s",
+        "PSETEX p 1000000 v",
+        "TTL p",
+        "GETEX s",
+        "GETEX s PERSIST",
+        "TTL s",
+        "GETEX s EX 2000",
+        "TTL s",
+        "GETEX missing EX 10",
+        "GETEX missing EX 0",
+        "GETEX s EX 0",
+        "GETEX s PX -5",
+        "GETEX s EX 10 PERSIST",
+        "GETEX s PERSIST EX 10",
+        "GETEX s KEEPTTL",
+        "GETEX s NX",
+        "GETEX s EX",
+        "GETEX s EXAT 1",
+        "EXISTS s",
+        "EXPIRE k 100 XX",
+        "TTL k",
+        "EXPIRE k 50 GT",
+        "EXPIRE k 500 GT",
+        "TTL k",
+        "EXPIRE k 900 LT",
+        "EXPIRE k 50 LT",
+        "TTL k",
+        "EXPIRE k 10 NX",
+        "PERSIST k",
+        "EXPIRE k 10 XX",
+        "EXPIRE k 10 GT",
+        "EXPIRE k 10 LT",
+        "TTL k",
+        "EXPIRE k 10 NX XX",
+        "EXPIRE k 10 nx gt",
+        "EXPIRE k 10 GT LT",
+        "EXPIRE k 10 FOO",
+        "EXPIRE k abc",
+        "EXPIRE k 10.5",
+        "EXPIRE k",
+        "PEXPIRE k",
+        "TTL",
+        "TTL a b",
+        "SETEX k 0 v",
+        "SETEX k -1 v",
+        "SETEX k abc v",
+        "SETEX k 10",
+        "PSETEX k 0 v",
+        "SET k v EX 0",
+        "SET k v PX -1",
+        "SET k v EXAT 0",
+        "SET k v EX abc",
+        "SET k v EX",
+        "SET k v EX 10 PX 10",
+        "SET k v PX 10 EX 10",
+        "SET k v KEEPTTL EX 10",
+        "SET k v EX 10 KEEPTTL",
+        "SET k v EX 10 EXAT 10",
+        "SET k v EX 10 EX 1000",
+        "TTL k",
+        "SET k v PERSIST",
+        "SET k v EX 9223372036854775807",
+        "SET k v PX 9223372036854775807",
+        "EXPIRE k 9223372036854775807",
+        "EXPIRE k -9223372036854775807",
+        "PEXPIRE k 9223372036854775807",
+        "EXPIREAT k 9223372036854775807",
+        "EXISTS k",
+        "SET k v",
+        "EXPIRE k -1",
+        "EXISTS k",
+        "SET k v",
+        "PEXPIREAT k 1",
+        "GET k",
+        "SET k v",
+        "EXPIREAT k 0",
+        "TTL k",
+        "SET old v EX 1000",
+        "RENAME old new",
+        "TTL new",
+        "INCR counter",
+        "EXPIRE counter 1000",
+        "INCR counter",
+        "APPEND counter 0",
+        "SETRANGE counter 0 9",
+        "TTL counter",
+        "GETSET counter 1",
+        "TTL counter",
+        "SET a 1 EX 1000",
+        "MSET a 2",
+        "TTL a",
+    ]);
+    t.cmd(&["SET", "abs", "v", "EXAT", FAR]);
+    t.cmd(&["EXPIRETIME", "abs"]);
+    t.cmd(&["PEXPIRETIME", "abs"]);
+    t.cmd(&["SET", "abs", "v", "PXAT", FAR_MS]);
+    t.cmd(&["EXPIRETIME", "abs"]);
+    t.cmd(&["PEXPIREAT", "abs", FAR_MS, "GT"]);
+    t.cmd(&["PEXPIREAT", "abs", "4102444800001", "GT"]);
+    t.cmd(&["PEXPIRETIME", "abs"]);
+    t.cmd(&["EXPIREAT", "abs", FAR, "LT"]);
+    t.cmd(&["PEXPIRETIME", "abs"]);
+    t.cmd(&["GETEX", "abs", "PXAT", FAR_MS]);
+    t.cmd(&["PEXPIRETIME", "abs"]);
+    t.cmd(&["GETEX", "abs", "EXAT", FAR]);
+    t.cmd(&["EXPIRETIME", "abs"]);
+}
+
 /// SHUTDOWN's refusals. The last case may stop pocketkv, so it comes last.
 fn shutdown_refusals(t: &mut Diff) {
     t.words(&[
@@ -1584,6 +1720,11 @@ fn keyspace_commands_match_redis() {
 #[test]
 fn keys_and_scan_match_redis() {
     check("keys_and_scan", keys_and_scan);
+}
+
+#[test]
+fn expiry_matches_redis() {
+    check("expiry", expiry);
 }
 
 #[test]

@@ -16,6 +16,30 @@ pub struct Ctx<'s> {
     pub client: &'s mut ClientState,
     /// Server-wide state: settings, counters, snapshot status.
     pub server: &'s mut ServerState,
+    /// Set by a handler whose request must be logged in another form: relative expiry times
+    /// become absolute (`EXPIRE k 10` → `PEXPIREAT k <ms>`), so a replay later means the same.
+    pub log_as: Option<Vec<Vec<u8>>>,
+}
+
+impl<'s> Ctx<'s> {
+    /// A context for one request.
+    pub fn new(
+        db: &'s mut Store,
+        client: &'s mut ClientState,
+        server: &'s mut ServerState,
+    ) -> Self {
+        Ctx {
+            db,
+            client,
+            server,
+            log_as: None,
+        }
+    }
+
+    /// Makes the journal record `args` instead of the request.
+    pub fn log_as<A: AsRef<[u8]>>(&mut self, args: &[A]) {
+        self.log_as = Some(args.iter().map(|a| a.as_ref().to_vec()).collect());
+    }
 }
 
 /// What the connection should do after sending this reply.
@@ -72,7 +96,7 @@ pub struct Stats {
     pub longest_turn: std::time::Duration,
     /// The same in CPU time of the loop's thread, which leaves out time the OS gave to others.
     pub longest_turn_cpu: std::time::Duration,
-    /// Keys removed because their time to live ran out.
+    /// Keys removed because their time passed (on access or by active expiry).
     pub expired_keys: u64,
     /// Keys removed to stay under `maxmemory`.
     pub evicted_keys: u64,
@@ -139,6 +163,11 @@ impl ServerState {
         self.rng ^= self.rng >> 27;
         self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
+}
+
+/// Wall-clock time in Unix milliseconds: the clock keys expire by.
+pub fn unix_ms() -> u64 {
+    unix_time().as_millis() as u64
 }
 
 /// Wall-clock time since the Unix epoch (zero if the clock is before it).

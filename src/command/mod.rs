@@ -6,6 +6,7 @@
 
 mod connection;
 mod context;
+mod expiry;
 mod keys;
 mod server;
 mod stats;
@@ -13,7 +14,7 @@ mod strings;
 
 use std::borrow::Cow;
 
-pub use context::{unix_time, ClientState, Ctx, Flow, ServerState, Stats};
+pub use context::{unix_ms, unix_time, ClientState, Ctx, Flow, ServerState, Stats};
 pub use stats::{
     CommandStat, CommandStats, Histogram, SlowEntry, SlowLog, BUCKET_BOUNDS_SECONDS,
     BUCKET_BOUNDS_USEC,
@@ -129,27 +130,12 @@ pub fn table() -> impl Iterator<Item = &'static Spec> {
         connection::COMMANDS,
         strings::COMMANDS,
         keys::COMMANDS,
+        expiry::COMMANDS,
         server::COMMANDS,
     ]
     .into_iter()
     .flatten()
 }
-
-/// Expiry arrives in a later release; until then these get a clear error instead of "unknown".
-const NOT_YET: &[&str] = &[
-    "expire",
-    "pexpire",
-    "expireat",
-    "pexpireat",
-    "ttl",
-    "pttl",
-    "persist",
-    "expiretime",
-    "pexpiretime",
-    "setex",
-    "psetex",
-    "getex",
-];
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
@@ -258,12 +244,6 @@ fn sub_name_of(spec: &Spec) -> &'static str {
 /// their list reaches 128 bytes.
 fn unknown(args: &[Arg<'_>]) -> Reply<'static> {
     let name = args.first().map(|a| a.as_ref()).unwrap_or_default();
-    let lower = String::from_utf8_lossy(name).to_lowercase();
-    if NOT_YET.contains(&lower.as_str()) {
-        return Reply::error_owned(format!(
-            "ERR '{lower}' is not supported yet: pocketkv keys do not expire in this release"
-        ));
-    }
     let mut quoted = Vec::new();
     for arg in args.iter().skip(1) {
         if quoted.len() >= 128 {

@@ -274,6 +274,8 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field!("evicted_keys", &stats.evicted_keys);
             field!("keyspace_hits", &hits);
             field!("keyspace_misses", &misses);
+            field!("expired_keys", &stats.expired_keys);
+            field!("evicted_keys", &stats.evicted_keys);
             field!("total_error_replies", &stats.error_replies);
             field!("longest_loop_turn_usec", &stats.longest_turn.as_micros());
             field!(
@@ -317,7 +319,8 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
         "keyspace" => {
             out.push_str("# Keyspace\r\n");
             if !ctx.db.is_empty() {
-                field!("db0", &format!("keys={},expires=0,avg_ttl=0", ctx.db.len()));
+                let (keys, expires) = (ctx.db.len(), ctx.db.volatile());
+                field!("db0", &format!("keys={keys},expires={expires},avg_ttl=0"));
             }
         }
         _ => {}

@@ -1,16 +1,22 @@
 //! String commands: GET, SET and friends, counters, ranges.
 
+use super::expiry::{already_expired, expire_at, Unit};
 use super::{int_arg, wrong_arity, Arg, Ctx, Spec, NOT_INTEGER, SYNTAX, TOO_BIG};
 use crate::protocol::{parse_i64, Reply};
 
 const G: &str = "string";
 
+const SET_USAGE: &str = "key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]";
+
 /// This family's table entries.
 #[rustfmt::skip]
 pub(super) const COMMANDS: &[Spec] = &[
     Spec::new("get", 2, get).read().keys(1, 1, 1).doc(G, "key", "the value of key, or nil"),
-    Spec::new("set", -3, set).write().keys(1, 1, 1).doc(G, "key value [NX|XX] [GET]", "store value under key"),
-    Spec::new("put", -3, set).write().keys(1, 1, 1).doc(G, "key value [NX|XX] [GET]", "same as SET"),
+    Spec::new("set", -3, set).write().keys(1, 1, 1).doc(G, SET_USAGE, "store value under key"),
+    Spec::new("put", -3, set).write().keys(1, 1, 1).doc(G, SET_USAGE, "same as SET"),
+    Spec::new("setex", 4, setex).write().keys(1, 1, 1).doc(G, "key seconds value", "SET with an expiry in seconds"),
+    Spec::new("psetex", 4, psetex).write().keys(1, 1, 1).doc(G, "key milliseconds value", "SET with an expiry in milliseconds"),
+    Spec::new("getex", -2, getex).write().keys(1, 1, 1).doc(G, "key [EX s|PX ms|EXAT t|PXAT t|PERSIST]", "GET, setting or removing the expiry"),
     Spec::new("setnx", 3, setnx).write().keys(1, 1, 1).doc(G, "key value", "SET only if key is missing; 1 if set"),
     Spec::new("getset", 3, getset).write().keys(1, 1, 1).doc(G, "key value", "SET, returning the old value"),
     Spec::new("getdel", 2, getdel).write().keys(1, 1, 1).doc(G, "key", "GET, then delete key"),
@@ -34,55 +40,189 @@ fn get<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     Reply::from_option(ctx.db.get(key))
 }
 
-/// SET's options, parsed once so NX/XX/GET combine as Redis allows.
+/// An expiry option of SET or GETEX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TimeOption<'x> {
+    unit: Unit,
+    absolute: bool,
+    arg: &'x [u8],
+}
+
+/// The options of SET and GETEX, parsed the way Redis parses both with one function: an option
+/// that contradicts one already seen is a syntax error, repeating one is not.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct SetOptions {
+struct SetOptions<'x> {
     only_if_missing: bool,
     only_if_present: bool,
     return_old: bool,
+    keep_ttl: bool,
+    persist: bool,
+    expire: Option<TimeOption<'x>>,
 }
 
-fn set_options(options: &[Arg<'_>]) -> Result<SetOptions, Reply<'static>> {
-    let mut parsed = SetOptions::default();
-    for option in options {
-        match option.to_ascii_uppercase().as_slice() {
-            b"NX" if !parsed.only_if_present => parsed.only_if_missing = true,
-            b"XX" if !parsed.only_if_missing => parsed.only_if_present = true,
-            b"GET" => parsed.return_old = true,
-            name @ (b"EX" | b"PX" | b"EXAT" | b"PXAT" | b"KEEPTTL") => {
-                return Err(Reply::error_owned(format!(
-                    "ERR SET {} is not supported yet: pocketkv keys do not expire in this release",
-                    String::from_utf8_lossy(name)
-                )))
+impl<'x> SetOptions<'x> {
+    /// Parses SET's options, or GETEX's when `getex`.
+    fn parse(options: &'x [Arg<'_>], getex: bool) -> Result<Self, Reply<'static>> {
+        let mut parsed = SetOptions::default();
+        let mut i = 0;
+        while let Some(option) = options.get(i) {
+            let next = options.get(i + 1).map(|a| a.as_ref());
+            let time = |unit, absolute| {
+                let same = |t: TimeOption<'_>| t.unit == unit && t.absolute == absolute;
+                let arg = next?;
+                let free = !parsed.keep_ttl && !parsed.persist && parsed.expire.is_none_or(same);
+                free.then_some(TimeOption {
+                    unit,
+                    absolute,
+                    arg,
+                })
+            };
+            let expire = match option.to_ascii_uppercase().as_slice() {
+                b"NX" if !getex && !parsed.only_if_present => {
+                    parsed.only_if_missing = true;
+                    None
+                }
+                b"XX" if !getex && !parsed.only_if_missing => {
+                    parsed.only_if_present = true;
+                    None
+                }
+                b"GET" if !getex => {
+                    parsed.return_old = true;
+                    None
+                }
+                b"KEEPTTL" if !getex && parsed.expire.is_none() => {
+                    parsed.keep_ttl = true;
+                    None
+                }
+                b"PERSIST" if getex && parsed.expire.is_none() => {
+                    parsed.persist = true;
+                    None
+                }
+                b"EX" => Some(time(Unit::Seconds, false).ok_or(SYNTAX)?),
+                b"PX" => Some(time(Unit::Millis, false).ok_or(SYNTAX)?),
+                b"EXAT" => Some(time(Unit::Seconds, true).ok_or(SYNTAX)?),
+                b"PXAT" => Some(time(Unit::Millis, true).ok_or(SYNTAX)?),
+                _ => return Err(SYNTAX),
+            };
+            if expire.is_some() {
+                parsed.expire = expire;
+                i += 1;
             }
-            _ => return Err(SYNTAX),
+            i += 1;
         }
+        Ok(parsed)
     }
-    Ok(parsed)
+
+    /// The expiry time asked for, in Unix milliseconds; `command` names it in the error.
+    fn expire_at(&self, ctx: &Ctx<'_>, command: &str) -> Result<Option<u64>, Reply<'static>> {
+        self.expire
+            .map(|t| expire_at(ctx, t.arg, t.unit, t.absolute, command))
+            .transpose()
+    }
+}
+
+/// The log form of a SET that wrote: the value and the absolute expiry time it ended with.
+fn log_set(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], expires_at: Option<u64>) {
+    match expires_at {
+        Some(at) => ctx.log_as(&[
+            &b"SET"[..],
+            key,
+            value,
+            b"PXAT",
+            itoa::Buffer::new().format(at).as_bytes(),
+        ]),
+        None => ctx.log_as(&[&b"SET"[..], key, value]),
+    }
 }
 
 fn set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
-    let [_, key, value, options @ ..] = args else {
+    let [name, key, value, options @ ..] = args else {
         return wrong_arity("set");
     };
-    let options = match set_options(options) {
+    let name = String::from_utf8_lossy(name).to_lowercase();
+    let options = match SetOptions::parse(options, false) {
         Ok(options) => options,
         Err(e) => return e,
     };
-    let exists = ctx.db.contains(key);
+    let mut expires_at = match options.expire_at(ctx, &name) {
+        Ok(at) => at,
+        Err(e) => return e,
+    };
+    let current = ctx.db.expires_at(key);
+    let exists = current.is_some();
     let allowed = !(options.only_if_missing && exists || options.only_if_present && !exists);
-    if options.return_old {
-        let old = ctx.db.get(key).map(<[u8]>::to_vec);
-        if allowed {
-            ctx.db.set(key.to_vec(), value.to_vec());
+    let old = options
+        .return_old
+        .then(|| ctx.db.get(key).map(<[u8]>::to_vec));
+    if allowed {
+        if options.keep_ttl {
+            expires_at = current.flatten();
         }
-        return old.map_or(Reply::Nil, Reply::bulk_owned);
+        ctx.db
+            .set_expiring(key.to_vec(), value.to_vec(), expires_at);
+        log_set(ctx, key, value, expires_at);
     }
-    if !allowed {
-        return Reply::Nil;
+    match old {
+        Some(old) => old.map_or(Reply::Nil, Reply::bulk_owned),
+        None if allowed => Reply::OK,
+        None => Reply::Nil,
     }
-    ctx.db.set(key.to_vec(), value.to_vec());
+}
+
+/// SETEX and PSETEX: SET with a relative expiry time, which must be positive.
+fn set_expiring<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>], unit: Unit, name: &str) -> Reply<'a> {
+    let [_, key, time, value] = args else {
+        return wrong_arity(name);
+    };
+    let at = match expire_at(ctx, time, unit, false, name) {
+        Ok(at) => at,
+        Err(e) => return e,
+    };
+    ctx.db.set_expiring(key.to_vec(), value.to_vec(), Some(at));
+    log_set(ctx, key, value, Some(at));
     Reply::OK
+}
+
+fn setex<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    set_expiring(ctx, args, Unit::Seconds, "setex")
+}
+
+fn psetex<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    set_expiring(ctx, args, Unit::Millis, "psetex")
+}
+
+fn getex<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key, options @ ..] = args else {
+        return wrong_arity("getex");
+    };
+    let options = match SetOptions::parse(options, true) {
+        Ok(options) => options,
+        Err(e) => return e,
+    };
+    let Some(value) = ctx.db.get(key).map(<[u8]>::to_vec) else {
+        return Reply::Nil;
+    };
+    let at = match options.expire_at(ctx, "getex") {
+        Ok(at) => at,
+        Err(e) => return e,
+    };
+    let absolute = options.expire.is_some_and(|t| t.absolute);
+    match at {
+        Some(at) if absolute && already_expired(ctx, i64::try_from(at).unwrap_or(i64::MAX)) => {
+            ctx.db.remove(key);
+            ctx.log_as(&[&b"DEL"[..], key]);
+        }
+        Some(at) => {
+            ctx.db.set_expiry(key, Some(at));
+            let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
+            ctx.log_as(&[&b"PEXPIREAT"[..], key, &at]);
+        }
+        None if options.persist && ctx.db.expires_at(key).flatten().is_some() => {
+            ctx.db.set_expiry(key, None);
+        }
+        None => {}
+    }
+    Reply::bulk_owned(value)
 }
 
 fn setnx<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
@@ -181,8 +321,8 @@ fn add<'a>(ctx: &'a mut Ctx<'_>, key: &[u8], delta: i64) -> Reply<'a> {
     let Some(next) = current.checked_add(delta) else {
         return Reply::error("ERR increment or decrement would overflow");
     };
-    let text = itoa::Buffer::new().format(next).as_bytes().to_vec();
-    ctx.db.set(key.to_vec(), text);
+    ctx.db
+        .replace(key, itoa::Buffer::new().format(next).as_bytes());
     Reply::Integer(next)
 }
 

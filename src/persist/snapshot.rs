@@ -2,8 +2,10 @@
 //!
 //! ```json
 //! {"format":"pocketkv-snapshot","version":1,"saved_at_unix_ms":1764250000000,"log_seq":3,
-//!  "keys":2,"data":[["name","Alice"],[{"hex":"ff00"},"binary key"]]}
+//!  "keys":3,"data":[["name","Alice"],[{"hex":"ff00"},"binary key"],["session","x",1764250060000]]}
 //! ```
+//! A third element is the key's expiry time in Unix milliseconds; a key without one never
+//! expires. Keys whose time passed while the server was down are dropped at start-up.
 //! `log_seq` is the first append-only log segment the snapshot does not contain: start-up replays
 //! segments from that one on (0 or absent: every segment).
 //! A key or value that is valid UTF-8 is a JSON string; any other bytes are `{"hex": "..."}`.
@@ -13,14 +15,14 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, MapAccess, Visitor};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::store::Image;
+use crate::store::{Entry, Image};
 
-/// Key-value pairs read from a snapshot.
-pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+/// Keys and their entries read from a snapshot.
+pub type Pairs = Vec<(Vec<u8>, Entry)>;
 
 /// The `format` field every snapshot carries.
 pub const FORMAT: &str = "pocketkv-snapshot";
@@ -82,8 +84,12 @@ struct ImagePairs<'a>(&'a Image);
 impl Serialize for ImagePairs<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for (key, value) in self.0.iter() {
-            seq.serialize_element(&(Bytes(key), Bytes(value)))?;
+        for (key, entry) in self.0.iter() {
+            let (key, value) = (Bytes(key), Bytes(&entry.value));
+            match entry.expires_at() {
+                Some(at) => seq.serialize_element(&(key, value, at))?,
+                None => seq.serialize_element(&(key, value))?,
+            }
         }
         seq.end()
     }
@@ -109,7 +115,7 @@ pub fn encode_snapshot(image: &Image, log_seq: u64, out: impl Write) -> std::io:
     let file = FileOut {
         format: FORMAT,
         version: VERSION,
-        saved_at_unix_ms: crate::command::unix_time().as_millis() as u64,
+        saved_at_unix_ms: crate::command::unix_ms(),
         log_seq,
         keys: image.len(),
         data: ImagePairs(image),
@@ -156,6 +162,39 @@ impl<'de> Visitor<'de> for BytesVisitor {
     }
 }
 
+/// One element of `data`: `[key, value]` or `[key, value, expires_at_ms]`.
+struct Record(Vec<u8>, Entry);
+
+impl<'de> Deserialize<'de> for Record {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(RecordVisitor)
+    }
+}
+
+struct RecordVisitor;
+
+impl<'de> Visitor<'de> for RecordVisitor {
+    type Value = Record;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[key, value] or [key, value, expires_at_ms]")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Record, A::Error> {
+        let missing = || de::Error::invalid_length(0, &self);
+        let key: OwnedBytes = seq.next_element()?.ok_or_else(missing)?;
+        let value: OwnedBytes = seq.next_element()?.ok_or_else(missing)?;
+        let expires_at: Option<u64> = seq.next_element()?;
+        if expires_at == Some(0) {
+            return Err(de::Error::custom("an expiry time must be above 0"));
+        }
+        if seq.next_element::<de::IgnoredAny>()?.is_some() {
+            return Err(de::Error::invalid_length(4, &self));
+        }
+        Ok(Record(key.0, Entry::new(value.0, expires_at)))
+    }
+}
+
 #[derive(Deserialize)]
 struct FileIn {
     format: String,
@@ -163,7 +202,7 @@ struct FileIn {
     #[serde(default)]
     log_seq: u64,
     keys: usize,
-    data: Vec<(OwnedBytes, OwnedBytes)>,
+    data: Vec<Record>,
 }
 
 /// A loaded snapshot.
@@ -213,17 +252,17 @@ pub fn decode_snapshot(path: &Path, bytes: &[u8]) -> Result<Snapshot, LoadError>
         ));
     }
     let mut seen = std::collections::HashSet::with_capacity(file.data.len());
-    if let Some((key, _)) = file.data.iter().find(|(key, _)| !seen.insert(&key.0)) {
+    if let Some(Record(key, _)) = file.data.iter().find(|record| !seen.insert(&record.0)) {
         return Err(LoadError::Malformed(
             path.to_path_buf(),
             format!(
                 "key {:?} appears more than once",
-                String::from_utf8_lossy(&key.0)
+                String::from_utf8_lossy(key)
             ),
         ));
     }
     Ok(Snapshot {
-        pairs: file.data.into_iter().map(|(k, v)| (k.0, v.0)).collect(),
+        pairs: file.data.into_iter().map(|r| (r.0, r.1)).collect(),
         log_seq: file.log_seq,
     })
 }
@@ -277,9 +316,37 @@ mod tests {
     fn roundtrip(pairs: &[(&[u8], &[u8])]) -> Vec<(Vec<u8>, Vec<u8>)> {
         let mut out = Vec::new();
         encode(&image_of(pairs), &mut out).unwrap();
-        let mut back = decode(Path::new("t.json"), &out).unwrap();
+        let mut back: Vec<_> = decode(Path::new("t.json"), &out)
+            .unwrap()
+            .into_iter()
+            .map(|(key, entry)| (key, entry.value))
+            .collect();
         back.sort();
         back
+    }
+
+    #[test]
+    fn expiry_times_round_trip_and_a_key_without_one_has_two_elements() {
+        let mut store = Store::new();
+        store.set_expiring(b"session".to_vec(), b"x".to_vec(), Some(1764250060000));
+        store.set(b"name".to_vec(), b"Alice".to_vec());
+        let mut out = Vec::new();
+        encode(&store.image(), &mut out).unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.contains(r#"["session","x",1764250060000]"#), "{text}");
+        assert!(text.contains(r#"["name","Alice"]"#), "{text}");
+        let mut back = decode(Path::new("t.json"), &out).unwrap();
+        back.sort();
+        assert_eq!(
+            back,
+            vec![
+                (b"name".to_vec(), Entry::new(b"Alice".to_vec(), None)),
+                (
+                    b"session".to_vec(),
+                    Entry::new(b"x".to_vec(), Some(1764250060000))
+                ),
+            ]
+        );
     }
 
     #[test]
@@ -300,10 +367,13 @@ mod tests {
 
     #[test]
     fn the_documented_example_loads() {
-        let text = br#"{"format":"pocketkv-snapshot","version":1,"saved_at_unix_ms":1764250000000,"keys":2,
-            "data":[["name","Alice"],[{"hex":"ff00"},"binary key"]]}"#;
+        let text = br#"{"format":"pocketkv-snapshot","version":1,"saved_at_unix_ms":1764250000000,"keys":3,
+            "data":[["name","Alice"],[{"hex":"ff00"},"binary key"],["session","x",1764250060000]]}"#;
         let pairs = decode(Path::new("x"), text).unwrap();
-        assert_eq!(pairs[1], (vec![0xff, 0], b"binary key".to_vec()));
+        let binary = Entry::new(b"binary key".to_vec(), None);
+        assert_eq!(pairs[1], (vec![0xff, 0], binary));
+        let session = Entry::new(b"x".to_vec(), Some(1764250060000));
+        assert_eq!(pairs[2], (b"session".to_vec(), session));
     }
 
     #[test]
@@ -337,6 +407,25 @@ mod tests {
                 br#"{"format":"pocketkv-snapshot","version":1,"keys":2,"data":[["a","1"],["a","2"]]}"#
                     .to_vec(),
                 "key \"a\" appears more than once",
+            ),
+            (
+                br#"{"format":"pocketkv-snapshot","version":1,"keys":1,"data":[["a","1",0]]}"#
+                    .to_vec(),
+                "an expiry time must be above 0",
+            ),
+            (
+                br#"{"format":"pocketkv-snapshot","version":1,"keys":1,"data":[["a","1",5,6]]}"#
+                    .to_vec(),
+                "invalid length 4",
+            ),
+            (
+                br#"{"format":"pocketkv-snapshot","version":1,"keys":1,"data":[["a"]]}"#.to_vec(),
+                "invalid length",
+            ),
+            (
+                br#"{"format":"pocketkv-snapshot","version":1,"keys":1,"data":[["a","1",-5]]}"#
+                    .to_vec(),
+                "invalid value",
             ),
         ];
         for (bytes, expected) in cases {

@@ -202,6 +202,7 @@ mod tests {
         assert_eq!((done.dirty, done.keys), (7, 1));
         writer.finish();
         let snapshot = crate::persist::load_file(&path).unwrap().unwrap();
-        assert_eq!(snapshot.pairs, vec![(b"k".to_vec(), b"v".to_vec())]);
+        let entry = crate::store::Entry::new(b"v".to_vec(), None);
+        assert_eq!(snapshot.pairs, vec![(b"k".to_vec(), entry)]);
     }
 }

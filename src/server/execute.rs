@@ -1,7 +1,7 @@
 //! From a connection's input to its replies: parse, execute, encode, one request at a time.
 
 use super::connection::{Closing, Connection, Hold};
-use super::persistence::Journal;
+use super::persistence::{record_expired, Journal};
 use std::time::{Duration, Instant};
 
 use crate::command::{self, Arg, Call, ClientState, Ctx, Flow, ServerState};
@@ -112,11 +112,7 @@ fn execute_one(
         }
         _ => reply_dialect(request, client),
     };
-    let mut ctx = Ctx {
-        db: &mut *store,
-        client,
-        server: state,
-    };
+    let mut ctx = Ctx::new(&mut *store, client, state);
     let started = Instant::now();
     let (reply, call) = command::execute_call(&mut ctx, &request.args);
     let took = started.elapsed();
@@ -124,13 +120,21 @@ fn execute_one(
     let mark = output.len();
     protocol::encode_reply(&reply, dialect, output);
     drop(reply);
+    let log_as = ctx.log_as.take();
     if is_error {
         state.stats.error_replies += 1;
     }
     account(call, is_error, took, &request.args, client, state);
-    let recorded = store.dirty() != before && state.log.enabled;
+    // Keys the command found expired are logged as deletions first; each also counted as a
+    // change, so the command itself changed data only if the counter moved further.
+    let expired = record_expired(store, state, journal);
+    let changed = store.dirty() - before > expired as u64;
+    let recorded = changed && state.log.enabled;
     if recorded {
-        journal.record(&request.args, &mut state.log);
+        match &log_as {
+            Some(args) => journal.record(args, &mut state.log),
+            None => journal.record(&request.args, &mut state.log),
+        }
     }
     let flow = std::mem::take(&mut client.flow);
     match flow {

@@ -22,7 +22,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::command::{ClientState, ServerState};
+use crate::command::{unix_ms, ClientState, ServerState};
 use crate::config::Config;
 use crate::persist::{Done, LogWriter, Report, Writer};
 use crate::protocol::Dialect;
@@ -51,6 +51,13 @@ const LISTEN_BACKLOG: i32 = 4096;
 
 /// Longest the loop sleeps, so timers (snapshots, memory sampling) run on time.
 const TICK: Duration = Duration::from_millis(500);
+
+/// Keys with an expiry time one round of active expiry looks at: about 50-100 µs of work, so
+/// reclaiming a million expired keys never shows as a pause.
+const EXPIRE_BUDGET: usize = 1000;
+
+/// How often active expiry runs while few of the keys it looks at have expired (Redis: 10 Hz).
+const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
 
 /// Messages to the loop from other threads.
 #[derive(Debug)]
@@ -113,6 +120,8 @@ pub struct Server {
     skip_final_save: bool,
     /// Clients that used their read budget with input possibly left in the socket.
     unfinished: Vec<usize>,
+    /// When active expiry next runs.
+    next_expire_round: Instant,
 }
 
 impl Server {
@@ -166,6 +175,7 @@ impl Server {
             stopping: None,
             skip_final_save: false,
             unfinished: Vec::new(),
+            next_expire_round: Instant::now(),
         };
         server.log = persistence::start_log(&server)?;
         Ok(server)
@@ -217,6 +227,7 @@ impl Server {
             for key in std::mem::take(&mut self.unfinished) {
                 self.drive(key);
             }
+            self.expire_keys();
             self.submit_log();
             self.tick();
             let stats = &mut self.state.stats;
@@ -237,12 +248,30 @@ impl Server {
         if self.stopping.is_some() {
             return Duration::from_millis(50);
         }
-        if self.state.config.save_interval == 0 || self.state.snapshot.running_since.is_some() {
-            return TICK;
+        let now = Instant::now();
+        let mut timeout = TICK;
+        if self.state.config.save_interval > 0 && self.state.snapshot.running_since.is_none() {
+            timeout = timeout.min(self.next_timed_snapshot.saturating_duration_since(now));
         }
-        self.next_timed_snapshot
-            .saturating_duration_since(Instant::now())
-            .min(TICK)
+        if self.store.volatile() > 0 {
+            timeout = timeout.min(self.next_expire_round.saturating_duration_since(now));
+        }
+        timeout
+    }
+
+    /// A round of active expiry when one is due. Rounds follow each other turn after turn while
+    /// more than a tenth of the keys looked at had expired (as Redis repeats its cycle), so a mass
+    /// expiry is reclaimed quickly, but in slices that leave clients served in between.
+    fn expire_keys(&mut self) {
+        let now = Instant::now();
+        if self.stopping.is_some() || now < self.next_expire_round || self.store.volatile() == 0 {
+            return;
+        }
+        self.store.set_clock(unix_ms());
+        let round = self.store.expire_some(EXPIRE_BUDGET);
+        persistence::record_expired(&mut self.store, &mut self.state, &mut self.journal);
+        let busy = round.removed * 10 > round.examined && !round.wrapped;
+        self.next_expire_round = if busy { now } else { now + EXPIRE_PERIOD };
     }
 
     fn accept(&mut self) {
@@ -308,6 +337,7 @@ impl Server {
             let stopped = if self.stopping.is_some() {
                 Stopped::Held
             } else {
+                self.store.set_clock(unix_ms());
                 let was_waiting = conn.awaiting_snapshot.is_some();
                 let was_held = conn.hold.is_some();
                 let stopped =

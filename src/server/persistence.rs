@@ -8,10 +8,11 @@ use std::time::{Duration, Instant};
 use log::{error, info};
 
 use super::{News, Server};
-use crate::command::{self, Arg};
+use crate::command::{self, ServerState};
 use crate::persist::log::{encode_record, LOG_HEADER};
 use crate::persist::{self, Done, Job, LogStatus, LogWriter, Order, Report};
 use crate::protocol::{self, Reply};
+use crate::store::Store;
 
 /// How soon a failed snapshot is tried again (Redis waits 5 s too).
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(5);
@@ -26,13 +27,31 @@ pub(super) struct Journal {
 
 impl Journal {
     /// Records a command that changed data.
-    pub(super) fn record(&mut self, args: &[Arg<'_>], status: &mut LogStatus) {
+    pub(super) fn record<A: AsRef<[u8]>>(&mut self, args: &[A], status: &mut LogStatus) {
         self.scratch.clear();
         protocol::encode_request(args, &mut self.scratch);
         encode_record(&self.scratch, &mut self.pending);
         status.last_seq += 1;
         status.unsynced_since.get_or_insert_with(Instant::now);
     }
+}
+
+/// Counts the keys the store removed by expiry since last asked and, when the log is on, records
+/// each as a `DEL` (as Redis propagates expiry), so a replay removes them at the same point in
+/// the history; returns how many there were.
+pub(super) fn record_expired(
+    store: &mut Store,
+    state: &mut ServerState,
+    journal: &mut Journal,
+) -> usize {
+    let expired = store.take_expired();
+    state.stats.expired_keys += expired.len() as u64;
+    if state.log.enabled {
+        for key in &expired {
+            journal.record(&[&b"DEL"[..], key], &mut state.log);
+        }
+    }
+    expired.len()
 }
 
 /// Starts the log thread when the log is on; its reports come back as news.

@@ -27,6 +27,8 @@ pub struct Recovered {
     pub replayed: u64,
     /// Torn tails cut off (a crash in the middle of an append).
     pub torn_tails: u64,
+    /// Keys dropped because their time passed while the server was down.
+    pub expired: usize,
     /// Time spent loading.
     pub elapsed: Duration,
 }
@@ -39,6 +41,9 @@ pub fn recover(config: &Config) -> Result<Recovered, String> {
     let snapshot = snapshot.unwrap_or_default();
     let first = snapshot.log_seq;
     let mut store = Store::new();
+    // Nothing expires until the log has been replayed: its records were executed with the keys
+    // they saw, and the deletions logged after them say when those keys expired.
+    store.pause_expiry(true);
     store.load(snapshot.pairs);
     let segments: Vec<(u64, PathBuf)> = list_segments(&config.dir, &config.appendfilename);
     let newest = segments.last().map_or(0, |(seq, _)| *seq);
@@ -48,6 +53,7 @@ pub fn recover(config: &Config) -> Result<Recovered, String> {
         segment: first.max(1),
         replayed: 0,
         torn_tails: 0,
+        expired: 0,
         elapsed: Duration::ZERO,
     };
     if !config.appendonly {
@@ -60,8 +66,7 @@ pub fn recover(config: &Config) -> Result<Recovered, String> {
         }
         // A snapshot taken now must not be followed by those segments if the log is turned on.
         found.segment = found.segment.max(newest + 1);
-        found.elapsed = started.elapsed();
-        return Ok(found);
+        return Ok(found.finish(started));
     }
     let live: Vec<&(u64, PathBuf)> = segments.iter().filter(|(seq, _)| *seq >= first).collect();
     for (seq, path) in segments.iter().filter(|(seq, _)| *seq < first) {
@@ -82,8 +87,18 @@ pub fn recover(config: &Config) -> Result<Recovered, String> {
     found.segment = live
         .last()
         .map_or(found.segment.max(newest + 1), |(seq, _)| *seq);
-    found.elapsed = started.elapsed();
-    Ok(found)
+    Ok(found.finish(started))
+}
+
+impl Recovered {
+    /// Resumes expiry and drops the keys whose time passed while the server was down.
+    fn finish(mut self, started: Instant) -> Self {
+        self.store.pause_expiry(false);
+        self.store.set_clock(command::unix_ms());
+        self.expired = self.store.purge_expired();
+        self.elapsed = started.elapsed();
+        self
+    }
 }
 
 /// Replays one segment into `found.store`; cuts a torn tail (or, with repair, damage) off the
@@ -182,11 +197,7 @@ impl Replayer {
         if used != record.len() || request.args.is_empty() {
             return Err("not exactly one request".to_string());
         }
-        let mut ctx = Ctx {
-            db: store,
-            client: &mut self.client,
-            server: &mut self.server,
-        };
+        let mut ctx = Ctx::new(store, &mut self.client, &mut self.server);
         let reply = command::execute(&mut ctx, &request.args);
         if reply.is_error() {
             return Err(format!("it failed: {reply:?}"));

@@ -6,18 +6,26 @@
 //! has a cursor that stays valid however the maps grow or shrink: a shard index.
 //!
 //! Every change to data goes through a method here that bumps [`Store::dirty`], which is what the
-//! snapshot timer and, later, the write log and replicas follow.
+//! snapshot timer and, through the event loop's journal, the write log and replicas follow.
+//!
+//! Keys may expire. Time is the store's clock ([`Store::set_clock`]), set by the event loop once
+//! per batch of requests, so one command sees one instant. An expired key is never returned: every
+//! read checks, every write first removes it (lazy expiry), and [`Store::expire_some`] reclaims
+//! keys nobody asks for, a bounded slice at a time (active expiry). Keys removed by expiry are
+//! handed out by [`Store::take_expired`] so the journal can log them as deletions, in order.
 
+mod entry;
 mod glob;
 mod shards;
 
 use std::hash::BuildHasher;
 
+pub use entry::Entry;
 pub use glob::glob_match;
 pub use shards::{Shard, Shards, SHARDS};
 
-/// Rough per-key bookkeeping cost (map slot, two vector headers) used for the memory estimate.
-const ENTRY_OVERHEAD: usize = 56;
+/// Rough per-key bookkeeping cost (map slot, vector headers, expiry) used for the memory estimate.
+const ENTRY_OVERHEAD: usize = 64;
 
 /// A frozen, point-in-time copy of the keyspace, cheap to take and safe to send to another thread.
 #[derive(Debug, Clone)]
@@ -27,7 +35,7 @@ pub struct Image {
 }
 
 impl Image {
-    /// Number of keys in the image.
+    /// Number of keys in the image, including any that had expired but were not reclaimed yet.
     pub fn len(&self) -> usize {
         self.len
     }
@@ -37,8 +45,9 @@ impl Image {
         self.len == 0
     }
 
-    /// Every key and value, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Vec<u8>)> {
+    /// Every key with its entry, in no particular order. Keys that expired but were not reclaimed
+    /// yet are included, with their time: start-up drops them after replaying the log.
+    pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Entry)> {
         self.shards.iter().flat_map(|shard| shard.iter())
     }
 }
@@ -54,6 +63,18 @@ pub struct Store {
     hits: u64,
     misses: u64,
     copied: CopyOnWrite,
+    /// Unix time in milliseconds that expiry is judged by.
+    now: u64,
+    /// Set while the log is replayed: a logged command saw keys live, and logged deletions say
+    /// when they expired, so replay must not expire anything on its own.
+    expiry_paused: bool,
+    /// Keys with an expiry time, in all and per shard (so active expiry skips shards without).
+    volatile: usize,
+    volatile_in: Vec<u32>,
+    /// Where active expiry goes on from.
+    expire_cursor: usize,
+    /// Keys removed by expiry since the last [`Store::take_expired`].
+    expired: Vec<Vec<u8>>,
 }
 
 /// Shards copied because a snapshot still held them when a write came.
@@ -77,6 +98,12 @@ impl Default for Store {
             hits: 0,
             misses: 0,
             copied: CopyOnWrite::default(),
+            now: 0,
+            expiry_paused: false,
+            volatile: 0,
+            volatile_in: vec![0; SHARDS],
+            expire_cursor: 0,
+            expired: Vec::new(),
         }
     }
 }
@@ -90,13 +117,24 @@ pub struct ScanPage {
     pub keys: Vec<Vec<u8>>,
 }
 
+/// What one round of active expiry did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ExpireRound {
+    /// Keys with an expiry time that were looked at.
+    pub examined: usize,
+    /// Of those, keys removed because they had expired.
+    pub removed: usize,
+    /// True when every shard was visited since the round started from shard 0.
+    pub wrapped: bool,
+}
+
 impl Store {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Number of keys.
+    /// Number of keys, including expired ones not reclaimed yet (Redis's DBSIZE counts them too).
     pub fn len(&self) -> usize {
         self.len
     }
@@ -106,7 +144,12 @@ impl Store {
         self.len == 0
     }
 
-    /// Count of changes since start; grows by one per key written or removed.
+    /// Keys with an expiry time (INFO keyspace's `expires`).
+    pub fn volatile(&self) -> usize {
+        self.volatile
+    }
+
+    /// Count of changes since start; grows by one per key written, removed or expired.
     pub fn dirty(&self) -> u64 {
         self.dirty
     }
@@ -126,7 +169,33 @@ impl Store {
         self.copied
     }
 
-    /// A point-in-time copy for a snapshot. Cost: one `Arc` clone per shard, whatever the size.
+    /// Sets the time expiry is judged by: Unix milliseconds.
+    pub fn set_clock(&mut self, now_ms: u64) {
+        self.now = now_ms;
+    }
+
+    /// The time expiry is judged by: Unix milliseconds.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// True while expiry is paused (the log is being replayed).
+    pub fn expiry_paused(&self) -> bool {
+        self.expiry_paused
+    }
+
+    /// Stops (true) or resumes (false) expiring keys; replaying the log runs paused.
+    pub fn pause_expiry(&mut self, paused: bool) {
+        self.expiry_paused = paused;
+    }
+
+    /// Keys removed by expiry since the last call, oldest first: the deletions to log.
+    pub fn take_expired(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.expired)
+    }
+
+    /// A point-in-time copy for a snapshot. Cost: one `Arc` clone per shard group, whatever the
+    /// size.
     pub fn image(&mut self) -> Image {
         self.copied = CopyOnWrite::default();
         Image {
@@ -136,54 +205,113 @@ impl Store {
     }
 
     /// Replaces the whole contents, as loading a snapshot does. Not counted as a change.
-    pub fn load(&mut self, pairs: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>) {
+    pub fn load(&mut self, entries: impl IntoIterator<Item = (Vec<u8>, Entry)>) {
         self.clear_silently();
-        for (key, value) in pairs {
-            self.insert(key, value);
+        for (key, entry) in entries {
+            self.insert(key, entry);
         }
+    }
+
+    /// Removes every key whose time has passed, without counting or logging it: for start-up,
+    /// where the snapshot and the log already say everything that happened.
+    pub fn purge_expired(&mut self) -> usize {
+        let mut purged = 0;
+        for i in 0..SHARDS {
+            if self.volatile_in[i] == 0 {
+                continue;
+            }
+            for key in self.expired_in(i) {
+                self.unlink(i, &key);
+                purged += 1;
+            }
+        }
+        purged
     }
 
     /// The value of `key`, counted as a hit or a miss.
     pub fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
         let i = self.shard_of(key);
+        self.expire_if_due(i, key);
         let found = self.shards.get(i).get(key);
         match found {
             Some(_) => self.hits += 1,
             None => self.misses += 1,
         }
-        found.map(Vec::as_slice)
+        found.map(|entry| entry.value.as_slice())
     }
 
     /// The value of `key`, not counted in hits or misses.
     pub fn peek(&self, key: &[u8]) -> Option<&[u8]> {
-        self.shards
-            .get(self.shard_of(key))
-            .get(key)
-            .map(Vec::as_slice)
+        self.live(key).map(|entry| entry.value.as_slice())
     }
 
     /// True when `key` exists; not counted in hits or misses.
     pub fn contains(&self, key: &[u8]) -> bool {
-        self.shards.get(self.shard_of(key)).contains_key(key)
+        self.live(key).is_some()
     }
 
-    /// Stores `value` under `key`; returns the previous value.
+    /// When `key` expires: `None` when there is no such key, `Some(None)` when it never does,
+    /// else Unix milliseconds.
+    pub fn expires_at(&self, key: &[u8]) -> Option<Option<u64>> {
+        self.live(key).map(Entry::expires_at)
+    }
+
+    /// Stores `value` under `key` with no expiry time; returns the previous value.
     pub fn set(&mut self, key: Vec<u8>, value: Vec<u8>) -> Option<Vec<u8>> {
+        self.set_expiring(key, value, None)
+    }
+
+    /// Stores `value` under `key`, expiring at `expires_at` (Unix ms) when given; returns the
+    /// previous value.
+    pub fn set_expiring(
+        &mut self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+    ) -> Option<Vec<u8>> {
+        let i = self.shard_of(&key);
+        self.expire_if_due(i, &key);
         self.dirty += 1;
-        self.insert(key, value)
+        self.insert(key, Entry::new(value, expires_at))
+            .map(|old| old.value)
+    }
+
+    /// Sets (or with `None` clears) the expiry time of an existing key; false when there is no
+    /// such key.
+    pub fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
+        let i = self.shard_of(key);
+        self.expire_if_due(i, key);
+        let Some(before) = self.shards.get(i).get(key).map(Entry::expires_at) else {
+            return false;
+        };
+        if let Some(entry) = self.shard_mut(i).get_mut(key) {
+            entry.set_expires_at(expires_at);
+        }
+        self.count_volatile(i, before.is_some(), expires_at.is_some());
+        self.dirty += 1;
+        true
     }
 
     /// Removes `key`; returns its value.
     pub fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
+        self.take(key).map(|entry| entry.value)
+    }
+
+    /// Removes `key`; returns its entry, expiry time included (RENAME moves it whole).
+    pub fn take(&mut self, key: &[u8]) -> Option<Entry> {
         let i = self.shard_of(key);
-        if !self.shards.get(i).contains_key(key) {
-            return None;
-        }
-        let (key, value) = self.shard_mut(i).remove_entry(key)?;
+        self.expire_if_due(i, key);
+        let (_, entry) = self.unlink(i, key)?;
         self.dirty += 1;
-        self.len -= 1;
-        self.bytes -= cost(&key, &value);
-        Some(value)
+        Some(entry)
+    }
+
+    /// Stores a whole entry, expiry time included (the other half of RENAME).
+    pub fn put(&mut self, key: Vec<u8>, entry: Entry) {
+        let i = self.shard_of(&key);
+        self.expire_if_due(i, &key);
+        self.dirty += 1;
+        self.insert(key, entry);
     }
 
     /// Appends `tail` to the value of `key` (creating it); returns the new length.
@@ -203,6 +331,15 @@ impl Store {
         })
     }
 
+    /// Replaces the value of `key`, keeping its expiry time (what INCR does), creating it with
+    /// none when missing.
+    pub fn replace(&mut self, key: &[u8], bytes: &[u8]) {
+        self.update(key, |value| {
+            value.clear();
+            value.extend_from_slice(bytes);
+        });
+    }
+
     /// Removes every key; returns how many there were.
     pub fn clear(&mut self) -> usize {
         let removed = self.len;
@@ -211,27 +348,34 @@ impl Store {
         removed
     }
 
-    /// A uniformly chosen shard's random key, or `None` when empty. `seed` is any random number.
+    /// A uniformly chosen shard's random live key, or `None` when there is none. `seed` is any
+    /// random number.
     pub fn random_key(&self, seed: u64) -> Option<&[u8]> {
         if self.len == 0 {
             return None;
         }
         let start = (seed as usize) % SHARDS;
-        let shard = (0..SHARDS)
+        (0..SHARDS)
             .map(|step| self.shards.get((start + step) % SHARDS))
-            .find(|shard| !shard.is_empty())?;
-        let skip = ((seed >> 20) as usize) % shard.len();
-        shard.keys().nth(skip).map(Vec::as_slice)
+            .find_map(|shard| {
+                let live: Vec<&Vec<u8>> = shard
+                    .iter()
+                    .filter(|(_, entry)| self.is_live(entry))
+                    .map(|(key, _)| key)
+                    .collect();
+                let skip = ((seed >> 20) as usize).checked_rem(live.len())?;
+                live.get(skip).map(|key| key.as_slice())
+            })
     }
 
-    /// Every key matching the glob `pattern`.
+    /// Every live key matching the glob `pattern`.
     pub fn keys(&self, pattern: &[u8]) -> Vec<&[u8]> {
         let all = pattern == b"*";
         self.shards
             .iter()
-            .flat_map(|shard| shard.keys())
-            .filter(|key| all || glob_match(pattern, key))
-            .map(Vec::as_slice)
+            .flat_map(|shard| shard.iter())
+            .filter(|(key, entry)| self.is_live(entry) && (all || glob_match(pattern, key)))
+            .map(|(key, _)| key.as_slice())
             .collect()
     }
 
@@ -243,9 +387,9 @@ impl Store {
         let mut seen = 0;
         let mut shard = usize::try_from(cursor).unwrap_or(SHARDS);
         while shard < SHARDS && seen < count {
-            for key in self.shards.get(shard).keys() {
+            for (key, entry) in self.shards.get(shard) {
                 seen += 1;
-                if pattern.is_none_or(|p| glob_match(p, key)) {
+                if self.is_live(entry) && pattern.is_none_or(|p| glob_match(p, key)) {
                     keys.push(key.clone());
                 }
             }
@@ -255,35 +399,143 @@ impl Store {
         ScanPage { cursor, keys }
     }
 
+    /// One round of active expiry: goes on from where the last round stopped, visiting shards
+    /// that hold keys with an expiry time until about `budget` of those keys were looked at, and
+    /// removes the expired ones (they join [`Store::take_expired`]). The work is bounded by the
+    /// budget (plus one shard), never by the size of the keyspace.
+    pub fn expire_some(&mut self, budget: usize) -> ExpireRound {
+        let mut round = ExpireRound::default();
+        if self.expiry_paused || self.volatile == 0 {
+            return round;
+        }
+        let mut visited = 0;
+        while round.examined < budget && visited < SHARDS {
+            let i = self.expire_cursor;
+            self.expire_cursor = (i + 1) % SHARDS;
+            round.wrapped |= self.expire_cursor == 0;
+            visited += 1;
+            let volatile = self.volatile_in[i] as usize;
+            if volatile == 0 {
+                continue;
+            }
+            round.examined += volatile;
+            for key in self.expired_in(i) {
+                self.expire(i, key);
+                round.removed += 1;
+            }
+        }
+        round
+    }
+
     fn update(&mut self, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> usize {
         let i = self.shard_of(key);
+        self.expire_if_due(i, key);
         self.note_copy(i);
         let shard = self.shards.get_mut(i);
         self.dirty += 1;
-        let value = match shard.get_mut(key) {
-            Some(value) => value,
+        let entry = match shard.get_mut(key) {
+            Some(entry) => entry,
             None => {
                 self.len += 1;
                 self.bytes += cost(key, &[]);
                 shard.entry(key.to_vec()).or_default()
             }
         };
-        let before = value.len();
-        change(value);
-        self.bytes = self.bytes + value.len() - before;
-        value.len()
+        let before = entry.value.len();
+        change(&mut entry.value);
+        let after = entry.value.len();
+        self.bytes = self.bytes + after - before;
+        after
     }
 
-    fn insert(&mut self, key: Vec<u8>, value: Vec<u8>) -> Option<Vec<u8>> {
+    /// Inserts without counting a change; returns the entry replaced.
+    fn insert(&mut self, key: Vec<u8>, entry: Entry) -> Option<Entry> {
         let i = self.shard_of(&key);
-        self.bytes += cost(&key, &value);
+        self.bytes += cost(&key, &entry.value);
         let key_len = key.len();
-        let old = self.shard_mut(i).insert(key, value);
+        let volatile = entry.expires_at().is_some();
+        let old = self.shard_mut(i).insert(key, entry);
         match &old {
-            Some(old) => self.bytes -= key_len + old.len() + ENTRY_OVERHEAD,
-            None => self.len += 1,
+            Some(old) => {
+                self.bytes -= key_len + old.value.len() + ENTRY_OVERHEAD;
+                self.count_volatile(i, old.expires_at().is_some(), volatile);
+            }
+            None => {
+                self.len += 1;
+                self.count_volatile(i, false, volatile);
+            }
         }
         old
+    }
+
+    /// Removes `key` from shard `i` without counting a change; returns what it held.
+    fn unlink(&mut self, i: usize, key: &[u8]) -> Option<(Vec<u8>, Entry)> {
+        if !self.shards.get(i).contains_key(key) {
+            return None;
+        }
+        let (key, entry) = self.shard_mut(i).remove_entry(key)?;
+        self.len -= 1;
+        self.bytes -= cost(&key, &entry.value);
+        self.count_volatile(i, entry.expires_at().is_some(), false);
+        Some((key, entry))
+    }
+
+    /// Removes `key` if it has expired, so the caller then finds it missing.
+    fn expire_if_due(&mut self, i: usize, key: &[u8]) {
+        if self.expiry_paused || self.volatile_in[i] == 0 {
+            return;
+        }
+        if self
+            .shards
+            .get(i)
+            .get(key)
+            .is_some_and(|entry| entry.is_expired(self.now))
+        {
+            self.expire(i, key.to_vec());
+        }
+    }
+
+    /// Removes an expired key, counting the change and keeping the key for the journal.
+    fn expire(&mut self, i: usize, key: Vec<u8>) {
+        if self.unlink(i, &key).is_some() {
+            self.dirty += 1;
+            self.expired.push(key);
+        }
+    }
+
+    /// The keys of shard `i` whose time has passed.
+    fn expired_in(&self, i: usize) -> Vec<Vec<u8>> {
+        self.shards
+            .get(i)
+            .iter()
+            .filter(|(_, entry)| entry.is_expired(self.now))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
+    fn live(&self, key: &[u8]) -> Option<&Entry> {
+        self.shards
+            .get(self.shard_of(key))
+            .get(key)
+            .filter(|entry| self.is_live(entry))
+    }
+
+    fn is_live(&self, entry: &Entry) -> bool {
+        self.expiry_paused || !entry.is_expired(self.now)
+    }
+
+    fn count_volatile(&mut self, i: usize, before: bool, after: bool) {
+        match (before, after) {
+            (false, true) => {
+                self.volatile += 1;
+                self.volatile_in[i] += 1;
+            }
+            (true, false) => {
+                self.volatile -= 1;
+                self.volatile_in[i] -= 1;
+            }
+            _ => {}
+        }
     }
 
     /// The shard at `i`, copied first if an image shares it.
@@ -306,6 +558,8 @@ impl Store {
         self.shards = Shards::empty();
         self.len = 0;
         self.bytes = 0;
+        self.volatile = 0;
+        self.volatile_in.fill(0);
     }
 
     fn shard_of(&self, key: &[u8]) -> usize {
@@ -380,7 +634,10 @@ mod tests {
         store.set(b"new".to_vec(), b"x".to_vec());
         store.remove(b"key:2");
         assert_eq!(image.len(), 100);
-        let frozen: BTreeSet<_> = image.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let frozen: BTreeSet<_> = image
+            .iter()
+            .map(|(k, e)| (k.clone(), e.value.clone()))
+            .collect();
         assert!(frozen.contains(&(b"key:1".to_vec(), b"v".to_vec())));
         assert!(frozen.contains(&(b"key:2".to_vec(), b"v".to_vec())));
         assert_eq!(frozen.len(), 100);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One shard of the keyspace.
-pub type Shard = HashMap<Vec<u8>, Vec<u8>>;
+pub type Shard = HashMap<Vec<u8>, super::Entry>;
 
 /// Shards per group.
 const GROUP: usize = 64;
@@ -66,23 +66,33 @@ impl Shards {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Entry;
+
+    fn value(bytes: Vec<u8>) -> Entry {
+        Entry::new(bytes, None)
+    }
 
     #[test]
     fn a_clone_is_a_frozen_copy_and_writes_copy_only_what_they_touch() {
         let mut live = Shards::empty();
-        live.get_mut(5).insert(b"a".to_vec(), b"1".to_vec());
-        live.get_mut(700).insert(b"b".to_vec(), b"2".to_vec());
+        live.get_mut(5).insert(b"a".to_vec(), value(b"1".to_vec()));
+        live.get_mut(700)
+            .insert(b"b".to_vec(), value(b"2".to_vec()));
         let image = live.clone();
         assert!(live.write_copies(5));
         assert!(
             !live.write_copies(6),
             "an empty shard costs nothing to copy"
         );
-        live.get_mut(5).insert(b"a".to_vec(), b"changed".to_vec());
+        live.get_mut(5)
+            .insert(b"a".to_vec(), value(b"changed".to_vec()));
         assert!(!live.write_copies(5), "copied once, then owned");
         assert!(live.write_copies(700), "other groups are still shared");
-        assert_eq!(image.get(5).get(&b"a"[..]), Some(&b"1".to_vec()));
-        assert_eq!(live.get(5).get(&b"a"[..]), Some(&b"changed".to_vec()));
+        assert_eq!(image.get(5).get(&b"a"[..]), Some(&value(b"1".to_vec())));
+        assert_eq!(
+            live.get(5).get(&b"a"[..]),
+            Some(&value(b"changed".to_vec()))
+        );
         assert_eq!(image.iter().map(Shard::len).sum::<usize>(), 2);
         assert_eq!(live.iter().count(), SHARDS);
     }
