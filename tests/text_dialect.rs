@@ -326,7 +326,10 @@ fn connection_commands() {
     // Entries are "  NAME usage   summary"; a long usage may push the summary to the next line.
     for (start, summary) in [
         ("  GET key ", "the value of key, or nil"),
-        ("  SETEX key seconds value ", "SET with an expiry in seconds"),
+        (
+            "  SETEX key seconds value ",
+            "SET with an expiry in seconds",
+        ),
         ("  DEL key [key ...] ", "delete keys; how many existed"),
     ] {
         assert!(
