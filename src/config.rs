@@ -38,6 +38,12 @@ pub struct Config {
     pub output_buffer_high_water: usize,
     /// Password clients must give (AUTH, HELLO AUTH) before anything else; empty for none.
     pub requirepass: String,
+    /// Without a password, refuse clients that do not connect from a loopback address.
+    pub protected_mode: bool,
+    /// Seconds a client may stay idle before it is closed; 0 for never.
+    pub timeout: u64,
+    /// When a client that does not read its replies is disconnected.
+    pub output_limit: OutputLimit,
     /// Protocol bounds.
     pub limits: Limits,
     /// Commands running at least this many microseconds go to the slow log (-1: none, 0: all).
@@ -48,6 +54,19 @@ pub struct Config {
     pub http_port: Option<u16>,
     /// Largest HTTP request head (request line and headers) in bytes.
     pub http_max_header_bytes: usize,
+}
+
+/// Redis's `client-output-buffer-limit` for normal clients: a client whose unsent replies pass
+/// `hard` bytes, or stay above `soft` bytes for `soft_seconds`, is disconnected. 0 turns a limit
+/// off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimit {
+    /// Bytes of unsent replies that close the connection at once.
+    pub hard: usize,
+    /// Bytes of unsent replies a client may hold only for `soft_seconds`.
+    pub soft: usize,
+    /// How long the soft limit may be exceeded.
+    pub soft_seconds: u64,
 }
 
 /// A bad command line or environment; the message names the flag.
@@ -136,6 +155,41 @@ const SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| c.requirepass.clone(),
+        settable: true,
+    },
+    Setting {
+        name: "protected-mode",
+        default: "yes",
+        help: "with no password set, refuse clients that are not on a loopback address",
+        apply: |c, v| yes_no(v).map(|b| c.protected_mode = b),
+        show: |c| yes_no_name(c.protected_mode),
+        settable: true,
+    },
+    Setting {
+        name: "timeout",
+        default: "0",
+        help: "close a client after this many idle seconds (0: never)",
+        apply: |c, v| number(v, "a number of seconds").map(|n| c.timeout = n),
+        show: |c| c.timeout.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "client-output-buffer-limit",
+        default: "normal 1gb 64mb 60",
+        help:
+            "[normal] HARD SOFT SECONDS: disconnect a client whose unsent replies pass HARD bytes, \
+               or stay above SOFT bytes for SECONDS (0 turns a limit off; kb, mb, gb accepted)",
+        apply: |c, v| {
+            output_limit(v).map(|limit| {
+                if let Some(limit) = limit {
+                    c.output_limit = limit;
+                }
+            })
+        },
+        show: |c| {
+            let l = c.output_limit;
+            format!("normal {} {} {}", l.hard, l.soft, l.soft_seconds)
+        },
         settable: true,
     },
     Setting {
@@ -237,7 +291,7 @@ const SETTINGS: &[Setting] = &[
             }
         },
         show: |c| c.maxclients.to_string(),
-        settable: false,
+        settable: true,
     },
     Setting {
         name: "proto-max-bulk-len",
@@ -299,6 +353,13 @@ impl Default for Config {
             query_buffer_limit: 0,
             output_buffer_high_water: 64 * 1024,
             requirepass: String::new(),
+            protected_mode: true,
+            timeout: 0,
+            output_limit: OutputLimit {
+                hard: 0,
+                soft: 0,
+                soft_seconds: 0,
+            },
             limits: Limits::default(),
             slowlog_log_slower_than: 0,
             slowlog_max_len: 0,
@@ -426,6 +487,50 @@ fn number<T: std::str::FromStr>(value: &str, expected: &str) -> Result<T, String
     value.parse().map_err(|_| expected.to_string())
 }
 
+/// `[class] hard soft seconds`, as in redis.conf. Only `normal` applies to pocketkv's clients;
+/// the replica and pubsub classes are accepted (a redis.conf may carry them) and ignored: `None`.
+fn output_limit(value: &str) -> Result<Option<OutputLimit>, String> {
+    let expected =
+        || "[normal] HARD SOFT SECONDS, sizes in bytes (kb, mb, gb accepted)".to_string();
+    let words: Vec<&str> = value.split_whitespace().collect();
+    let (class, numbers) = match words.as_slice() {
+        [hard, soft, seconds] => ("normal", [*hard, *soft, *seconds]),
+        [class, hard, soft, seconds] => (*class, [*hard, *soft, *seconds]),
+        _ => return Err(expected()),
+    };
+    let [hard, soft, seconds] = numbers;
+    let limit = OutputLimit {
+        hard: memory(hard).ok_or_else(expected)?,
+        soft: memory(soft).ok_or_else(expected)?,
+        soft_seconds: seconds.parse().map_err(|_| expected())?,
+    };
+    match class.to_ascii_lowercase().as_str() {
+        "normal" => Ok(Some(limit)),
+        "replica" | "slave" | "pubsub" => Ok(None),
+        _ => Err(expected()),
+    }
+}
+
+/// A size as Redis's `memtoull` reads it: `1k` is 1000, `1kb` 1024, and so on up to `gb`.
+pub fn memory(value: &str) -> Option<usize> {
+    let lower = value.to_ascii_lowercase();
+    let digits_end = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(digits_end);
+    let unit: usize = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    digits.parse::<usize>().ok()?.checked_mul(unit)
+}
+
 fn non_empty(value: &str) -> Result<&str, String> {
     if value.is_empty() {
         Err("a non-empty path".to_string())
@@ -508,6 +613,31 @@ mod tests {
             parse(&["--dir"], &[]),
             Err(ConfigError::MissingValue("--dir".into()))
         );
+    }
+
+    #[test]
+    fn output_buffer_limits_read_like_redis_conf() {
+        let c = parse(&[], &[]).unwrap();
+        let gb = 1024 * 1024 * 1024;
+        assert_eq!(
+            c.output_limit,
+            OutputLimit {
+                hard: gb,
+                soft: 64 * 1024 * 1024,
+                soft_seconds: 60
+            }
+        );
+        let c = parse(&["--client-output-buffer-limit", "1k 2KB 3"], &[]).unwrap();
+        assert_eq!((c.output_limit.hard, c.output_limit.soft), (1000, 2048));
+        let c = parse(&["--client-output-buffer-limit", "pubsub 1 2 3"], &[]).unwrap();
+        assert_eq!(c.output_limit.hard, gb, "other classes are ignored");
+        for bad in ["1 2", "normal 1x 2 3", "vip 1 2 3", "1 2 -3"] {
+            assert!(
+                parse(&["--client-output-buffer-limit", bad], &[]).is_err(),
+                "{bad}"
+            );
+        }
+        assert_eq!(memory("99999999999999gb"), None);
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!   pocketkv. `select_1_is_an_intended_difference` below checks exactly that and nothing more.
 //! - Content that describes the server rather than the data: INFO (except an unknown section),
 //!   the HELLO reply (version, id; only its start is compared),
-//!   TIME, LASTSAVE, CLIENT ID, COMMAND / COMMAND COUNT / LIST / INFO name / DOCS name,
+//!   TIME, LASTSAVE, CLIENT ID, CLIENT LIST and CLIENT INFO lines (pocketkv leaves out the fields
+//!   it cannot fill honestly: argv-mem, multi-mem, rbs, rbp, tot-mem), COMMAND / COMMAND COUNT / LIST / INFO name / DOCS name,
 //!   CONFIG GET of real parameters, successful BGSAVE (timing-dependent "already in progress").
 //! - Commands or subcommands Redis has and pocketkv does not (lists, hashes, CLIENT HELP, ...),
 //!   pocketkv's own PUT and HELP, which Redis does not know, and CONFIG SET's texts for bad
@@ -1617,6 +1618,37 @@ fn auth_without_password(t: &mut Diff) {
     t.cmd(&["HELLO", "3", "bad\r\noption"]);
 }
 
+/// CLIENT LIST and CLIENT KILL answers that do not depend on who is connected.
+fn client_admin(t: &mut Diff) {
+    t.words(&[
+        "CLIENT KILL 1.2.3.4:5",
+        "CLIENT KILL ID x",
+        "CLIENT KILL ID 0",
+        "CLIENT KILL ID -3",
+        "CLIENT KILL ID 99999",
+        "CLIENT KILL id",
+        "CLIENT KILL TYPE foo",
+        "CLIENT KILL TYPE pubsub",
+        "CLIENT KILL TYPE master",
+        "CLIENT KILL USER bob",
+        "CLIENT KILL foo bar",
+        "CLIENT KILL a b c",
+        "CLIENT KILL ADDR 1.2.3.4:5 SKIPME maybe",
+        "CLIENT KILL ADDR 1.2.3.4:5 SKIPME no",
+        "CLIENT KILL LADDR 1.1.1.1:1",
+        "CLIENT KILL MAXAGE x",
+        "CLIENT KILL",
+        "CLIENT LIST ID x",
+        "CLIENT LIST ID 0",
+        "CLIENT LIST ID 99999",
+        "CLIENT LIST foo",
+        "CLIENT LIST TYPE foo",
+        "CLIENT LIST TYPE pubsub",
+        "CLIENT LIST TYPE replica",
+        "CLIENT INFO x",
+    ]);
+}
+
 /// With `requirepass`: what an unauthenticated client gets, then the same after AUTH, then
 /// RESP3 replies after HELLO 3 (the HELLO reply itself names different versions and ids).
 fn auth_with_password(t: &mut Diff) {
@@ -1750,6 +1782,11 @@ fn shutdown_refusals_match_redis() {
 #[test]
 fn auth_without_password_matches_redis() {
     check("auth_without_password", auth_without_password);
+}
+
+#[test]
+fn client_list_and_kill_errors_match_redis() {
+    check("client_admin", client_admin);
 }
 
 #[test]

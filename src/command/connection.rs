@@ -1,6 +1,9 @@
 //! Connection commands: AUTH, HELLO, PING, ECHO, QUIT, HELP, SELECT, CLIENT.
 
-use super::{int_arg, table, wrong_arity, Arg, Ctx, Flow, Spec, SYNTAX};
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use super::{int_arg, table, wrong_arity, Arg, ClientInfo, ClientState, Ctx, Flow, Spec, SYNTAX};
 use crate::protocol::Reply;
 
 const G: &str = "connection";
@@ -27,8 +30,14 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec::new("help", -1, help).flags(&["loading", "stale", "no_auth"]).doc(G, "", "this list"),
     Spec::new("select", 2, select).flags(FAST).doc(G, "0", "choose database 0, the only one"),
     Spec::new("client", -2, client)
-        .doc(G, "SETNAME name | GETNAME | ID", "name this connection, or ask its name or id")
+        .doc(G, "SETNAME name | GETNAME | ID | LIST | INFO | KILL ...", "name, describe or close connections")
         .subcommands(&[
+            Spec::new("client|list", -2, client_list).flags(&["admin", "noscript", "loading", "stale"])
+                .doc(G, "[TYPE normal] [ID id [id ...]]", "every connection, one line each"),
+            Spec::new("client|info", 2, client_info).flags(&["noscript", "loading", "stale"])
+                .doc(G, "", "this connection, as CLIENT LIST shows it"),
+            Spec::new("client|kill", -3, client_kill).flags(&["admin", "noscript", "loading", "stale"])
+                .doc(G, "ip:port | [ID id] [ADDR ip:port] [LADDR ip:port] [USER default] [SKIPME yes|no] [MAXAGE s]", "close connections"),
             Spec::new("client|setname", 3, client_setname).flags(FAST).doc(G, "name", "name this connection"),
             Spec::new("client|getname", 2, client_getname).flags(FAST).doc(G, "", "this connection's name"),
             Spec::new("client|id", 2, client_id).flags(FAST).doc(G, "", "this connection's id"),
@@ -235,6 +244,217 @@ fn client_setname<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     }
     ctx.client.name = (!name.is_empty()).then(|| name.to_vec());
     Reply::OK
+}
+
+/// One CLIENT LIST line for `info`; the calling client's own line uses its live state.
+fn client_line(info: &ClientInfo, me: &ClientState, now: Instant, out: &mut String) {
+    let is_me = info.id == me.id;
+    let name = if is_me { &me.name } else { &info.name };
+    let name = name
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default();
+    let (cmd, resp3) = if is_me {
+        (me.last_cmd, me.resp3)
+    } else {
+        (info.cmd, info.resp == 3)
+    };
+    let idle = if is_me {
+        0
+    } else {
+        now.saturating_duration_since(info.last_active).as_secs()
+    };
+    let _ = writeln!(
+        out,
+        "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags=N db=0 sub=0 psub=0 \
+         ssub=0 multi=-1 qbuf={} qbuf-free={} obl={} oll=0 omem={} events={} cmd={} \
+         user=default redir=-1 resp={}",
+        info.id,
+        info.addr,
+        info.laddr,
+        info.fd,
+        now.saturating_duration_since(info.created).as_secs(),
+        info.qbuf,
+        info.qbuf_free,
+        info.obl,
+        info.omem,
+        if info.writable { "rw" } else { "r" },
+        if cmd.is_empty() { "NULL" } else { cmd },
+        if resp3 { 3 } else { 2 },
+    );
+}
+
+fn client_list<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut options = args.get(2..).unwrap_or_default();
+    loop {
+        options = match options {
+            [] => break,
+            [option, kind, rest @ ..] if option.eq_ignore_ascii_case(b"TYPE") => {
+                match client_type(kind) {
+                    Ok(true) => {}
+                    Ok(false) => ids = Some(Vec::new()),
+                    Err(error) => return error,
+                }
+                rest
+            }
+            [option, rest @ ..] if option.eq_ignore_ascii_case(b"ID") && !rest.is_empty() => {
+                let mut wanted = Vec::new();
+                for id in rest {
+                    match int_arg(id) {
+                        // Ids are positive; 0 or less is valid and matches nobody, as in Redis.
+                        Ok(id) => wanted.extend(u64::try_from(id).ok()),
+                        Err(_) => return Reply::error("ERR Invalid client ID"),
+                    }
+                }
+                ids = Some(wanted);
+                &[]
+            }
+            _ => return SYNTAX,
+        };
+    }
+    let now = Instant::now();
+    let mut text = String::new();
+    let mut infos: Vec<&ClientInfo> = ctx.server.clients.iter().flatten().collect();
+    infos.sort_by_key(|info| info.id);
+    for info in infos {
+        if ids.as_ref().is_none_or(|ids| ids.contains(&info.id)) {
+            client_line(info, ctx.client, now, &mut text);
+        }
+    }
+    Reply::Text(text)
+}
+
+/// CLIENT LIST/KILL TYPE: true for `normal` (every pocketkv client), false for the kinds
+/// pocketkv never has.
+fn client_type(kind: &[u8]) -> Result<bool, Reply<'static>> {
+    match kind.to_ascii_lowercase().as_slice() {
+        b"normal" => Ok(true),
+        b"master" | b"replica" | b"slave" | b"pubsub" => Ok(false),
+        _ => Err(Reply::error_owned(format!(
+            "ERR Unknown client type '{}'",
+            String::from_utf8_lossy(kind)
+        ))),
+    }
+}
+
+fn client_info<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    let me = ctx.client.id;
+    let Some(info) = ctx.server.clients.iter().flatten().find(|i| i.id == me) else {
+        // Only the replayer of the log runs commands without a connection.
+        return Reply::Text(String::new());
+    };
+    let mut text = String::new();
+    client_line(info, ctx.client, Instant::now(), &mut text);
+    Reply::Text(text)
+}
+
+/// Which clients a CLIENT KILL filter matches.
+#[derive(Default)]
+struct KillFilter {
+    id: Option<u64>,
+    addr: Option<String>,
+    laddr: Option<String>,
+    none: bool,
+    skip_me: bool,
+    max_age: Option<u64>,
+}
+
+fn client_kill<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let me = ctx.client.id;
+    if let [_, _, addr] = args {
+        // The old form: one address, an error when nobody has it.
+        let addr = String::from_utf8_lossy(addr);
+        let Some(id) = ctx
+            .server
+            .clients
+            .iter()
+            .flatten()
+            .find(|info| info.addr.to_string() == addr)
+            .map(|info| info.id)
+        else {
+            return Reply::error("ERR No such client");
+        };
+        kill(ctx, id);
+        return Reply::OK;
+    }
+    let mut filter = KillFilter {
+        skip_me: true,
+        ..KillFilter::default()
+    };
+    let options = args.get(2..).unwrap_or_default();
+    if options.len() % 2 != 0 {
+        return SYNTAX;
+    }
+    for pair in options.chunks(2) {
+        let [option, value] = pair else {
+            return SYNTAX;
+        };
+        let text = String::from_utf8_lossy(value).into_owned();
+        match option.to_ascii_lowercase().as_slice() {
+            b"id" => match int_arg(value) {
+                Ok(id) if id > 0 => filter.id = Some(id as u64),
+                _ => return Reply::error("ERR client-id should be greater than 0"),
+            },
+            b"addr" => filter.addr = Some(text),
+            b"laddr" => filter.laddr = Some(text),
+            b"type" => match client_type(value) {
+                Ok(normal) => filter.none |= !normal,
+                Err(error) => return error,
+            },
+            b"user" if text == "default" => {}
+            b"user" => {
+                return Reply::error_owned(format!("ERR No such user '{text}'"));
+            }
+            b"skipme" => match text.to_ascii_lowercase().as_str() {
+                "yes" => filter.skip_me = true,
+                "no" => filter.skip_me = false,
+                _ => return SYNTAX,
+            },
+            b"maxage" => match int_arg(value) {
+                Ok(age) if age >= 0 => filter.max_age = Some(age as u64),
+                _ => return SYNTAX,
+            },
+            _ => return SYNTAX,
+        }
+    }
+    let now = Instant::now();
+    let doomed: Vec<u64> = ctx
+        .server
+        .clients
+        .iter()
+        .flatten()
+        .filter(|info| {
+            !filter.none
+                && filter.id.is_none_or(|id| id == info.id)
+                && filter
+                    .addr
+                    .as_ref()
+                    .is_none_or(|a| *a == info.addr.to_string())
+                && filter
+                    .laddr
+                    .as_ref()
+                    .is_none_or(|a| *a == info.laddr.to_string())
+                && filter
+                    .max_age
+                    .is_none_or(|age| now.saturating_duration_since(info.created).as_secs() > age)
+                && !(filter.skip_me && info.id == me)
+        })
+        .map(|info| info.id)
+        .collect();
+    for &id in &doomed {
+        kill(ctx, id);
+    }
+    Reply::Integer(doomed.len() as i64)
+}
+
+/// Asks the event loop to close client `id`; the caller itself closes once its reply is sent.
+fn kill(ctx: &mut Ctx<'_>, id: u64) {
+    if id == ctx.client.id {
+        ctx.client.flow = Flow::Close;
+    } else {
+        ctx.server.kill.push(id);
+    }
 }
 
 fn client_getname<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {

@@ -70,6 +70,8 @@ pub struct ClientState {
     pub authenticated: bool,
     /// Asked for RESP3 replies with HELLO 3.
     pub resp3: bool,
+    /// Name of the last command run (`client|list` style), for CLIENT LIST's `cmd=`.
+    pub last_cmd: &'static str,
     /// Set by a handler to change what happens after its reply.
     pub flow: Flow,
     /// The client's address (SLOWLOG shows it); None for requests replayed from the log.
@@ -81,8 +83,12 @@ pub struct ClientState {
 pub struct Stats {
     /// Connections accepted since start.
     pub connections_received: u64,
-    /// Connections refused because of `maxclients`.
+    /// Connections refused because of `maxclients` or protected mode.
     pub rejected_connections: u64,
+    /// Clients closed for holding more unsent replies than `client-output-buffer-limit`.
+    pub output_buffer_limit_disconnections: u64,
+    /// Clients closed for sending more than `client-query-buffer-limit` ahead.
+    pub query_buffer_limit_disconnections: u64,
     /// Requests executed, including failed ones.
     pub commands: u64,
     /// Error replies sent.
@@ -102,6 +108,39 @@ pub struct Stats {
     pub evicted_keys: u64,
     /// Calls, failures, rejections and latency per command (INFO commandstats, /metrics).
     pub per_command: CommandStats,
+}
+
+/// One connection as CLIENT LIST describes it; the event loop fills it in.
+#[derive(Debug, Clone)]
+pub struct ClientInfo {
+    /// CLIENT ID.
+    pub id: u64,
+    /// The peer's address.
+    pub addr: std::net::SocketAddr,
+    /// The local address the client connected to.
+    pub laddr: std::net::SocketAddr,
+    /// The socket's file descriptor.
+    pub fd: i32,
+    /// CLIENT SETNAME's name.
+    pub name: Option<Vec<u8>>,
+    /// When it connected.
+    pub created: Instant,
+    /// When it last sent or received bytes (what `--timeout` measures).
+    pub last_active: Instant,
+    /// Bytes read but not yet executed.
+    pub qbuf: usize,
+    /// Free room in the input buffer.
+    pub qbuf_free: usize,
+    /// Bytes of replies not yet sent.
+    pub obl: usize,
+    /// Bytes allocated for replies.
+    pub omem: usize,
+    /// Waiting to write (`events=rw`).
+    pub writable: bool,
+    /// The last command it ran.
+    pub cmd: &'static str,
+    /// 3 after HELLO 3, else 2.
+    pub resp: u8,
 }
 
 /// Server-wide state shared by every command.
@@ -127,6 +166,11 @@ pub struct ServerState {
     pub rss_bytes: usize,
     /// Commands that ran longer than `slowlog-log-slower-than`.
     pub slowlog: SlowLog,
+    /// What CLIENT LIST shows of each connection, indexed by the connection's slab key and kept
+    /// current by the event loop (commands cannot reach the connections themselves).
+    pub clients: Vec<Option<ClientInfo>>,
+    /// Ids of clients CLIENT KILL asked to close; the event loop closes them.
+    pub kill: Vec<u64>,
     started: Instant,
     rng: u64,
 }
@@ -146,6 +190,8 @@ impl ServerState {
             shutdown: None,
             rss_bytes: 0,
             slowlog: SlowLog::default(),
+            clients: Vec::new(),
+            kill: Vec::new(),
             started: Instant::now(),
             rng: seed | 1,
         }

@@ -14,7 +14,7 @@ mod strings;
 
 use std::borrow::Cow;
 
-pub use context::{unix_ms, unix_time, ClientState, Ctx, Flow, ServerState, Stats};
+pub use context::{unix_ms, unix_time, ClientInfo, ClientState, Ctx, Flow, ServerState, Stats};
 pub use stats::{
     CommandStat, CommandStats, Histogram, SlowEntry, SlowLog, BUCKET_BOUNDS_SECONDS,
     BUCKET_BOUNDS_USEC,
@@ -168,6 +168,7 @@ pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, C
         Found::Refused(spec, error) => return (error, spec.map_or(Call::Unknown, Call::Rejected)),
         Found::Spec(spec) => spec,
     };
+    ctx.client.last_cmd = spec.name;
     if !spec.flags.contains(&"no_auth") && connection::auth_required(ctx) {
         return (NOAUTH, Call::Rejected(spec));
     }

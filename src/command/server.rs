@@ -277,6 +277,15 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field!("expired_keys", &stats.expired_keys);
             field!("evicted_keys", &stats.evicted_keys);
             field!("total_error_replies", &stats.error_replies);
+            // Redis 7.4's names for these two counters.
+            field!(
+                "client_query_buffer_limit_disconnections",
+                &stats.query_buffer_limit_disconnections
+            );
+            field!(
+                "client_output_buffer_limit_disconnections",
+                &stats.output_buffer_limit_disconnections
+            );
             field!("longest_loop_turn_usec", &stats.longest_turn.as_micros());
             field!(
                 "longest_loop_turn_cpu_usec",

@@ -42,6 +42,11 @@ impl InputBuffer {
         }
     }
 
+    /// Bytes allocated, and bytes free after the pending ones.
+    pub fn sizes(&self) -> (usize, usize) {
+        (self.buf.len(), self.buf.len() - self.end)
+    }
+
     /// Room to read into, at least `MIN_READ` bytes; moves or grows the buffer as needed.
     fn space(&mut self) -> &mut [u8] {
         if self.buf.len() - self.end < MIN_READ {
@@ -125,6 +130,8 @@ pub struct Connection {
     pub peer_closed: bool,
     /// Whether WRITABLE interest is registered.
     pub wants_writable: bool,
+    /// Since when the unsent replies have been above the soft output limit.
+    pub over_soft_limit_since: Option<std::time::Instant>,
 }
 
 impl Connection {
@@ -143,12 +150,18 @@ impl Connection {
             closing: Closing::No,
             peer_closed: false,
             wants_writable: false,
+            over_soft_limit_since: None,
         }
     }
 
     /// Bytes of output not yet sent, held or not.
     pub fn pending_output(&self) -> usize {
         self.output.len() - self.written
+    }
+
+    /// Bytes allocated for output.
+    pub fn output_capacity(&self) -> usize {
+        self.output.capacity()
     }
 
     /// Bytes of output that may be sent now.

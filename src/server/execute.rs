@@ -67,6 +67,7 @@ pub(super) fn execute_pending(
                 return Stopped::NeedInput;
             }
             Err(ParseError::Incomplete) => {
+                state.stats.query_buffer_limit_disconnections += 1;
                 fail(conn, ProtocolError::QueryBufferLimit, state);
                 return Stopped::Held;
             }

@@ -22,8 +22,9 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::command::{unix_ms, ClientState, ServerState};
+use crate::command::{unix_ms, ClientInfo, ClientState, ServerState};
 use crate::config::Config;
+use crate::config::OutputLimit;
 use crate::persist::{Done, LogWriter, Report, Writer};
 use crate::protocol::Dialect;
 use crate::store::Store;
@@ -58,6 +59,14 @@ const EXPIRE_BUDGET: usize = 1000;
 
 /// How often active expiry runs while few of the keys it looks at have expired (Redis: 10 Hz).
 const EXPIRE_PERIOD: Duration = Duration::from_millis(100);
+
+/// How often the loop looks over its clients for idle timeouts and output held too long. Each
+/// look covers the share of the clients due since the last one, so all are seen about once a
+/// second and no turn walks every client.
+const CLIENT_CRON: Duration = Duration::from_millis(100);
+
+/// What a non-loopback client gets in protected mode: Redis 7.0's text, word for word.
+const DENIED: &[u8] = b"-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
 /// Messages to the loop from other threads.
 #[derive(Debug)]
@@ -116,6 +125,9 @@ pub struct Server {
     /// When the snapshot timer next looks for changes to save.
     next_timed_snapshot: Instant,
     last_sample: Option<Instant>,
+    /// When the client cron last ran, and the slab key it goes on from.
+    last_client_cron: Instant,
+    client_cursor: usize,
     stopping: Option<Instant>,
     skip_final_save: bool,
     /// Clients that used their read budget with input possibly left in the socket.
@@ -172,6 +184,8 @@ impl Server {
             next_client_id: 1,
             next_timed_snapshot: Instant::now() + save_interval,
             last_sample: None,
+            last_client_cron: Instant::now(),
+            client_cursor: 0,
             stopping: None,
             skip_final_save: false,
             unfinished: Vec::new(),
@@ -301,6 +315,13 @@ impl Server {
             let _ = io::Write::write(&mut stream, b"-ERR max number of clients reached\r\n");
             return;
         }
+        let config = &self.state.config;
+        if config.protected_mode && config.requirepass.is_empty() && !is_loopback(peer.ip()) {
+            self.state.stats.rejected_connections += 1;
+            let _ = io::Write::write(&mut stream, DENIED);
+            debug!("client {peer} refused: protected mode");
+            return;
+        }
         let _ = stream.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
@@ -317,6 +338,27 @@ impl Server {
             peer: Some(peer),
             ..ClientState::default()
         };
+        let now = Instant::now();
+        let info = ClientInfo {
+            id: client.id,
+            addr: peer,
+            laddr: stream.local_addr().unwrap_or(self.state.listening),
+            fd: stream.as_raw_fd(),
+            name: None,
+            created: now,
+            last_active: now,
+            qbuf: 0,
+            qbuf_free: 0,
+            obl: 0,
+            omem: 0,
+            writable: false,
+            cmd: "",
+            resp: 2,
+        };
+        if self.state.clients.len() <= key {
+            self.state.clients.resize(key + 1, None);
+        }
+        self.state.clients[key] = Some(info);
         self.next_client_id += 1;
         entry.insert(Connection::new(stream, peer, client));
         self.state.connected_clients = self.conns.len();
@@ -361,7 +403,10 @@ impl Server {
             turns -= 1;
             if stopped == Stopped::Backlog {
                 match self.flush(key) {
-                    Ok(written) => bytes = bytes.saturating_sub(written),
+                    Ok(written) => {
+                        self.touch(key, written);
+                        bytes = bytes.saturating_sub(written);
+                    }
                     Err(e) => return self.close(key, &e.to_string()),
                 }
                 if self
@@ -377,6 +422,7 @@ impl Server {
                 Ok(ReadOutcome::Data(n)) => {
                     self.state.stats.net_input_bytes += n as u64;
                     bytes = bytes.saturating_sub(n);
+                    self.touch(key, n);
                 }
                 Ok(ReadOutcome::WouldBlock) => break,
                 Ok(ReadOutcome::Closed) => conn.peer_closed = true,
@@ -388,12 +434,19 @@ impl Server {
 
     /// Flushes, then closes or sets WRITABLE interest as the connection's state requires.
     fn after_io(&mut self, key: usize) {
-        if let Err(e) = self.flush(key) {
-            return self.close(key, &e.to_string());
+        match self.flush(key) {
+            Ok(written) => self.touch(key, written),
+            Err(e) => return self.close(key, &e.to_string()),
+        }
+        if self.over_output_limit(key, Instant::now()) {
+            return;
         }
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        if let Some(Some(info)) = self.state.clients.get_mut(key) {
+            describe(conn, info);
+        }
         let pending = conn.pending_output() > 0;
         if !pending && conn.closing == Closing::AfterFlush {
             return self.close(key, "closed by request");
@@ -430,7 +483,85 @@ impl Server {
         Ok(written)
     }
 
+    /// Notes that `key` moved `bytes` (for `--timeout` and CLIENT LIST's `idle=`).
+    fn touch(&mut self, key: usize, bytes: usize) {
+        if bytes > 0 {
+            if let Some(Some(info)) = self.state.clients.get_mut(key) {
+                info.last_active = Instant::now();
+            }
+        }
+    }
+
+    /// Closes `key` if its unsent replies break `client-output-buffer-limit`; true if closed.
+    fn over_output_limit(&mut self, key: usize, now: Instant) -> bool {
+        let limit = self.state.config.output_limit;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return false;
+        };
+        let Some(which) = output_limit_broken(conn, &limit, now) else {
+            return false;
+        };
+        self.state.stats.output_buffer_limit_disconnections += 1;
+        warn!(
+            "client {} closed for overcoming of output buffer limits ({which} limit, {} bytes pending)",
+            conn.peer,
+            conn.pending_output()
+        );
+        self.close(key, "output buffer limit");
+        true
+    }
+
+    /// Looks at the share of clients due: idle ones past `--timeout` are closed, and so are
+    /// ones that held replies above the soft output limit for too long without reading.
+    fn client_cron(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last_client_cron);
+        if elapsed < CLIENT_CRON {
+            return;
+        }
+        self.last_client_cron = now;
+        let slots = self.conns.capacity();
+        if slots == 0 || self.stopping.is_some() {
+            return;
+        }
+        let due = (slots as u128 * elapsed.as_millis() / 1000).max(16) as usize;
+        let idle_limit = Duration::from_secs(self.state.config.timeout);
+        for _ in 0..due.min(slots) {
+            let key = self.client_cursor % slots;
+            self.client_cursor = key + 1;
+            let Some(conn) = self.conns.get(key) else {
+                continue;
+            };
+            let waiting = conn.awaiting_snapshot.is_some() || conn.hold.is_some();
+            let idle = match self.state.clients.get(key) {
+                Some(Some(info)) => now.saturating_duration_since(info.last_active),
+                _ => Duration::ZERO,
+            };
+            if !idle_limit.is_zero() && idle > idle_limit && !waiting {
+                self.close(key, "idle timeout");
+                continue;
+            }
+            self.over_output_limit(key, now);
+        }
+    }
+
+    /// Closes the clients CLIENT KILL named; their unsent replies are dropped, as in Redis.
+    fn kill_clients(&mut self) {
+        for id in std::mem::take(&mut self.state.kill) {
+            let found = self
+                .state
+                .clients
+                .iter()
+                .position(|slot| slot.as_ref().is_some_and(|info| info.id == id));
+            if let Some(key) = found {
+                self.close(key, "killed by CLIENT KILL");
+            }
+        }
+    }
+
     fn close(&mut self, key: usize, why: &str) {
+        if let Some(Some(_)) = self.state.clients.get(key) {
+            self.state.clients[key] = None;
+        }
         if let Some(mut conn) = self.conns.try_remove(key) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
             debug!("client {} closed: {why}", conn.peer);
@@ -476,7 +607,48 @@ impl Server {
             self.last_sample = Some(now);
         }
         self.snapshot_timer(now);
+        self.kill_clients();
+        self.client_cron(now);
     }
+}
+
+/// Which output limit `conn` breaks at `now`, if any; starts or clears its soft-limit clock.
+fn output_limit_broken(
+    conn: &mut Connection,
+    limit: &OutputLimit,
+    now: Instant,
+) -> Option<&'static str> {
+    let pending = conn.pending_output();
+    if limit.hard > 0 && pending >= limit.hard {
+        return Some("hard");
+    }
+    if limit.soft == 0 || pending < limit.soft {
+        conn.over_soft_limit_since = None;
+        return None;
+    }
+    let since = *conn.over_soft_limit_since.get_or_insert(now);
+    (now.saturating_duration_since(since) > Duration::from_secs(limit.soft_seconds))
+        .then_some("soft")
+}
+
+/// Copies what CLIENT LIST shows of `conn` into `info`.
+fn describe(conn: &Connection, info: &mut ClientInfo) {
+    let (size, free) = conn.input.sizes();
+    info.qbuf = conn.input.pending().len();
+    info.qbuf_free = free.min(size);
+    info.obl = conn.pending_output();
+    info.omem = conn.output_capacity();
+    info.writable = conn.wants_writable;
+    info.cmd = conn.client.last_cmd;
+    info.resp = if conn.client.resp3 { 3 } else { 2 };
+    if info.name != conn.client.name {
+        info.name.clone_from(&conn.client.name);
+    }
+}
+
+/// True for 127.0.0.0/8 and ::1, also when written as an IPv4-mapped IPv6 address.
+fn is_loopback(ip: std::net::IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
 }
 
 /// Resident set size from /proc (0 where there is no /proc).
