@@ -392,6 +392,13 @@ impl Server {
                 }
                 stopped
             };
+            let hard = self.state.config.output_limit.hard;
+            if hard > 0 && conn.pending_output() >= hard {
+                // Before any of it is sent, as in Redis: a reader as fast as the loop must not
+                // slip a reply past the hard limit.
+                self.over_output_limit(key, Instant::now());
+                return;
+            }
             if stopped == Stopped::Held || stopped == Stopped::NeedInput && conn.peer_closed {
                 break;
             }
