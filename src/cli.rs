@@ -76,9 +76,13 @@ pub fn serve(mut config: Config) -> Result<(), String> {
     server
         .stop_on_signals()
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let http_note = match server.http_addr() {
+        Some(addr) => format!(", HTTP on {addr}"),
+        None => String::new(),
+    };
     info!(
-        "pocketkv {} listening on {}, data file {} ({}), {} keys loaded in {:.1} ms{log_note}, \
-         open files limit {open_files}",
+        "pocketkv {} listening on {}{http_note}, data file {} ({}), {} keys loaded in {:.1} ms\
+         {log_note}, open files limit {open_files}",
         env!("CARGO_PKG_VERSION"),
         server.local_addr(),
         path.display(),

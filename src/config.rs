@@ -331,6 +331,34 @@ const SETTINGS: &[Setting] = &[
         show: |c| c.slowlog_max_len.to_string(),
         settable: true,
     },
+    Setting {
+        name: "http-port",
+        default: "off",
+        help: "HTTP port for the REST API, /metrics and /healthz (off; 0 picks a free one)",
+        apply: |c, v| {
+            c.http_port = match v {
+                "off" | "no" => None,
+                _ => Some(number(v, "off or a port 0-65535")?),
+            };
+            Ok(())
+        },
+        show: |c| c.http_port.map_or("off".to_string(), |p| p.to_string()),
+        settable: false,
+    },
+    Setting {
+        name: "http-max-header-bytes",
+        default: "8192",
+        help: "largest HTTP request line plus headers; more gets 431 and the connection closed",
+        apply: |c, v| match number(v, "a positive number of bytes")? {
+            0 => Err("a positive number of bytes".to_string()),
+            n => {
+                c.http_max_header_bytes = n;
+                Ok(())
+            }
+        },
+        show: |c| c.http_max_header_bytes.to_string(),
+        settable: false,
+    },
 ];
 
 /// Settings Redis tools ask for that pocketkv answers with fixed values.

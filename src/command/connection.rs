@@ -69,7 +69,7 @@ fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> Result<(), R
 
 /// Compares in time that depends only on the length of `secret`, so a client cannot find the
 /// password byte by byte from reply timings.
-fn constant_time_eq(secret: &[u8], given: &[u8]) -> bool {
+pub fn constant_time_eq(secret: &[u8], given: &[u8]) -> bool {
     let mut diff = secret.len() ^ given.len();
     for (i, &s) in secret.iter().enumerate() {
         let g = given.get(i).copied().unwrap_or(!s);

@@ -106,6 +106,10 @@ pub struct Stats {
     pub expired_keys: u64,
     /// Keys removed to stay under `maxmemory`.
     pub evicted_keys: u64,
+    /// HTTP requests answered (any status).
+    pub http_requests: u64,
+    /// HTTP requests answered with a 4xx or 5xx status.
+    pub http_errors: u64,
     /// Calls, failures, rejections and latency per command (INFO commandstats, /metrics).
     pub per_command: CommandStats,
 }

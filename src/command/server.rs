@@ -274,8 +274,6 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field!("evicted_keys", &stats.evicted_keys);
             field!("keyspace_hits", &hits);
             field!("keyspace_misses", &misses);
-            field!("expired_keys", &stats.expired_keys);
-            field!("evicted_keys", &stats.evicted_keys);
             field!("total_error_replies", &stats.error_replies);
             // Redis 7.4's names for these two counters.
             field!(

@@ -4,6 +4,7 @@
 //! Parsers here are pure functions of a byte slice; they never touch a socket.
 
 mod error;
+pub mod http;
 mod human;
 mod reply;
 mod resp;

@@ -132,6 +132,10 @@ pub struct Connection {
     pub wants_writable: bool,
     /// Since when the unsent replies have been above the soft output limit.
     pub over_soft_limit_since: Option<std::time::Instant>,
+    /// Came in on the HTTP listener: its input is HTTP requests.
+    pub http: bool,
+    /// A `100 Continue` went out for the request whose body is awaited.
+    pub continue_sent: bool,
 }
 
 impl Connection {
@@ -151,6 +155,8 @@ impl Connection {
             peer_closed: false,
             wants_writable: false,
             over_soft_limit_since: None,
+            http: false,
+            continue_sent: false,
         }
     }
 

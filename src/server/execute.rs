@@ -89,9 +89,6 @@ pub(super) fn execute_pending(
 /// Runs one request and appends its reply to `output`, unless the command holds it (SAVE) or
 /// suppresses it (SHUTDOWN); returns what the connection must do next, and whether the request
 /// went into the journal.
-///
-/// This is the one place data changes: a command that moved the store's change counter is
-/// recorded in the journal, which feeds the append-only log (and, later, replicas).
 fn execute_one(
     request: &Request<'_>,
     client: &mut ClientState,
@@ -100,7 +97,6 @@ fn execute_one(
     state: &mut ServerState,
     journal: &mut Journal,
 ) -> (Flow, bool) {
-    let before = store.dirty();
     // Decided before the command runs (its reply borrows the client); HELLO 3's own reply is
     // already RESP3, and errors read the same in both versions.
     let dialect = match command::protocol_requested(&request.args) {
@@ -113,19 +109,40 @@ fn execute_one(
         }
         _ => reply_dialect(request, client),
     };
+    let encode = |reply: &Reply<'_>, out: &mut Vec<u8>| protocol::encode_reply(reply, dialect, out);
+    execute_args(&request.args, client, output, store, state, journal, encode)
+}
+
+/// Runs one command (`args[0]` is its name) and lets `encode` append its reply to `output`: the
+/// dialects' encoders, or an HTTP response. Returns as [`execute_one`] does.
+///
+/// This is the one place data changes: a command that moved the store's change counter is
+/// recorded in the journal, which feeds the append-only log (and, later, replicas). Every front
+/// door (RESP, text, HTTP) comes through here, so counters, the slow log and journaling apply
+/// to all of them alike.
+pub(super) fn execute_args(
+    args: &[Arg<'_>],
+    client: &mut ClientState,
+    output: &mut Vec<u8>,
+    store: &mut Store,
+    state: &mut ServerState,
+    journal: &mut Journal,
+    encode: impl FnOnce(&Reply<'_>, &mut Vec<u8>),
+) -> (Flow, bool) {
+    let before = store.dirty();
     let mut ctx = Ctx::new(&mut *store, client, state);
     let started = Instant::now();
-    let (reply, call) = command::execute_call(&mut ctx, &request.args);
+    let (reply, call) = command::execute_call(&mut ctx, args);
     let took = started.elapsed();
     let is_error = reply.is_error();
     let mark = output.len();
-    protocol::encode_reply(&reply, dialect, output);
+    encode(&reply, output);
     drop(reply);
     let log_as = ctx.log_as.take();
     if is_error {
         state.stats.error_replies += 1;
     }
-    account(call, is_error, took, &request.args, client, state);
+    account(call, is_error, took, args, client, state);
     // Keys the command found expired are logged as deletions first; each also counted as a
     // change, so the command itself changed data only if the counter moved further.
     let expired = record_expired(store, state, journal);
@@ -133,8 +150,8 @@ fn execute_one(
     let recorded = changed && state.log.enabled;
     if recorded {
         match &log_as {
-            Some(args) => journal.record(args, &mut state.log),
-            None => journal.record(&request.args, &mut state.log),
+            Some(rewritten) => journal.record(rewritten, &mut state.log),
+            None => journal.record(args, &mut state.log),
         }
     }
     let flow = std::mem::take(&mut client.flow);
@@ -215,7 +232,7 @@ fn fail(conn: &mut Connection, error: ProtocolError, state: &mut ServerState) {
 /// wrote a record, or it may have seen one not on disk yet, so nobody learns of an effect, their
 /// own or another client's, before it is durable. While the log is failing, writes are refused
 /// anyway and reads go on: only the writers already waiting keep waiting.
-fn must_wait_for_fsync(state: &ServerState, recorded: bool) -> bool {
+pub(super) fn must_wait_for_fsync(state: &ServerState, recorded: bool) -> bool {
     let log = &state.log;
     log.policy == Some(FsyncPolicy::Always)
         && (recorded || log.last_seq > log.durable_seq && log.failing.is_none())

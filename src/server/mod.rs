@@ -6,6 +6,8 @@
 
 mod connection;
 mod execute;
+mod http;
+mod metrics;
 mod persistence;
 mod recover;
 mod signals;
@@ -33,6 +35,7 @@ use execute::{execute_pending, Stopped};
 use persistence::Journal;
 pub use recover::{recover, Recovered};
 
+const HTTP_LISTENER: Token = Token(usize::MAX - 2);
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
 
@@ -106,6 +109,9 @@ type Waiter = (usize, u64, Dialect);
 pub struct Server {
     poll: Poll,
     listener: Option<TcpListener>,
+    /// The HTTP listener, when `--http-port` is on.
+    http_listener: Option<TcpListener>,
+    http_addr: Option<SocketAddr>,
     conns: Slab<Connection>,
     store: Store,
     state: ServerState,
@@ -153,6 +159,18 @@ impl Server {
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let (http_listener, http_addr) = match config.http_port {
+            Some(port) => {
+                let http = std::net::TcpListener::bind((config.bind.as_str(), port))?;
+                http.set_nonblocking(true)?;
+                let addr = http.local_addr()?;
+                let mut http = TcpListener::from_std(http);
+                poll.registry()
+                    .register(&mut http, HTTP_LISTENER, Interest::READABLE)?;
+                (Some(http), Some(addr))
+            }
+            None => (None, None),
+        };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (tx, news) = mpsc::channel();
         let handle = Handle { news: tx, waker };
@@ -170,6 +188,8 @@ impl Server {
         let mut server = Server {
             poll,
             listener: Some(listener),
+            http_listener,
+            http_addr,
             conns: Slab::new(),
             store: recovered.store,
             state,
@@ -198,6 +218,11 @@ impl Server {
     /// The address clients connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.state.listening
+    }
+
+    /// The address HTTP clients connect to, when HTTP is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
     }
 
     /// Keys in the store.
@@ -233,7 +258,8 @@ impl Server {
             let cpu = thread_cpu_time();
             for event in events.iter() {
                 match event.token() {
-                    LISTENER => self.accept(),
+                    LISTENER => self.accept(false),
+                    HTTP_LISTENER => self.accept(true),
                     WAKER => self.read_news(),
                     Token(key) => self.drive(key),
                 }
@@ -288,9 +314,14 @@ impl Server {
         self.next_expire_round = if busy { now } else { now + EXPIRE_PERIOD };
     }
 
-    fn accept(&mut self) {
+    fn accept(&mut self, http: bool) {
         loop {
-            let Some(listener) = &self.listener else {
+            let listener = if http {
+                &self.http_listener
+            } else {
+                &self.listener
+            };
+            let Some(listener) = listener else {
                 return;
             };
             let (stream, peer) = match listener.accept() {
@@ -303,22 +334,39 @@ impl Server {
                     return;
                 }
             };
-            self.admit(stream, peer);
+            self.admit(stream, peer, http);
         }
     }
 
-    fn admit(&mut self, mut stream: mio::net::TcpStream, peer: SocketAddr) {
+    fn admit(&mut self, mut stream: mio::net::TcpStream, peer: SocketAddr, http: bool) {
         self.state.stats.connections_received += 1;
         if self.conns.len() >= self.state.config.maxclients {
             self.state.stats.rejected_connections += 1;
-            // Best effort: a fresh socket's send buffer takes this short line.
-            let _ = io::Write::write(&mut stream, b"-ERR max number of clients reached\r\n");
+            // Best effort: a fresh socket's send buffer takes this short reply.
+            let refusal = if http {
+                http::refusal_response(
+                    503,
+                    "Service Unavailable",
+                    b"max number of clients reached\n",
+                )
+            } else {
+                b"-ERR max number of clients reached\r\n".to_vec()
+            };
+            let _ = io::Write::write(&mut stream, &refusal);
             return;
         }
         let config = &self.state.config;
         if config.protected_mode && config.requirepass.is_empty() && !is_loopback(peer.ip()) {
             self.state.stats.rejected_connections += 1;
-            let _ = io::Write::write(&mut stream, DENIED);
+            let refusal = if http {
+                // The same explanation, as an HTTP answer.
+                let text = DENIED.strip_prefix(b"-").unwrap_or(DENIED);
+                let text = [text.strip_suffix(b"\r\n").unwrap_or(text), b"\n"].concat();
+                http::refusal_response(403, "Forbidden", &text)
+            } else {
+                DENIED.to_vec()
+            };
+            let _ = io::Write::write(&mut stream, &refusal);
             debug!("client {peer} refused: protected mode");
             return;
         }
@@ -360,7 +408,9 @@ impl Server {
         }
         self.state.clients[key] = Some(info);
         self.next_client_id += 1;
-        entry.insert(Connection::new(stream, peer, client));
+        let mut conn = Connection::new(stream, peer, client);
+        conn.http = http;
+        entry.insert(conn);
         self.state.connected_clients = self.conns.len();
         debug!("client {peer} connected");
     }
@@ -382,8 +432,11 @@ impl Server {
                 self.store.set_clock(unix_ms());
                 let was_waiting = conn.awaiting_snapshot.is_some();
                 let was_held = conn.hold.is_some();
-                let stopped =
-                    execute_pending(conn, &mut self.store, &mut self.state, &mut self.journal);
+                let stopped = if conn.http {
+                    http::execute_pending(conn, &mut self.store, &mut self.state, &mut self.journal)
+                } else {
+                    execute_pending(conn, &mut self.store, &mut self.state, &mut self.journal)
+                };
                 if let (false, Some(dialect)) = (was_waiting, conn.awaiting_snapshot) {
                     self.waiting_next.push((key, conn.client.id, dialect));
                 }
@@ -592,6 +645,9 @@ impl Server {
         }
         info!("{why}: no longer accepting, flushing replies, then saving");
         if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        if let Some(mut listener) = self.http_listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.stopping = Some(Instant::now());

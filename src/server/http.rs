@@ -1,0 +1,604 @@
+//! The HTTP front door: REST routes on the keyspace, `/metrics` and `/healthz`, served by the
+//! same loop and slab as RESP and text clients.
+//!
+//! Key routes become the same argument lists the other dialects produce (`GET key`, `SET key
+//! value [EX ttl]`, `DEL key`, `KEYS prefix*`) and run through [`execute_args`], so counters, the
+//! slow log, journaling, `MISCONF` and the log's fsync hold apply exactly as they do to RESP.
+
+use std::borrow::Cow;
+
+use super::connection::{Closing, Connection, Hold};
+use super::execute::{execute_args, must_wait_for_fsync, Stopped};
+use super::metrics;
+use super::persistence::Journal;
+use crate::command::{constant_time_eq, Arg, ClientState, ServerState};
+use crate::protocol::http::{self, HttpError, HttpLimits, HttpParse, HttpRequest, Method, Version};
+use crate::protocol::Reply;
+use crate::store::Store;
+
+const TEXT: &str = "text/plain; charset=utf-8";
+const BINARY: &str = "application/octet-stream";
+const JSON: &str = "application/json";
+/// Prometheus's text exposition format.
+const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Keys `GET /v1/keys` returns when no `limit` is given.
+const DEFAULT_LIST_LIMIT: usize = 1000;
+/// The largest `limit` accepted.
+const MAX_LIST_LIMIT: usize = 1_000_000;
+
+/// Serves every complete request in `conn`'s input, appending the responses.
+pub(super) fn execute_pending(
+    conn: &mut Connection,
+    store: &mut Store,
+    state: &mut ServerState,
+    journal: &mut Journal,
+) -> Stopped {
+    let limits = HttpLimits {
+        max_head: state.config.http_max_header_bytes,
+        max_body: state.config.limits.max_bulk_len,
+    };
+    loop {
+        if conn.closing != Closing::No {
+            return Stopped::Held;
+        }
+        if conn.pending_output() >= state.config.output_buffer_high_water {
+            return Stopped::Backlog;
+        }
+        let input = conn.input.pending();
+        if input.is_empty() {
+            return Stopped::NeedInput;
+        }
+        match http::parse_http(input, &limits) {
+            Ok(HttpParse::Request(request, used)) => {
+                conn.continue_sent = false;
+                let mark = conn.output.len();
+                let (keep_alive, recorded) = serve(
+                    &request,
+                    &mut conn.client,
+                    &mut conn.output,
+                    store,
+                    state,
+                    journal,
+                );
+                count(state, &conn.output, mark);
+                if must_wait_for_fsync(state, recorded) {
+                    conn.hold = Some(Hold::until(conn.hold, state.log.last_seq, mark));
+                }
+                conn.input.consume(used);
+                if !keep_alive {
+                    conn.closing = Closing::AfterFlush;
+                }
+            }
+            Ok(HttpParse::Incomplete { continue_wanted }) => {
+                if input.len() >= state.config.query_buffer_limit {
+                    refuse(conn, HttpError::BodyTooLarge, state);
+                    return Stopped::Held;
+                }
+                if continue_wanted && !conn.continue_sent {
+                    conn.output
+                        .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    conn.continue_sent = true;
+                }
+                return Stopped::NeedInput;
+            }
+            Err(error) => {
+                refuse(conn, error, state);
+                return Stopped::Held;
+            }
+        }
+    }
+}
+
+/// Counts the response written at `output[mark..]` by its status.
+fn count(state: &mut ServerState, output: &[u8], mark: usize) {
+    state.stats.http_requests += 1;
+    // "HTTP/1.1 404 ...": the status's first digit is byte 9.
+    if output.get(mark + 9).is_some_and(|&digit| digit >= b'4') {
+        state.stats.http_errors += 1;
+    }
+}
+
+/// Answers a request that cannot be served with its status, and closes: after a malformed
+/// request the next one's start is unknown.
+fn refuse(conn: &mut Connection, error: HttpError, state: &mut ServerState) {
+    let (status, reason) = error.status();
+    let body = format!("{error}\n");
+    let mark = conn.output.len();
+    let response = Response::new(status, reason, TEXT).close();
+    response.write(body.as_bytes(), false, &mut conn.output);
+    count(state, &conn.output, mark);
+    conn.closing = Closing::AfterFlush;
+}
+
+/// The response for a client refused at `maxclients` (503) or by protected mode (403), with
+/// the text a RESP client would get.
+pub(super) fn refusal_response(status: u16, reason: &'static str, text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    Response::new(status, reason, TEXT)
+        .close()
+        .write(text, false, &mut out);
+    out
+}
+
+/// A status line and headers; the body is given to [`Response::write`].
+#[derive(Debug, Clone, Copy)]
+struct Response {
+    status: u16,
+    reason: &'static str,
+    content_type: &'static str,
+    /// `Connection: close` (true) or, for HTTP/1.0 keep-alive, `Connection: keep-alive`.
+    close: bool,
+    keep_alive_header: bool,
+    authenticate: bool,
+    allow: Option<&'static str>,
+}
+
+impl Response {
+    fn new(status: u16, reason: &'static str, content_type: &'static str) -> Response {
+        Response {
+            status,
+            reason,
+            content_type,
+            close: false,
+            keep_alive_header: false,
+            authenticate: false,
+            allow: None,
+        }
+    }
+
+    fn close(mut self) -> Response {
+        self.close = true;
+        self
+    }
+
+    /// Appends the response; `head_only` (HEAD) leaves out the body but keeps its length.
+    fn write(self, body: &[u8], head_only: bool, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"HTTP/1.1 ");
+        out.extend_from_slice(itoa::Buffer::new().format(self.status).as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(self.reason.as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if self.status != 204 {
+            out.extend_from_slice(b"Content-Type: ");
+            out.extend_from_slice(self.content_type.as_bytes());
+            out.extend_from_slice(b"\r\nContent-Length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if let Some(allow) = self.allow {
+            out.extend_from_slice(b"Allow: ");
+            out.extend_from_slice(allow.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if self.authenticate {
+            out.extend_from_slice(b"WWW-Authenticate: Bearer realm=\"pocketkv\"\r\n");
+        }
+        if self.close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        } else if self.keep_alive_header {
+            out.extend_from_slice(b"Connection: keep-alive\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        if !head_only && self.status != 204 {
+            out.extend_from_slice(body);
+        }
+    }
+}
+
+/// What a request asks for once its path is understood.
+enum Route<'a> {
+    Health,
+    Metrics,
+    List(Arg<'a>, usize),
+    Get(Arg<'a>),
+    Put(Arg<'a>, Option<&'a [u8]>),
+    Delete(Arg<'a>),
+}
+
+/// Answers one request into `out`; returns whether the connection stays open, and whether a
+/// change went into the journal.
+fn serve(
+    request: &HttpRequest<'_>,
+    client: &mut ClientState,
+    out: &mut Vec<u8>,
+    store: &mut Store,
+    state: &mut ServerState,
+    journal: &mut Journal,
+) -> (bool, bool) {
+    let keep_alive = request.keep_alive;
+    let head_only = request.method == Method::Head;
+    let shape = |mut response: Response| {
+        response.close = !keep_alive;
+        response.keep_alive_header = keep_alive && request.version == Version::Http10;
+        response
+    };
+    let (path, _) = http::split_target(request.target);
+    if path != b"/healthz" && !authorized(request, state) {
+        let mut response = Response::new(401, "Unauthorized", TEXT);
+        response.authenticate = true;
+        shape(response).write(b"unauthorized\n", head_only, out);
+        return (keep_alive, false);
+    }
+    let route = match route(request) {
+        Ok(route) => route,
+        Err((response, body)) => {
+            shape(response).write(body.as_bytes(), head_only, out);
+            return (keep_alive, false);
+        }
+    };
+    // Each request carries its own credentials; nothing is remembered between them.
+    client.authenticated = true;
+    let (_, recorded) = match route {
+        Route::Health => {
+            shape(Response::new(200, "OK", TEXT)).write(b"ok\n", head_only, out);
+            (crate::command::Flow::Continue, false)
+        }
+        Route::Metrics => {
+            let body = metrics::render(store, state);
+            shape(Response::new(200, "OK", PROMETHEUS)).write(body.as_bytes(), head_only, out);
+            (crate::command::Flow::Continue, false)
+        }
+        Route::Get(key) => {
+            let args = [Cow::Borrowed(&b"GET"[..]), key];
+            execute_args(
+                &args,
+                client,
+                out,
+                store,
+                state,
+                journal,
+                |reply, out| match reply {
+                    Reply::Bulk(value) => {
+                        shape(Response::new(200, "OK", BINARY)).write(value, head_only, out)
+                    }
+                    Reply::Nil => not_found(shape, head_only, out),
+                    other => error_response(other, shape, head_only, out),
+                },
+            )
+        }
+        Route::Put(key, ttl) => {
+            let mut args = vec![Cow::Borrowed(&b"SET"[..]), key, Cow::Borrowed(request.body)];
+            if let Some(ttl) = ttl {
+                args.push(Cow::Borrowed(b"EX"));
+                args.push(Cow::Borrowed(ttl));
+            }
+            execute_args(
+                &args,
+                client,
+                out,
+                store,
+                state,
+                journal,
+                |reply, out| match reply {
+                    Reply::Status(_) => {
+                        shape(Response::new(204, "No Content", TEXT)).write(b"", head_only, out)
+                    }
+                    other => error_response(other, shape, head_only, out),
+                },
+            )
+        }
+        Route::Delete(key) => {
+            let args = [Cow::Borrowed(&b"DEL"[..]), key];
+            execute_args(
+                &args,
+                client,
+                out,
+                store,
+                state,
+                journal,
+                |reply, out| match reply {
+                    Reply::Integer(1) => {
+                        shape(Response::new(204, "No Content", TEXT)).write(b"", head_only, out)
+                    }
+                    Reply::Integer(_) => not_found(shape, head_only, out),
+                    other => error_response(other, shape, head_only, out),
+                },
+            )
+        }
+        Route::List(pattern, limit) => {
+            let args = [Cow::Borrowed(&b"KEYS"[..]), pattern];
+            execute_args(
+                &args,
+                client,
+                out,
+                store,
+                state,
+                journal,
+                |reply, out| match reply {
+                    Reply::Array(items) => {
+                        let mut keys: Vec<&[u8]> = items
+                            .iter()
+                            .filter_map(|item| match item {
+                                Reply::Bulk(key) => Some(key.as_ref()),
+                                _ => None,
+                            })
+                            .collect();
+                        keys.sort_unstable();
+                        keys.truncate(limit);
+                        let body = json_keys(&keys);
+                        shape(Response::new(200, "OK", JSON)).write(&body, head_only, out)
+                    }
+                    other => error_response(other, shape, head_only, out),
+                },
+            )
+        }
+    };
+    (keep_alive, recorded)
+}
+
+/// True when no password is set, or the request carries `Authorization: Bearer <password>`.
+fn authorized(request: &HttpRequest<'_>, state: &ServerState) -> bool {
+    let password = state.config.requirepass.as_bytes();
+    if password.is_empty() {
+        return true;
+    }
+    let Some(value) = request.authorization else {
+        return false;
+    };
+    let Some((scheme, token)) = value
+        .iter()
+        .position(|&b| b == b' ')
+        .map(|space| (&value[..space], &value[space + 1..]))
+    else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case(b"Bearer") && constant_time_eq(password, token)
+}
+
+type Refusal = (Response, String);
+
+fn bad_request(why: &str) -> Refusal {
+    (
+        Response::new(400, "Bad Request", TEXT),
+        format!("bad request: {why}\n"),
+    )
+}
+
+/// Finds the route for a request's method and path.
+fn route<'a>(request: &HttpRequest<'a>) -> Result<Route<'a>, Refusal> {
+    let (path, query) = http::split_target(request.target);
+    let method = request.method;
+    let read_only = |allowed: &'static str| -> Result<(), Refusal> {
+        match method {
+            Method::Get | Method::Head => Ok(()),
+            _ => Err(not_allowed(allowed)),
+        }
+    };
+    match path {
+        b"/healthz" => {
+            read_only("GET, HEAD")?;
+            no_query(query)?;
+            Ok(Route::Health)
+        }
+        b"/metrics" => {
+            read_only("GET, HEAD")?;
+            no_query(query)?;
+            Ok(Route::Metrics)
+        }
+        b"/v1/keys" => {
+            read_only("GET, HEAD")?;
+            list_route(query)
+        }
+        _ => {
+            let Some(encoded) = path.strip_prefix(b"/v1/keys/") else {
+                return Err((
+                    Response::new(404, "Not Found", TEXT),
+                    "not found\n".to_string(),
+                ));
+            };
+            let key = http::percent_decode(encoded, false)
+                .ok_or_else(|| bad_request("invalid percent-encoding in the key"))?;
+            match method {
+                Method::Get | Method::Head => {
+                    no_query(query)?;
+                    Ok(Route::Get(key))
+                }
+                Method::Delete => {
+                    no_query(query)?;
+                    Ok(Route::Delete(key))
+                }
+                Method::Put => {
+                    let mut ttl = None;
+                    for (name, value) in http::query_pairs(query) {
+                        if name != b"ttl" {
+                            return Err(bad_request("unknown query parameter"));
+                        }
+                        let valid = !value.is_empty()
+                            && value.len() <= 18
+                            && value.iter().all(u8::is_ascii_digit)
+                            && value.iter().any(|&d| d != b'0');
+                        if !valid {
+                            return Err(bad_request("ttl must be a positive number of seconds"));
+                        }
+                        ttl = Some(value);
+                    }
+                    if request.content_length.is_none() {
+                        return Err((
+                            Response::new(411, "Length Required", TEXT),
+                            "length required: send the value with a Content-Length\n".into(),
+                        ));
+                    }
+                    Ok(Route::Put(key, ttl))
+                }
+                Method::Other => Err(not_allowed("GET, HEAD, PUT, DELETE")),
+            }
+        }
+    }
+}
+
+fn list_route(query: &[u8]) -> Result<Route<'_>, Refusal> {
+    let mut prefix: Cow<'_, [u8]> = Cow::Borrowed(b"");
+    let mut limit = DEFAULT_LIST_LIMIT;
+    for (name, value) in http::query_pairs(query) {
+        match name {
+            b"prefix" => {
+                prefix = http::percent_decode(value, true)
+                    .ok_or_else(|| bad_request("invalid percent-encoding in prefix"))?;
+            }
+            b"limit" => {
+                limit = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&n| n <= MAX_LIST_LIMIT)
+                    .ok_or_else(|| bad_request("limit must be a number from 0 to 1000000"))?;
+            }
+            _ => return Err(bad_request("unknown query parameter")),
+        }
+    }
+    // The prefix as a glob that matches it literally, then anything.
+    let mut pattern = Vec::with_capacity(prefix.len() * 2 + 1);
+    for &b in prefix.iter() {
+        if matches!(b, b'*' | b'?' | b'[' | b']' | b'\\') {
+            pattern.push(b'\\');
+        }
+        pattern.push(b);
+    }
+    pattern.push(b'*');
+    Ok(Route::List(Cow::Owned(pattern), limit))
+}
+
+fn no_query(query: &[u8]) -> Result<(), Refusal> {
+    if http::query_pairs(query).next().is_some() {
+        return Err(bad_request("unknown query parameter"));
+    }
+    Ok(())
+}
+
+fn not_allowed(allow: &'static str) -> Refusal {
+    let mut response = Response::new(405, "Method Not Allowed", TEXT);
+    response.allow = Some(allow);
+    (response, "method not allowed\n".to_string())
+}
+
+fn not_found(shape: impl Fn(Response) -> Response, head_only: bool, out: &mut Vec<u8>) {
+    shape(Response::new(404, "Not Found", TEXT)).write(b"not found\n", head_only, out);
+}
+
+/// A command's error reply as a status: refused writes and memory limits are the server's
+/// state (503, 507), a feature not there yet 501, a value too large 413, other `ERR`s the
+/// request's fault (400), anything else 500. The body is the error text.
+fn error_response(
+    reply: &Reply<'_>,
+    shape: impl Fn(Response) -> Response,
+    head_only: bool,
+    out: &mut Vec<u8>,
+) {
+    let text: &[u8] = match reply {
+        Reply::Error(text) => text,
+        _ => b"ERR unexpected reply",
+    };
+    let contains = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
+    let (status, reason) = if text.starts_with(b"MISCONF") {
+        (503, "Service Unavailable")
+    } else if text.starts_with(b"OOM") {
+        (507, "Insufficient Storage")
+    } else if text.starts_with(b"NOAUTH") {
+        (401, "Unauthorized")
+    } else if contains(b"not supported yet") {
+        (501, "Not Implemented")
+    } else if contains(b"maximum allowed size") {
+        (413, "Content Too Large")
+    } else if text.starts_with(b"ERR") {
+        (400, "Bad Request")
+    } else {
+        (500, "Internal Server Error")
+    };
+    let mut body = text.to_vec();
+    body.push(b'\n');
+    shape(Response::new(status, reason, TEXT)).write(&body, head_only, out);
+}
+
+/// Keys as a JSON array: a key that is valid UTF-8 is a JSON string; any other key is an object
+/// `{"base64": "..."}` holding its bytes, so every key can be told apart and recovered exactly.
+fn json_keys(keys: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(keys.iter().map(|k| k.len() + 3).sum::<usize>() + 2);
+    out.push(b'[');
+    for (i, key) in keys.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match std::str::from_utf8(key) {
+            Ok(text) => json_string(text, &mut out),
+            Err(_) => {
+                out.extend_from_slice(b"{\"base64\":\"");
+                base64(key, &mut out);
+                out.extend_from_slice(b"\"}");
+            }
+        }
+    }
+    out.extend_from_slice(b"]\n");
+    out
+}
+
+fn json_string(text: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for c in text.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
+            c => {
+                let mut buf = [0; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    out.push(b'"');
+}
+
+/// Standard base64 with padding (RFC 4648 section 4).
+fn base64(bytes: &[u8], out: &mut Vec<u8>) {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]);
+            } else {
+                out.push(b'=');
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_as_json() {
+        let keys: [&[u8]; 4] = [b"a", b"q\"\\\n\x01", b"\xff\x00", "é".as_bytes()];
+        assert_eq!(
+            String::from_utf8(json_keys(&keys)).unwrap(),
+            "[\"a\",\"q\\\"\\\\\\n\\u0001\",{\"base64\":\"/wA=\"},\"é\"]\n"
+        );
+        assert_eq!(json_keys(&[]), b"[]\n");
+    }
+
+    #[test]
+    fn base64_padding() {
+        for (input, expected) in [
+            (&b""[..], ""),
+            (b"f", "Zg=="),
+            (b"fo", "Zm8="),
+            (b"foo", "Zm9v"),
+            (b"foob", "Zm9vYg=="),
+        ] {
+            let mut out = Vec::new();
+            base64(input, &mut out);
+            assert_eq!(out, expected.as_bytes());
+        }
+    }
+}
