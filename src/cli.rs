@@ -22,6 +22,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !config.logfile.is_empty() {
+        if let Err(e) = crate::logging::open_file(std::path::Path::new(&config.logfile)) {
+            eprintln!("pocketkv: cannot open log file {}: {e}", config.logfile);
+            return ExitCode::FAILURE;
+        }
+    }
     init_logging(config.loglevel);
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
@@ -32,9 +38,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr at `level`, unless `RUST_LOG` says otherwise.
+/// Logs to stderr (and `--logfile`) at `level`, unless `RUST_LOG` says otherwise.
 pub fn init_logging(level: log::LevelFilter) {
     let mut builder = env_logger::Builder::new();
+    builder.target(env_logger::Target::Pipe(Box::new(crate::logging::Tee)));
     builder.filter_level(level);
     if let Ok(spec) = std::env::var("RUST_LOG") {
         builder.parse_filters(&spec);

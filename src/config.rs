@@ -42,6 +42,10 @@ pub struct Config {
     pub protected_mode: bool,
     /// Seconds a client may stay idle before it is closed; 0 for never.
     pub timeout: u64,
+    /// A file that gets the log lines too; empty for stderr only.
+    pub logfile: String,
+    /// A file that gets one line per write command; empty for none.
+    pub audit_log: String,
     /// When a client that does not read its replies is disconnected.
     pub output_limit: OutputLimit,
     /// Protocol bounds.
@@ -172,6 +176,29 @@ const SETTINGS: &[Setting] = &[
         apply: |c, v| number(v, "a number of seconds").map(|n| c.timeout = n),
         show: |c| c.timeout.to_string(),
         settable: true,
+    },
+    Setting {
+        name: "logfile",
+        default: "",
+        help: "also write log lines to this file (reopened on SIGHUP)",
+        apply: |c, v| {
+            c.logfile = v.to_string();
+            Ok(())
+        },
+        show: |c| c.logfile.clone(),
+        settable: false,
+    },
+    Setting {
+        name: "audit-log",
+        default: "",
+        help: "write one line per write command to this file: time, client, command, key \
+               (reopened on SIGHUP)",
+        apply: |c, v| {
+            c.audit_log = v.to_string();
+            Ok(())
+        },
+        show: |c| c.audit_log.clone(),
+        settable: false,
     },
     Setting {
         name: "client-output-buffer-limit",
@@ -383,6 +410,8 @@ impl Default for Config {
             requirepass: String::new(),
             protected_mode: true,
             timeout: 0,
+            logfile: String::new(),
+            audit_log: String::new(),
             output_limit: OutputLimit {
                 hard: 0,
                 soft: 0,

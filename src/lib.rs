@@ -7,9 +7,11 @@
 
 #![deny(missing_debug_implementations, missing_docs, rust_2018_idioms)]
 
+pub mod audit;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod logging;
 pub mod persist;
 pub mod protocol;
 pub mod server;

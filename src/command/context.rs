@@ -175,6 +175,8 @@ pub struct ServerState {
     pub clients: Vec<Option<ClientInfo>>,
     /// Ids of clients CLIENT KILL asked to close; the event loop closes them.
     pub kill: Vec<u64>,
+    /// The audit log's writer, when `--audit-log` is set.
+    pub audit: Option<crate::audit::AuditLog>,
     started: Instant,
     rng: u64,
 }
@@ -196,6 +198,7 @@ impl ServerState {
             slowlog: SlowLog::default(),
             clients: Vec::new(),
             kill: Vec::new(),
+            audit: None,
             started: Instant::now(),
             rng: seed | 1,
         }

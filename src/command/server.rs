@@ -275,6 +275,14 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field!("keyspace_hits", &hits);
             field!("keyspace_misses", &misses);
             field!("total_error_replies", &stats.error_replies);
+            field!(
+                "audit_log_dropped_lines",
+                &server.audit.as_ref().map_or(0, |a| a.dropped())
+            );
+            field!(
+                "audit_log_write_errors",
+                &server.audit.as_ref().map_or(0, |a| a.write_errors())
+            );
             // Redis 7.4's names for these two counters.
             field!(
                 "client_query_buffer_limit_disconnections",

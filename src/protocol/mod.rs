@@ -13,6 +13,7 @@ mod text;
 use std::borrow::Cow;
 
 pub use error::{ParseError, ProtocolError};
+pub use human::quote;
 pub use reply::Reply;
 pub use resp::{parse_i64, Progress};
 

@@ -143,6 +143,7 @@ pub(super) fn execute_args(
         state.stats.error_replies += 1;
     }
     account(call, is_error, took, args, client, state);
+    audit(call, is_error, args, client, state);
     // Keys the command found expired are logged as deletions first; each also counted as a
     // change, so the command itself changed data only if the counter moved further.
     let expired = record_expired(store, state, journal);
@@ -172,6 +173,27 @@ fn reply_dialect(request: &Request<'_>, client: &ClientState) -> Dialect {
         Dialect::Resp if client.resp3 => Dialect::Resp3,
         other => other,
     }
+}
+
+/// Writes a line to the audit log for a write command that ran: who, which command, which key.
+fn audit(call: Call, is_error: bool, args: &[Arg<'_>], client: &ClientState, state: &ServerState) {
+    let (Call::Ran(spec), Some(audit)) = (call, &state.audit) else {
+        return;
+    };
+    if !spec.is_write() {
+        return;
+    }
+    let key = usize::try_from(spec.keys.0)
+        .ok()
+        .filter(|&first| first > 0)
+        .and_then(|first| args.get(first));
+    audit.record(
+        command::unix_time().as_millis(),
+        client.peer,
+        spec.name,
+        key.map(|k| k.as_ref()),
+        !is_error,
+    );
 }
 
 /// Counts a request in its command's figures, and in the slow log when it ran slowly.

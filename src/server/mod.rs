@@ -80,6 +80,8 @@ pub enum News {
     SnapshotDone(Done),
     /// The log thread wrote, fsynced, or failed.
     Log(Report),
+    /// SIGHUP: reopen `--logfile` and `--audit-log` (log rotation moved them away).
+    Reopen,
 }
 
 /// A way to reach a running server from another thread.
@@ -179,6 +181,16 @@ impl Server {
             notify.send(News::SnapshotDone(done));
         })?;
         let mut state = ServerState::new(config, listening);
+        if !state.config.audit_log.is_empty() {
+            let path = std::path::Path::new(&state.config.audit_log);
+            let audit = crate::audit::AuditLog::start(path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot open audit log {}: {e}", path.display()),
+                )
+            })?;
+            state.audit = Some(audit);
+        }
         state.log.enabled = state.config.appendonly;
         state.log.policy = state.log.enabled.then_some(state.config.appendfsync);
         state.log.segment = recovered.segment;
@@ -635,8 +647,19 @@ impl Server {
                 News::Shutdown(why) => self.begin_shutdown(why),
                 News::SnapshotDone(done) => self.snapshot_done(done),
                 News::Log(report) => self.log_report(report),
+                News::Reopen => self.reopen_files(),
             }
         }
+    }
+
+    fn reopen_files(&mut self) {
+        if let Err(e) = crate::logging::reopen() {
+            warn!("SIGHUP: cannot reopen {}: {e}", self.state.config.logfile);
+        }
+        if let Some(audit) = &self.state.audit {
+            audit.reopen();
+        }
+        info!("SIGHUP: log files reopened");
     }
 
     fn begin_shutdown(&mut self, why: &str) {
