@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::persist::FsyncPolicy;
 use crate::protocol::Limits;
+use crate::store::EvictionPolicy;
 
 /// Everything the server can be told at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,13 @@ pub struct Config {
     pub slowlog_log_slower_than: i64,
     /// Most entries the slow log keeps.
     pub slowlog_max_len: usize,
+    /// Bytes of data (the store's estimate, INFO's `used_memory`) above which keys are evicted or
+    /// commands that add data refused; 0: no limit.
+    pub maxmemory: usize,
+    /// What goes when the data is over `maxmemory`.
+    pub maxmemory_policy: EvictionPolicy,
+    /// Keys sampled to choose each one to evict.
+    pub maxmemory_samples: usize,
     /// Port of the HTTP listener (REST, /metrics, /healthz); None: off, 0: pick a free one.
     pub http_port: Option<u16>,
     /// Largest HTTP request head (request line and headers) in bytes.
@@ -337,6 +345,42 @@ const SETTINGS: &[Setting] = &[
         settable: false,
     },
     Setting {
+        name: "maxmemory",
+        default: "0",
+        help: "data bytes (INFO used_memory) past which keys are evicted or writes refused; \
+               0: no limit; units k, kb, m, mb, g, gb",
+        apply: |c, v| {
+            memory(v)
+                .map(|n| c.maxmemory = n)
+                .ok_or_else(|| "a number of bytes, with k, kb, m, mb, g or gb if wanted".into())
+        },
+        show: |c| c.maxmemory.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "maxmemory-policy",
+        default: "noeviction",
+        help: "at maxmemory: noeviction (refuse writes that add data), allkeys-lru, \
+               allkeys-random, volatile-lru, volatile-random or volatile-ttl",
+        apply: |c, v| v.parse().map(|p| c.maxmemory_policy = p),
+        show: |c| c.maxmemory_policy.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "maxmemory-samples",
+        default: "5",
+        help: "keys sampled to choose each eviction (more: closer to true LRU, slower)",
+        apply: |c, v| match number(v, "a number from 1 to 64")? {
+            n @ 1..=64 => {
+                c.maxmemory_samples = n;
+                Ok(())
+            }
+            _ => Err("a number from 1 to 64".to_string()),
+        },
+        show: |c| c.maxmemory_samples.to_string(),
+        settable: true,
+    },
+    Setting {
         name: "slowlog-log-slower-than",
         default: "10000",
         help: "log commands that run at least this many microseconds (-1: none, 0: every one)",
@@ -420,6 +464,9 @@ impl Default for Config {
             limits: Limits::default(),
             slowlog_log_slower_than: 0,
             slowlog_max_len: 0,
+            maxmemory: 0,
+            maxmemory_policy: EvictionPolicy::NoEviction,
+            maxmemory_samples: 0,
             http_port: None,
             http_max_header_bytes: 0,
         };

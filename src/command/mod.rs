@@ -79,6 +79,12 @@ impl Spec {
         self.flags(&["write"])
     }
 
+    /// Marks a command that changes data and may add some: refused at `maxmemory` when nothing
+    /// can be evicted (Redis's `denyoom`).
+    pub const fn grows(self) -> Spec {
+        self.flags(&["write", "denyoom"])
+    }
+
     /// Marks a fast command that only reads data.
     pub const fn read(self) -> Spec {
         self.flags(&["readonly", "fast"])
@@ -112,6 +118,11 @@ impl Spec {
     /// True for commands that can change data (the ones a write log or replica must see).
     pub fn is_write(&self) -> bool {
         self.flags.contains(&"write")
+    }
+
+    /// True for commands that may add data, refused at `maxmemory`.
+    pub fn may_grow(&self) -> bool {
+        self.flags.contains(&"denyoom")
     }
 
     fn arity_ok(&self, argc: usize) -> bool {
@@ -173,12 +184,43 @@ pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, C
     if !spec.flags.contains(&"no_auth") && connection::auth_required(ctx) {
         return (NOAUTH, Call::Rejected(spec));
     }
+    if !make_room(ctx) && spec.may_grow() {
+        return (OOM, Call::Rejected(spec));
+    }
     if spec.is_write() {
         if let Some(refusal) = &ctx.server.refuse_writes {
             return (Reply::error_owned(refusal.clone()), Call::Rejected(spec));
         }
     }
     ((spec.handler)(ctx, args), Call::Ran(spec))
+}
+
+/// Most keys one command evicts before it goes on regardless: a turn stays short however far
+/// over `maxmemory` a `CONFIG SET` left the data.
+const EVICTIONS_PER_COMMAND: usize = 1000;
+
+/// Evicts keys while the data is over `maxmemory`, as the policy allows; false when it is still
+/// over. Runs before every command, as in Redis, so memory freed by a read also counts.
+fn make_room(ctx: &mut Ctx<'_>) -> bool {
+    let config = &ctx.server.config;
+    let (limit, policy, samples) = (
+        config.maxmemory,
+        config.maxmemory_policy,
+        config.maxmemory_samples,
+    );
+    if limit == 0 {
+        return true;
+    }
+    for _ in 0..EVICTIONS_PER_COMMAND {
+        if ctx.db.used_bytes() <= limit {
+            return true;
+        }
+        let seed = ctx.server.random();
+        if !ctx.db.evict_one(policy, samples, seed) {
+            break;
+        }
+    }
+    ctx.db.used_bytes() <= limit
 }
 
 /// For `HELLO 2` and `HELLO 3`: whether the client asks for RESP3 (true) or RESP2 (false).
@@ -312,6 +354,9 @@ fn one_line(mut message: Vec<u8>) -> Vec<u8> {
 
 /// A command other than AUTH, HELLO, QUIT or HELP before the client gave the password.
 pub const NOAUTH: Reply<'static> = Reply::error("NOAUTH Authentication required.");
+/// A command that may add data while the data is over `maxmemory` and nothing can be evicted.
+pub const OOM: Reply<'static> =
+    Reply::error("OOM command not allowed when used memory > 'maxmemory'.");
 /// `ERR syntax error`.
 pub const SYNTAX: Reply<'static> = Reply::error("ERR syntax error");
 /// The error for an argument or value that must be an integer.

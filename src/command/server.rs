@@ -200,8 +200,10 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field!("used_memory_human", &human_bytes(used));
             field!("used_memory_rss", &server.rss_bytes);
             field!("used_memory_rss_human", &human_bytes(server.rss_bytes));
-            field!("maxmemory", &0);
-            field!("maxmemory_policy", &"noeviction");
+            let config = &server.config;
+            field!("maxmemory", &config.maxmemory);
+            field!("maxmemory_human", &human_bytes(config.maxmemory));
+            field!("maxmemory_policy", &config.maxmemory_policy);
         }
         "persistence" => {
             out.push_str("# Persistence\r\n");

@@ -1,7 +1,7 @@
 //! From a connection's input to its replies: parse, execute, encode, one request at a time.
 
 use super::connection::{Closing, Connection, Hold};
-use super::persistence::{record_expired, Journal};
+use super::persistence::{record_dropped, Journal};
 use std::time::{Duration, Instant};
 
 use crate::command::{self, Arg, Call, ClientState, Ctx, Flow, ServerState};
@@ -144,10 +144,11 @@ pub(super) fn execute_args(
     }
     account(call, is_error, took, args, client, state);
     audit(call, is_error, args, client, state);
-    // Keys the command found expired are logged as deletions first; each also counted as a
-    // change, so the command itself changed data only if the counter moved further.
-    let expired = record_expired(store, state, journal);
-    let changed = store.dirty() - before > expired as u64;
+    // Keys the command found expired, or evicted to make room, are logged as deletions first;
+    // each also counted as a change, so the command itself changed data only if the counter
+    // moved further.
+    let dropped = record_dropped(store, state, journal);
+    let changed = store.dirty() - before > dropped as u64;
     let recorded = changed && state.log.enabled;
     if recorded {
         match &log_as {

@@ -321,7 +321,7 @@ impl Server {
         }
         self.store.set_clock(unix_ms());
         let round = self.store.expire_some(EXPIRE_BUDGET);
-        persistence::record_expired(&mut self.store, &mut self.state, &mut self.journal);
+        persistence::record_dropped(&mut self.store, &mut self.state, &mut self.journal);
         let busy = round.removed * 10 > round.examined && !round.wrapped;
         self.next_expire_round = if busy { now } else { now + EXPIRE_PERIOD };
     }

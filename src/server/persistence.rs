@@ -36,22 +36,24 @@ impl Journal {
     }
 }
 
-/// Counts the keys the store removed by expiry since last asked and, when the log is on, records
-/// each as a `DEL` (as Redis propagates expiry), so a replay removes them at the same point in
-/// the history; returns how many there were.
-pub(super) fn record_expired(
+/// Counts the keys the store removed by expiry or eviction since last asked and, when the log is
+/// on, records each as a `DEL` (as Redis propagates both), so a replay removes them at the same
+/// point in the history; returns how many there were.
+pub(super) fn record_dropped(
     store: &mut Store,
     state: &mut ServerState,
     journal: &mut Journal,
 ) -> usize {
     let expired = store.take_expired();
+    let evicted = store.take_evicted();
     state.stats.expired_keys += expired.len() as u64;
+    state.stats.evicted_keys += evicted.len() as u64;
     if state.log.enabled {
-        for key in &expired {
+        for key in expired.iter().chain(&evicted) {
             journal.record(&[&b"DEL"[..], key], &mut state.log);
         }
     }
-    expired.len()
+    expired.len() + evicted.len()
 }
 
 /// Starts the log thread when the log is on; its reports come back as news.

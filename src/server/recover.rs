@@ -180,7 +180,14 @@ impl Replayer {
                 authenticated: true,
                 ..ClientState::default()
             },
-            server: ServerState::new(config.clone(), unbound),
+            // The log holds the evictions that happened (as DEL); replay must not add its own.
+            server: ServerState::new(
+                Config {
+                    maxmemory: 0,
+                    ..config.clone()
+                },
+                unbound,
+            ),
             // The log only holds what the server accepted, whatever the limits are now.
             limits: Limits {
                 max_bulk_len: usize::MAX,

@@ -8,6 +8,9 @@ pub struct Entry {
     /// Unix milliseconds after which the key is gone; 0 for never (a plain `u64` rather than an
     /// `Option` keeps the entry 8 bytes smaller, and no real expiry time is 0).
     expires_at: u64,
+    /// When the key was last read or written, in milliseconds of the store's clock (wrapping),
+    /// for the LRU eviction policies.
+    touched: u32,
 }
 
 impl Entry {
@@ -16,6 +19,7 @@ impl Entry {
         let mut entry = Entry {
             value,
             expires_at: 0,
+            touched: 0,
         };
         entry.set_expires_at(expires_at);
         entry
@@ -29,6 +33,16 @@ impl Entry {
     /// Sets or clears the expiry time. Time 0 is taken as 1 ms after the epoch: long past.
     pub fn set_expires_at(&mut self, expires_at: Option<u64>) {
         self.expires_at = expires_at.map_or(0, |at| at.max(1));
+    }
+
+    /// Notes an access at `clock` (milliseconds, wrapping).
+    pub(super) fn touch(&mut self, clock: u32) {
+        self.touched = clock;
+    }
+
+    /// Milliseconds since the last access at `clock` (wrapping, like Redis's LRU clock).
+    pub(super) fn idle(&self, clock: u32) -> u32 {
+        clock.wrapping_sub(self.touched)
     }
 
     /// True when the key is gone at `now`. As in Redis, a key is still there at its expiry

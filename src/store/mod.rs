@@ -15,14 +15,19 @@
 //! handed out by [`Store::take_expired`] so the journal can log them as deletions, in order.
 
 mod entry;
+mod evict;
 mod glob;
 mod shards;
 
 use std::hash::BuildHasher;
 
 pub use entry::Entry;
+pub use evict::EvictionPolicy;
 pub use glob::glob_match;
 pub use shards::{Shard, Shards, SHARDS};
+
+/// Below this many candidates, eviction looks at all of them rather than sampling.
+const EXACT_EVICTION_BELOW: usize = 64;
 
 /// Rough per-key bookkeeping cost (map slot, vector headers, expiry) used for the memory estimate.
 const ENTRY_OVERHEAD: usize = 64;
@@ -75,6 +80,8 @@ pub struct Store {
     expire_cursor: usize,
     /// Keys removed by expiry since the last [`Store::take_expired`].
     expired: Vec<Vec<u8>>,
+    /// Keys removed by eviction since the last [`Store::take_evicted`].
+    evicted: Vec<Vec<u8>>,
 }
 
 /// Shards copied because a snapshot still held them when a write came.
@@ -104,6 +111,7 @@ impl Default for Store {
             volatile_in: vec![0; SHARDS],
             expire_cursor: 0,
             expired: Vec::new(),
+            evicted: Vec::new(),
         }
     }
 }
@@ -194,6 +202,11 @@ impl Store {
         std::mem::take(&mut self.expired)
     }
 
+    /// Keys removed by eviction since the last call, oldest first: the deletions to log.
+    pub fn take_evicted(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.evicted)
+    }
+
     /// A point-in-time copy for a snapshot. Cost: one `Arc` clone per shard group, whatever the
     /// size.
     pub fn image(&mut self) -> Image {
@@ -228,11 +241,21 @@ impl Store {
         purged
     }
 
-    /// The value of `key`, counted as a hit or a miss.
+    /// The value of `key`, counted as a hit or a miss, and as an access for LRU eviction.
     pub fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
         let i = self.shard_of(key);
         self.expire_if_due(i, key);
-        let found = self.shards.get(i).get(key);
+        let clock = self.lru_clock();
+        // A read never copies a shard a snapshot holds just to note the access (Redis, too,
+        // leaves LRU clocks alone while a fork child runs).
+        let found = if self.shards.is_shared(i) {
+            self.shards.get(i).get(key)
+        } else {
+            self.shards.get_mut(i).get_mut(key).map(|entry| {
+                entry.touch(clock);
+                &*entry
+            })
+        };
         match found {
             Some(_) => self.hits += 1,
             None => self.misses += 1,
@@ -427,9 +450,102 @@ impl Store {
         round
     }
 
+    /// Removes one key as `policy` chooses from `samples` random candidates (one for the random
+    /// policies); false when the policy allows none (noeviction, or no key with an expiry time
+    /// for the volatile ones). `seed` is any random number.
+    pub fn evict_one(&mut self, policy: EvictionPolicy, samples: usize, seed: u64) -> bool {
+        let volatile = policy.volatile_only();
+        if policy == EvictionPolicy::NoEviction || self.len == 0 || volatile && self.volatile == 0 {
+            return false;
+        }
+        let samples = match policy {
+            EvictionPolicy::AllKeysRandom | EvictionPolicy::VolatileRandom => 1,
+            _ => samples.max(1),
+        };
+        let clock = self.lru_clock();
+        // Higher is a better candidate: longer idle, or a nearer expiry time.
+        let score = |entry: &Entry| match policy {
+            EvictionPolicy::VolatileTtl => u64::MAX - entry.expires_at().unwrap_or(u64::MAX),
+            _ => u64::from(entry.idle(clock)),
+        };
+        let mut best: Option<(u64, usize, &Vec<u8>)> = None;
+        let mut consider = |i: usize, key, entry: &Entry| {
+            let score = score(entry);
+            if best.is_none_or(|(top, _, _)| score > top) {
+                best = Some((score, i, key));
+            }
+        };
+        let candidates = if volatile { self.volatile } else { self.len };
+        if candidates <= EXACT_EVICTION_BELOW {
+            // Few keys sit sparse among the shards, where sampling "the next key after a random
+            // shard" favours keys after long gaps: look at every candidate instead.
+            for i in 0..SHARDS {
+                for (key, entry) in self.shards.get(i) {
+                    if !volatile || entry.expires_at().is_some() {
+                        consider(i, key, entry);
+                    }
+                }
+            }
+        } else {
+            let mut rng = seed;
+            for _ in 0..samples {
+                // A 64-bit LCG step (Knuth's MMIX constants) spreads one seed over the samples.
+                rng = rng
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let Some((i, key, entry)) = self.sample(rng, volatile) else {
+                    break;
+                };
+                consider(i, key, entry);
+            }
+        }
+        let best = best.map(|(_, i, key)| (i, key.clone()));
+        let Some((i, key)) = best else {
+            return false;
+        };
+        if self.unlink(i, &key).is_none() {
+            return false;
+        }
+        self.dirty += 1;
+        self.evicted.push(key);
+        true
+    }
+
+    /// A random key (one with an expiry time when `volatile`) with its shard and entry: the first
+    /// suitable shard from a random one, then a random key in it.
+    fn sample(&self, rng: u64, volatile: bool) -> Option<(usize, &Vec<u8>, &Entry)> {
+        let start = (rng >> 32) as usize % SHARDS;
+        let i = (0..SHARDS).map(|step| (start + step) % SHARDS).find(|&i| {
+            if volatile {
+                self.volatile_in[i] > 0
+            } else {
+                !self.shards.get(i).is_empty()
+            }
+        })?;
+        let shard = self.shards.get(i);
+        let candidates = if volatile {
+            self.volatile_in[i] as usize
+        } else {
+            shard.len()
+        };
+        let skip = (rng >> 8) as usize % candidates.max(1);
+        shard
+            .iter()
+            .filter(|(_, entry)| !volatile || entry.expires_at().is_some())
+            .nth(skip)
+            .map(|(key, entry)| (i, key, entry))
+    }
+
+    /// The clock LRU eviction judges idleness by: milliseconds, wrapping every 49 days (Redis's
+    /// wraps every 194 days, in seconds; finer steps tell apart keys touched in one second).
+    fn lru_clock(&self) -> u32 {
+        self.now as u32
+    }
+
     fn update(&mut self, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> usize {
         let i = self.shard_of(key);
         self.expire_if_due(i, key);
+        let clock = self.lru_clock();
         self.note_copy(i);
         let shard = self.shards.get_mut(i);
         self.dirty += 1;
@@ -441,6 +557,7 @@ impl Store {
                 shard.entry(key.to_vec()).or_default()
             }
         };
+        entry.touch(clock);
         let before = entry.value.len();
         change(&mut entry.value);
         let after = entry.value.len();
@@ -449,8 +566,9 @@ impl Store {
     }
 
     /// Inserts without counting a change; returns the entry replaced.
-    fn insert(&mut self, key: Vec<u8>, entry: Entry) -> Option<Entry> {
+    fn insert(&mut self, key: Vec<u8>, mut entry: Entry) -> Option<Entry> {
         let i = self.shard_of(&key);
+        entry.touch(self.lru_clock());
         self.bytes += cost(&key, &entry.value);
         let key_len = key.len();
         let volatile = entry.expires_at().is_some();
@@ -690,6 +808,55 @@ mod tests {
         }
         assert_eq!(found, 2);
         assert_eq!(store.scan(u64::MAX, 10, None).cursor, 0);
+    }
+
+    #[test]
+    fn eviction_follows_the_policy() {
+        let mut store = Store::new();
+        store.set_clock(1_000);
+        for i in 0..100 {
+            store.set(format!("old:{i}").into_bytes(), b"v".to_vec());
+        }
+        store.set_clock(2_000);
+        for i in 0..100 {
+            store.set(format!("new:{i}").into_bytes(), b"v".to_vec());
+        }
+        let mut seed = 7;
+        for _ in 0..50 {
+            seed += 1;
+            assert!(store.evict_one(EvictionPolicy::AllKeysLru, 5, seed));
+        }
+        let evicted = store.take_evicted();
+        assert_eq!(evicted.len(), 50);
+        let old = evicted.iter().filter(|k| k.starts_with(b"old:")).count();
+        // Random choice would take about 25; sampling five takes about 45.
+        assert!(
+            old >= 35,
+            "LRU by sampling takes mostly idle keys: {old} of 50"
+        );
+        assert!(!store.evict_one(EvictionPolicy::NoEviction, 5, 1));
+        assert!(
+            !store.evict_one(EvictionPolicy::VolatileLru, 5, 1),
+            "nothing volatile"
+        );
+        store.set_expiring(b"soon".to_vec(), b"v".to_vec(), Some(5_000));
+        store.set_expiring(b"later".to_vec(), b"v".to_vec(), Some(9_000));
+        assert!(store.evict_one(EvictionPolicy::VolatileTtl, 5, 3));
+        assert_eq!(store.take_evicted(), vec![b"soon".to_vec()]);
+        assert!(store.evict_one(EvictionPolicy::VolatileRandom, 5, 3));
+        assert_eq!(store.take_evicted(), vec![b"later".to_vec()]);
+        assert!(!store.evict_one(EvictionPolicy::VolatileTtl, 5, 3));
+        let before = store.len();
+        assert!(store.evict_one(EvictionPolicy::AllKeysRandom, 5, 11));
+        assert_eq!(store.len(), before - 1);
+    }
+
+    #[test]
+    fn a_read_does_not_copy_a_shard_a_snapshot_holds() {
+        let mut store = filled(100);
+        let _image = store.image();
+        store.get(b"key:1");
+        assert_eq!(store.copied(), CopyOnWrite::default());
     }
 
     #[test]

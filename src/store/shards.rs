@@ -44,9 +44,13 @@ impl Shards {
 
     /// True when writing shard `i` will copy its contents because an image still holds them.
     pub fn write_copies(&self, i: usize) -> bool {
+        !self.get(i).is_empty() && self.is_shared(i)
+    }
+
+    /// True when an image (or the shared empty map) holds shard `i` too.
+    pub fn is_shared(&self, i: usize) -> bool {
         let group = &self.groups[i / GROUP];
-        let shard = &group[i % GROUP];
-        !shard.is_empty() && (Arc::strong_count(group) > 1 || Arc::strong_count(shard) > 1)
+        Arc::strong_count(group) > 1 || Arc::strong_count(&group[i % GROUP]) > 1
     }
 
     /// Shard `i` for writing, copied first (group, then shard) where an image shares them.
