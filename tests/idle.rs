@@ -1,11 +1,12 @@
 //! An idle server must sleep in the poll, not spin: its CPU time over a few seconds stays small,
-//! including after the snapshot timer has come due with nothing to save.
+//! including after the snapshot timer has come due with nothing to save. Idle clients give back
+//! their buffers.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{cpu_seconds, Server};
+use common::{cpu_seconds, resp, Client, Server};
 
 #[test]
 fn an_idle_server_does_not_spin_after_the_snapshot_timer_comes_due() {
@@ -20,4 +21,43 @@ fn an_idle_server_does_not_spin_after_the_snapshot_timer_comes_due() {
     let used = cpu_seconds(server.child.id()) - before;
     assert!(used < 0.5, "idle server used {used:.2} s of CPU in 2.5 s");
     client.roundtrip(b"GET k\n", b"v\n");
+}
+
+/// A client that stops sending has its buffers freed after two seconds, so thousands of idle
+/// connections hold no buffer memory; it is served as before when it speaks again.
+#[test]
+fn idle_clients_give_back_their_buffers() {
+    let server = Server::start(&[]);
+    let mut idle = server.connect();
+    idle.cmd(&["SET", "k", "v"], b"+OK\r\n");
+    let mut watcher = server.connect();
+    let fields = |watcher: &mut Client| {
+        watcher.send(&resp(&["CLIENT", "LIST"]));
+        let header = watcher.read_line();
+        let len: usize = header[1..header.len() - 2].parse().unwrap();
+        let body = String::from_utf8(watcher.read_n(len + 2)).unwrap();
+        let line = body.lines().next().unwrap().to_string();
+        let field = |name: &str| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix(&format!("{name}=")))
+                .unwrap()
+                .to_string()
+        };
+        (field("qbuf-free"), field("omem"))
+    };
+    let (free, _) = fields(&mut watcher);
+    assert_ne!(free, "0", "a client that just sent holds its input buffer");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if fields(&mut watcher) == ("0".to_string(), "0".to_string()) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "buffers still held: {:?}",
+            fields(&mut watcher)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    idle.cmd(&["GET", "k"], b"$1\r\nv\r\n");
 }

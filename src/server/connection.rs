@@ -8,7 +8,7 @@ use mio::net::TcpStream;
 use crate::command::ClientState;
 use crate::protocol::{Dialect, Progress};
 
-/// The input buffer's first size; also what an idle connection keeps allocated.
+/// The input buffer's first size; kept between requests, and freed once a client is idle.
 const READ_CHUNK: usize = 16 * 1024;
 
 /// Free room below which the buffer is compacted or grown before a read, so a slow client with
@@ -39,6 +39,16 @@ impl InputBuffer {
                 // A burst is over: give back what it needed.
                 self.buf = Vec::new();
             }
+        }
+    }
+
+    /// Frees the buffer when nothing is pending: an idle client then costs no input memory
+    /// until it sends again.
+    pub fn release_if_empty(&mut self) {
+        if self.start == self.end {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
         }
     }
 
@@ -163,6 +173,15 @@ impl Connection {
     /// Bytes of output not yet sent, held or not.
     pub fn pending_output(&self) -> usize {
         self.output.len() - self.written
+    }
+
+    /// Frees what an idle connection's buffers hold while nothing is pending in them.
+    pub fn release_idle_buffers(&mut self) {
+        self.input.release_if_empty();
+        if self.pending_output() == 0 {
+            self.output = Vec::new();
+            self.written = 0;
+        }
     }
 
     /// Bytes allocated for output.
