@@ -138,6 +138,9 @@ fn evictions_are_logged_and_replayed() {
         "allkeys-random",
         "--appendonly",
         "yes",
+        // Every reply, DBSIZE's included (it may evict first), waits for its records on disk.
+        "--appendfsync",
+        "always",
     ];
     let mut server = Server::start_in(dir.path(), &flags);
     let mut client = server.connect();
