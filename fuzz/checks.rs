@@ -14,6 +14,7 @@ use std::path::Path;
 
 use pocketkv::persist;
 use pocketkv::persist::log::{self as aof, LogError, Segment, LOG_HEADER};
+use pocketkv::protocol::http::{self, HttpError, HttpLimits, HttpParse};
 use pocketkv::protocol::{
     self, Dialect, Limits, ParseError, Progress, ProtocolError, Reply, Request,
 };
@@ -31,15 +32,18 @@ pub enum Target {
     SnapshotLoader,
     /// Bytes as an append-only log segment, with and without repair.
     LogLoader,
+    /// Bytes through the HTTP request parser, whole, pipelined and cut short; percent-decoding.
+    HttpParser,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 4] = [
+    pub const ALL: [Target; 5] = [
         Target::RespParser,
         Target::TextParser,
         Target::SnapshotLoader,
         Target::LogLoader,
+        Target::HttpParser,
     ];
 
     /// The cargo-fuzz name.
@@ -49,6 +53,7 @@ impl Target {
             Target::TextParser => "text_parser",
             Target::SnapshotLoader => "snapshot_loader",
             Target::LogLoader => "log_loader",
+            Target::HttpParser => "http_parser",
         }
     }
 }
@@ -90,6 +95,7 @@ pub fn check(target: Target, data: &[u8]) -> Result<(), Violation> {
         Target::TextParser => text_parser(data),
         Target::SnapshotLoader => snapshot_loader(data),
         Target::LogLoader => log_loader(data),
+        Target::HttpParser => http_parser(data),
     }
 }
 
@@ -704,6 +710,131 @@ pub fn log_loader(data: &[u8]) -> Result<(), Violation> {
                 );
             }
         }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// http_parser
+
+/// A parse result with owned bytes, to compare two parses.
+type HttpOwned = Result<Option<(String, Vec<u8>, usize)>, HttpError>;
+
+fn http_owned(result: &Result<HttpParse<'_>, HttpError>) -> HttpOwned {
+    match result {
+        Ok(HttpParse::Request(request, used)) => Ok(Some((
+            format!(
+                "{:?} {:?} {:?} keep_alive={} length={:?} auth={:?}",
+                request.method,
+                request.target,
+                request.version,
+                request.keep_alive,
+                request.content_length,
+                request.authorization
+            ),
+            request.body.to_vec(),
+            *used,
+        ))),
+        Ok(HttpParse::Incomplete { .. }) => Ok(None),
+        Err(e) => Err(*e),
+    }
+}
+
+/// The HTTP parser on `data` as a connection's buffer, with the server's default bounds and with
+/// small ones: no panic; a request uses at least one byte and at most all of them, and its body
+/// is the `Content-Length` bytes just before its end; the bounds hold; every cut of a request
+/// short of its end is incomplete (never an error, never another request); bytes after a
+/// request do not change it; requests taken one after another (pipelining) each use bytes.
+/// Then percent-decoding: no panic, never longer than its input, and every byte string
+/// percent-encoded decodes back to itself.
+pub fn http_parser(data: &[u8]) -> Result<(), Violation> {
+    let limit_sets = [
+        HttpLimits {
+            max_head: 8192,
+            max_body: 512 * 1024 * 1024,
+        },
+        HttpLimits {
+            max_head: 64,
+            max_body: 16,
+        },
+    ];
+    for limits in &limit_sets {
+        let mut at = 0;
+        while at < data.len() {
+            let input = &data[at..];
+            let result = http::parse_http(input, limits);
+            let (request, used) = match &result {
+                Ok(HttpParse::Request(request, used)) => (request, *used),
+                Ok(HttpParse::Incomplete { .. }) | Err(_) => break,
+            };
+            if used == 0 || used > input.len() {
+                return Err(violation(
+                    "a request uses 1 to all of its bytes",
+                    format!("used {used} of {} in {}", input.len(), show(input, 120)),
+                ));
+            }
+            let body_len = request.content_length.unwrap_or(0);
+            if request.body.len() != body_len
+                || input.get(used - body_len..used) != Some(request.body)
+            {
+                return Err(violation(
+                    "the body is the Content-Length bytes at the end of the request",
+                    format!("{:?} used {used} in {}", request, show(input, 120)),
+                ));
+            }
+            if body_len > limits.max_body || used - body_len > limits.max_head {
+                return Err(violation(
+                    "requests stay within the limits",
+                    format!("{limits:?}: {request:?}"),
+                ));
+            }
+            let alone = http_owned(&http::parse_http(&input[..used], limits));
+            if alone != http_owned(&result) {
+                return Err(violation(
+                    "bytes after a request do not change it",
+                    format!("alone {alone:?}, followed {:?}", http_owned(&result)),
+                ));
+            }
+            // Cuts: every one near the start and the end, a few in between.
+            let cuts = (0..used.min(48))
+                .chain(used.saturating_sub(48)..used)
+                .chain((1..16).map(|i| used * i / 16));
+            for cut in cuts.filter(|&c| c < used) {
+                let partial = http::parse_http(&input[..cut], limits);
+                if !matches!(partial, Ok(HttpParse::Incomplete { .. })) {
+                    return Err(violation(
+                        "a request cut short is incomplete",
+                        format!(
+                            "cut at {cut} of {used}: {:?} for {}",
+                            http_owned(&partial),
+                            show(&input[..used], 120)
+                        ),
+                    ));
+                }
+            }
+            at += used;
+        }
+    }
+    for plus_is_space in [false, true] {
+        if let Some(decoded) = http::percent_decode(data, plus_is_space) {
+            if decoded.len() > data.len() {
+                return Err(violation(
+                    "percent-decoding never grows its input",
+                    show(data, 120),
+                ));
+            }
+        }
+    }
+    let mut encoded = Vec::with_capacity(data.len() * 3);
+    for &b in data {
+        encoded.extend_from_slice(format!("%{b:02X}").as_bytes());
+    }
+    let back = http::percent_decode(&encoded, true);
+    if back.as_deref() != Some(data) {
+        return Err(violation(
+            "percent-encoded bytes decode back to themselves",
+            format!("{} came back as {back:?}", show(data, 120)),
+        ));
     }
     Ok(())
 }

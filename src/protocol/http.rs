@@ -128,15 +128,17 @@ pub fn parse_http<'a>(input: &'a [u8], limits: &HttpLimits) -> Result<HttpParse<
         .iter()
         .position(|&b| b != b'\r' && b != b'\n')
         .unwrap_or(input.len());
+    // Blank lines before the request count against the head's bound too, so an endless stream
+    // of them cannot grow the buffer.
     let Some(head_len) = head_end(&input[start..]) else {
-        if input.len() - start > limits.max_head {
+        if input.len() > limits.max_head {
             return Err(HttpError::HeadTooLarge);
         }
         return Ok(HttpParse::Incomplete {
             continue_wanted: false,
         });
     };
-    if head_len > limits.max_head {
+    if start + head_len > limits.max_head {
         return Err(HttpError::HeadTooLarge);
     }
     let head = &input[start..start + head_len];
@@ -470,6 +472,8 @@ mod tests {
     fn bounds() {
         let long = [b'a'; 300];
         assert_eq!(parse(&long), Err(HttpError::HeadTooLarge));
+        let blank = [b'\n'; 300];
+        assert_eq!(parse(&blank), Err(HttpError::HeadTooLarge));
         let mut big_head = b"GET / HTTP/1.1\r\nHost: x\r\nX: ".to_vec();
         big_head.extend_from_slice(&[b'a'; 250]);
         big_head.extend_from_slice(b"\r\n\r\n");
