@@ -52,9 +52,10 @@ clean:
 	$(CARGO) clean
 
 # Coverage-guided fuzzing: installs nightly and cargo-fuzz when missing, runs each target
-# (resp_parser, text_parser, snapshot_loader, log_loader; or FUZZ_TARGETS) for FUZZ_SECONDS under
-# libFuzzer's length, time and memory bounds, and copies crash inputs to fuzz/regressions/, which
-# `cargo test` replays (tests/fuzz_regressions.rs). See fuzz/run.sh for the other knobs.
+# (resp_parser, text_parser, snapshot_loader, log_loader, http_parser; or FUZZ_TARGETS) for
+# FUZZ_SECONDS under libFuzzer's length, time and memory bounds, and copies crash inputs to
+# fuzz/regressions/, which `cargo test` replays (tests/fuzz_regressions.rs). See fuzz/run.sh for
+# the other knobs.
 .PHONY: fuzz
 FUZZ_SECONDS ?= 180
 

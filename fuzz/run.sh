@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # `make fuzz`: coverage-guided fuzzing of the parsers and the persistence loaders with cargo-fuzz.
 #
-# Targets: resp_parser, text_parser, snapshot_loader, log_loader (fuzz/checks.rs says what each
-# checks). Installs the nightly toolchain (rustup) and cargo-fuzz (crates.io) when missing, builds
-# the targets once, then runs each for FUZZ_SECONDS with libFuzzer's bounds:
+# Targets: resp_parser, text_parser, snapshot_loader, log_loader, http_parser (fuzz/checks.rs
+# says what each checks). Installs the nightly toolchain (rustup) and cargo-fuzz (crates.io) when
+# missing, builds the targets once, then runs each for FUZZ_SECONDS with libFuzzer's bounds:
 #   -max_len        FUZZ_MAX_LEN bytes per input
 #   -timeout        FUZZ_TIMEOUT seconds per input: a slower input is a hang
 #   -rss_limit_mb   FUZZ_RSS_MB for the whole process
