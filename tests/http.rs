@@ -845,3 +845,39 @@ fn protected_mode_answers_outside_http_clients_with_403() {
     let mut local = Client::connect(http);
     local.roundtrip(&get("/healthz"), &text("200 OK", "ok\n"));
 }
+
+#[test]
+fn memory_limit_refuses_http_writes_with_507_and_evictions_are_counted() {
+    let (server, http) = start(&["--maxmemory", "1kb"]);
+    let mut c = Client::connect(http);
+    let big = vec![b'x'; 2048];
+    c.roundtrip(&put("/v1/keys/a", &big), NO_CONTENT);
+    c.roundtrip(
+        &put("/v1/keys/b", b"v"),
+        &text(
+            "507 Insufficient Storage",
+            "OOM command not allowed when used memory > 'maxmemory'.\n",
+        ),
+    );
+    // Reads and deletes go on.
+    c.roundtrip(
+        &get("/v1/keys/a"),
+        &response("200 OK", "application/octet-stream", &big),
+    );
+    c.roundtrip(&delete("/v1/keys/a"), NO_CONTENT);
+    c.roundtrip(&put("/v1/keys/b", b"v"), NO_CONTENT);
+    drop(server);
+
+    let (_server, http) = start(&["--maxmemory", "1kb", "--maxmemory-policy", "allkeys-random"]);
+    let mut c = Client::connect(http);
+    for i in 0..20 {
+        c.roundtrip(&put(&format!("/v1/keys/k{i}"), &[b'y'; 200]), NO_CONTENT);
+    }
+    let exp = scrape(http);
+    let evicted = value(&exp, "pocketkv_evicted_keys_total", None);
+    let keys = value(&exp, "pocketkv_keys", None);
+    assert!(
+        evicted > 0.0 && evicted + keys == 20.0,
+        "{evicted} evicted, {keys} left"
+    );
+}
