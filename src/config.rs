@@ -1,5 +1,6 @@
-//! Settings: defaults, environment variables (`POCKETKV_PORT`, ...) and flags (`--port`), in
-//! that order of strength. One table drives parsing, `--help` and `CONFIG GET`.
+//! Settings: defaults, environment variables (`POCKETKV_PORT`, ...), a config file in redis.conf
+//! syntax (`pocketkv /etc/pocketkv.conf`) and flags (`--port`), in that order of strength. One
+//! table drives parsing, the file's directives, `--help`, `CONFIG GET` and `CONFIG SET`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -94,6 +95,10 @@ pub enum ConfigError {
     MissingValue(String),
     /// A value that does not parse; (flag or variable, value, what was expected).
     BadValue(String, String, String),
+    /// The config file cannot be read; (path, why).
+    FileUnreadable(String, String),
+    /// A bad line in the config file; (path, line number, what is wrong).
+    File(String, usize, String),
 }
 
 impl fmt::Display for ConfigError {
@@ -108,6 +113,10 @@ impl fmt::Display for ConfigError {
             ConfigError::BadValue(name, value, expected) => {
                 write!(f, "invalid value '{value}' for {name}: expected {expected}")
             }
+            ConfigError::FileUnreadable(path, why) => {
+                write!(f, "cannot read config file {path}: {why}")
+            }
+            ConfigError::File(path, line, what) => write!(f, "{path}:{line}: {what}"),
         }
     }
 }
@@ -256,7 +265,7 @@ const SETTINGS: &[Setting] = &[
         help: "seconds between snapshots when data changed (0: only SAVE, BGSAVE and shutdown)",
         apply: |c, v| number(v, "a number of seconds").map(|n| c.save_interval = n),
         show: |c| c.save_interval.to_string(),
-        settable: false,
+        settable: true,
     },
     Setting {
         name: "loglevel",
@@ -289,7 +298,7 @@ const SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| c.appendfsync.name().to_string(),
-        settable: false,
+        settable: true,
     },
     Setting {
         name: "appendfilename",
@@ -481,7 +490,8 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads the environment (`POCKETKV_*`), then the flags (without the program name).
+    /// Reads the environment (`POCKETKV_*`), then the config file if the first argument names
+    /// one, then the flags (arguments without the program name).
     pub fn from_sources(
         args: impl IntoIterator<Item = String>,
         env: impl Fn(&str) -> Option<String>,
@@ -494,7 +504,12 @@ impl Config {
                     .map_err(|expected| ConfigError::BadValue(var, value, expected))?;
             }
         }
-        let mut args = args.into_iter();
+        let mut args = args.into_iter().peekable();
+        if let Some(path) = args.next_if(|arg| !arg.starts_with('-')) {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| ConfigError::FileUnreadable(path.clone(), e.to_string()))?;
+            config.apply_file(&path, &text)?;
+        }
         while let Some(arg) = args.next() {
             if arg == "--help" || arg == "-h" {
                 return Err(ConfigError::Help);
@@ -518,6 +533,67 @@ impl Config {
                 .map_err(|expected| ConfigError::BadValue(flag, value, expected))?;
         }
         Ok(config)
+    }
+
+    /// Applies a config file's text in redis.conf syntax: one `directive value...` per line,
+    /// `#` comments, values split and unquoted as Redis's `sdssplitargs` does. Several values
+    /// are joined with spaces (`client-output-buffer-limit normal 0 0 0`).
+    pub fn apply_file(&mut self, path: &str, text: &str) -> Result<(), ConfigError> {
+        let mut save_seen = false;
+        for (index, line) in text.lines().enumerate() {
+            let fail = |what: String| ConfigError::File(path.to_string(), index + 1, what);
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let args = crate::protocol::split_args(line.as_bytes())
+                .ok_or_else(|| fail("unbalanced quotes".to_string()))?;
+            let mut words = Vec::with_capacity(args.len());
+            for arg in &args {
+                let word = std::str::from_utf8(arg)
+                    .map_err(|_| fail("a value that is not UTF-8".to_string()))?;
+                words.push(word);
+            }
+            let Some((name, values)) = words.split_first() else {
+                continue;
+            };
+            let name = name.to_ascii_lowercase();
+            if values.is_empty() {
+                return Err(fail(format!("'{name}' needs a value")));
+            }
+            if name == "save" {
+                // pocketkv saves after any change: Redis's `save <seconds> <changes>` rules give
+                // their shortest interval; `save ""` turns the timer off.
+                let interval = save_rule(values).ok_or_else(|| {
+                    fail("expected save \"\" or save <seconds> <changes> ...".to_string())
+                })?;
+                self.save_interval = if save_seen {
+                    self.save_interval.min(interval)
+                } else {
+                    interval
+                };
+                save_seen = interval != 0;
+                continue;
+            }
+            let setting = SETTINGS
+                .iter()
+                .find(|s| s.name == name)
+                .ok_or_else(|| fail(format!("unknown directive '{name}'")))?;
+            // Only this directive takes several words in redis.conf; anything else with more is
+            // a mistake (an unquoted space, a trailing comment) better refused than guessed at.
+            if values.len() > 1 && name != "client-output-buffer-limit" {
+                return Err(fail(format!(
+                    "'{name}' takes one value (quote it if it holds spaces)"
+                )));
+            }
+            let value = values.join(" ");
+            (setting.apply)(self, &value).map_err(|expected| {
+                fail(format!(
+                    "invalid value '{value}' for {name}: expected {expected}"
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     /// Changes one setting at run time (CONFIG SET); only settings marked `settable` may change.
@@ -562,7 +638,10 @@ impl Config {
 pub fn help() -> String {
     let mut text = format!(
         "pocketkv {} - a small key-value server speaking RESP2 and text lines on one port\n\n\
-         Usage: pocketkv [--flag value]...\n\nFlags (each also read from its environment variable):\n",
+         Usage: pocketkv [/path/to/pocketkv.conf] [--flag value]...\n\n\
+         The config file takes the flags' names as redis.conf directives (`port 12345`);\n\
+         flags override the file, which overrides the environment.\n\n\
+         Flags (each also read from its environment variable):\n",
         env!("CARGO_PKG_VERSION")
     );
     for s in SETTINGS {
@@ -633,6 +712,27 @@ pub fn memory(value: &str) -> Option<usize> {
         _ => return None,
     };
     digits.parse::<usize>().ok()?.checked_mul(unit)
+}
+
+/// The interval a redis.conf `save` line asks for: 0 for `save ""`, else the shortest
+/// `<seconds>` of its `<seconds> <changes>` pairs.
+fn save_rule(values: &[&str]) -> Option<u64> {
+    if values == [""] {
+        return Some(0);
+    }
+    if values.len() % 2 != 0 {
+        return None;
+    }
+    let mut shortest = None;
+    for pair in values.chunks(2) {
+        let [seconds, changes] = pair else {
+            return None;
+        };
+        changes.parse::<u64>().ok()?;
+        let seconds: u64 = seconds.parse().ok()?;
+        shortest = Some(shortest.map_or(seconds, |s: u64| s.min(seconds)));
+    }
+    shortest
 }
 
 fn non_empty(value: &str) -> Result<&str, String> {

@@ -53,6 +53,8 @@ pub enum Order {
         /// The new segment's number.
         next: u64,
     },
+    /// Fsync by this policy from now on (CONFIG SET appendfsync).
+    Policy(FsyncPolicy),
 }
 
 /// What the log thread tells the loop.
@@ -248,6 +250,7 @@ impl Worker {
                 self.unwritten_seq = seq;
             }
             Order::Rotate { next } => self.rotating = Some(next),
+            Order::Policy(policy) => self.policy = policy,
         }
     }
 

@@ -16,6 +16,7 @@ pub use error::{ParseError, ProtocolError};
 pub use human::quote;
 pub use reply::Reply;
 pub use resp::{parse_i64, Progress};
+pub use text::split_args;
 
 /// Which wire format a request arrived in; its reply is encoded in the same one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -141,6 +141,8 @@ pub struct Server {
     /// When the client cron last ran, and the slab key it goes on from.
     last_client_cron: Instant,
     client_cursor: usize,
+    /// The save interval the snapshot timer was last set for (CONFIG SET may change it).
+    applied_save_interval: u64,
     stopping: Option<Instant>,
     skip_final_save: bool,
     /// Clients that used their read budget with input possibly left in the socket.
@@ -223,6 +225,7 @@ impl Server {
             last_sample: None,
             last_client_cron: Instant::now(),
             client_cursor: 0,
+            applied_save_interval: save_interval.as_secs(),
             stopping: None,
             skip_final_save: false,
             unfinished: Vec::new(),
@@ -708,6 +711,26 @@ impl Server {
         self.snapshot_timer(now);
         self.kill_clients();
         self.client_cron(now);
+        self.apply_config_changes(now);
+    }
+
+    /// Carries out what a CONFIG SET of a setting with side effects asks for. Settings the loop
+    /// and the commands read live from `state.config` (timeout, maxclients, requirepass, output
+    /// limits, ...) need nothing here; one whose change must reach a thread or a timer gets a
+    /// comparison against the value last applied.
+    fn apply_config_changes(&mut self, now: Instant) {
+        let config = &self.state.config;
+        if config.save_interval != self.applied_save_interval {
+            self.applied_save_interval = config.save_interval;
+            self.next_timed_snapshot = now + Duration::from_secs(config.save_interval);
+        }
+        let log = &mut self.state.log;
+        if log.enabled && log.policy != Some(config.appendfsync) {
+            log.policy = Some(config.appendfsync);
+            if let Some(writer) = &self.log {
+                writer.send(crate::persist::Order::Policy(config.appendfsync));
+            }
+        }
     }
 }
 

@@ -35,7 +35,32 @@ impl Server {
 
     /// Starts a server whose data directory is `dir` (kept by the caller across restarts).
     pub fn start_in(dir: &Path, args: &[&str]) -> Server {
-        let mut child = spawn(dir, args);
+        Server::attach(spawn(dir, args), dir)
+    }
+
+    /// Starts a server reading the config file `config` (the first argument), in a new
+    /// temporary directory; `--port 0` and `--dir` follow it, then `args`.
+    pub fn start_with_config(config: &Path, args: &[&str]) -> Server {
+        let tempdir = tempfile::tempdir().expect("tempdir");
+        let dir = tempdir.path().to_path_buf();
+        let mut all = vec![config.to_str().expect("utf-8 path")];
+        all.extend_from_slice(&["--port", "0", "--dir", dir.to_str().expect("utf-8 dir")]);
+        all.extend_from_slice(args);
+        let child = server_command()
+            .args(&all)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pocketkv");
+        let mut server = Server::attach(child, &dir);
+        server._tempdir = Some(tempdir);
+        server
+    }
+
+    /// Follows a started child's log until it names its address.
+    fn attach(mut child: Child, dir: &Path) -> Server {
         let (tx, log) = mpsc::channel();
         let stderr = child.stderr.take().expect("stderr");
         std::thread::spawn(move || {
