@@ -133,8 +133,8 @@ fn move_key<'a>(ctx: &'a mut Ctx<'_>, from: &[u8], to: &[u8], replace: bool) -> 
     if !replace && ctx.db.contains(to) {
         return Reply::Integer(0);
     }
-    if let Some(entry) = ctx.db.take(from) {
-        ctx.db.put(to.to_vec(), entry);
+    if let Some(record) = ctx.db.remove(from) {
+        ctx.db.put(to, &record);
     }
     if replace {
         Reply::OK

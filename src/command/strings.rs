@@ -158,8 +158,7 @@ fn set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         if options.keep_ttl {
             expires_at = current.flatten();
         }
-        ctx.db
-            .set_expiring(key.to_vec(), value.to_vec(), expires_at);
+        ctx.db.set_expiring(key, value, expires_at);
         log_set(ctx, key, value, expires_at);
     }
     match old {
@@ -178,7 +177,7 @@ fn set_expiring<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>], unit: Unit, name: &s
         Ok(at) => at,
         Err(e) => return e,
     };
-    ctx.db.set_expiring(key.to_vec(), value.to_vec(), Some(at));
+    ctx.db.set_expiring(key, value, Some(at));
     log_set(ctx, key, value, Some(at));
     Reply::OK
 }
@@ -232,7 +231,7 @@ fn setnx<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     if ctx.db.contains(key) {
         return Reply::Integer(0);
     }
-    ctx.db.set(key.to_vec(), value.to_vec());
+    ctx.db.set(key, value);
     Reply::Integer(1)
 }
 
@@ -241,15 +240,17 @@ fn getset<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         return wrong_arity("getset");
     };
     ctx.db
-        .set(key.to_vec(), value.to_vec())
-        .map_or(Reply::Nil, Reply::bulk_owned)
+        .set(key, value)
+        .map_or(Reply::Nil, |old| Reply::bulk_owned(old.value().to_vec()))
 }
 
 fn getdel<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let [_, key] = args else {
         return wrong_arity("getdel");
     };
-    ctx.db.remove(key).map_or(Reply::Nil, Reply::bulk_owned)
+    ctx.db
+        .remove(key)
+        .map_or(Reply::Nil, |old| Reply::bulk_owned(old.value().to_vec()))
 }
 
 fn mget<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
@@ -284,7 +285,7 @@ fn mset<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Ok(pairs) => {
             for pair in pairs {
                 if let [key, value] = pair {
-                    ctx.db.set(key.to_vec(), value.to_vec());
+                    ctx.db.set(key, value);
                 }
             }
             Reply::OK
@@ -303,7 +304,7 @@ fn msetnx<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     }
     for pair in pairs {
         if let [key, value] = pair {
-            ctx.db.set(key.to_vec(), value.to_vec());
+            ctx.db.set(key, value);
         }
     }
     Reply::Integer(1)

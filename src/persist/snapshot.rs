@@ -84,9 +84,9 @@ struct ImagePairs<'a>(&'a Image);
 impl Serialize for ImagePairs<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for (key, entry) in self.0.iter() {
-            let (key, value) = (Bytes(key), Bytes(&entry.value));
-            match entry.expires_at() {
+        for record in self.0.iter() {
+            let (key, value) = (Bytes(record.key()), Bytes(record.value()));
+            match record.expires_at() {
                 Some(at) => seq.serialize_element(&(key, value, at))?,
                 None => seq.serialize_element(&(key, value))?,
             }
@@ -308,7 +308,7 @@ mod tests {
     fn image_of(pairs: &[(&[u8], &[u8])]) -> Image {
         let mut store = Store::new();
         for (k, v) in pairs {
-            store.set(k.to_vec(), v.to_vec());
+            store.set(k, v);
         }
         store.image()
     }
@@ -328,8 +328,8 @@ mod tests {
     #[test]
     fn expiry_times_round_trip_and_a_key_without_one_has_two_elements() {
         let mut store = Store::new();
-        store.set_expiring(b"session".to_vec(), b"x".to_vec(), Some(1764250060000));
-        store.set(b"name".to_vec(), b"Alice".to_vec());
+        store.set_expiring(b"session", b"x", Some(1764250060000));
+        store.set(b"name", b"Alice");
         let mut out = Vec::new();
         encode(&store.image(), &mut out).unwrap();
         let text = String::from_utf8(out.clone()).unwrap();

@@ -187,7 +187,7 @@ mod tests {
         let dir = temp.path();
         let path = dir.join("data.json");
         let mut store = Store::new();
-        store.set(b"k".to_vec(), b"v".to_vec());
+        store.set(b"k", b"v");
         let (tx, rx) = mpsc::channel();
         let mut writer = Writer::start(move |done| tx.send(done).unwrap()).unwrap();
         assert!(writer.submit(Job {

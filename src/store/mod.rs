@@ -17,6 +17,7 @@
 mod entry;
 mod evict;
 mod glob;
+mod record;
 mod shards;
 
 use std::hash::BuildHasher;
@@ -24,13 +25,15 @@ use std::hash::BuildHasher;
 pub use entry::Entry;
 pub use evict::EvictionPolicy;
 pub use glob::glob_match;
+pub use record::Record;
 pub use shards::{Shard, Shards, SHARDS};
 
 /// Below this many candidates, eviction looks at all of them rather than sampling.
 const EXACT_EVICTION_BELOW: usize = 64;
 
-/// Rough per-key bookkeeping cost (map slot, vector headers, expiry) used for the memory estimate.
-const ENTRY_OVERHEAD: usize = 64;
+/// Per-key cost besides the record's own bytes, for the memory estimate: the map slot (8 bytes
+/// at the table's typical load) and malloc's chunk header and rounding.
+const RECORD_OVERHEAD: usize = 32;
 
 /// A frozen, point-in-time copy of the keyspace, cheap to take and safe to send to another thread.
 #[derive(Debug, Clone)]
@@ -52,7 +55,7 @@ impl Image {
 
     /// Every key with its entry, in no particular order. Keys that expired but were not reclaimed
     /// yet are included, with their time: start-up drops them after replaying the log.
-    pub fn iter(&self) -> impl Iterator<Item = (&Vec<u8>, &Entry)> {
+    pub fn iter(&self) -> impl Iterator<Item = &Record> {
         self.shards.iter().flat_map(|shard| shard.iter())
     }
 }
@@ -220,8 +223,9 @@ impl Store {
     /// Replaces the whole contents, as loading a snapshot does. Not counted as a change.
     pub fn load(&mut self, entries: impl IntoIterator<Item = (Vec<u8>, Entry)>) {
         self.clear_silently();
+        let clock = self.lru_clock();
         for (key, entry) in entries {
-            self.insert(key, entry);
+            self.insert(Record::new(&key, &entry.value, entry.expires_at(), clock));
         }
     }
 
@@ -245,27 +249,24 @@ impl Store {
     pub fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
         let i = self.shard_of(key);
         self.expire_if_due(i, key);
-        let clock = self.lru_clock();
-        // A read never copies a shard a snapshot holds just to note the access (Redis, too,
-        // leaves LRU clocks alone while a fork child runs).
-        let found = if self.shards.is_shared(i) {
-            self.shards.get(i).get(key)
-        } else {
-            self.shards.get_mut(i).get_mut(key).map(|entry| {
-                entry.touch(clock);
-                &*entry
-            })
-        };
+        let found = self.shards.get(i).get(key);
         match found {
-            Some(_) => self.hits += 1,
+            Some(record) => {
+                self.hits += 1;
+                // A read never writes to a shard a snapshot holds (Redis, too, leaves LRU clocks
+                // alone while a fork child runs).
+                if !self.shards.is_shared(i) {
+                    record.touch(self.now as u32);
+                }
+            }
             None => self.misses += 1,
         }
-        found.map(|entry| entry.value.as_slice())
+        found.map(Record::value)
     }
 
     /// The value of `key`, not counted in hits or misses.
     pub fn peek(&self, key: &[u8]) -> Option<&[u8]> {
-        self.live(key).map(|entry| entry.value.as_slice())
+        self.live(key).map(Record::value)
     }
 
     /// True when `key` exists; not counted in hits or misses.
@@ -276,27 +277,26 @@ impl Store {
     /// When `key` expires: `None` when there is no such key, `Some(None)` when it never does,
     /// else Unix milliseconds.
     pub fn expires_at(&self, key: &[u8]) -> Option<Option<u64>> {
-        self.live(key).map(Entry::expires_at)
+        self.live(key).map(Record::expires_at)
     }
 
-    /// Stores `value` under `key` with no expiry time; returns the previous value.
-    pub fn set(&mut self, key: Vec<u8>, value: Vec<u8>) -> Option<Vec<u8>> {
+    /// Stores `value` under `key` with no expiry time; returns the record replaced.
+    pub fn set(&mut self, key: &[u8], value: &[u8]) -> Option<Record> {
         self.set_expiring(key, value, None)
     }
 
     /// Stores `value` under `key`, expiring at `expires_at` (Unix ms) when given; returns the
-    /// previous value.
+    /// record replaced.
     pub fn set_expiring(
         &mut self,
-        key: Vec<u8>,
-        value: Vec<u8>,
+        key: &[u8],
+        value: &[u8],
         expires_at: Option<u64>,
-    ) -> Option<Vec<u8>> {
-        let i = self.shard_of(&key);
-        self.expire_if_due(i, &key);
+    ) -> Option<Record> {
+        let i = self.shard_of(key);
+        self.expire_if_due(i, key);
         self.dirty += 1;
-        self.insert(key, Entry::new(value, expires_at))
-            .map(|old| old.value)
+        self.insert(Record::new(key, value, expires_at, self.lru_clock()))
     }
 
     /// Sets (or with `None` clears) the expiry time of an existing key; false when there is no
@@ -304,37 +304,26 @@ impl Store {
     pub fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
         let i = self.shard_of(key);
         self.expire_if_due(i, key);
-        let Some(before) = self.shards.get(i).get(key).map(Entry::expires_at) else {
+        let Some(old) = self.unlink(i, key) else {
             return false;
         };
-        if let Some(entry) = self.shard_mut(i).get_mut(key) {
-            entry.set_expires_at(expires_at);
-        }
-        self.count_volatile(i, before.is_some(), expires_at.is_some());
         self.dirty += 1;
+        self.insert(Record::new(key, old.value(), expires_at, self.lru_clock()));
         true
     }
 
-    /// Removes `key`; returns its value.
-    pub fn remove(&mut self, key: &[u8]) -> Option<Vec<u8>> {
-        self.take(key).map(|entry| entry.value)
-    }
-
-    /// Removes `key`; returns its entry, expiry time included (RENAME moves it whole).
-    pub fn take(&mut self, key: &[u8]) -> Option<Entry> {
+    /// Removes `key`; returns its record (value and expiry time).
+    pub fn remove(&mut self, key: &[u8]) -> Option<Record> {
         let i = self.shard_of(key);
         self.expire_if_due(i, key);
-        let (_, entry) = self.unlink(i, key)?;
+        let record = self.unlink(i, key)?;
         self.dirty += 1;
-        Some(entry)
+        Some(record)
     }
 
-    /// Stores a whole entry, expiry time included (the other half of RENAME).
-    pub fn put(&mut self, key: Vec<u8>, entry: Entry) {
-        let i = self.shard_of(&key);
-        self.expire_if_due(i, &key);
-        self.dirty += 1;
-        self.insert(key, entry);
+    /// Stores `record`'s value and expiry time under `key` (what RENAME does with a removed one).
+    pub fn put(&mut self, key: &[u8], record: &Record) {
+        self.set_expiring(key, record.value(), record.expires_at());
     }
 
     /// Appends `tail` to the value of `key` (creating it); returns the new length.
@@ -357,10 +346,10 @@ impl Store {
     /// Replaces the value of `key`, keeping its expiry time (what INCR does), creating it with
     /// none when missing.
     pub fn replace(&mut self, key: &[u8], bytes: &[u8]) {
-        self.update(key, |value| {
-            value.clear();
-            value.extend_from_slice(bytes);
-        });
+        let i = self.shard_of(key);
+        self.expire_if_due(i, key);
+        let expires_at = self.shards.get(i).get(key).and_then(Record::expires_at);
+        self.set_expiring(key, bytes, expires_at);
     }
 
     /// Removes every key; returns how many there were.
@@ -381,13 +370,9 @@ impl Store {
         (0..SHARDS)
             .map(|step| self.shards.get((start + step) % SHARDS))
             .find_map(|shard| {
-                let live: Vec<&Vec<u8>> = shard
-                    .iter()
-                    .filter(|(_, entry)| self.is_live(entry))
-                    .map(|(key, _)| key)
-                    .collect();
+                let live: Vec<&Record> = shard.iter().filter(|r| self.is_live(r)).collect();
                 let skip = ((seed >> 20) as usize).checked_rem(live.len())?;
-                live.get(skip).map(|key| key.as_slice())
+                live.get(skip).map(|record| record.key())
             })
     }
 
@@ -397,8 +382,8 @@ impl Store {
         self.shards
             .iter()
             .flat_map(|shard| shard.iter())
-            .filter(|(key, entry)| self.is_live(entry) && (all || glob_match(pattern, key)))
-            .map(|(key, _)| key.as_slice())
+            .filter(|r| self.is_live(r) && (all || glob_match(pattern, r.key())))
+            .map(Record::key)
             .collect()
     }
 
@@ -410,10 +395,10 @@ impl Store {
         let mut seen = 0;
         let mut shard = usize::try_from(cursor).unwrap_or(SHARDS);
         while shard < SHARDS && seen < count {
-            for (key, entry) in self.shards.get(shard) {
+            for record in self.shards.get(shard) {
                 seen += 1;
-                if self.is_live(entry) && pattern.is_none_or(|p| glob_match(p, key)) {
-                    keys.push(key.clone());
+                if self.is_live(record) && pattern.is_none_or(|p| glob_match(p, record.key())) {
+                    keys.push(record.key().to_vec());
                 }
             }
             shard += 1;
@@ -464,15 +449,15 @@ impl Store {
         };
         let clock = self.lru_clock();
         // Higher is a better candidate: longer idle, or a nearer expiry time.
-        let score = |entry: &Entry| match policy {
-            EvictionPolicy::VolatileTtl => u64::MAX - entry.expires_at().unwrap_or(u64::MAX),
-            _ => u64::from(entry.idle(clock)),
+        let score = |record: &Record| match policy {
+            EvictionPolicy::VolatileTtl => u64::MAX - record.expires_at().unwrap_or(u64::MAX),
+            _ => u64::from(record.idle(clock)),
         };
-        let mut best: Option<(u64, usize, &Vec<u8>)> = None;
-        let mut consider = |i: usize, key, entry: &Entry| {
-            let score = score(entry);
+        let mut best: Option<(u64, usize, &Record)> = None;
+        let mut consider = |i, record| {
+            let score = score(record);
             if best.is_none_or(|(top, _, _)| score > top) {
-                best = Some((score, i, key));
+                best = Some((score, i, record));
             }
         };
         let candidates = if volatile { self.volatile } else { self.len };
@@ -480,9 +465,9 @@ impl Store {
             // Few keys sit sparse among the shards, where sampling "the next key after a random
             // shard" favours keys after long gaps: look at every candidate instead.
             for i in 0..SHARDS {
-                for (key, entry) in self.shards.get(i) {
-                    if !volatile || entry.expires_at().is_some() {
-                        consider(i, key, entry);
+                for record in self.shards.get(i) {
+                    if !volatile || record.expires_at().is_some() {
+                        consider(i, record);
                     }
                 }
             }
@@ -493,13 +478,13 @@ impl Store {
                 rng = rng
                     .wrapping_mul(6_364_136_223_846_793_005)
                     .wrapping_add(1_442_695_040_888_963_407);
-                let Some((i, key, entry)) = self.sample(rng, volatile) else {
+                let Some((i, record)) = self.sample(rng, volatile) else {
                     break;
                 };
-                consider(i, key, entry);
+                consider(i, record);
             }
         }
-        let best = best.map(|(_, i, key)| (i, key.clone()));
+        let best = best.map(|(_, i, record)| (i, record.key().to_vec()));
         let Some((i, key)) = best else {
             return false;
         };
@@ -513,7 +498,7 @@ impl Store {
 
     /// A random key (one with an expiry time when `volatile`) with its shard and entry: the first
     /// suitable shard from a random one, then a random key in it.
-    fn sample(&self, rng: u64, volatile: bool) -> Option<(usize, &Vec<u8>, &Entry)> {
+    fn sample(&self, rng: u64, volatile: bool) -> Option<(usize, &Record)> {
         let start = (rng >> 32) as usize % SHARDS;
         let i = (0..SHARDS).map(|step| (start + step) % SHARDS).find(|&i| {
             if volatile {
@@ -531,9 +516,9 @@ impl Store {
         let skip = (rng >> 8) as usize % candidates.max(1);
         shard
             .iter()
-            .filter(|(_, entry)| !volatile || entry.expires_at().is_some())
+            .filter(|record| !volatile || record.expires_at().is_some())
             .nth(skip)
-            .map(|(key, entry)| (i, key, entry))
+            .map(|record| (i, record))
     }
 
     /// The clock LRU eviction judges idleness by: milliseconds, wrapping every 49 days (Redis's
@@ -542,40 +527,29 @@ impl Store {
         self.now as u32
     }
 
+    /// Rewrites the value of `key` in place of the old record (created empty when missing),
+    /// keeping its expiry time; returns the new length.
     fn update(&mut self, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> usize {
         let i = self.shard_of(key);
         self.expire_if_due(i, key);
-        let clock = self.lru_clock();
-        self.note_copy(i);
-        let shard = self.shards.get_mut(i);
+        let old = self.unlink(i, key);
+        let mut value = old.as_ref().map_or_else(Vec::new, |r| r.value().to_vec());
+        change(&mut value);
+        let expires_at = old.and_then(|r| r.expires_at());
         self.dirty += 1;
-        let entry = match shard.get_mut(key) {
-            Some(entry) => entry,
-            None => {
-                self.len += 1;
-                self.bytes += cost(key, &[]);
-                shard.entry(key.to_vec()).or_default()
-            }
-        };
-        entry.touch(clock);
-        let before = entry.value.len();
-        change(&mut entry.value);
-        let after = entry.value.len();
-        self.bytes = self.bytes + after - before;
-        after
+        self.insert(Record::new(key, &value, expires_at, self.lru_clock()));
+        value.len()
     }
 
-    /// Inserts without counting a change; returns the entry replaced.
-    fn insert(&mut self, key: Vec<u8>, mut entry: Entry) -> Option<Entry> {
-        let i = self.shard_of(&key);
-        entry.touch(self.lru_clock());
-        self.bytes += cost(&key, &entry.value);
-        let key_len = key.len();
-        let volatile = entry.expires_at().is_some();
-        let old = self.shard_mut(i).insert(key, entry);
+    /// Inserts without counting a change; returns the record replaced.
+    fn insert(&mut self, record: Record) -> Option<Record> {
+        let i = self.shard_of(record.key());
+        self.bytes += cost(&record);
+        let volatile = record.expires_at().is_some();
+        let old = self.shard_mut(i).replace(record);
         match &old {
             Some(old) => {
-                self.bytes -= key_len + old.value.len() + ENTRY_OVERHEAD;
+                self.bytes -= cost(old);
                 self.count_volatile(i, old.expires_at().is_some(), volatile);
             }
             None => {
@@ -586,16 +560,16 @@ impl Store {
         old
     }
 
-    /// Removes `key` from shard `i` without counting a change; returns what it held.
-    fn unlink(&mut self, i: usize, key: &[u8]) -> Option<(Vec<u8>, Entry)> {
-        if !self.shards.get(i).contains_key(key) {
+    /// Removes `key` from shard `i` without counting a change; returns its record.
+    fn unlink(&mut self, i: usize, key: &[u8]) -> Option<Record> {
+        if !self.shards.get(i).contains(key) {
             return None;
         }
-        let (key, entry) = self.shard_mut(i).remove_entry(key)?;
+        let record = self.shard_mut(i).take(key)?;
         self.len -= 1;
-        self.bytes -= cost(&key, &entry.value);
-        self.count_volatile(i, entry.expires_at().is_some(), false);
-        Some((key, entry))
+        self.bytes -= cost(&record);
+        self.count_volatile(i, record.expires_at().is_some(), false);
+        Some(record)
     }
 
     /// Removes `key` if it has expired, so the caller then finds it missing.
@@ -607,7 +581,7 @@ impl Store {
             .shards
             .get(i)
             .get(key)
-            .is_some_and(|entry| entry.is_expired(self.now))
+            .is_some_and(|record| record.is_expired(self.now))
         {
             self.expire(i, key.to_vec());
         }
@@ -626,20 +600,20 @@ impl Store {
         self.shards
             .get(i)
             .iter()
-            .filter(|(_, entry)| entry.is_expired(self.now))
-            .map(|(key, _)| key.clone())
+            .filter(|record| record.is_expired(self.now))
+            .map(|record| record.key().to_vec())
             .collect()
     }
 
-    fn live(&self, key: &[u8]) -> Option<&Entry> {
+    fn live(&self, key: &[u8]) -> Option<&Record> {
         self.shards
             .get(self.shard_of(key))
             .get(key)
-            .filter(|entry| self.is_live(entry))
+            .filter(|record| self.is_live(record))
     }
 
-    fn is_live(&self, entry: &Entry) -> bool {
-        self.expiry_paused || !entry.is_expired(self.now)
+    fn is_live(&self, record: &Record) -> bool {
+        self.expiry_paused || !record.is_expired(self.now)
     }
 
     fn count_volatile(&mut self, i: usize, before: bool, after: bool) {
@@ -685,8 +659,8 @@ impl Store {
     }
 }
 
-fn cost(key: &[u8], value: &[u8]) -> usize {
-    key.len() + value.len() + ENTRY_OVERHEAD
+fn cost(record: &Record) -> usize {
+    record.size() + RECORD_OVERHEAD
 }
 
 #[cfg(test)]
@@ -697,7 +671,7 @@ mod tests {
     fn filled(n: usize) -> Store {
         let mut store = Store::new();
         for i in 0..n {
-            store.set(format!("key:{i}").into_bytes(), b"v".to_vec());
+            store.set(format!("key:{i}").as_bytes(), b"v");
         }
         store
     }
@@ -705,18 +679,22 @@ mod tests {
     #[test]
     fn set_get_remove_track_len_dirty_and_bytes() {
         let mut store = Store::new();
-        assert_eq!(store.set(b"a".to_vec(), b"1".to_vec()), None);
+        assert!(store.set(b"a", b"1").is_none());
         assert_eq!(
-            store.set(b"a".to_vec(), b"22".to_vec()),
+            store.set(b"a", b"22").map(|r| r.value().to_vec()),
             Some(b"1".to_vec())
         );
         assert_eq!(store.get(b"a"), Some(&b"22"[..]));
         assert_eq!(store.get(b"b"), None);
         assert_eq!(store.hits_and_misses(), (1, 1));
         assert_eq!(store.len(), 1);
-        assert_eq!(store.used_bytes(), 3 + ENTRY_OVERHEAD);
-        assert_eq!(store.remove(b"a"), Some(b"22".to_vec()));
-        assert_eq!(store.remove(b"a"), None);
+        // 7 bytes of record header, 1 of key, 2 of value.
+        assert_eq!(store.used_bytes(), 7 + 3 + RECORD_OVERHEAD);
+        assert_eq!(
+            store.remove(b"a").map(|r| r.value().to_vec()),
+            Some(b"22".to_vec())
+        );
+        assert!(store.remove(b"a").is_none());
         assert_eq!((store.len(), store.used_bytes(), store.dirty()), (0, 0, 3));
     }
 
@@ -729,7 +707,10 @@ mod tests {
         assert_eq!(store.set_range(b"n", 2, b"x"), 3);
         assert_eq!(store.get(b"k"), Some(&b"Hello Redis"[..]));
         assert_eq!(store.get(b"n"), Some(&b"\0\0x"[..]));
-        assert_eq!(store.used_bytes(), 1 + 11 + 1 + 3 + 2 * ENTRY_OVERHEAD);
+        assert_eq!(
+            store.used_bytes(),
+            1 + 11 + 1 + 3 + 2 * (7 + RECORD_OVERHEAD)
+        );
     }
 
     #[test]
@@ -737,24 +718,24 @@ mod tests {
         let mut store = filled(100);
         let image = store.image();
         assert_eq!(store.copied(), CopyOnWrite::default());
-        store.set(b"key:1".to_vec(), b"changed".to_vec());
+        store.set(b"key:1", b"changed");
         assert_eq!(
             store.copied().shards,
             1,
             "the first write to a shared shard copies it"
         );
-        store.set(b"key:1".to_vec(), b"again".to_vec());
+        store.set(b"key:1", b"again");
         assert_eq!(
             store.copied().shards,
             1,
             "a copied shard is not copied again"
         );
-        store.set(b"new".to_vec(), b"x".to_vec());
+        store.set(b"new", b"x");
         store.remove(b"key:2");
         assert_eq!(image.len(), 100);
         let frozen: BTreeSet<_> = image
             .iter()
-            .map(|(k, e)| (k.clone(), e.value.clone()))
+            .map(|r| (r.key().to_vec(), r.value().to_vec()))
             .collect();
         assert!(frozen.contains(&(b"key:1".to_vec(), b"v".to_vec())));
         assert!(frozen.contains(&(b"key:2".to_vec(), b"v".to_vec())));
@@ -773,7 +754,7 @@ mod tests {
             let page = store.scan(cursor, 10, None);
             seen.extend(page.keys);
             // Churn: remove some keys that are not part of the stable set, add new ones.
-            store.set(format!("churn:{round}").into_bytes(), b"x".to_vec());
+            store.set(format!("churn:{round}").as_bytes(), b"x");
             store.remove(format!("churn:{}", round / 2).as_bytes());
             round += 1;
             cursor = page.cursor;
@@ -815,11 +796,11 @@ mod tests {
         let mut store = Store::new();
         store.set_clock(1_000);
         for i in 0..100 {
-            store.set(format!("old:{i}").into_bytes(), b"v".to_vec());
+            store.set(format!("old:{i}").as_bytes(), b"v");
         }
         store.set_clock(2_000);
         for i in 0..100 {
-            store.set(format!("new:{i}").into_bytes(), b"v".to_vec());
+            store.set(format!("new:{i}").as_bytes(), b"v");
         }
         let mut seed = 7;
         for _ in 0..50 {
@@ -839,8 +820,8 @@ mod tests {
             !store.evict_one(EvictionPolicy::VolatileLru, 5, 1),
             "nothing volatile"
         );
-        store.set_expiring(b"soon".to_vec(), b"v".to_vec(), Some(5_000));
-        store.set_expiring(b"later".to_vec(), b"v".to_vec(), Some(9_000));
+        store.set_expiring(b"soon", b"v", Some(5_000));
+        store.set_expiring(b"later", b"v", Some(9_000));
         assert!(store.evict_one(EvictionPolicy::VolatileTtl, 5, 3));
         assert_eq!(store.take_evicted(), vec![b"soon".to_vec()]);
         assert!(store.evict_one(EvictionPolicy::VolatileRandom, 5, 3));

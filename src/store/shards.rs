@@ -6,11 +6,11 @@
 //! that group's 64 pointers, then the one shard it changes. Empty shards and untouched groups all
 //! share one allocation, so an idle server pays a few kilobytes for the lot.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
 /// One shard of the keyspace.
-pub type Shard = HashMap<Vec<u8>, super::Entry>;
+pub type Shard = HashSet<super::Record>;
 
 /// Shards per group.
 const GROUP: usize = 64;
@@ -70,32 +70,33 @@ impl Shards {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Entry;
+    use crate::store::Record;
 
-    fn value(bytes: Vec<u8>) -> Entry {
-        Entry::new(bytes, None)
+    fn record(key: &[u8], value: &[u8]) -> Record {
+        Record::new(key, value, None, 0)
     }
 
     #[test]
     fn a_clone_is_a_frozen_copy_and_writes_copy_only_what_they_touch() {
         let mut live = Shards::empty();
-        live.get_mut(5).insert(b"a".to_vec(), value(b"1".to_vec()));
-        live.get_mut(700)
-            .insert(b"b".to_vec(), value(b"2".to_vec()));
+        live.get_mut(5).replace(record(b"a", b"1"));
+        live.get_mut(700).replace(record(b"b", b"2"));
         let image = live.clone();
         assert!(live.write_copies(5));
         assert!(
             !live.write_copies(6),
             "an empty shard costs nothing to copy"
         );
-        live.get_mut(5)
-            .insert(b"a".to_vec(), value(b"changed".to_vec()));
+        live.get_mut(5).replace(record(b"a", b"changed"));
         assert!(!live.write_copies(5), "copied once, then owned");
         assert!(live.write_copies(700), "other groups are still shared");
-        assert_eq!(image.get(5).get(&b"a"[..]), Some(&value(b"1".to_vec())));
         assert_eq!(
-            live.get(5).get(&b"a"[..]),
-            Some(&value(b"changed".to_vec()))
+            image.get(5).get(&b"a"[..]).map(Record::value),
+            Some(&b"1"[..])
+        );
+        assert_eq!(
+            live.get(5).get(&b"a"[..]).map(Record::value),
+            Some(&b"changed"[..])
         );
         assert_eq!(image.iter().map(Shard::len).sum::<usize>(), 2);
         assert_eq!(live.iter().count(), SHARDS);
