@@ -50,6 +50,9 @@ pub struct Config {
     pub audit_log: String,
     /// When a client that does not read its replies is disconnected.
     pub output_limit: OutputLimit,
+    /// Commands renamed by `rename-command`: (name, new name), lower case; an empty new name
+    /// disables the command.
+    pub renames: Vec<(String, String)>,
     /// Protocol bounds.
     pub limits: Limits,
     /// Commands running at least this many microseconds go to the slow log (-1: none, 0: all).
@@ -338,6 +341,22 @@ const SETTINGS: &[Setting] = &[
         settable: true,
     },
     Setting {
+        name: "rename-command",
+        default: "",
+        help: "NAME NEWNAME: give a command another name, or none with \"\" (repeatable)",
+        apply: renames,
+        // Hidden from CONFIG GET (see `matching`): it would give the secret names away.
+        show: |c| {
+            let words: Vec<&str> = c
+                .renames
+                .iter()
+                .flat_map(|(a, b)| [a.as_str(), b.as_str()])
+                .collect();
+            quoted_words(&words)
+        },
+        settable: false,
+    },
+    Setting {
         name: "proto-max-bulk-len",
         default: "536870912",
         help: "largest single argument or value, in bytes",
@@ -465,6 +484,7 @@ impl Default for Config {
             timeout: 0,
             logfile: String::new(),
             audit_log: String::new(),
+            renames: Vec::new(),
             output_limit: OutputLimit {
                 hard: 0,
                 soft: 0,
@@ -525,9 +545,17 @@ impl Config {
                 .strip_prefix("--")
                 .and_then(|name| SETTINGS.iter().find(|s| s.name == name))
                 .ok_or_else(|| ConfigError::UnknownFlag(flag.clone()))?;
-            let value = match inline_value.or_else(|| args.next()) {
+            let value = match inline_value {
                 Some(value) => value,
-                None => return Err(ConfigError::MissingValue(flag)),
+                // Redis's form: `--rename-command NAME NEWNAME`, two arguments.
+                None if setting.name == "rename-command" => match (args.next(), args.next()) {
+                    (Some(name), Some(new_name)) => quoted_words(&[&name, &new_name]),
+                    _ => return Err(ConfigError::MissingValue(flag)),
+                },
+                None => match args.next() {
+                    Some(value) => value,
+                    None => return Err(ConfigError::MissingValue(flag)),
+                },
             };
             (setting.apply)(&mut config, &value)
                 .map_err(|expected| ConfigError::BadValue(flag, value, expected))?;
@@ -581,6 +609,13 @@ impl Config {
                 .ok_or_else(|| fail(format!("unknown directive '{name}'")))?;
             // Only this directive takes several words in redis.conf; anything else with more is
             // a mistake (an unquoted space, a trailing comment) better refused than guessed at.
+            if name == "rename-command" {
+                let value = quoted_words(values);
+                if let Err(expected) = renames(self, &value) {
+                    return Err(fail(format!("invalid rename-command: expected {expected}")));
+                }
+                continue;
+            }
             if values.len() > 1 && name != "client-output-buffer-limit" {
                 return Err(fail(format!(
                     "'{name}' takes one value (quote it if it holds spaces)"
@@ -623,6 +658,7 @@ impl Config {
         let computed = [("save", save)];
         SETTINGS
             .iter()
+            .filter(|s| s.name != "rename-command")
             .map(|s| (s.name, (s.show)(self)))
             .chain(computed)
             .chain(FIXED.iter().map(|(name, value)| (*name, value.to_string())))
@@ -712,6 +748,44 @@ pub fn memory(value: &str) -> Option<usize> {
         _ => return None,
     };
     digits.parse::<usize>().ok()?.checked_mul(unit)
+}
+
+/// Adds the renames in `value` (`NAME NEWNAME ...`, split as a text line, `""` for none) to
+/// those already set; a later rename of the same command replaces the earlier one.
+fn renames(config: &mut Config, value: &str) -> Result<(), String> {
+    let expected = || {
+        "NAME NEWNAME pairs of an existing command and a new name (\"\" disables it)".to_string()
+    };
+    let words = crate::protocol::split_args(value.as_bytes()).ok_or_else(expected)?;
+    if words.len() % 2 != 0 {
+        return Err(expected());
+    }
+    for pair in words.chunks(2) {
+        let [name, new_name] = pair else {
+            return Err(expected());
+        };
+        let name = String::from_utf8_lossy(name).to_lowercase();
+        let new_name = String::from_utf8_lossy(new_name).to_lowercase();
+        let exists = crate::command::lookup(name.as_bytes()).is_some();
+        if !exists || new_name.contains(char::is_whitespace) {
+            return Err(expected());
+        }
+        config.renames.retain(|(old, _)| *old != name);
+        config.renames.push((name, new_name));
+    }
+    Ok(())
+}
+
+/// Words joined so that a text-line split gives them back, empty ones included.
+fn quoted_words<S: AsRef<str>>(words: &[S]) -> String {
+    let mut out = Vec::new();
+    for (i, word) in words.iter().enumerate() {
+        if i > 0 {
+            out.push(b' ');
+        }
+        crate::protocol::quote(word.as_ref().as_bytes(), &mut out);
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The interval a redis.conf `save` line asks for: 0 for `save ""`, else the shortest

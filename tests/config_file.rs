@@ -191,3 +191,57 @@ fn config_set_save_interval_and_appendfsync_take_effect() {
     let mut server = server;
     server.wait_log("snapshot saved");
 }
+
+#[test]
+fn rename_command_hides_and_renames_dangerous_commands() {
+    let (_dir, path) = config_file("rename-command CONFIG \"\"\nrename-command keys secret-keys\n");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let flags = [
+        "--dir",
+        data,
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--rename-command",
+        "FLUSHALL",
+        "wipe-it",
+    ];
+    let server = Server::start_with_config(&path, &flags);
+    let mut c = server.connect();
+    c.cmd(
+        &["FLUSHALL"],
+        b"-ERR unknown command 'FLUSHALL', with args beginning with: \r\n",
+    );
+    c.cmd(
+        &["CONFIG", "GET", "rename-command"],
+        b"-ERR unknown command 'CONFIG', with args beginning with: 'GET' 'rename-command' \r\n",
+    );
+    c.cmd(&["SET", "a", "1"], b"+OK\r\n");
+    c.cmd(&["SECRET-KEYS", "*"], b"*1\r\n$1\r\na\r\n");
+    c.cmd(
+        &["KEYS", "*"],
+        b"-ERR unknown command 'KEYS', with args beginning with: '*' \r\n",
+    );
+    c.roundtrip(b"wipe-it\n", b"OK\n");
+    c.cmd(&["SET", "b", "2"], b"+OK\r\n");
+    // Killed: no final snapshot, only the log (fsynced before each reply) tells the story.
+    drop(server);
+    assert!(!dir.path().join("data.json").exists());
+    // The log holds FLUSHALL under its own name: it replays without any renames.
+    let server = Server::start_in(dir.path(), &["--appendonly", "yes"]);
+    let mut c = server.connect();
+    c.cmd(&["KEYS", "*"], b"*1\r\n$1\r\nb\r\n");
+    c.cmd(&["CONFIG", "GET", "rename-command"], b"*0\r\n");
+}
+
+#[test]
+fn rename_command_of_an_unknown_command_is_refused() {
+    let (code, stderr) = fails(&["--port", "0", "--rename-command", "NOSUCH", "x"]);
+    assert_eq!(code, Some(2));
+    assert!(
+        stderr.contains("invalid value 'NOSUCH x' for --rename-command"),
+        "{stderr}"
+    );
+}

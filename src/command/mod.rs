@@ -286,7 +286,7 @@ fn sub_name_of(spec: &Spec) -> &'static str {
 
 /// Redis's unknown-command error: the name (128 bytes at most), then quoted arguments until
 /// their list reaches 128 bytes.
-fn unknown(args: &[Arg<'_>]) -> Reply<'static> {
+pub fn unknown(args: &[Arg<'_>]) -> Reply<'static> {
     let name = args.first().map(|a| a.as_ref()).unwrap_or_default();
     let mut quoted = Vec::new();
     for arg in args.iter().skip(1) {

@@ -110,7 +110,41 @@ fn execute_one(
         _ => reply_dialect(request, client),
     };
     let encode = |reply: &Reply<'_>, out: &mut Vec<u8>| protocol::encode_reply(reply, dialect, out);
-    execute_args(&request.args, client, output, store, state, journal, encode)
+    if state.config.renames.is_empty() {
+        return execute_args(&request.args, client, output, store, state, journal, encode);
+    }
+    // Renamed commands run, and reach the log, under their own names, so the log replays
+    // whatever the renames are at the next start.
+    let Some(args) = renamed(&request.args, &state.config.renames) else {
+        state.stats.commands += 1;
+        state.stats.error_replies += 1;
+        encode(&command::unknown(&request.args), output);
+        return (Flow::Continue, false);
+    };
+    execute_args(&args, client, output, store, state, journal, encode)
+}
+
+/// `args` with a new command name put back to the command's own; `None` for a command renamed
+/// away (its old name is unknown now, as in Redis).
+fn renamed<'a>(args: &[Arg<'a>], renames: &[(String, String)]) -> Option<Vec<Arg<'a>>> {
+    let name = args.first().map_or(&b""[..], |a| a.as_ref());
+    let mut args = args.to_vec();
+    if let Some((own, _)) = renames
+        .iter()
+        .find(|(_, new)| !new.is_empty() && new.as_bytes().eq_ignore_ascii_case(name))
+    {
+        if let Some(first) = args.first_mut() {
+            *first = std::borrow::Cow::Owned(own.as_bytes().to_vec());
+        }
+        return Some(args);
+    }
+    if renames
+        .iter()
+        .any(|(own, _)| own.as_bytes().eq_ignore_ascii_case(name))
+    {
+        return None;
+    }
+    Some(args)
 }
 
 /// Runs one command (`args[0]` is its name) and lets `encode` append its reply to `output`: the
