@@ -881,3 +881,33 @@ fn memory_limit_refuses_http_writes_with_507_and_evictions_are_counted() {
         "{evicted} evicted, {keys} left"
     );
 }
+
+#[test]
+fn routes_of_renamed_or_disabled_commands_are_refused() {
+    let (server, http) = start(&[
+        "--rename-command",
+        "KEYS",
+        "",
+        "--rename-command",
+        "DEL",
+        "zap",
+    ]);
+    let mut c = Client::connect(http);
+    c.roundtrip(
+        &get("/v1/keys?prefix=a"),
+        &text(
+            "403 Forbidden",
+            "the keys command is renamed or disabled on this server\n",
+        ),
+    );
+    c.roundtrip(&put("/v1/keys/a", b"1"), NO_CONTENT);
+    c.roundtrip(
+        &delete("/v1/keys/a"),
+        &text(
+            "403 Forbidden",
+            "the del command is renamed or disabled on this server\n",
+        ),
+    );
+    let mut r = server.connect();
+    r.cmd(&["ZAP", "a"], b":1\r\n");
+}

@@ -109,9 +109,18 @@ fn execute_one(
         }
         _ => reply_dialect(request, client),
     };
-    let encode = |reply: &Reply<'_>, out: &mut Vec<u8>| protocol::encode_reply(reply, dialect, out);
+    let mut encode =
+        |reply: &Reply<'_>, out: &mut Vec<u8>| protocol::encode_reply(reply, dialect, out);
     if state.config.renames.is_empty() {
-        return execute_args(&request.args, client, output, store, state, journal, encode);
+        return execute_args(
+            &request.args,
+            client,
+            output,
+            store,
+            state,
+            journal,
+            &mut encode,
+        );
     }
     // Renamed commands run, and reach the log, under their own names, so the log replays
     // whatever the renames are at the next start.
@@ -121,7 +130,7 @@ fn execute_one(
         encode(&command::unknown(&request.args), output);
         return (Flow::Continue, false);
     };
-    execute_args(&args, client, output, store, state, journal, encode)
+    execute_args(&args, client, output, store, state, journal, &mut encode)
 }
 
 /// `args` with a new command name put back to the command's own; `None` for a command renamed
@@ -161,7 +170,8 @@ pub(super) fn execute_args(
     store: &mut Store,
     state: &mut ServerState,
     journal: &mut Journal,
-    encode: impl FnOnce(&Reply<'_>, &mut Vec<u8>),
+    // Not generic: one copy of this function serves every front door.
+    encode: &mut dyn FnMut(&Reply<'_>, &mut Vec<u8>),
 ) -> (Flow, bool) {
     let before = store.dirty();
     let mut ctx = Ctx::new(&mut *store, client, state);

@@ -186,6 +186,16 @@ impl Response {
     }
 }
 
+/// Which key route a command serves, for rendering its reply.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Get,
+    Put,
+    Delete,
+    /// At most this many keys.
+    List(usize),
+}
+
 /// What a request asks for once its path is understood.
 enum Route<'a> {
     Health,
@@ -229,99 +239,70 @@ fn serve(
     };
     // Each request carries its own credentials; nothing is remembered between them.
     client.authenticated = true;
-    let (_, recorded) = match route {
+    // One call site for every key route, so the command path is compiled once for HTTP.
+    let mut command = |kind: Kind, args: Vec<Arg<'_>>| {
+        // A command renamed or disabled with --rename-command is hidden from clients that do not
+        // know its new name; HTTP clients cannot name it, so its route is refused.
+        let name = args.first().map_or(&b""[..], |a| a.as_ref());
+        if let Some((own, _)) = state
+            .config
+            .renames
+            .iter()
+            .find(|(own, _)| own.as_bytes().eq_ignore_ascii_case(name))
+        {
+            let body = format!("the {own} command is renamed or disabled on this server\n");
+            shape(Response::new(403, "Forbidden", TEXT)).write(body.as_bytes(), head_only, out);
+            return false;
+        }
+        let mut render = |reply: &Reply<'_>, out: &mut Vec<u8>| match (kind, reply) {
+            (Kind::Get, Reply::Bulk(value)) => {
+                shape(Response::new(200, "OK", BINARY)).write(value, head_only, out)
+            }
+            (Kind::Get, Reply::Nil) | (Kind::Delete, Reply::Integer(0)) => {
+                not_found(shape, head_only, out)
+            }
+            (Kind::Put, Reply::Status(_)) | (Kind::Delete, Reply::Integer(_)) => {
+                shape(Response::new(204, "No Content", TEXT)).write(b"", head_only, out)
+            }
+            (Kind::List(limit), Reply::Array(items)) => {
+                let mut keys: Vec<&[u8]> = items
+                    .iter()
+                    .filter_map(|item| match item {
+                        Reply::Bulk(key) => Some(key.as_ref()),
+                        _ => None,
+                    })
+                    .collect();
+                keys.sort_unstable();
+                keys.truncate(limit);
+                let body = json_keys(&keys);
+                shape(Response::new(200, "OK", JSON)).write(&body, head_only, out)
+            }
+            (_, other) => error_response(other, shape, head_only, out),
+        };
+        execute_args(&args, client, out, store, state, journal, &mut render).1
+    };
+    let recorded = match route {
         Route::Health => {
             shape(Response::new(200, "OK", TEXT)).write(b"ok\n", head_only, out);
-            (crate::command::Flow::Continue, false)
+            false
         }
         Route::Metrics => {
             let body = metrics::render(store, state);
             shape(Response::new(200, "OK", PROMETHEUS)).write(body.as_bytes(), head_only, out);
-            (crate::command::Flow::Continue, false)
+            false
         }
-        Route::Get(key) => {
-            let args = [Cow::Borrowed(&b"GET"[..]), key];
-            execute_args(
-                &args,
-                client,
-                out,
-                store,
-                state,
-                journal,
-                |reply, out| match reply {
-                    Reply::Bulk(value) => {
-                        shape(Response::new(200, "OK", BINARY)).write(value, head_only, out)
-                    }
-                    Reply::Nil => not_found(shape, head_only, out),
-                    other => error_response(other, shape, head_only, out),
-                },
-            )
-        }
+        Route::Get(key) => command(Kind::Get, vec![Cow::Borrowed(b"GET"), key]),
         Route::Put(key, ttl) => {
             let mut args = vec![Cow::Borrowed(&b"SET"[..]), key, Cow::Borrowed(request.body)];
             if let Some(ttl) = ttl {
                 args.push(Cow::Borrowed(b"EX"));
                 args.push(Cow::Borrowed(ttl));
             }
-            execute_args(
-                &args,
-                client,
-                out,
-                store,
-                state,
-                journal,
-                |reply, out| match reply {
-                    Reply::Status(_) => {
-                        shape(Response::new(204, "No Content", TEXT)).write(b"", head_only, out)
-                    }
-                    other => error_response(other, shape, head_only, out),
-                },
-            )
+            command(Kind::Put, args)
         }
-        Route::Delete(key) => {
-            let args = [Cow::Borrowed(&b"DEL"[..]), key];
-            execute_args(
-                &args,
-                client,
-                out,
-                store,
-                state,
-                journal,
-                |reply, out| match reply {
-                    Reply::Integer(1) => {
-                        shape(Response::new(204, "No Content", TEXT)).write(b"", head_only, out)
-                    }
-                    Reply::Integer(_) => not_found(shape, head_only, out),
-                    other => error_response(other, shape, head_only, out),
-                },
-            )
-        }
+        Route::Delete(key) => command(Kind::Delete, vec![Cow::Borrowed(b"DEL"), key]),
         Route::List(pattern, limit) => {
-            let args = [Cow::Borrowed(&b"KEYS"[..]), pattern];
-            execute_args(
-                &args,
-                client,
-                out,
-                store,
-                state,
-                journal,
-                |reply, out| match reply {
-                    Reply::Array(items) => {
-                        let mut keys: Vec<&[u8]> = items
-                            .iter()
-                            .filter_map(|item| match item {
-                                Reply::Bulk(key) => Some(key.as_ref()),
-                                _ => None,
-                            })
-                            .collect();
-                        keys.sort_unstable();
-                        keys.truncate(limit);
-                        let body = json_keys(&keys);
-                        shape(Response::new(200, "OK", JSON)).write(&body, head_only, out)
-                    }
-                    other => error_response(other, shape, head_only, out),
-                },
-            )
+            command(Kind::List(limit), vec![Cow::Borrowed(b"KEYS"), pattern])
         }
     };
     (keep_alive, recorded)
