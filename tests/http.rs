@@ -911,3 +911,47 @@ fn routes_of_renamed_or_disabled_commands_are_refused() {
     let mut r = server.connect();
     r.cmd(&["ZAP", "a"], b":1\r\n");
 }
+
+#[test]
+fn a_long_pipeline_of_big_responses_arrives_whole_and_in_order() {
+    let (_server, http) = start(&[]);
+    let mut c = Client::connect(http);
+    let values: Vec<Vec<u8>> = (0..4u8)
+        .map(|i| vec![b'a' + i; 100 * 1024 + usize::from(i)])
+        .collect();
+    for (i, value) in values.iter().enumerate() {
+        c.roundtrip(&put(&format!("/v1/keys/big{i}"), value), NO_CONTENT);
+    }
+    // 200 GETs in one write: far more response bytes than the loop buffers before it stops
+    // reading, so the server must alternate between sending and parsing.
+    let mut pipeline = Vec::new();
+    for n in 0..200 {
+        pipeline.extend(get(&format!("/v1/keys/big{}", n % 4)));
+    }
+    let writer = {
+        let mut stream = c.stream.try_clone().unwrap();
+        std::thread::spawn(move || std::io::Write::write_all(&mut stream, &pipeline))
+    };
+    for n in 0..200 {
+        let (head, body) = read_response(&mut c);
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{n}: {head}");
+        assert!(body == values[n % 4], "response {n} has the wrong body");
+    }
+    writer.join().unwrap().unwrap();
+    c.roundtrip(&get("/healthz"), &text("200 OK", "ok\n"));
+}
+
+#[test]
+fn idle_keep_alive_connections_follow_the_timeout() {
+    let (_server, http) = start(&["--timeout", "1"]);
+    let mut c = Client::connect(http);
+    c.roundtrip(&get("/healthz"), &text("200 OK", "ok\n"));
+    let idle = std::time::Instant::now();
+    c.expect_closed();
+    let waited = idle.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(900)
+            && waited < std::time::Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
+}
