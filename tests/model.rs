@@ -35,7 +35,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -104,6 +104,214 @@ impl Rng {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Time
+// ---------------------------------------------------------------------------------------------
+//
+// Expiry stays exact although the server runs on the wall clock. Absolute times the generator
+// makes are either long past (the key goes at once) or in 2100 and later; relative ones are zero
+// or negative (the key goes at once), overflow (an error), or at least an hour long and an hour
+// apart from every other relative time of the run (see [`Durations`]), so none runs out during
+// a run and any two expiry times compare the same whenever the server ran the commands. What
+// does depend on the moment (TTL, and the absolute time a relative expiry ended at) is checked
+// against bounds from the times each request was sent and its reply received: the server reads
+// its clock after reading a request and before replying, from the same clock as the test.
+// Genuinely short expiry times go only to keys of their own ([`Run::short_expiry`]).
+
+/// Unix milliseconds by the clock the server also reads.
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64
+}
+
+/// At most this long passes between generating a command and the server running it: the bounds
+/// of a relative time whose request has not been timed yet.
+const LAG_MS: i64 = 10 * 60 * 1000;
+
+/// How far apart the run's relative expiry times are (seconds), and how many there can be.
+const SPACING_S: i64 = 3600;
+const DURATION_SLOTS: u64 = 10_007;
+
+/// 2100-01-01T00:00:00Z in Unix seconds: absolute times from here on are always in the future.
+const YEAR_2100: i64 = 4_102_444_800;
+
+/// How long after an expired key was left for the server to reclaim (SET with a past absolute
+/// time, the short-expiry keys) DBSIZE may still count it; active expiry runs ten times a second.
+const GHOST_MS: i64 = 5_000;
+
+/// For each command (by sequence number), the interval in which the server's clock read when it
+/// ran it: (sent, received) once timed, (generated, generated + LAG_MS) before.
+type Times = HashMap<usize, (i64, i64)>;
+
+/// When the model applies a command: its sequence number and the time it was generated.
+struct Now<'t> {
+    seq: usize,
+    ms: i64,
+    times: &'t Times,
+}
+
+/// A key's expiry time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expiry {
+    /// Unix milliseconds, exactly.
+    At(i64),
+    /// `ms` after the server's clock when it ran command `seq`.
+    After { seq: usize, ms: i64 },
+}
+
+impl Expiry {
+    /// The interval the time lies in, Unix milliseconds.
+    fn bounds(self, times: &Times) -> (i64, i64) {
+        match self {
+            Expiry::At(at) => (at, at),
+            Expiry::After { seq, ms } => {
+                let (lo, hi) = times.get(&seq).copied().unwrap_or_else(|| {
+                    panic!("test bug: command {seq} set an expiry time but was never timed")
+                });
+                (lo.saturating_add(ms), hi.saturating_add(ms))
+            }
+        }
+    }
+}
+
+/// True when a time in `a` is later than one in `b`. The generator keeps the times it makes
+/// apart, so the intervals never overlap; if they did, the model could not know the reply.
+fn later(a: (i64, i64), b: (i64, i64)) -> bool {
+    if a.0 > b.1 {
+        true
+    } else if a.1 <= b.0 {
+        false
+    } else {
+        panic!("test bug: expiry times in {a:?} and {b:?} overlap; their order is not known")
+    }
+}
+
+/// Milliseconds to seconds the way TTL and EXPIRETIME round (to the nearest second).
+fn round_s(ms: i64) -> i64 {
+    ms.saturating_add(500) / 1000
+}
+
+/// The reply of TTL and friends for a key with an expiry time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TimeReply {
+    expiry: Expiry,
+    /// The sequence number of the TTL request itself.
+    query: usize,
+    millis: bool,
+    absolute: bool,
+}
+
+impl TimeReply {
+    /// The reply's bounds, given the times of the commands involved.
+    fn range(self, times: &Times) -> (i64, i64) {
+        let (lo, hi) = self.expiry.bounds(times);
+        let (lo, hi) = if self.absolute {
+            (lo, hi)
+        } else {
+            let (q_lo, q_hi) = times.get(&self.query).copied().unwrap_or((0, 0));
+            (lo.saturating_sub(q_hi).max(0), hi.saturating_sub(q_lo).max(0))
+        };
+        if self.millis {
+            (lo, hi)
+        } else {
+            (round_s(lo), round_s(hi))
+        }
+    }
+}
+
+/// An expiry option of SET or GETEX.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeKind {
+    Ex,
+    Px,
+    ExAt,
+    PxAt,
+}
+
+impl TimeKind {
+    fn seconds(self) -> bool {
+        matches!(self, TimeKind::Ex | TimeKind::ExAt)
+    }
+
+    fn absolute(self) -> bool {
+        matches!(self, TimeKind::ExAt | TimeKind::PxAt)
+    }
+}
+
+/// The options of SET (or GETEX) as Redis's `parseExtendedStringArgumentsOrReply` reads them: an
+/// option contradicting one already seen is a syntax error, repeating one is not (the last time
+/// wins), and a time option needs an argument after it.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct SetOptions {
+    nx: bool,
+    xx: bool,
+    get: bool,
+    keep_ttl: bool,
+    persist: bool,
+    expire: Option<(TimeKind, Bytes)>,
+}
+
+fn parse_set_options(options: &[Bytes], getex: bool) -> Option<SetOptions> {
+    let set = !getex;
+    let mut o = SetOptions::default();
+    let mut i = 0;
+    while let Some(option) = options.get(i) {
+        let upper = option.to_ascii_uppercase();
+        let kind = match upper.as_slice() {
+            b"EX" => Some(TimeKind::Ex),
+            b"PX" => Some(TimeKind::Px),
+            b"EXAT" => Some(TimeKind::ExAt),
+            b"PXAT" => Some(TimeKind::PxAt),
+            _ => None,
+        };
+        match (upper.as_slice(), kind) {
+            (b"NX", _) if set && !o.xx => o.nx = true,
+            (b"XX", _) if set && !o.nx => o.xx = true,
+            (b"GET", _) if set => o.get = true,
+            (b"KEEPTTL", _) if set && o.expire.is_none() => o.keep_ttl = true,
+            (b"PERSIST", _) if getex && o.expire.is_none() => o.persist = true,
+            (_, Some(kind))
+                if !o.keep_ttl
+                    && !o.persist
+                    && o.expire.as_ref().is_none_or(|(k, _)| *k == kind)
+                    && i + 1 < options.len() =>
+            {
+                o.expire = Some((kind, options[i + 1].clone()));
+                i += 1;
+            }
+            _ => return None,
+        }
+        i += 1;
+    }
+    Some(o)
+}
+
+/// `ERR invalid expire time in '<name>' command`.
+fn invalid_expire(name: &str) -> Expect {
+    error(&format!("ERR invalid expire time in '{name}' command"))
+}
+
+/// An expiry argument of SET, SETEX, PSETEX or GETEX, as Redis's `getExpireMillisecondsOrReply`
+/// reads it: a positive integer; relative times may not overflow when added to now.
+fn set_time(kind: TimeKind, arg: &[u8], name: &str, now: &Now<'_>) -> Result<Expiry, Expect> {
+    let n = parse_int(arg).ok_or_else(not_integer)?;
+    if n <= 0 {
+        return Err(invalid_expire(name));
+    }
+    let ms = if kind.seconds() {
+        n.checked_mul(1000).ok_or_else(|| invalid_expire(name))?
+    } else {
+        n
+    };
+    if kind.absolute() {
+        return Ok(Expiry::At(ms));
+    }
+    ms.checked_add(now.ms).ok_or_else(|| invalid_expire(name))?;
+    Ok(Expiry::After { seq: now.seq, ms })
+}
+
+// ---------------------------------------------------------------------------------------------
 // The model
 // ---------------------------------------------------------------------------------------------
 
@@ -119,6 +327,11 @@ enum Expect {
     /// An array of distinct bulk strings in an order the server does not define (KEYS, a SCAN
     /// page).
     AnyOrder(Vec<Bytes>),
+    /// An integer within bounds: DBSIZE while keys that expired may not be reclaimed yet.
+    IntIn(i64, i64),
+    /// TTL, PTTL, EXPIRETIME or PEXPIRETIME of a key with an expiry time: an integer whose
+    /// bounds are known once the request and the reply have been timed.
+    Time(TimeReply),
 }
 
 fn error(message: &str) -> Expect {
@@ -153,9 +366,9 @@ fn arity(name: &str) -> Option<i64> {
         "getrange" | "setrange" => 4,
         "mget" | "del" | "unlink" | "exists" | "scan" => -2,
         "dbsize" | "save" => 1,
-        "ttl" | "persist" => 2,
-        "expire" => -3,
-        "setex" => 4,
+        "ttl" | "pttl" | "expiretime" | "pexpiretime" | "persist" => 2,
+        "expire" | "pexpire" | "expireat" | "pexpireat" => -3,
+        "setex" | "psetex" => 4,
         "getex" => -2,
         "flushdb" | "flushall" | "ping" => -1,
         _ => return None,
@@ -166,11 +379,37 @@ fn arity(name: &str) -> Option<i64> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Model {
     data: BTreeMap<Bytes, Bytes>,
+    /// The expiry times of the keys in `data` that have one.
+    expires: BTreeMap<Bytes, Expiry>,
+    /// When keys were left expired but perhaps not yet reclaimed on the server (SET with a past
+    /// absolute time, the short-expiry keys): DBSIZE and SCAN still count those until active
+    /// expiry removes them, as in Redis.
+    ghosts: Vec<i64>,
 }
 
 impl Model {
+    /// Stores a value with no expiry time; returns the old value.
+    fn put(&mut self, key: Bytes, value: Bytes) -> Option<Bytes> {
+        self.expires.remove(&key);
+        self.data.insert(key, value)
+    }
+
+    fn remove(&mut self, key: &Bytes) -> Option<Bytes> {
+        self.expires.remove(key);
+        self.data.remove(key)
+    }
+
+    /// True when a time the server will take has already come.
+    fn is_past(expiry: Expiry, now: &Now<'_>) -> bool {
+        match expiry {
+            Expiry::At(at) => at <= now.ms,
+            Expiry::After { ms, .. } => ms <= 0,
+        }
+    }
+
     /// Applies one request (`args[0]` is the command name) and returns the exact reply.
-    fn apply(&mut self, args: &[Bytes]) -> Expect {
+    fn apply(&mut self, args: &[Bytes], now: &Now<'_>) -> Expect {
+        self.ghosts.retain(|&t| now.ms - t < GHOST_MS);
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         let Some(arity) = arity(&name) else {
             return unknown_command(args);
@@ -182,31 +421,52 @@ impl Model {
         let a = &args[1..];
         match name.as_str() {
             "get" => bulk_or_nil(self.data.get(&a[0])),
-            // No key in the model has an expiry time, and the generator's time arguments are keys,
-            // never integers.
-            "ttl" => Expect::Int(if self.data.contains_key(&a[0]) {
-                -1
-            } else {
-                -2
-            }),
-            "persist" => Expect::Int(0),
-            "expire" | "setex" => not_integer(),
-            "set" | "put" => self.set(a),
+            "ttl" | "pttl" | "expiretime" | "pexpiretime" => {
+                match (self.data.contains_key(&a[0]), self.expires.get(&a[0])) {
+                    (false, _) => Expect::Int(-2),
+                    (true, None) => Expect::Int(-1),
+                    (true, Some(&expiry)) => Expect::Time(TimeReply {
+                        expiry,
+                        query: now.seq,
+                        millis: name.starts_with('p'),
+                        absolute: name.ends_with("time"),
+                    }),
+                }
+            }
+            "persist" => Expect::Int(i64::from(self.expires.remove(&a[0]).is_some())),
+            "expire" | "pexpire" | "expireat" | "pexpireat" => self.expire(&name, a, now),
+            "setex" | "psetex" => {
+                let kind = if name == "setex" {
+                    TimeKind::Ex
+                } else {
+                    TimeKind::Px
+                };
+                match set_time(kind, &a[1], &name, now) {
+                    Ok(expiry) => {
+                        self.put(a[0].clone(), a[2].clone());
+                        self.expires.insert(a[0].clone(), expiry);
+                        Expect::Status("OK")
+                    }
+                    Err(e) => e,
+                }
+            }
+            "getex" => self.getex(a, now),
+            "set" | "put" => self.set(&name, a, now),
             "setnx" => {
                 if self.data.contains_key(&a[0]) {
                     Expect::Int(0)
                 } else {
-                    self.data.insert(a[0].clone(), a[1].clone());
+                    self.put(a[0].clone(), a[1].clone());
                     Expect::Int(1)
                 }
             }
-            "getset" => bulk_or_nil(self.data.insert(a[0].clone(), a[1].clone()).as_ref()),
-            "getdel" => bulk_or_nil(self.data.remove(&a[0]).as_ref()),
+            "getset" => bulk_or_nil(self.put(a[0].clone(), a[1].clone()).as_ref()),
+            "getdel" => bulk_or_nil(self.remove(&a[0]).as_ref()),
             "mget" => Expect::Array(a.iter().map(|k| bulk_or_nil(self.data.get(k))).collect()),
             "mset" | "msetnx" if a.len() % 2 != 0 => wrong_arity(&name),
             "mset" => {
                 for pair in a.chunks(2) {
-                    self.data.insert(pair[0].clone(), pair[1].clone());
+                    self.put(pair[0].clone(), pair[1].clone());
                 }
                 Expect::Status("OK")
             }
@@ -215,10 +475,11 @@ impl Model {
                     return Expect::Int(0);
                 }
                 for pair in a.chunks(2) {
-                    self.data.insert(pair[0].clone(), pair[1].clone());
+                    self.put(pair[0].clone(), pair[1].clone());
                 }
                 Expect::Int(1)
             }
+            // INCR and friends, APPEND and SETRANGE change the value and keep the expiry time.
             "incr" => self.add(&a[0], 1),
             "decr" => self.add(&a[0], -1),
             "incrby" => match parse_int(&a[1]) {
@@ -239,7 +500,7 @@ impl Model {
             "getrange" => self.getrange(a),
             "setrange" => self.setrange(a),
             "del" | "unlink" => {
-                Expect::Int(a.iter().filter(|k| self.data.remove(*k).is_some()).count() as i64)
+                Expect::Int(a.iter().filter(|k| self.remove(k).is_some()).count() as i64)
             }
             "exists" => Expect::Int(a.iter().filter(|k| self.data.contains_key(*k)).count() as i64),
             "keys" => Expect::AnyOrder(self.matching(&a[0])),
@@ -251,7 +512,13 @@ impl Model {
             }),
             "rename" => self.rename(&a[0], &a[1], true),
             "renamenx" => self.rename(&a[0], &a[1], false),
-            "dbsize" => Expect::Int(self.data.len() as i64),
+            "dbsize" => {
+                let len = self.data.len() as i64;
+                match self.ghosts.len() as i64 {
+                    0 => Expect::Int(len),
+                    ghosts => Expect::IntIn(len, len + ghosts),
+                }
+            }
             "flushdb" | "flushall" => {
                 let mode_ok = match a {
                     [] => true,
@@ -264,6 +531,8 @@ impl Model {
                     return syntax_error();
                 }
                 self.data.clear();
+                self.expires.clear();
+                self.ghosts.clear();
                 Expect::Status("OK")
             }
             "ping" => match a {
@@ -278,28 +547,127 @@ impl Model {
         }
     }
 
-    fn set(&mut self, a: &[Bytes]) -> Expect {
+    /// SET (and PUT, which names itself in errors): options, then the time, then GET's old
+    /// value, then NX/XX. A past absolute time stores the key already expired.
+    fn set(&mut self, name: &str, a: &[Bytes], now: &Now<'_>) -> Expect {
         let (key, value) = (&a[0], &a[1]);
-        let (mut nx, mut xx, mut get) = (false, false, false);
-        for option in &a[2..] {
-            let upper = option.to_ascii_uppercase();
-            match upper.as_slice() {
-                b"NX" if !xx => nx = true,
-                b"XX" if !nx => xx = true,
-                b"GET" => get = true,
-                _ => return syntax_error(),
+        let Some(options) = parse_set_options(&a[2..], false) else {
+            return syntax_error();
+        };
+        let expiry = match &options.expire {
+            Some((kind, arg)) => match set_time(*kind, arg, name, now) {
+                Ok(expiry) => Some(expiry),
+                Err(e) => return e,
+            },
+            None => None,
+        };
+        let old = self.data.get(key).cloned();
+        let allowed = !(options.nx && old.is_some() || options.xx && old.is_none());
+        if allowed {
+            let kept = self.expires.get(key).copied().filter(|_| options.keep_ttl);
+            self.put(key.clone(), value.clone());
+            match expiry.or(kept) {
+                Some(expiry) if Self::is_past(expiry, now) => {
+                    self.remove(key);
+                    self.ghosts.push(now.ms);
+                }
+                Some(expiry) => {
+                    self.expires.insert(key.clone(), expiry);
+                }
+                None => {}
             }
         }
-        let old = self.data.get(key).cloned();
-        let allowed = !(nx && old.is_some() || xx && old.is_none());
-        if allowed {
-            self.data.insert(key.clone(), value.clone());
-        }
-        match (get, allowed) {
+        match (options.get, allowed) {
             (true, _) => bulk_or_nil(old.as_ref()),
             (false, true) => Expect::Status("OK"),
             (false, false) => Expect::Nil,
         }
+    }
+
+    /// GETEX: options, then nil for a missing key, then the time; a past absolute time deletes.
+    fn getex(&mut self, a: &[Bytes], now: &Now<'_>) -> Expect {
+        let Some(options) = parse_set_options(&a[1..], true) else {
+            return syntax_error();
+        };
+        let Some(value) = self.data.get(&a[0]).cloned() else {
+            return Expect::Nil;
+        };
+        if let Some((kind, arg)) = &options.expire {
+            match set_time(*kind, arg, "getex", now) {
+                Ok(expiry) if Self::is_past(expiry, now) => {
+                    self.remove(&a[0]);
+                }
+                Ok(expiry) => {
+                    self.expires.insert(a[0].clone(), expiry);
+                }
+                Err(e) => return e,
+            }
+        } else if options.persist {
+            self.expires.remove(&a[0]);
+        }
+        Expect::Bulk(value)
+    }
+
+    /// The EXPIRE family as Redis's `expireGenericCommand`: options, the integer, overflow, the
+    /// key, NX/XX/GT/LT (no expiry counts as infinite), then set or, for a time already come,
+    /// delete.
+    fn expire(&mut self, name: &str, a: &[Bytes], now: &Now<'_>) -> Expect {
+        let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+        for option in &a[2..] {
+            match option.to_ascii_uppercase().as_slice() {
+                b"NX" => nx = true,
+                b"XX" => xx = true,
+                b"GT" => gt = true,
+                b"LT" => lt = true,
+                _ => {
+                    let mut message = b"ERR Unsupported option ".to_vec();
+                    message.extend_from_slice(option);
+                    return Expect::Error(message);
+                }
+            }
+        }
+        if nx && (xx || gt || lt) {
+            return error("ERR NX and XX, GT or LT options at the same time are not compatible");
+        }
+        if gt && lt {
+            return error("ERR GT and LT options at the same time are not compatible");
+        }
+        let Some(n) = parse_int(&a[1]) else {
+            return not_integer();
+        };
+        let seconds = name == "expire" || name == "expireat";
+        let Some(ms) = (if seconds { n.checked_mul(1000) } else { Some(n) }) else {
+            return invalid_expire(name);
+        };
+        let (new, bounds) = if name.ends_with("at") {
+            (Expiry::At(ms), (ms, ms))
+        } else {
+            let Some(at) = ms.checked_add(now.ms) else {
+                return invalid_expire(name);
+            };
+            (
+                Expiry::After { seq: now.seq, ms },
+                (at, at.saturating_add(LAG_MS)),
+            )
+        };
+        let key = &a[0];
+        if !self.data.contains_key(key) {
+            return Expect::Int(0);
+        }
+        let current = self.expires.get(key).map(|e| e.bounds(now.times));
+        let refused = nx && current.is_some()
+            || xx && current.is_none()
+            || gt && current.is_none_or(|c| !later(bounds, c))
+            || lt && current.is_some_and(|c| !later(c, bounds));
+        if refused {
+            return Expect::Int(0);
+        }
+        if Self::is_past(new, now) {
+            self.remove(key);
+        } else {
+            self.expires.insert(key.clone(), new);
+        }
+        Expect::Int(1)
     }
 
     fn add(&mut self, key: &Bytes, delta: i64) -> Expect {
@@ -382,8 +750,13 @@ impl Model {
         if !replace && self.data.contains_key(to) {
             return done(false);
         }
+        // The expiry time goes with the value (and whatever `to` had is gone).
+        let expiry = self.expires.remove(from);
         let value = self.data.remove(from).expect("checked above");
-        self.data.insert(to.clone(), value);
+        self.put(to.clone(), value);
+        if let Some(expiry) = expiry {
+            self.expires.insert(to.clone(), expiry);
+        }
         done(true)
     }
 
@@ -416,7 +789,7 @@ impl Model {
         }
         let keys = if cursor >= PAST_EVERY_SHARD {
             Vec::new()
-        } else if cursor == 0 && count as u64 > self.data.len() as u64 {
+        } else if cursor == 0 && count as u64 > self.entries() as u64 {
             match pattern {
                 Some(p) => self.matching(p),
                 None => self.data.keys().cloned().collect(),
@@ -428,6 +801,12 @@ impl Model {
             Expect::Bulk(b"0".to_vec()),
             Expect::AnyOrder(if strings { keys } else { Vec::new() }),
         ])
+    }
+
+    /// The most keys the server may hold, counting expired ones it may not have reclaimed yet
+    /// (SCAN counts them against COUNT).
+    fn entries(&self) -> usize {
+        self.data.len() + self.ghosts.len()
     }
 
     /// Keys matching a KEYS/SCAN pattern.
@@ -770,9 +1149,194 @@ fn pattern(rng: &mut Rng) -> Bytes {
     (0..n).flat_map(|_| rng.pick(PIECES).to_vec()).collect()
 }
 
+/// The run's relative expiry times: each one used once, all at least [`SPACING_S`] apart (a
+/// permutation of the slots, so they come in no order), from one hour to about 14 months.
+#[derive(Debug, Default)]
+struct Durations {
+    used: u64,
+}
+
+impl Durations {
+    fn next_secs(&mut self) -> i64 {
+        assert!(
+            self.used < DURATION_SLOTS,
+            "test bug: more than {DURATION_SLOTS} relative expiry times in one run"
+        );
+        let slot = self.used * 7919 % DURATION_SLOTS;
+        self.used += 1;
+        SPACING_S * (1 + slot as i64)
+    }
+}
+
+/// A time argument in seconds or milliseconds, absolute or relative, of the kinds the model
+/// can know the effect of whenever it runs: see the Time section.
+fn time_arg(rng: &mut Rng, durations: &mut Durations, seconds: bool, absolute: bool) -> Bytes {
+    let roll = rng.below(100);
+    let text = match (absolute, roll) {
+        (true, 0..=54) => {
+            // Shared days and milliseconds, so GT/LT meet equal times; 499 and 500 round
+            // EXPIRETIME down and up.
+            let s = YEAR_2100 + 86_400 * rng.below(20) as i64;
+            if seconds {
+                s.to_string()
+            } else {
+                (s * 1000 + rng.pick(&[0, 0, 1, 499, 500, 999])).to_string()
+            }
+        }
+        (true, 55..=74) if seconds => rng
+            .pick(&["1", "1000000000", "1600000000", "0", "-1"])
+            .to_string(),
+        (true, 55..=74) => rng
+            .pick(&["1", "1000", "1600000000000", "0", "-5", "-9223372036854775808"])
+            .to_string(),
+        // The largest seconds that fit, one past, and far past.
+        (true, 75..=84) if seconds => rng
+            .pick(&["9223372036854775", "9223372036854776", "9223372036854775807"])
+            .to_string(),
+        (true, 75..=84) => rng
+            .pick(&["9223372036854775000", "4102444800000000"])
+            .to_string(),
+        (false, 0..=69) => {
+            let s = durations.next_secs();
+            if seconds {
+                s.to_string()
+            } else {
+                (s * 1000 + rng.below(1000) as i64).to_string()
+            }
+        }
+        (false, 70..=79) if seconds => rng
+            .pick(&["0", "-1", "-3600", "-9223372036854775", "-9223372036854776"])
+            .to_string(),
+        (false, 70..=79) => rng
+            .pick(&["0", "-1", "-1000", "-9223372036854775808"])
+            .to_string(),
+        // Overflow once converted to milliseconds or added to now.
+        (false, 80..=87) if seconds => rng
+            .pick(&["9223372036854775", "9223372036854776", "9223372036854775807"])
+            .to_string(),
+        (false, 80..=87) => rng
+            .pick(&["9223372036854775807", "9223372036854775000"])
+            .to_string(),
+        _ => return rng.pick(BAD_INTS).to_vec(),
+    };
+    text.into_bytes()
+}
+
+/// One expiry option of SET (or GETEX) with its time.
+fn expiry_option(rng: &mut Rng, durations: &mut Durations, getex: bool) -> Vec<Bytes> {
+    let kinds: &[&str] = if getex {
+        &["EX", "PX", "EXAT", "PXAT", "PERSIST"]
+    } else {
+        &["EX", "PX", "EXAT", "PXAT", "KEEPTTL"]
+    };
+    let kind = rng.pick(kinds);
+    if kind == "KEEPTTL" || kind == "PERSIST" {
+        return vec![cased(kind, rng)];
+    }
+    let seconds = kind.starts_with('E');
+    let absolute = kind.ends_with("AT");
+    vec![
+        cased(kind, rng),
+        time_arg(rng, durations, seconds, absolute),
+    ]
+}
+
+/// SET's options: mostly a valid mix of a condition, GET and an expiry option in any order,
+/// sometimes one more that repeats or contradicts one (or lacks its time).
+fn set_options(rng: &mut Rng, durations: &mut Durations) -> Vec<Bytes> {
+    let mut groups: Vec<Vec<Bytes>> = Vec::new();
+    if rng.percent(30) {
+        groups.push(vec![rng.pick(&["NX", "XX", "nx", "xx"]).as_bytes().to_vec()]);
+    }
+    if rng.percent(25) {
+        groups.push(vec![rng.pick(&["GET", "get", "Get"]).as_bytes().to_vec()]);
+    }
+    if rng.percent(55) {
+        groups.push(expiry_option(rng, durations, false));
+    }
+    if rng.percent(8) {
+        groups.push(match rng.below(4) {
+            0 => vec![rng.pick(&["NX", "XX"]).as_bytes().to_vec()],
+            1 => expiry_option(rng, durations, false),
+            2 => vec![rng.pick(&["PERSIST", "FOO", "EX", "PXAT"]).as_bytes().to_vec()],
+            _ => vec![b"KEEPTTL".to_vec()],
+        });
+    }
+    rng.shuffle(&mut groups);
+    groups.concat()
+}
+
+/// GETEX's options: none, one, or now and then two (usually contradicting) or one SET-only.
+fn getex_options(rng: &mut Rng, durations: &mut Durations) -> Vec<Bytes> {
+    match rng.below(20) {
+        0..=3 => Vec::new(),
+        4..=15 => expiry_option(rng, durations, true),
+        16..=17 => {
+            let mut options = expiry_option(rng, durations, true);
+            options.extend(expiry_option(rng, durations, true));
+            options
+        }
+        _ => vec![rng
+            .pick(&["KEEPTTL", "NX", "GET", "FOO", "EX"])
+            .as_bytes()
+            .to_vec()],
+    }
+}
+
+/// An expiry command: the EXPIRE family with NX/XX/GT/LT, the TTL family, PERSIST, SETEX,
+/// PSETEX, GETEX.
+fn expiry_command(rng: &mut Rng, durations: &mut Durations) -> Vec<Bytes> {
+    match rng.below(100) {
+        0..=34 => {
+            let name = rng.pick(&["EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"]);
+            let seconds = !name.starts_with('P');
+            let absolute = name.ends_with("AT");
+            let mut args = vec![
+                cased(name, rng),
+                key(rng),
+                time_arg(rng, durations, seconds, absolute),
+            ];
+            let options = match rng.below(10) {
+                0..=3 => 0,
+                4..=8 => 1,
+                _ => 2,
+            };
+            for _ in 0..options {
+                let option = if rng.percent(3) {
+                    rng.pick(&["FOO", "KEEPTTL", "EX"])
+                } else {
+                    rng.pick(&["NX", "XX", "GT", "LT", "GT", "LT", "gt", "xx"])
+                };
+                args.push(option.as_bytes().to_vec());
+            }
+            args
+        }
+        35..=59 => {
+            let name = rng.pick(&["TTL", "PTTL", "EXPIRETIME", "PEXPIRETIME"]);
+            vec![cased(name, rng), key(rng)]
+        }
+        60..=67 => vec![cased("PERSIST", rng), key(rng)],
+        68..=79 => {
+            let name = rng.pick(&["SETEX", "PSETEX"]);
+            let seconds = name == "SETEX";
+            vec![
+                cased(name, rng),
+                key(rng),
+                time_arg(rng, durations, seconds, false),
+                value(rng),
+            ]
+        }
+        _ => {
+            let mut args = vec![cased("GETEX", rng), key(rng)];
+            args.extend(getex_options(rng, durations));
+            args
+        }
+    }
+}
+
 /// One random data command (sometimes an erroneous one), as its arguments.
-fn command(rng: &mut Rng, with_save: bool) -> Vec<Bytes> {
-    let roll = rng.below(1000);
+fn command(rng: &mut Rng, with_save: bool, durations: &mut Durations) -> Vec<Bytes> {
+    let roll = rng.below(1150);
     let mut args = match roll {
         0..=79 => vec![cased("GET", rng), key(rng)],
         80..=189 => {
@@ -781,11 +1345,8 @@ fn command(rng: &mut Rng, with_save: bool) -> Vec<Bytes> {
                 key(rng),
                 value(rng),
             ];
-            if rng.percent(45) {
-                for _ in 0..1 + rng.below(3) {
-                    let option = rng.pick(&["NX", "XX", "GET", "nx", "xx", "get", "Get"]);
-                    args.push(option.as_bytes().to_vec());
-                }
+            if rng.percent(60) {
+                args.extend(set_options(rng, durations));
             }
             args
         }
@@ -897,6 +1458,7 @@ fn command(rng: &mut Rng, with_save: bool) -> Vec<Bytes> {
             args
         }
         960..=974 if with_save => vec![cased("SAVE", rng)],
+        1000.. => expiry_command(rng, durations),
         _ => vec![cased("SET", rng), key(rng), int_text(rng)],
     };
     let is_set = args[0].eq_ignore_ascii_case(b"SET") || args[0].eq_ignore_ascii_case(b"PUT");
@@ -1025,17 +1587,43 @@ fn error_case(rng: &mut Rng) -> Vec<Bytes> {
             args
         }
         5 => {
-            let (command, extra) = rng.pick(&[
-                ("EXPIRE", 2),
-                ("TTL", 1),
-                ("SETEX", 3),
-                ("persist", 1),
-                ("GETEX", 0),
+            // The expiry commands' arity, and option mixes Redis refuses.
+            let tail: &[&str] = rng.pick(&[
+                &["EXPIRE", "k1"][..],
+                &["PEXPIRE"],
+                &["EXPIREAT", "a"],
+                &["PEXPIREAT"],
+                &["TTL"],
+                &["PTTL", "a", "b"],
+                &["EXPIRETIME"],
+                &["PEXPIRETIME", "a", "b"],
+                &["PERSIST"],
+                &["PERSIST", "a", "b"],
+                &["SETEX", "a", "100"],
+                &["PSETEX", "a", "100000000", "v", "w"],
+                &["GETEX"],
+                &["EXPIRE", "a", "100", "NX", "XX"],
+                &["EXPIRE", "a", "100", "GT", "LT"],
+                &["PEXPIRE", "a", "100", "NX", "GT"],
+                &["EXPIREAT", "a", "100", "LT", "NX"],
+                &["EXPIRE", "a", "x", "FOO"],
+                &["EXPIRE", "a", "x", "NX"],
+                &["SET", "a", "v", "EX", "100", "PX", "100"],
+                &["SET", "a", "v", "KEEPTTL", "EX", "100"],
+                &["SET", "a", "v", "PXAT", "100", "KEEPTTL"],
+                &["SET", "a", "v", "EX"],
+                &["SET", "a", "v", "PERSIST"],
+                &["SET", "a", "v", "EX", "0"],
+                &["SET", "a", "v", "PX", "-1", "NX"],
+                &["SET", "a", "v", "EXAT", "x"],
+                &["GETEX", "a", "PERSIST", "EX", "100"],
+                &["GETEX", "a", "EX", "100", "PERSIST"],
+                &["GETEX", "a", "EX", "100", "PXAT", "100"],
+                &["GETEX", "a", "KEEPTTL"],
+                &["GETEX", "a", "PX"],
             ]);
-            let mut args = vec![cased(command, rng)];
-            for _ in 0..extra {
-                args.push(key(rng));
-            }
+            let mut args = vec![cased(tail[0], rng)];
+            args.extend(tail[1..].iter().map(|t| t.as_bytes().to_vec()));
             args
         }
         6 => {
@@ -1190,6 +1778,24 @@ enum Tok {
         prefixes: Vec<Bytes>,
         items: Vec<Bytes>,
     },
+    /// An integer reply within bounds (only ever a whole reply): RESP `:n` or `(integer) n`.
+    Int(IntSpec),
+}
+
+/// The bounds of an integer reply, fixed or known once the commands involved are timed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IntSpec {
+    Within(i64, i64),
+    Time(TimeReply),
+}
+
+impl IntSpec {
+    fn range(self, times: &Times) -> (i64, i64) {
+        match self {
+            IntSpec::Within(lo, hi) => (lo, hi),
+            IntSpec::Time(reply) => reply.range(times),
+        }
+    }
 }
 
 fn push_fixed(toks: &mut Vec<Tok>, bytes: &[u8]) {
@@ -1223,6 +1829,8 @@ fn resp_tokens(expect: &Expect, toks: &mut Vec<Tok>) {
                 resp_tokens(item, toks);
             }
         }
+        Expect::IntIn(lo, hi) => toks.push(Tok::Int(IntSpec::Within(*lo, *hi))),
+        Expect::Time(reply) => toks.push(Tok::Int(IntSpec::Time(*reply))),
         Expect::AnyOrder(items) => {
             push_fixed(toks, format!("*{}\r\n", items.len()).as_bytes());
             if !items.is_empty() {
@@ -1259,6 +1867,8 @@ fn human_tokens(expect: &Expect, indent: usize, toks: &mut Vec<Tok>) {
             push_fixed(toks, b"\n");
         }
         Expect::Nil => push_fixed(toks, b"(nil)\n"),
+        Expect::IntIn(lo, hi) => toks.push(Tok::Int(IntSpec::Within(*lo, *hi))),
+        Expect::Time(reply) => toks.push(Tok::Int(IntSpec::Time(*reply))),
         Expect::Array(items) if items.is_empty() => push_fixed(toks, b"(empty array)\n"),
         Expect::AnyOrder(items) if items.is_empty() => push_fixed(toks, b"(empty array)\n"),
         Expect::Array(items) => {
@@ -1304,6 +1914,7 @@ fn tokens_len(toks: &[Tok]) -> usize {
             Tok::AnyOrder { prefixes, items } => {
                 prefixes.iter().chain(items).map(Vec::len).sum::<usize>()
             }
+            Tok::Int(_) => 0,
         })
         .sum()
 }
@@ -1319,6 +1930,9 @@ fn tokens_bytes(toks: &[Tok]) -> Bytes {
                     out.extend_from_slice(prefix);
                     out.extend_from_slice(item);
                 }
+            }
+            Tok::Int(spec) => {
+                out.extend_from_slice(format!("(an integer in {spec:?})").as_bytes());
             }
         }
     }
@@ -1352,9 +1966,20 @@ fn tokens_match(toks: &[Tok], got: &[u8]) -> bool {
                     left.swap_remove(i);
                 }
             }
+            Tok::Int(_) => return false,
         }
     }
     pos == got.len()
+}
+
+/// The integer of a whole `:n` (RESP) or `(integer) n` (text) reply.
+fn int_reply(dialect: Dialect, got: &[u8]) -> Option<i64> {
+    let (prefix, eol): (&[u8], &[u8]) = match dialect {
+        Dialect::Resp => (b":", b"\r\n"),
+        Dialect::Text => (b"(integer) ", b"\n"),
+    };
+    let digits = got.strip_prefix(prefix)?.strip_suffix(eol)?;
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// A parsed RESP reply, for the checks whose reply shape is not known in advance.
@@ -1523,6 +2148,19 @@ impl Conn {
         Ok(std::mem::replace(&mut self.buf, rest))
     }
 
+    /// Bytes up to and including the next `eol`; on failure, the reason and what did arrive.
+    fn take_line(&mut self, eol: &[u8]) -> Result<Bytes, (String, Bytes)> {
+        loop {
+            if let Some(at) = self.buf.windows(eol.len()).position(|w| w == eol) {
+                let rest = self.buf.split_off(at + eol.len());
+                return Ok(std::mem::replace(&mut self.buf, rest));
+            }
+            if let Err(e) = self.fill() {
+                return Err((e, std::mem::take(&mut self.buf)));
+            }
+        }
+    }
+
     /// Whatever else arrives within a short while (to show more of a wrong reply).
     fn linger(&mut self) -> Bytes {
         let _ = self
@@ -1623,6 +2261,9 @@ struct Plan {
     fill: usize,
     /// Whether SAVE is among the commands.
     save: bool,
+    /// A key of its own given an expiry of a few milliseconds, then looked at once it has
+    /// certainly expired (or the server restarted past it): see [`Run::short_expiry`].
+    short: usize,
 }
 
 /// One request on the wire and the reply it must get.
@@ -1630,6 +2271,9 @@ struct Item {
     label: String,
     request: Bytes,
     expect: Vec<Tok>,
+    dialect: Dialect,
+    /// The command's sequence number (its time is recorded under it), if the model applied it.
+    seq: Option<usize>,
 }
 
 struct Run<'p> {
@@ -1650,6 +2294,10 @@ struct Run<'p> {
     history: VecDeque<String>,
     commands: usize,
     restarts: usize,
+    /// When the server ran each command the model applied (see [`Times`]).
+    times: Times,
+    next_seq: usize,
+    durations: Durations,
 }
 
 impl<'p> Run<'p> {
@@ -1672,6 +2320,9 @@ impl<'p> Run<'p> {
             history: VecDeque::new(),
             commands: 0,
             restarts: 0,
+            times: Times::new(),
+            next_seq: 0,
+            durations: Durations::default(),
         }
     }
 
@@ -1686,6 +2337,7 @@ impl<'p> Run<'p> {
             p.kill,
             p.fill,
             QUIT_WEIGHT,
+            p.short,
         ];
         let total: usize = weights.iter().sum();
         for step in 0..steps {
@@ -1712,7 +2364,8 @@ impl<'p> Run<'p> {
                 4 => self.restart(false)?,
                 5 => self.restart(true)?,
                 6 => self.fill()?,
-                _ => self.quit()?,
+                7 => self.quit()?,
+                _ => self.short_expiry()?,
             }
         }
         self.step = steps;
@@ -1722,6 +2375,8 @@ impl<'p> Run<'p> {
             label: "[resp] PING (end of the run)".into(),
             request: resp_request(&[b"PING".to_vec()]),
             expect: vec![Tok::Fixed(b"+PONG\r\n".to_vec())],
+            dialect: Dialect::Resp,
+            seq: None,
         };
         self.exchange(vec![ping], false)
     }
@@ -1743,9 +2398,11 @@ impl<'p> Run<'p> {
                 expect: vec![Tok::Fixed(
                     b"(error) ERR Protocol error: unbalanced quotes in request\n".to_vec(),
                 )],
+                dialect: Dialect::Text,
+                seq: None,
             };
         }
-        let args = command(&mut self.rng, self.plan.save);
+        let args = command(&mut self.rng, self.plan.save, &mut self.durations);
         self.item_for(args)
     }
 
@@ -1770,7 +2427,17 @@ impl<'p> Run<'p> {
             // Empty lines between requests are ignored.
             request.splice(0..0, b"\r\n".iter().copied());
         }
-        let expect = self.model.apply(&args);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let generated = unix_ms();
+        self.times
+            .insert(seq, (generated, generated.saturating_add(LAG_MS)));
+        let now = Now {
+            seq,
+            ms: generated,
+            times: &self.times,
+        };
+        let expect = self.model.apply(&args, &now);
         if args[0].eq_ignore_ascii_case(b"SAVE") && self.plan.durability == Durability::Snapshots {
             self.saved = self.model.clone();
             self.saved_at = format!("the SAVE at step {}", self.step);
@@ -1788,6 +2455,8 @@ impl<'p> Run<'p> {
             label,
             request,
             expect: tokens(&expect, dialect),
+            dialect,
+            seq: Some(seq),
         }
     }
 
@@ -1833,6 +2502,8 @@ impl<'p> Run<'p> {
         for (i, item) in items.iter().enumerate() {
             self.note(format!("step {}.{i}: {}", self.step, item.label));
         }
+        // The server runs each command after this and before its reply arrives.
+        let sent = unix_ms();
         if split && all.len() > 1 {
             let mut cuts: Vec<usize> = (0..1 + self.rng.below(6))
                 .map(|_| 1 + self.rng.below(all.len() - 1))
@@ -1858,7 +2529,31 @@ impl<'p> Run<'p> {
             } else {
                 String::new()
             };
-            let expected = tokens_bytes(&item.expect);
+            let int = match item.expect.as_slice() {
+                [Tok::Int(spec)] => Some(*spec),
+                _ => None,
+            };
+            let got = match (int, item.dialect) {
+                (Some(_), Dialect::Resp) => self.conns[self.cur].take_line(b"\r\n"),
+                (Some(_), Dialect::Text) => self.conns[self.cur].take_line(b"\n"),
+                (None, _) => self.conns[self.cur].take(tokens_len(&item.expect)),
+            };
+            if let Some(seq) = item.seq {
+                self.times.insert(seq, (sent, unix_ms()));
+            }
+            let range = int.map(|spec| spec.range(&self.times));
+            let expected = match (int, range) {
+                (Some(spec), Some((lo, hi))) => {
+                    format!("an integer in {lo}..={hi} ({spec:?})").into_bytes()
+                }
+                _ => tokens_bytes(&item.expect),
+            };
+            let matches = |got: &[u8]| match range {
+                Some((lo, hi)) => {
+                    int_reply(item.dialect, got).is_some_and(|n| lo <= n && n <= hi)
+                }
+                None => tokens_match(&item.expect, got),
+            };
             let mismatch = |why: &str, got: &[u8], more: &[u8]| {
                 format!(
                     "{why}{place}\n  command:  {}\n  request:  {}\n  expected: {}\n  got:      \
@@ -1870,8 +2565,8 @@ impl<'p> Run<'p> {
                     clip(show(more), 1000)
                 )
             };
-            match self.conns[self.cur].take(tokens_len(&item.expect)) {
-                Ok(got) if tokens_match(&item.expect, &got) => {}
+            match got {
+                Ok(got) if matches(&got) => {}
                 Ok(got) => {
                     let more = self.conns[self.cur].linger();
                     return Err(self.fail(&mismatch("wrong reply", &got, &more)));
@@ -1897,8 +2592,9 @@ impl<'p> Run<'p> {
         };
         let mut cursor: u64 = 0;
         let mut seen: Vec<Bytes> = Vec::new();
-        // Each call but the last sees at least one key, so more calls than keys mean a loop.
-        let most = self.model.data.len() + 1;
+        // Each call but the last sees at least one key (perhaps an expired one not reclaimed
+        // yet), so more calls than keys mean a loop.
+        let most = self.model.entries() + 1;
         for page in 0.. {
             if page > most {
                 return Err(self.fail(&format!(
@@ -2114,12 +2810,60 @@ impl<'p> Run<'p> {
                 )));
             }
         }
+        self.check_expiry_times(why, &want)?;
         let size = self.read_back(&[b"DBSIZE".to_vec()])?;
-        if size != Resp::Int(want.len() as i64) {
+        let now = unix_ms();
+        self.model.ghosts.retain(|&t| now - t < GHOST_MS);
+        let (lo, hi) = (want.len(), self.model.entries());
+        if !matches!(size, Resp::Int(n) if lo as i64 <= n && n <= hi as i64) {
             return Err(self.fail(&format!(
-                "{why}: DBSIZE gave {}, the model holds {}",
+                "{why}: DBSIZE gave {}, the model holds {lo} keys (and {} expired ones may not \
+                 be reclaimed yet)",
                 show_resp(&size),
-                want.len()
+                hi - lo
+            )));
+        }
+        Ok(())
+    }
+
+    /// PEXPIRETIME of every key, pipelined, against the model: -1 without an expiry time, else
+    /// the exact time, or for a relative one set since the last check, a time within the bounds
+    /// of when its command ran, which from then on is known exactly.
+    fn check_expiry_times(&mut self, why: &str, keys: &[Bytes]) -> Result<(), String> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let request: Bytes = keys
+            .iter()
+            .flat_map(|k| resp_request(&[b"PEXPIRETIME".to_vec(), k.clone()]))
+            .collect();
+        self.conns[self.cur]
+            .send(&request)
+            .map_err(|e| self.fail(&e))?;
+        let mut wrong = Vec::new();
+        for key in keys {
+            let reply = self.conns[self.cur]
+                .read_resp()
+                .map_err(|e| self.fail(&format!("{why}: no reply to PEXPIRETIME: {e}")))?;
+            let expiry = self.model.expires.get(key).copied();
+            let (lo, hi) = expiry.map_or((-1, -1), |e| e.bounds(&self.times));
+            match (reply, expiry) {
+                (Resp::Int(at), Some(Expiry::After { seq, ms })) if lo <= at && at <= hi => {
+                    self.times.insert(seq, (at - ms, at - ms));
+                }
+                (Resp::Int(at), _) if lo <= at && at <= hi => {}
+                (reply, _) => wrong.push(format!(
+                    "{}: model {expiry:?} ({lo}..={hi}), server {}",
+                    show(key),
+                    show_resp(&reply)
+                )),
+            }
+        }
+        if !wrong.is_empty() {
+            return Err(self.fail(&format!(
+                "{why}: expiry times differ from the model (as of {}):\n    {}",
+                self.saved_at,
+                wrong.join("\n    ")
             )));
         }
         Ok(())
@@ -2141,14 +2885,24 @@ impl<'p> Run<'p> {
     /// it holds what must have survived: everything after a clean stop; after an abrupt one, what
     /// the plan's durability promises.
     fn restart(&mut self, abrupt: bool) -> Result<(), String> {
+        self.restart_after(abrupt, None)
+    }
+
+    /// [`Run::restart`], starting the server again only once the clock is past `not_before`
+    /// (Unix ms) when given. Expired keys are dropped at start, so none is left to reclaim.
+    fn restart_after(&mut self, abrupt: bool, not_before: Option<i64>) -> Result<(), String> {
         self.restarts += 1;
-        let survivors = match (abrupt, self.plan.durability) {
+        let mut survivors = match (abrupt, self.plan.durability) {
             (true, Durability::Snapshots) => self.saved.clone(),
             _ => self.model.clone(),
         };
+        survivors.ghosts.clear();
         let how = self.stop(abrupt)?;
         if !abrupt {
             self.saved_at = format!("the {how} at step {}", self.step);
+        }
+        if let Some(at) = not_before {
+            sleep_past(at);
         }
         self.server = Server::start_in(self.dir.path(), self.plan.flags);
         self.conns = (0..CLIENTS).map(|_| Conn::open(&self.server)).collect();
@@ -2196,6 +2950,138 @@ impl<'p> Run<'p> {
             )));
         }
         Ok(how)
+    }
+
+    /// A key of its own (`t:0`...) set to expire in 1 to 50 ms by one of the ways there are
+    /// (SET PX or PXAT, PSETEX, PEXPIRE, PEXPIREAT, GETEX PX), over RESP. Those replies are
+    /// exact; a GET and a PTTL sent right behind may find the key or not (its value or nil; a
+    /// PTTL within the time set, or -2); now and then a SAVE writes it to the snapshot. Then,
+    /// once the clock is past its time, either one command about it that must find it gone (the
+    /// model never holds these keys; DBSIZE may count it until reclaimed), or a restart
+    /// started only then, after which it must be gone too (dropped at start, whether it came from
+    /// the snapshot or the log). No other step runs while the key's fate is open, so the model
+    /// stays exact.
+    fn short_expiry(&mut self) -> Result<(), String> {
+        let key = self.rng.pick(SHORT_KEYS).to_vec();
+        let d = self.rng.between(1, 50);
+        let len = self.rng.between(1, 8) as usize;
+        let value = random_bytes(&mut self.rng, len);
+        let ms = d.to_string().into_bytes();
+        let at = (unix_ms() + d).to_string().into_bytes();
+        let word = |w: &str| w.as_bytes().to_vec();
+        let ok = Some(Resp::Simple(b"OK".to_vec()));
+        let set = (vec![word("SET"), key.clone(), value.clone()], ok.clone());
+        let mut plan: Vec<(Vec<Bytes>, Option<Resp>)> = match self.rng.below(6) {
+            0 => vec![(
+                vec![word("SET"), key.clone(), value.clone(), word("PX"), ms],
+                ok.clone(),
+            )],
+            1 => vec![(
+                vec![word("PSETEX"), key.clone(), ms, value.clone()],
+                ok.clone(),
+            )],
+            2 => vec![(
+                vec![word("SET"), key.clone(), value.clone(), word("PXAT"), at],
+                ok.clone(),
+            )],
+            3 => vec![
+                set,
+                (vec![word("PEXPIRE"), key.clone(), ms], Some(Resp::Int(1))),
+            ],
+            // Set or, if its time already came, deleted: 1 either way.
+            4 => vec![
+                set,
+                (vec![word("PEXPIREAT"), key.clone(), at], Some(Resp::Int(1))),
+            ],
+            _ => vec![
+                set,
+                (
+                    vec![word("GETEX"), key.clone(), word("PX"), ms],
+                    Some(Resp::Bulk(Some(value.clone()))),
+                ),
+            ],
+        };
+        if self.rng.percent(40) {
+            plan.push((vec![word("GET"), key.clone()], None));
+            plan.push((vec![word("PTTL"), key.clone()], None));
+        }
+        let save = self.plan.save && self.rng.percent(25);
+        if save {
+            plan.push((vec![word("SAVE")], ok));
+        }
+        for (args, _) in &plan {
+            self.note(format!("step {} [resp, short expiry] {}", self.step, show_args(args)));
+        }
+        let request: Bytes = plan.iter().flat_map(|(args, _)| resp_request(args)).collect();
+        self.conns[self.cur]
+            .send(&request)
+            .map_err(|e| self.fail(&e))?;
+        for (args, expected) in &plan {
+            let reply = self.conns[self.cur]
+                .read_resp()
+                .map_err(|e| self.fail(&format!("no reply to {}: {e}", show_args(args))))?;
+            let fine = match expected {
+                Some(expected) => reply == *expected,
+                None if args[0] == b"GET" => {
+                    reply == Resp::Bulk(Some(value.clone())) || reply == Resp::Bulk(None)
+                }
+                None => matches!(reply, Resp::Int(n) if n == -2 || (0..=d).contains(&n)),
+            };
+            if !fine {
+                return Err(self.fail(&format!(
+                    "wrong reply to {} (a key expiring in {d} ms): expected {}, got {}",
+                    show_args(args),
+                    expected
+                        .as_ref()
+                        .map_or("either a live or a gone key's reply".into(), show_resp),
+                    show_resp(&reply)
+                )));
+            }
+        }
+        // Every reply is in, so the server set the key's time before now: it is past after this.
+        let deadline = unix_ms() + d;
+        if save && self.plan.durability == Durability::Snapshots {
+            self.saved = self.model.clone();
+            self.saved_at = format!("the SAVE at step {}", self.step);
+        }
+        if self.plan.kill + self.plan.clean_restart > 0 && self.rng.percent(30) {
+            let abrupt =
+                self.plan.kill > 0 && (self.plan.clean_restart == 0 || self.rng.percent(60));
+            return self.restart_after(abrupt, Some(deadline));
+        }
+        sleep_past(deadline);
+        self.model.ghosts.push(unix_ms());
+        let mut args = match self.rng.below(16) {
+            0 => vec![cased("SET", &mut self.rng), key, value, b"XX".to_vec()],
+            1 => vec![cased("EXPIRE", &mut self.rng), key, b"100".to_vec()],
+            2 => vec![cased("RENAME", &mut self.rng), key, b"k1".to_vec()],
+            _ => {
+                let name = self.rng.pick(&[
+                    "GET",
+                    "PTTL",
+                    "TTL",
+                    "EXISTS",
+                    "EXPIRETIME",
+                    "PEXPIRETIME",
+                    "STRLEN",
+                    "GETEX",
+                    "PERSIST",
+                    "TYPE",
+                    "GETDEL",
+                    "DEL",
+                    "MGET",
+                ]);
+                vec![cased(name, &mut self.rng), key]
+            }
+        };
+        if self.rng.percent(10) {
+            args[0] = cased("GETRANGE", &mut self.rng);
+            args.truncate(2);
+            args.extend([b"0".to_vec(), b"-1".to_vec()]);
+        }
+        self.commands += 1;
+        let item = self.item_for(args);
+        self.exchange(vec![item], false)
     }
 
     /// QUIT on the current connection: `OK`, then the server closes it; a new one replaces it.
@@ -2266,6 +3152,20 @@ impl<'p> Run<'p> {
                 .collect::<Vec<_>>()
                 .join("\n    "),
         )
+    }
+}
+
+/// Keys only [`Run::short_expiry`] uses (the generator's keys never look like these).
+const SHORT_KEYS: &[&[u8]] = &[b"t:0", b"t:1", b"t:2"];
+
+/// Sleeps until the clock reads later than `at` (Unix ms).
+fn sleep_past(at: i64) {
+    loop {
+        let now = unix_ms();
+        if now > at {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis((at - now + 1) as u64));
     }
 }
 
@@ -2380,6 +3280,7 @@ fn single_commands_in_both_dialects_match_the_model() {
         kill: 0,
         fill: FILL,
         save: false,
+        short: 10,
     });
 }
 
@@ -2399,6 +3300,7 @@ fn pipelined_batches_split_at_random_bytes_match_the_model() {
         kill: 0,
         fill: FILL,
         save: true,
+        short: 10,
     });
 }
 
@@ -2420,6 +3322,7 @@ fn clean_restarts_keep_every_write() {
         kill: 0,
         fill: FILL,
         save: true,
+        short: 20,
     });
 }
 
@@ -2439,6 +3342,7 @@ fn kill_9_keeps_exactly_what_the_last_save_wrote() {
         kill: 30,
         fill: FILL,
         save: true,
+        short: 25,
     });
 }
 
@@ -2471,6 +3375,7 @@ fn kill_9_with_appendfsync_always_keeps_every_acknowledged_write() {
         kill: 30,
         fill: FILL,
         save: true,
+        short: 25,
     });
 }
 
@@ -2503,6 +3408,7 @@ fn clean_restarts_with_the_append_only_log_keep_every_write() {
         kill: 0,
         fill: FILL,
         save: true,
+        short: 20,
     });
 }
 
