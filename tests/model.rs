@@ -1336,7 +1336,7 @@ fn expiry_command(rng: &mut Rng, durations: &mut Durations) -> Vec<Bytes> {
 
 /// One random data command (sometimes an erroneous one), as its arguments.
 fn command(rng: &mut Rng, with_save: bool, durations: &mut Durations) -> Vec<Bytes> {
-    let roll = rng.below(1150);
+    let roll = rng.below(1400);
     let mut args = match roll {
         0..=79 => vec![cased("GET", rng), key(rng)],
         80..=189 => {
