@@ -1486,7 +1486,7 @@ fn scan_page(rng: &mut Rng) -> Vec<Bytes> {
     };
     let mut options: Vec<(Bytes, Bytes)> = Vec::new();
     if whole {
-        let count = rng.pick(&["1000", "65536", "9223372036854775807"]);
+        let count = rng.pick(&["5000", "65536", "9223372036854775807"]);
         options.push((cased("COUNT", rng), count.as_bytes().to_vec()));
     } else if rng.percent(50) {
         options.push((
