@@ -210,7 +210,10 @@ impl TimeReply {
             (lo, hi)
         } else {
             let (q_lo, q_hi) = times.get(&self.query).copied().unwrap_or((0, 0));
-            (lo.saturating_sub(q_hi).max(0), hi.saturating_sub(q_lo).max(0))
+            (
+                lo.saturating_sub(q_hi).max(0),
+                hi.saturating_sub(q_lo).max(0),
+            )
         };
         if self.millis {
             (lo, hi)
@@ -636,7 +639,11 @@ impl Model {
             return not_integer();
         };
         let seconds = name == "expire" || name == "expireat";
-        let Some(ms) = (if seconds { n.checked_mul(1000) } else { Some(n) }) else {
+        let Some(ms) = (if seconds {
+            n.checked_mul(1000)
+        } else {
+            Some(n)
+        }) else {
             return invalid_expire(name);
         };
         let (new, bounds) = if name.ends_with("at") {
@@ -1187,11 +1194,22 @@ fn time_arg(rng: &mut Rng, durations: &mut Durations, seconds: bool, absolute: b
             .pick(&["1", "1000000000", "1600000000", "0", "-1"])
             .to_string(),
         (true, 55..=74) => rng
-            .pick(&["1", "1000", "1600000000000", "0", "-5", "-9223372036854775808"])
+            .pick(&[
+                "1",
+                "1000",
+                "1600000000000",
+                "0",
+                "-5",
+                "-9223372036854775808",
+            ])
             .to_string(),
         // The largest seconds that fit, one past, and far past.
         (true, 75..=84) if seconds => rng
-            .pick(&["9223372036854775", "9223372036854776", "9223372036854775807"])
+            .pick(&[
+                "9223372036854775",
+                "9223372036854776",
+                "9223372036854775807",
+            ])
             .to_string(),
         (true, 75..=84) => rng
             .pick(&["9223372036854775000", "4102444800000000"])
@@ -1212,7 +1230,11 @@ fn time_arg(rng: &mut Rng, durations: &mut Durations, seconds: bool, absolute: b
             .to_string(),
         // Overflow once converted to milliseconds or added to now.
         (false, 80..=87) if seconds => rng
-            .pick(&["9223372036854775", "9223372036854776", "9223372036854775807"])
+            .pick(&[
+                "9223372036854775",
+                "9223372036854776",
+                "9223372036854775807",
+            ])
             .to_string(),
         (false, 80..=87) => rng
             .pick(&["9223372036854775807", "9223372036854775000"])
@@ -1246,7 +1268,10 @@ fn expiry_option(rng: &mut Rng, durations: &mut Durations, getex: bool) -> Vec<B
 fn set_options(rng: &mut Rng, durations: &mut Durations) -> Vec<Bytes> {
     let mut groups: Vec<Vec<Bytes>> = Vec::new();
     if rng.percent(30) {
-        groups.push(vec![rng.pick(&["NX", "XX", "nx", "xx"]).as_bytes().to_vec()]);
+        groups.push(vec![rng
+            .pick(&["NX", "XX", "nx", "xx"])
+            .as_bytes()
+            .to_vec()]);
     }
     if rng.percent(25) {
         groups.push(vec![rng.pick(&["GET", "get", "Get"]).as_bytes().to_vec()]);
@@ -1258,7 +1283,10 @@ fn set_options(rng: &mut Rng, durations: &mut Durations) -> Vec<Bytes> {
         groups.push(match rng.below(4) {
             0 => vec![rng.pick(&["NX", "XX"]).as_bytes().to_vec()],
             1 => expiry_option(rng, durations, false),
-            2 => vec![rng.pick(&["PERSIST", "FOO", "EX", "PXAT"]).as_bytes().to_vec()],
+            2 => vec![rng
+                .pick(&["PERSIST", "FOO", "EX", "PXAT"])
+                .as_bytes()
+                .to_vec()],
             _ => vec![b"KEEPTTL".to_vec()],
         });
     }
@@ -2549,9 +2577,7 @@ impl<'p> Run<'p> {
                 _ => tokens_bytes(&item.expect),
             };
             let matches = |got: &[u8]| match range {
-                Some((lo, hi)) => {
-                    int_reply(item.dialect, got).is_some_and(|n| lo <= n && n <= hi)
-                }
+                Some((lo, hi)) => int_reply(item.dialect, got).is_some_and(|n| lo <= n && n <= hi),
                 None => tokens_match(&item.expect, got),
             };
             let mismatch = |why: &str, got: &[u8], more: &[u8]| {
@@ -3010,9 +3036,16 @@ impl<'p> Run<'p> {
             plan.push((vec![word("SAVE")], ok));
         }
         for (args, _) in &plan {
-            self.note(format!("step {} [resp, short expiry] {}", self.step, show_args(args)));
+            self.note(format!(
+                "step {} [resp, short expiry] {}",
+                self.step,
+                show_args(args)
+            ));
         }
-        let request: Bytes = plan.iter().flat_map(|(args, _)| resp_request(args)).collect();
+        let request: Bytes = plan
+            .iter()
+            .flat_map(|(args, _)| resp_request(args))
+            .collect();
         self.conns[self.cur]
             .send(&request)
             .map_err(|e| self.fail(&e))?;

@@ -1,4 +1,5 @@
-//! The long runs behind `make soak` (ignored by `cargo test`; run with `-- --ignored`):
+//! The long runs behind `make soak` (ignored by `cargo test`; run with `-- --ignored`), and a
+//! short version of the mixed load that `cargo test` runs:
 //!
 //! - `soak_connect_disconnect_cycles`: `SOAK_CYCLES` (default 100,000) connect/disconnect
 //!   cycles; open fds must come back exactly and RSS within 1 MiB of the baseline.
@@ -16,7 +17,11 @@
 //! when the request was due: a stall of the server delays the requests scheduled behind it and
 //! they count it (no coordinated omission), but so does any pause of the load generator itself,
 //! which on a shared machine is not the server's doing; it is reported alongside.
-//! Key expiry does not exist in this release, so no key in the mix expires.
+//! The mix includes keys that expire (`SOAK_TTL_MS`, default 10,000: times of 1 to 10 s): at
+//! the end, after waiting for every time set to pass, none may be left unreclaimed.
+//!
+//! `short_mixed_load_with_expiring_keys` is the CI version (not ignored): a few seconds of the
+//! same mix at a modest rate with snapshots every second.
 
 mod common;
 mod load;
@@ -218,35 +223,75 @@ enum Expect {
     Counter,
     /// DEL of a scratch key: 0 or 1.
     Deleted,
+    /// A value of this expiring key, or nil once it expired.
+    MaybeValue(String),
+    /// PTTL of an expiring key: -2 once it expired, else 0 to this many milliseconds.
+    Ttl(i64),
 }
 
-/// The mix: GET 60 %, SET 25 %, MGET of 4 keys 5 %, INCR 5 %, SET of a scratch key 3 %,
-/// DEL of a scratch key 2 %.
-fn next_request(rng: &mut Rng, keys: usize, serial: u64, out: &mut Vec<u8>) -> Expect {
+/// Keys that expire: `exp:0` to `exp:19999`, each set with a time of up to `Plan::ttl_ms`.
+const EXPIRING_KEYS: u64 = 20_000;
+
+/// The mix: GET 55 %, SET 22 %, MGET of 4 keys 5 %, INCR 5 %, SET of a scratch key 3 %, DEL of
+/// a scratch key 2 %, and 8 % on expiring keys: SET with PX or EX, or SETEX, 4 %; GET 2 %;
+/// PTTL 1 %; GETEX with PX 1 % (times from a tenth of `ttl_ms` to `ttl_ms`, EX and SETEX in
+/// whole seconds, at least one).
+fn next_request(rng: &mut Rng, keys: usize, ttl_ms: u64, serial: u64, out: &mut Vec<u8>) -> Expect {
     let roll = rng.next() % 100;
     let k = key(rng.next() as usize % keys);
+    let ttl = |rng: &mut Rng| ttl_ms / 10 + rng.next() % (ttl_ms - ttl_ms / 10 + 1);
+    let expiring = |rng: &mut Rng| format!("exp:{}", rng.next() % EXPIRING_KEYS);
     match roll {
-        0..60 => {
+        0..55 => {
             out.extend(resp(&["GET", &k]));
             Expect::Value(k)
         }
-        60..85 => {
+        92..96 => {
+            let e = expiring(rng);
+            let v = value(&e, serial, rng);
+            let ms = ttl(rng);
+            let secs = (ms / 1000).max(1).to_string();
+            let ms = ms.to_string();
+            let args: Vec<&[u8]> = match rng.next() % 3 {
+                0 => vec![b"SET", e.as_bytes(), &v, b"PX", ms.as_bytes()],
+                1 => vec![b"SET", e.as_bytes(), &v, b"EX", secs.as_bytes()],
+                _ => vec![b"SETEX", e.as_bytes(), secs.as_bytes(), &v],
+            };
+            out.extend(resp_bytes(&args));
+            Expect::Ok
+        }
+        96..98 => {
+            let e = expiring(rng);
+            out.extend(resp(&["GET", &e]));
+            Expect::MaybeValue(e)
+        }
+        98 => {
+            out.extend(resp(&["PTTL", &expiring(rng)]));
+            Expect::Ttl(ttl_ms.max(1000) as i64)
+        }
+        99 => {
+            let e = expiring(rng);
+            let ms = ttl(rng).to_string();
+            out.extend(resp(&["GETEX", &e, "PX", &ms]));
+            Expect::MaybeValue(e)
+        }
+        55..77 => {
             let v = value(&k, serial, rng);
             out.extend(resp_bytes(&[b"SET", k.as_bytes(), &v]));
             Expect::Ok
         }
-        85..90 => {
+        77..82 => {
             let ks: Vec<String> = (0..4).map(|_| key(rng.next() as usize % keys)).collect();
             let mut args = vec!["MGET"];
             args.extend(ks.iter().map(String::as_str));
             out.extend(resp(&args));
             Expect::Values(ks)
         }
-        90..95 => {
+        82..87 => {
             out.extend(resp(&["INCR", &format!("counter:{}", rng.next() % 1000)]));
             Expect::Counter
         }
-        95..98 => {
+        87..90 => {
             let scratch = format!("scratch:{}", rng.next() % 10_000);
             let v = value(&scratch, serial, rng);
             out.extend(resp_bytes(&[b"SET", scratch.as_bytes(), &v]));
@@ -276,6 +321,9 @@ fn check(expect: &Expect, reply: &Reply) -> Result<(), String> {
             .try_for_each(|(k, r)| check_value(k, r)),
         (Expect::Counter, Reply::Int(n)) if *n > 0 => Ok(()),
         (Expect::Deleted, Reply::Int(0 | 1)) => Ok(()),
+        (Expect::MaybeValue(_), Reply::Bulk(None)) => Ok(()),
+        (Expect::MaybeValue(k), r) => check_value(k, r),
+        (Expect::Ttl(max), Reply::Int(n)) if *n == -2 || (0..=*max).contains(n) => Ok(()),
         (_, Reply::Error(e)) => Err(format!("error reply {e:?}")),
         (_, r) => Err(format!("unexpected reply {r:?}")),
     }
@@ -319,6 +367,8 @@ struct Plan {
     duration: Duration,
     interval: Duration,
     seed: u64,
+    /// The longest expiry time the mix sets, milliseconds.
+    ttl_ms: u64,
 }
 
 /// Runs one worker's connections for `plan.duration`, sending each interval's figures on `tx`.
@@ -405,7 +455,13 @@ fn worker(plan: Plan, tx: mpsc::Sender<IntervalStats>) {
             serial += 1;
             c.out.clear();
             c.written = 0;
-            c.expect = Some(next_request(&mut rng, plan.keys, serial, &mut c.out));
+            c.expect = Some(next_request(
+                &mut rng,
+                plan.keys,
+                plan.ttl_ms,
+                serial,
+                &mut c.out,
+            ));
             c.sent = Instant::now();
             match c.stream.write(&c.out) {
                 Ok(n) => c.written = n,
@@ -498,6 +554,7 @@ struct Load {
     rate: Option<f64>,
     duration: Duration,
     interval: Duration,
+    ttl_ms: u64,
 }
 
 /// Runs the load's workers; calls `each_interval` as every interval completes (all workers
@@ -511,6 +568,7 @@ fn run_load(load: Load, mut each_interval: impl FnMut(&IntervalStats)) -> Vec<In
         rate,
         duration,
         interval,
+        ttl_ms,
     } = load;
     let (tx, rx) = mpsc::channel();
     let workers: Vec<_> = (0..threads)
@@ -523,6 +581,7 @@ fn run_load(load: Load, mut each_interval: impl FnMut(&IntervalStats)) -> Vec<In
                 duration,
                 interval,
                 seed: 0x9E37_79B9 + t as u64,
+                ttl_ms,
             };
             let tx = tx.clone();
             thread::spawn(move || worker(plan, tx))
@@ -579,8 +638,134 @@ fn prefill(server: &Server, keys: usize) {
     }
 }
 
+/// What became of the expiring keys: INFO's `expired_keys` and `expires=` at the end of the
+/// load, and `expires=` and the key count once every time set has passed.
+struct ExpiryReport {
+    ttl_ms: u64,
+    expired_at_end: u64,
+    volatile_at_end: u64,
+    expired_later: u64,
+    volatile_later: u64,
+    keys_later: u64,
+}
+
+impl std::fmt::Display for ExpiryReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "expiring keys: {} expired during the load, {} with a time left at its end; {} ms \
+             later {} expired in all, {} with a time left, {} keys",
+            self.expired_at_end,
+            self.volatile_at_end,
+            self.ttl_ms + 2000,
+            self.expired_later,
+            self.volatile_later,
+            self.keys_later
+        )
+    }
+}
+
+impl ExpiryReport {
+    /// Keys expired during the load, and active expiry reclaimed every one nobody asked for.
+    fn assert_reclaimed(&self) {
+        assert!(self.expired_at_end > 0, "no key expired: {self}");
+        assert_eq!(
+            self.volatile_later, 0,
+            "keys whose time passed were not reclaimed: {self}"
+        );
+        // Nothing writes after the load: each key that had a time left expired since.
+        assert!(
+            self.expired_later >= self.expired_at_end + self.volatile_at_end,
+            "keys with a time left at the end of the load were not all counted as expired: {self}"
+        );
+    }
+}
+
+/// The `db0:keys=..,expires=..` numbers of INFO.
+fn keyspace(info: &str) -> (u64, u64) {
+    let line = info.lines().find_map(|l| l.strip_prefix("db0:"));
+    let field = |name: &str| {
+        line.and_then(|l| {
+            l.split(',')
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        })
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+    };
+    (field("keys"), field("expires"))
+}
+
+/// Reads the expiry figures right after the load, then again once every time it set has passed
+/// (plus 2 s, for active expiry's rounds).
+fn expiry_after_load(control: &mut common::Client, ttl_ms: u64) -> ExpiryReport {
+    let at_end = info(control);
+    thread::sleep(Duration::from_millis(ttl_ms + 2000));
+    let later = info(control);
+    let (_, volatile_at_end) = keyspace(&at_end);
+    let (keys_later, volatile_later) = keyspace(&later);
+    ExpiryReport {
+        ttl_ms,
+        expired_at_end: info_number(&at_end, "expired_keys"),
+        volatile_at_end,
+        expired_later: info_number(&later, "expired_keys"),
+        volatile_later,
+        keys_later,
+    }
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
+}
+
+/// The CI version of `soak_mixed_load`: the same mix for `SOAK_SHORT_SECONDS` (default 5) at a
+/// fixed 2,000 ops/s on 8 connections over 2,000 keys, a snapshot every second, expiry times of
+/// 0.1 to 1 s. Zero errors, the snapshots taken, keys expired during the load, and every
+/// expiring key reclaimed once its time passed.
+#[test]
+fn short_mixed_load_with_expiring_keys() {
+    let seconds = env_or("SOAK_SHORT_SECONDS", 5u64).max(2);
+    let (keys, ttl_ms) = (2_000, 1_000);
+    let server = Server::start(&["--save-interval", "1"]);
+    let mut control = server.connect();
+    prefill(&server, keys);
+    let saves_before = info_number(&info(&mut control), "rdb_saves");
+    let spec = Load {
+        addr: server.addr,
+        threads: 1,
+        conns: 8,
+        keys,
+        rate: Some(2_000.0),
+        duration: Duration::from_secs(seconds),
+        interval: Duration::from_secs(seconds),
+        ttl_ms,
+    };
+    let intervals = run_load(spec, |_| {});
+    let stats = info(&mut control);
+    let expiry = expiry_after_load(&mut control, ttl_ms);
+    let ops: u64 = intervals.iter().map(|s| s.ops).sum();
+    let errors: u64 = intervals.iter().map(|s| s.errors).sum();
+    let first_errors: Vec<&String> = intervals.iter().flat_map(|s| &s.first_errors).collect();
+    let saves = info_number(&stats, "rdb_saves") - saves_before;
+    let server_errors = info_number(&stats, "total_error_replies");
+    let mut all = Histogram::new();
+    for s in &intervals {
+        all.merge(&s.histogram);
+    }
+    println!(
+        "short soak: {ops} ops in {seconds} s, {errors} errors, {server_errors} error replies, \
+         {saves} snapshots, service p99 {} us; {expiry}",
+        all.percentile_us(99.0)
+    );
+    assert_eq!(
+        errors, 0,
+        "client-side errors, first ones: {first_errors:#?}"
+    );
+    assert_eq!(server_errors, 0, "the server counted error replies");
+    assert!(
+        saves >= 1,
+        "no snapshot in {seconds} s with --save-interval 1"
+    );
+    expiry.assert_reclaimed();
 }
 
 #[test]
@@ -596,6 +781,7 @@ fn soak_mixed_load() {
     let conns = env_or("SOAK_CONNS", 50usize);
     let keys = env_or("SOAK_KEYS", 100_000usize);
     let save_interval = env_or("SOAK_SAVE_INTERVAL", 30u64);
+    let ttl_ms = env_or("SOAK_TTL_MS", 10_000u64).max(10);
 
     let interval_arg = save_interval.to_string();
     let server = Server::start(&["--save-interval", &interval_arg]);
@@ -614,6 +800,7 @@ fn soak_mixed_load() {
         rate: None,
         duration: Duration::from_secs(peak_seconds),
         interval: Duration::from_secs(peak_seconds),
+        ttl_ms,
     };
     let peak = run_load(spec, |_| {});
     let peak_ops: u64 = peak.iter().map(|s| s.ops).sum();
@@ -679,6 +866,7 @@ fn soak_mixed_load() {
         .trim()
         .to_string();
     let server_errors = info_number(&stats, "total_error_replies");
+    let expiry = expiry_after_load(&mut control, ttl_ms);
 
     // Figures.
     let ops: u64 = intervals.iter().map(|s| s.ops).sum();
@@ -731,7 +919,8 @@ fn soak_mixed_load() {
          warm-up ({warmup} s) {:.1} MiB, highest after warm-up {:.1} MiB, end {:.1} MiB; service p99 per \
          {report} s (us): {p99s:?}, after warm-up median {p99_median:.0} (first half \
          {early_median:.0}, second half {late_median:.0}); service overall p50 {} p99 {} p99.9 {} \
-         max {} us; schedule lag p99 per interval (us) {lag_p99s:?}, overall p99 {} max {} us",
+         max {} us; schedule lag p99 per interval (us) {lag_p99s:?}, overall p99 {} max {} us; \
+         {expiry}",
         elapsed.as_secs_f64(),
         ops as f64 / elapsed.as_secs_f64(),
         mib(rss_start),
@@ -753,6 +942,7 @@ fn soak_mixed_load() {
     );
     assert_eq!(server_errors, 0, "the server counted error replies");
     assert_eq!(save_status, "ok");
+    expiry.assert_reclaimed();
     if let Some(expected) = seconds.checked_div(save_interval) {
         assert!(
             saves + 1 >= expected,
