@@ -1,14 +1,22 @@
 //! Model-based tests against the real binary.
 //!
 //! Random command sequences run against the server and against a small in-test model of the
-//! keyspace (a `BTreeMap`), which computes the exact reply of every command: every data command
-//! (GET, SET with NX/XX/GET, PUT, SETNX, GETSET, GETDEL, MGET, MSET, MSETNX, DEL, UNLINK, EXISTS,
-//! INCR/DECR/INCRBY/DECRBY, APPEND, STRLEN, GETRANGE, SETRANGE, TYPE, RENAME, RENAMENX, DBSIZE,
-//! FLUSHDB/FLUSHALL, KEYS, SCAN), PING, ECHO and SAVE, and errors (wrong arity, bad integers and
-//! options, unknown commands, bad quoting; expiry commands only in forms whose reply does not
-//! depend on time, for now). Keys come from a small space so
-//! commands collide, with blanks, CR LF, NUL, 0xff and glob characters in them; values are
-//! sometimes binary, empty, long, or integers near the i64 limits.
+//! keyspace (a `BTreeMap` of values and one of expiry times), which computes the exact reply of
+//! every command: every data command (GET, SET and PUT with NX/XX/GET and EX/PX/EXAT/PXAT/KEEPTTL,
+//! SETNX, SETEX, PSETEX, GETSET, GETEX with EX/PX/EXAT/PXAT/PERSIST, GETDEL, MGET, MSET, MSETNX,
+//! DEL, UNLINK, EXISTS, INCR/DECR/INCRBY/DECRBY, APPEND, STRLEN, GETRANGE, SETRANGE, TYPE, RENAME,
+//! RENAMENX, DBSIZE, FLUSHDB/FLUSHALL, KEYS, SCAN, EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT with
+//! NX/XX/GT/LT, TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST), PING, ECHO and SAVE, and errors
+//! (wrong arity, bad integers and options, invalid expire times per command, option mixes Redis
+//! refuses, unknown commands, bad quoting). Keys come from a small space so commands collide, with
+//! blanks, CR LF, NUL, 0xff and glob characters in them; values are sometimes binary, empty, long,
+//! or integers near the i64 limits.
+//!
+//! Expiry is exact despite the wall clock (the Time section says how): times are long past, far
+//! future or an hour apart, and replies that depend on the moment (TTL, PTTL, and the absolute
+//! time of a relative expiry) must fall within bounds taken from when the request was sent and its
+//! reply received. Keys of their own get expiry times of 1 to 50 ms and are only looked at once
+//! the time has certainly passed, sometimes after a restart started only then.
 //!
 //! Each command goes out in either dialect at random: RESP (the reply must be the exact RESP
 //! bytes) or a text line with its arguments bare, single- or double-quoted as their bytes allow
@@ -22,7 +30,8 @@
 //! directory, all data kept) and abrupt ones (kill -9 or SHUTDOWN NOSAVE: only what the last
 //! snapshot wrote survives; with the append-only log in `appendfsync always` mode, every
 //! acknowledged write). After every restart, and from time to time in between, the whole keyspace
-//! is read back (KEYS, MGET, DBSIZE) and compared with the model. The tests of the append-only log
+//! is read back (KEYS, MGET, PEXPIRETIME of every key, DBSIZE) and compared with the model: keys,
+//! values and expiry times to the millisecond; a key whose time passed is gone. The tests of the append-only log
 //! run when the binary's `--help` lists `--appendonly` and `--appendfsync`.
 //!
 //! Every failure names its test, seed and step, the failing command, the expected and received
@@ -3493,4 +3502,41 @@ fn model_helpers_follow_redis() {
         &toks,
         b"*3\r\n$3\r\nb c\r\n$0\r\n\r\n$1\r\na\r\n"
     ));
+    // SET/GETEX options as Redis parses them.
+    let options =
+        |words: &[&str]| -> Vec<Bytes> { words.iter().map(|w| w.as_bytes().to_vec()).collect() };
+    let parsed = parse_set_options(
+        &options(&["ex", "10", "EX", "20", "GET", "nx", "NX"]),
+        false,
+    )
+    .expect("repeats are fine");
+    assert_eq!(parsed.expire, Some((TimeKind::Ex, b"20".to_vec())));
+    assert!(parsed.nx && parsed.get && !parsed.xx);
+    for bad in [
+        &["EX", "10", "PX", "10"][..],
+        &["KEEPTTL", "EX", "1"],
+        &["PXAT", "1", "KEEPTTL"],
+        &["NX", "XX"],
+        &["EX"],
+        &["PERSIST"],
+    ] {
+        assert_eq!(parse_set_options(&options(bad), false), None, "{bad:?}");
+    }
+    assert!(parse_set_options(&options(&["PERSIST", "PERSIST"]), true).is_some());
+    for bad in [
+        &["PERSIST", "EX", "1"][..],
+        &["EX", "1", "PERSIST"],
+        &["KEEPTTL"],
+        &["GET"],
+    ] {
+        assert_eq!(parse_set_options(&options(bad), true), None, "{bad:?}");
+    }
+    // Rounding to seconds; ordering of time intervals.
+    assert_eq!((round_s(1499), round_s(1500), round_s(0)), (1, 2, 0));
+    assert!(later((10, 20), (1, 9)) && !later((1, 9), (10, 20)) && !later((5, 5), (5, 5)));
+    // Relative durations are distinct and an hour apart.
+    let mut durations = Durations::default();
+    let mut seen: Vec<i64> = (0..DURATION_SLOTS).map(|_| durations.next_secs()).collect();
+    seen.sort_unstable();
+    assert!(seen.windows(2).all(|w| w[1] - w[0] == SPACING_S));
 }
