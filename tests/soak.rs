@@ -713,6 +713,23 @@ fn expiry_after_load(control: &mut common::Client, ttl_ms: u64) -> ExpiryReport 
     }
 }
 
+/// Whether the server is still running, and if not how it ended and the end of its log: what a
+/// failed load needs said.
+fn server_state(server: &mut Server) -> String {
+    match server.child.try_wait() {
+        Ok(Some(_)) => {
+            let status = server.wait_exit();
+            let log = &server.log_lines;
+            format!(
+                "the server exited ({status}); its log ends:\n{}",
+                log[log.len().saturating_sub(30)..].join("\n")
+            )
+        }
+        Ok(None) => "the server is still running".into(),
+        Err(e) => format!("the server's state is unknown: {e}"),
+    }
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -784,7 +801,7 @@ fn soak_mixed_load() {
     let ttl_ms = env_or("SOAK_TTL_MS", 10_000u64).max(10);
 
     let interval_arg = save_interval.to_string();
-    let server = Server::start(&["--save-interval", &interval_arg]);
+    let mut server = Server::start(&["--save-interval", &interval_arg]);
     let pid = server.child.id();
     let mut control = server.connect();
     let rss_start = rss_kib(pid);
@@ -855,7 +872,9 @@ fn soak_mixed_load() {
             _ => break,
         }
     }
-    let intervals = load_thread.join().expect("load");
+    let Ok(intervals) = load_thread.join() else {
+        panic!("the load failed; {}", server_state(&mut server));
+    };
     let elapsed = started.elapsed();
     let stats = info(&mut control);
     let saves = info_number(&stats, "rdb_saves") - saves_before;
