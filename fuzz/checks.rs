@@ -123,6 +123,7 @@ fn limit_sets() -> [(&'static str, Limits); 2] {
                 max_inline_len: 32,
                 max_bulk_len: 64,
                 max_multibulk_len: 8,
+                unauthenticated: false,
             },
         ),
     ]

@@ -55,6 +55,14 @@ fn nothing_but_auth_hello_quit_and_help_before_the_password() {
     c.cmd(&["AUTH", "a", "b", "c"], b"-ERR syntax error\r\n");
     c.cmd(&["GET", "k"], NOAUTH);
     c.cmd(&["AUTH", "s3cret pw"], b"+OK\r\n");
+    // Once authenticated, the small bounds for strangers (10 arguments, 16 KiB) are gone.
+    let big = "x".repeat(20_000);
+    c.cmd(
+        &[
+            "MSET", "a", &big, "b", "1", "c", "2", "d", "3", "e", "4", "f", "5",
+        ],
+        b"+OK\r\n",
+    );
     c.cmd(&["SET", "k", "v"], b"+OK\r\n");
     c.cmd(&["GET", "k"], &bulk("v"));
     // A wrong password later does not log the client out (Redis keeps it authenticated too).
@@ -68,6 +76,23 @@ fn nothing_but_auth_hello_quit_and_help_before_the_password() {
     let mut e = server.connect();
     e.cmd(&["QUIT"], b"+OK\r\n");
     e.expect_closed();
+}
+
+#[test]
+fn strangers_may_not_send_big_requests() {
+    let server = Server::start(&["--requirepass", "pw"]);
+    let mut c = server.connect();
+    let big = "x".repeat(20_000);
+    c.cmd(
+        &["SET", "k", &big],
+        b"-ERR Protocol error: unauthenticated bulk length\r\n",
+    );
+    c.expect_closed();
+    // Pipelined behind a successful AUTH, the same request is fine.
+    let mut d = server.connect();
+    let mut bytes = resp(&["AUTH", "pw"]);
+    bytes.extend(resp(&["SET", "k", &big]));
+    d.roundtrip(&bytes, b"+OK\r\n+OK\r\n");
 }
 
 #[test]

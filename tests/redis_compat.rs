@@ -1683,6 +1683,22 @@ fn auth_with_password(t: &mut Diff) {
         "AUTH default secret",
         "MGET k nokey",
     ]);
+    // Unauthenticated clients get small request bounds (fresh connections: these close).
+    for bytes in [
+        &b"*11\r\n"[..],
+        b"*10\r\n$16385\r\n",
+        b"*1\r\n$16384\r\n",
+        b"*1\r\n$999999999999\r\n",
+        b"*3000000000\r\n",
+    ] {
+        let mut bytes = bytes.to_vec();
+        if bytes.ends_with(b"$16384\r\n") {
+            // At the bound: accepted, then refused for want of the password.
+            bytes.extend(vec![b'x'; 16384]);
+            bytes.extend_from_slice(b"\r\n*1\r\n$4\r\nQUIT\r\n");
+        }
+        t.transcript(&bytes);
+    }
     hello_switches(t, "3", b"%7\r\n$6\r\nserver\r\n");
     t.words(&[
         "GET nokey",

@@ -39,6 +39,10 @@ pub enum ProtocolError {
     UnbalancedQuotes,
     /// More unanswerable input than `client-query-buffer-limit` allows.
     QueryBufferLimit,
+    /// A RESP request with too many arguments from a client that has not authenticated.
+    UnauthenticatedMultibulkLength,
+    /// A RESP argument too big from a client that has not authenticated.
+    UnauthenticatedBulkLength,
 }
 
 impl fmt::Display for ProtocolError {
@@ -56,6 +60,10 @@ impl fmt::Display for ProtocolError {
             ProtocolError::MissingCrlf => f.write_str("expected CRLF after bulk"),
             ProtocolError::UnbalancedQuotes => f.write_str("unbalanced quotes in request"),
             ProtocolError::QueryBufferLimit => f.write_str("query buffer limit reached"),
+            ProtocolError::UnauthenticatedMultibulkLength => {
+                f.write_str("unauthenticated multibulk length")
+            }
+            ProtocolError::UnauthenticatedBulkLength => f.write_str("unauthenticated bulk length"),
         }
     }
 }

@@ -49,7 +49,16 @@ pub struct Limits {
     pub max_bulk_len: usize,
     /// Most arguments in one RESP request (Redis: 1,048,576).
     pub max_multibulk_len: usize,
+    /// The client must still authenticate: like Redis, allow it RESP requests of at most
+    /// `UNAUTHENTICATED_MULTIBULK` arguments of at most `UNAUTHENTICATED_BULK` bytes, so nobody
+    /// without the password can make the server buffer big requests.
+    pub unauthenticated: bool,
 }
+
+/// Most arguments in a RESP request from a client that has not authenticated (Redis: 10).
+pub const UNAUTHENTICATED_MULTIBULK: i64 = 10;
+/// Largest RESP argument from a client that has not authenticated (Redis: 16 KiB).
+pub const UNAUTHENTICATED_BULK: usize = 16 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -57,6 +66,7 @@ impl Default for Limits {
             max_inline_len: 64 * 1024,
             max_bulk_len: 512 * 1024 * 1024,
             max_multibulk_len: 1024 * 1024,
+            unauthenticated: false,
         }
     }
 }

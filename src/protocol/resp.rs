@@ -72,6 +72,11 @@ fn parse_elements(
             n if n as u64 > limits.max_multibulk_len as u64 => {
                 return Err(ParseError::Fatal(ProtocolError::InvalidMultibulkLength))
             }
+            n if limits.unauthenticated && n > super::UNAUTHENTICATED_MULTIBULK => {
+                return Err(ParseError::Fatal(
+                    ProtocolError::UnauthenticatedMultibulkLength,
+                ))
+            }
             n => n as usize,
         };
         progress.pos = pos;
@@ -85,7 +90,13 @@ fn parse_elements(
         }
         let (len, start) = header(input, pos + 1, limits, ProtocolError::BulkCountTooBig)?;
         let len = match usize::try_from(len) {
-            Ok(len) if len <= limits.max_bulk_len => len,
+            // Redis's order: a length past every limit is invalid before it is unauthenticated.
+            Ok(len) if len <= limits.max_bulk_len => {
+                if limits.unauthenticated && len > super::UNAUTHENTICATED_BULK {
+                    return Err(ParseError::Fatal(ProtocolError::UnauthenticatedBulkLength));
+                }
+                len
+            }
             _ => return Err(ParseError::Fatal(ProtocolError::InvalidBulkLength)),
         };
         let end = start + len;

@@ -28,8 +28,10 @@ pub(super) fn execute_pending(
     state: &mut ServerState,
     journal: &mut Journal,
 ) -> Stopped {
-    let limits = state.config.limits;
+    let mut limits = state.config.limits;
     loop {
+        // Per request: an AUTH earlier in the same pipeline lifts the limits for what follows.
+        limits.unauthenticated = !conn.client.authenticated && !state.config.requirepass.is_empty();
         if conn.awaiting_snapshot.is_some() || conn.closing != Closing::No {
             return Stopped::Held;
         }
