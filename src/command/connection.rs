@@ -365,17 +365,19 @@ fn client_kill<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     if let [_, _, addr] = args {
         // The old form: one address, an error when nobody has it.
         let addr = String::from_utf8_lossy(addr);
-        let Some(id) = ctx
+        let Some(found) = ctx
             .server
             .clients
             .iter()
-            .flatten()
-            .find(|info| info.addr.to_string() == addr)
-            .map(|info| info.id)
+            .enumerate()
+            .find_map(|(key, slot)| {
+                let info = slot.as_ref()?;
+                (info.addr.to_string() == addr).then_some((key, info.id))
+            })
         else {
             return Reply::error("ERR No such client");
         };
-        kill(ctx, id);
+        kill(ctx, found);
         return Reply::OK;
     }
     let mut filter = KillFilter {
@@ -419,12 +421,13 @@ fn client_kill<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         }
     }
     let now = Instant::now();
-    let doomed: Vec<u64> = ctx
+    let doomed: Vec<(usize, u64)> = ctx
         .server
         .clients
         .iter()
-        .flatten()
-        .filter(|info| {
+        .enumerate()
+        .filter_map(|(key, slot)| Some((key, slot.as_ref()?)))
+        .filter(|(_, info)| {
             !filter.none
                 && filter.id.is_none_or(|id| id == info.id)
                 && filter
@@ -440,20 +443,21 @@ fn client_kill<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
                     .is_none_or(|age| now.saturating_duration_since(info.created).as_secs() > age)
                 && !(filter.skip_me && info.id == me)
         })
-        .map(|info| info.id)
+        .map(|(key, info)| (key, info.id))
         .collect();
-    for &id in &doomed {
-        kill(ctx, id);
+    for &found in &doomed {
+        kill(ctx, found);
     }
     Reply::Integer(doomed.len() as i64)
 }
 
-/// Asks the event loop to close client `id`; the caller itself closes once its reply is sent.
-fn kill(ctx: &mut Ctx<'_>, id: u64) {
+/// Asks the event loop to close the client at slab `key` with `id`; the caller itself closes
+/// once its reply is sent.
+fn kill(ctx: &mut Ctx<'_>, (key, id): (usize, u64)) {
     if id == ctx.client.id {
         ctx.client.flow = Flow::Close;
     } else {
-        ctx.server.kill.push(id);
+        ctx.server.kill.push((key, id));
     }
 }
 

@@ -173,8 +173,8 @@ pub struct ServerState {
     /// What CLIENT LIST shows of each connection, indexed by the connection's slab key and kept
     /// current by the event loop (commands cannot reach the connections themselves).
     pub clients: Vec<Option<ClientInfo>>,
-    /// Ids of clients CLIENT KILL asked to close; the event loop closes them.
-    pub kill: Vec<u64>,
+    /// Clients CLIENT KILL asked to close, as (slab key, id); the event loop closes them.
+    pub kill: Vec<(usize, u64)>,
     /// The audit log's writer, when `--audit-log` is set.
     pub audit: Option<crate::audit::AuditLog>,
     started: Instant,

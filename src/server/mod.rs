@@ -634,14 +634,12 @@ impl Server {
 
     /// Closes the clients CLIENT KILL named; their unsent replies are dropped, as in Redis.
     fn kill_clients(&mut self) {
-        for id in std::mem::take(&mut self.state.kill) {
-            let found = self
-                .state
-                .clients
-                .iter()
-                .position(|slot| slot.as_ref().is_some_and(|info| info.id == id));
-            if let Some(key) = found {
-                self.close(key, "killed by CLIENT KILL");
+        for (key, id) in std::mem::take(&mut self.state.kill) {
+            // The id check: the slot may hold a newer client if the named one left meanwhile.
+            if let Some(Some(info)) = self.state.clients.get(key) {
+                if info.id == id {
+                    self.close(key, "killed by CLIENT KILL");
+                }
             }
         }
     }
