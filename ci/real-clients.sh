@@ -349,5 +349,40 @@ rc=0
 stop_server TERM || rc=$?
 check "second SIGTERM exit status" "0" "$rc"
 
+# --- (e) a password: redis-cli authenticating (REDISCLI_AUTH), in RESP2 and in RESP3 (-3) --------
+# redis-cli -3 opens with HELLO 3 AUTH default <password>, as RESP3 clients (lettuce, redis-py
+# with protocol=3) do.
+export REDISCLI_AUTH="s3cret pw"
+start_server server-auth.log --save-interval 0 --requirepass "s3cret pw"
+noauth_cli() { (
+    unset REDISCLI_AUTH
+    cli "$@"
+); }
+expect_cli "password: SET" $'OK\n' set k v
+expect_cli "RESP3: GET" $'v\n' -3 get k
+expect_cli "RESP3: GET missing (typed: a RESP3 null)" $'(nil)\n' -3 --no-raw get nosuch
+expect_cli "RESP3: CONFIG GET is a map (typed)" $'1# "timeout" => "0"\n' -3 --no-raw config get timeout
+got=$(
+    cli -3 --no-raw hello 3 | head -n3
+    printf x
+)
+check "RESP3: HELLO names protocol 3 (typed)" \
+    $'1# "server" => "redis"\n2# "version" => "7.0.0"\n3# "proto" => (integer) 3\n' "${got%x}"
+got=$(
+    noauth_cli get k
+    printf x
+)
+# redis-cli (non-TTY) follows an error with an empty line.
+check "no password: NOAUTH" $'NOAUTH Authentication required.\n\n' "${got%x}"
+got=$(
+    noauth_cli -a wrong --no-auth-warning get k 2>&1 | grep -c WRONGPASS
+    printf x
+)
+check "wrong password: WRONGPASS" $'1\n' "${got%x}"
+rc=0
+stop_server TERM || rc=$?
+check "SIGTERM exit status (password)" "0" "$rc"
+unset REDISCLI_AUTH
+
 echo "real-clients: $passed passed, $failed failed"
 ((failed == 0))
