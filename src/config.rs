@@ -894,6 +894,45 @@ mod tests {
     }
 
     #[test]
+    fn config_files_read_like_redis_conf() {
+        let mut c = Config::default();
+        let text = "# comment\n  \n\tPORT 7000\nrequirepass \"a \\\"b\\\" \\x41\"\n\
+                    dir '/var/lib/it\\'s'\nsave 900 1\nsave 60 10000\n\
+                    rename-command FLUSHALL \"\"\nrename-command keys k2\n";
+        c.apply_file("f.conf", text).unwrap();
+        assert_eq!(c.port, 7000, "directives are case-insensitive");
+        assert_eq!(c.requirepass, "a \"b\" A");
+        assert_eq!(c.dir, PathBuf::from("/var/lib/it's"));
+        assert_eq!(c.save_interval, 60, "the shortest save rule");
+        assert_eq!(
+            c.renames,
+            vec![
+                ("flushall".to_string(), String::new()),
+                ("keys".to_string(), "k2".to_string())
+            ]
+        );
+        assert!(c.matching(b"rename*").is_empty(), "renames stay hidden");
+        let mut c = Config::default();
+        c.apply_file("f.conf", "save \"\"\n").unwrap();
+        assert_eq!(c.save_interval, 0);
+        assert_eq!(
+            c.apply_file("f.conf", "timeout 1\ndir \"x\"y\n"),
+            Err(ConfigError::File(
+                "f.conf".into(),
+                2,
+                "unbalanced quotes".into()
+            ))
+        );
+        assert_eq!(
+            c.apply_file("f.conf", "rename-command nosuch x\n")
+                .unwrap_err()
+                .to_string(),
+            "f.conf:1: invalid rename-command: expected NAME NEWNAME pairs of an existing \
+             command and a new name (\"\" disables it)"
+        );
+    }
+
+    #[test]
     fn output_buffer_limits_read_like_redis_conf() {
         let c = parse(&[], &[]).unwrap();
         let gb = 1024 * 1024 * 1024;
