@@ -50,6 +50,9 @@ pub struct Spec {
     pub handler: Handler,
     /// Subcommands, dispatched on the second argument.
     pub subcommands: &'static [Spec],
+    /// `flags` read once, when the table is built, so dispatch never compares flag strings:
+    /// `write`, `denyoom` and `no_auth`, in that order.
+    marks: (bool, bool, bool),
 }
 
 impl Spec {
@@ -65,12 +68,18 @@ impl Spec {
             summary: "",
             handler,
             subcommands: &[],
+            marks: (false, false, false),
         }
     }
 
     /// Sets the flags COMMAND reports.
     pub const fn flags(mut self, flags: &'static [&'static str]) -> Spec {
         self.flags = flags;
+        self.marks = (
+            has_flag(flags, "write"),
+            has_flag(flags, "denyoom"),
+            has_flag(flags, "no_auth"),
+        );
         self
     }
 
@@ -117,12 +126,17 @@ impl Spec {
 
     /// True for commands that can change data (the ones a write log or replica must see).
     pub fn is_write(&self) -> bool {
-        self.flags.contains(&"write")
+        self.marks.0
     }
 
     /// True for commands that may add data, refused at `maxmemory`.
     pub fn may_grow(&self) -> bool {
-        self.flags.contains(&"denyoom")
+        self.marks.1
+    }
+
+    /// True for commands a client may run before it authenticates.
+    pub fn without_auth(&self) -> bool {
+        self.marks.2
     }
 
     fn arity_ok(&self, argc: usize) -> bool {
@@ -151,7 +165,42 @@ pub fn table() -> impl Iterator<Item = &'static Spec> {
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    table().find(|spec| spec.name.as_bytes().eq_ignore_ascii_case(name))
+    // Every name is short: lower-case the request's copy on the stack, then binary-search the
+    // table sorted once by name (a few comparisons instead of a scan of the whole table).
+    let mut lower = [0u8; 24];
+    let lower = lower.get_mut(..name.len())?;
+    for (to, from) in lower.iter_mut().zip(name) {
+        *to = from.to_ascii_lowercase();
+    }
+    let sorted = SORTED.get_or_init(|| {
+        let mut specs: Vec<&'static Spec> = table().collect();
+        specs.sort_by_key(|spec| spec.name);
+        specs
+    });
+    let found = sorted.binary_search_by(|spec| spec.name.as_bytes().cmp(lower));
+    found.ok().and_then(|i| sorted.get(i).copied())
+}
+
+/// The table sorted by name, for [`lookup`].
+static SORTED: std::sync::OnceLock<Vec<&'static Spec>> = std::sync::OnceLock::new();
+
+/// Whether `flags` holds `name`, in a form the table's constants can use.
+const fn has_flag(flags: &[&str], name: &str) -> bool {
+    let mut i = 0;
+    while i < flags.len() {
+        let (a, b) = (flags[i].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return true;
+            }
+        }
+        i += 1;
+    }
+    false
 }
 
 /// What became of a request, for the per-command figures.
@@ -181,7 +230,7 @@ pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, C
         Found::Spec(spec) => spec,
     };
     ctx.client.last_cmd = spec.name;
-    if !spec.flags.contains(&"no_auth") && connection::auth_required(ctx) {
+    if !spec.without_auth() && connection::auth_required(ctx) {
         return (NOAUTH, Call::Rejected(spec));
     }
     if !make_room(ctx) && spec.may_grow() {

@@ -72,6 +72,27 @@ fn every_entry_is_documented_and_unique() {
         assert!(!spec.group.is_empty(), "{} has no group", spec.name);
         assert_eq!(spec.name, spec.name.to_lowercase());
     }
+    for spec in table() {
+        let found = lookup(spec.name.to_uppercase().as_bytes()).map(|s| s.name);
+        assert_eq!(
+            found,
+            Some(spec.name),
+            "lookup finds every name, in any case"
+        );
+        assert_eq!(
+            spec.is_write(),
+            spec.flags.contains(&"write"),
+            "{}",
+            spec.name
+        );
+        assert_eq!(
+            spec.may_grow(),
+            spec.flags.contains(&"denyoom"),
+            "{}",
+            spec.name
+        );
+    }
+    assert!(lookup(b"").is_none() && lookup(&[b'g'; 100]).is_none() && lookup(b"gett").is_none());
 }
 
 #[test]

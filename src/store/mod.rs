@@ -28,6 +28,9 @@ pub use glob::glob_match;
 pub use record::Record;
 pub use shards::{Shard, Shards, SHARDS};
 
+/// The shard hash's multiplier (the golden ratio in 64 bits, odd).
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
 /// Below this many candidates, eviction looks at all of them rather than sampling.
 const EXACT_EVICTION_BELOW: usize = 64;
 
@@ -64,7 +67,8 @@ impl Image {
 #[derive(Debug)]
 pub struct Store {
     shards: Shards,
-    picker: std::collections::hash_map::RandomState,
+    /// Per-process random key of the shard hash.
+    seed: u64,
     len: usize,
     bytes: usize,
     dirty: u64,
@@ -101,7 +105,7 @@ impl Default for Store {
     fn default() -> Self {
         Store {
             shards: Shards::empty(),
-            picker: Default::default(),
+            seed: std::collections::hash_map::RandomState::new().hash_one(0u64),
             len: 0,
             bytes: 0,
             dirty: 0,
@@ -654,8 +658,26 @@ impl Store {
         self.volatile_in.fill(0);
     }
 
+    /// The shard of `key`. A keyed multiply-xorshift hash, not SipHash: the shard's own table
+    /// hashes the key with SipHash again, so keys chosen to collide can at worst make one shard
+    /// large, never a table slow, and each request pays for one SipHash, not two.
     fn shard_of(&self, key: &[u8]) -> usize {
-        (self.picker.hash_one(key) as usize) & (SHARDS - 1)
+        let mut h = self.seed ^ (key.len() as u64).wrapping_mul(MIX);
+        let mut words = key.chunks_exact(8);
+        for word in &mut words {
+            let mut bytes = [0u8; 8];
+            bytes.copy_from_slice(word);
+            h = (h ^ u64::from_le_bytes(bytes)).wrapping_mul(MIX);
+            h ^= h >> 29;
+        }
+        let mut tail = [0u8; 8];
+        tail[..words.remainder().len()].copy_from_slice(words.remainder());
+        h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(MIX);
+        // murmur3's finaliser spreads every input bit over the bits the shard index takes.
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        (h as usize) & (SHARDS - 1)
     }
 }
 
@@ -838,6 +860,22 @@ mod tests {
         let _image = store.image();
         store.get(b"key:1");
         assert_eq!(store.copied(), CopyOnWrite::default());
+    }
+
+    #[test]
+    fn keys_spread_evenly_over_the_shards() {
+        let store = Store::new();
+        let mut counts = vec![0u32; SHARDS];
+        for i in 0..SHARDS * 16 {
+            counts[store.shard_of(format!("key:{i:012}").as_bytes())] += 1;
+        }
+        let fullest = counts.iter().max().copied().unwrap_or(0);
+        let empty = counts.iter().filter(|&&n| n == 0).count();
+        // 16 keys per shard on average: a Poisson spread tops out near 35 and leaves none empty.
+        assert!(
+            fullest < 40 && empty < 4,
+            "fullest {fullest}, {empty} empty"
+        );
     }
 
     #[test]
