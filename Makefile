@@ -65,8 +65,10 @@ fuzz:
 # Long runs, not in CI (tests/soak.rs, ignored by `cargo test`): 100,000 connect/disconnect
 # cycles (SOAK_CYCLES) with an fd and RSS leak check, then a mixed-load soak of SOAK_SECONDS
 # (default 600) at SOAK_LOAD_PERCENT (80) % of the peak it first measures, a snapshot every 30 s;
-# prints RSS, p99 per minute, errors and ops. Release build. The short versions are tests/hostile.rs.
+# prints RSS, p99 per minute, errors and ops; then a million keys expiring at once
+# (tests/expiry.rs). Release build. The short versions are tests/hostile.rs and tests/expiry.rs.
 .PHONY: soak
 
 soak:
 	$(CARGO) test --release --test soak -- --ignored --nocapture --test-threads=1
+	POCKETKV_EXPIRY_KEYS=1000000 $(CARGO) test --release --test expiry a_mass_expiry -- --nocapture
