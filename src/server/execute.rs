@@ -18,15 +18,19 @@ pub(super) enum Stopped {
     Backlog,
     /// The client waits for a snapshot, or is closing.
     Held,
+    /// This turn's copy-on-write budget is spent: go on next turn.
+    Yield,
 }
 
 /// Parses and executes every complete request in `conn`'s input, appending the replies and
-/// recording each change in `journal`.
+/// recording each change in `journal`. Stops early once the store has copied `copy_limit`
+/// shards for a snapshot since the last image (see [`Stopped::Yield`]).
 pub(super) fn execute_pending(
     conn: &mut Connection,
     store: &mut Store,
     state: &mut ServerState,
     journal: &mut Journal,
+    copy_limit: u64,
 ) -> Stopped {
     let mut limits = state.config.limits;
     loop {
@@ -34,6 +38,9 @@ pub(super) fn execute_pending(
         limits.unauthenticated = !conn.client.authenticated && !state.config.requirepass.is_empty();
         if conn.awaiting_snapshot.is_some() || conn.closing != Closing::No {
             return Stopped::Held;
+        }
+        if store.copied().shards >= copy_limit {
+            return Stopped::Yield;
         }
         if conn.pending_output() >= state.config.output_buffer_high_water {
             return Stopped::Backlog;

@@ -53,6 +53,12 @@ const TURN_BYTES: usize = 64 * 1024;
 /// (the kernel caps this at `net.core.somaxconn`).
 const LISTEN_BACKLOG: i32 = 4096;
 
+/// Shards a loop turn may copy for a snapshot in flight (each write to a shard the snapshot
+/// still holds copies it, about 60 keys at a million). When a turn has copied this many, clients
+/// with requests left go on next turn: a burst of writes right after a snapshot starts is spread
+/// over turns of about 0.3 ms instead of making one long pause for everyone.
+const COPY_BUDGET: u64 = 64;
+
 /// Longest the loop sleeps, so timers (snapshots, memory sampling) run on time.
 const TICK: Duration = Duration::from_millis(500);
 
@@ -149,6 +155,8 @@ pub struct Server {
     unfinished: Vec<usize>,
     /// When active expiry next runs.
     next_expire_round: Instant,
+    /// The store's copy count at which this turn's copy-on-write budget is spent.
+    copy_limit: u64,
 }
 
 impl Server {
@@ -230,6 +238,7 @@ impl Server {
             skip_final_save: false,
             unfinished: Vec::new(),
             next_expire_round: Instant::now(),
+            copy_limit: COPY_BUDGET,
         };
         server.log = persistence::start_log(&server)?;
         Ok(server)
@@ -276,6 +285,12 @@ impl Server {
             }
             let turn = Instant::now();
             let cpu = thread_cpu_time();
+            self.copy_limit = self.store.copied().shards + COPY_BUDGET;
+            // Clients left over from the last turn go first, so one that ran out of copy budget
+            // is not put off again by clients with new events.
+            for key in std::mem::take(&mut self.unfinished) {
+                self.drive(key);
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(false),
@@ -283,9 +298,6 @@ impl Server {
                     WAKER => self.read_news(),
                     Token(key) => self.drive(key),
                 }
-            }
-            for key in std::mem::take(&mut self.unfinished) {
-                self.drive(key);
             }
             self.expire_keys();
             self.submit_log();
@@ -455,7 +467,9 @@ impl Server {
                 let stopped = if conn.http {
                     http::execute_pending(conn, &mut self.store, &mut self.state, &mut self.journal)
                 } else {
-                    execute_pending(conn, &mut self.store, &mut self.state, &mut self.journal)
+                    let copy_limit = self.copy_limit;
+                    let (store, state) = (&mut self.store, &mut self.state);
+                    execute_pending(conn, store, state, &mut self.journal, copy_limit)
                 };
                 if let (false, Some(dialect)) = (was_waiting, conn.awaiting_snapshot) {
                     self.waiting_next.push((key, conn.client.id, dialect));
@@ -475,7 +489,7 @@ impl Server {
             if stopped == Stopped::Held || stopped == Stopped::NeedInput && conn.peer_closed {
                 break;
             }
-            if turns == 0 || bytes == 0 {
+            if turns == 0 || bytes == 0 || stopped == Stopped::Yield {
                 // Edge-triggered: no new event will come for work already waiting, so revisit.
                 self.unfinished.push(key);
                 break;
