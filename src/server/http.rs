@@ -27,12 +27,14 @@ const DEFAULT_LIST_LIMIT: usize = 1000;
 /// The largest `limit` accepted.
 const MAX_LIST_LIMIT: usize = 1_000_000;
 
-/// Serves every complete request in `conn`'s input, appending the responses.
+/// Serves every complete request in `conn`'s input, appending the responses; stops early, as
+/// the RESP and text path does, once the turn's copy-on-write budget (`copy_limit`) is spent.
 pub(super) fn execute_pending(
     conn: &mut Connection,
     store: &mut Store,
     state: &mut ServerState,
     journal: &mut Journal,
+    copy_limit: u64,
 ) -> Stopped {
     let limits = HttpLimits {
         max_head: state.config.http_max_header_bytes,
@@ -41,6 +43,9 @@ pub(super) fn execute_pending(
     loop {
         if conn.closing != Closing::No {
             return Stopped::Held;
+        }
+        if store.copied().shards >= copy_limit {
+            return Stopped::Yield;
         }
         if conn.pending_output() >= state.config.output_buffer_high_water {
             return Stopped::Backlog;

@@ -464,12 +464,11 @@ impl Server {
                 self.store.set_clock(unix_ms());
                 let was_waiting = conn.awaiting_snapshot.is_some();
                 let was_held = conn.hold.is_some();
+                let (store, state, journal) = (&mut self.store, &mut self.state, &mut self.journal);
                 let stopped = if conn.http {
-                    http::execute_pending(conn, &mut self.store, &mut self.state, &mut self.journal)
+                    http::execute_pending(conn, store, state, journal, self.copy_limit)
                 } else {
-                    let copy_limit = self.copy_limit;
-                    let (store, state) = (&mut self.store, &mut self.state);
-                    execute_pending(conn, store, state, &mut self.journal, copy_limit)
+                    execute_pending(conn, store, state, journal, self.copy_limit)
                 };
                 if let (false, Some(dialect)) = (was_waiting, conn.awaiting_snapshot) {
                     self.waiting_next.push((key, conn.client.id, dialect));

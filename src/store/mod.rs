@@ -260,7 +260,7 @@ impl Store {
                 // A read never writes to a shard a snapshot holds (Redis, too, leaves LRU clocks
                 // alone while a fork child runs).
                 if !self.shards.is_shared(i) {
-                    record.touch(self.now as u32);
+                    record.touch(self.lru_clock());
                 }
             }
             None => self.misses += 1,
