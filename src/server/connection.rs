@@ -77,8 +77,14 @@ impl InputBuffer {
 /// The result of one attempt to read.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReadOutcome {
-    /// Some bytes arrived.
-    Data(usize),
+    /// `n` bytes arrived; `drained` when they did not fill the room offered, which on a
+    /// stream socket means the kernel had no more.
+    Data {
+        /// Bytes read.
+        n: usize,
+        /// The read was short.
+        drained: bool,
+    },
     /// Nothing more for now.
     WouldBlock,
     /// The peer closed its side.
@@ -138,6 +144,9 @@ pub struct Connection {
     pub closing: Closing,
     /// The peer shut down its sending side.
     pub peer_closed: bool,
+    /// The poll reported the peer's FIN or a socket error: read until the read itself shows
+    /// it, because no further event will come for it.
+    pub hangup: bool,
     /// Whether WRITABLE interest is registered.
     pub wants_writable: bool,
     /// Since when the unsent replies have been above the soft output limit.
@@ -163,6 +172,7 @@ impl Connection {
             awaiting_snapshot: None,
             closing: Closing::No,
             peer_closed: false,
+            hangup: false,
             wants_writable: false,
             over_soft_limit_since: None,
             http: false,
@@ -213,11 +223,13 @@ impl Connection {
     pub fn read_once(&mut self) -> io::Result<ReadOutcome> {
         loop {
             let space = self.input.space();
+            let room = space.len();
             return match self.stream.read(space) {
                 Ok(0) => Ok(ReadOutcome::Closed),
                 Ok(n) => {
                     self.input.end += n;
-                    Ok(ReadOutcome::Data(n))
+                    let drained = n < room;
+                    Ok(ReadOutcome::Data { n, drained })
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(ReadOutcome::WouldBlock),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

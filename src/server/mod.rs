@@ -296,7 +296,14 @@ impl Server {
                     LISTENER => self.accept(false),
                     HTTP_LISTENER => self.accept(true),
                     WAKER => self.read_news(),
-                    Token(key) => self.drive(key),
+                    Token(key) => {
+                        if event.is_read_closed() || event.is_error() {
+                            if let Some(conn) = self.conns.get_mut(key) {
+                                conn.hangup = true;
+                            }
+                        }
+                        self.drive(key)
+                    }
                 }
             }
             self.expire_keys();
@@ -454,6 +461,9 @@ impl Server {
     fn drive(&mut self, key: usize) {
         let high_water = self.state.config.output_buffer_high_water;
         let (mut turns, mut bytes) = (TURN_BUDGET, TURN_BYTES);
+        // A short read emptied the socket: the next read would only say WouldBlock, a third
+        // syscall per request at pipeline 1. Data arriving later raises a new edge.
+        let mut drained = false;
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return; // A spurious event for a connection already closed.
@@ -511,8 +521,12 @@ impl Server {
                 }
                 continue;
             }
+            if drained {
+                break;
+            }
             match conn.read_once() {
-                Ok(ReadOutcome::Data(n)) => {
+                Ok(ReadOutcome::Data { n, drained: short }) => {
+                    drained = short && !conn.hangup;
                     self.state.stats.net_input_bytes += n as u64;
                     bytes = bytes.saturating_sub(n);
                     self.touch(key, n);
