@@ -12,7 +12,8 @@
 #   3. Open loop: 90% GET / 10% SET at half of redis-server's maximum rate, that is half of
 #      0.9 x its median GET -P 1 rate + 0.1 x its median SET -P 1 rate from step 2; latency
 #      measured from each request's intended send time (coordinated omission corrected).
-#   4. Sizes: the stripped static x86_64 musl binary (`make release-static`).
+#   4. Sizes: the stripped static x86_64 musl binary (`make release-static`), and its idle RSS
+#      (started on its own, measured as in 1, stopped).
 #   5. Generator check: redis-benchmark against the ceiling server at pipeline 16 (up to 3 runs),
 #      beside the load generator's own number for it, to show the generator is not the
 #      bottleneck.
@@ -69,12 +70,13 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/pocketkv-bench.XXXXXX")
 PK_PID=
 RD_PID=
 CE_PID=
+ST_PID=
 cleanup() {
     local pid
-    for pid in $PK_PID $RD_PID $CE_PID; do
+    for pid in $PK_PID $RD_PID $CE_PID $ST_PID; do
         kill -TERM "$pid" 2>/dev/null || true
     done
-    for pid in $PK_PID $RD_PID $CE_PID; do
+    for pid in $PK_PID $RD_PID $CE_PID $ST_PID; do
         for _ in $(seq 100); do
             running "$pid" || break
             sleep 0.02 # polling interval
@@ -107,6 +109,10 @@ fi
 
 rss_bytes() { # VmRSS of a pid, in bytes
     awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status"
+}
+
+rss_split() { # "FILE ANON": a pid's resident pages of mapped files and anonymous ones, in kB
+    awk '/^RssFile:/ { f = $2 } /^RssAnon:/ { a = $2 } END { print f, a }' "/proc/$1/status"
 }
 
 cli() { # cli PORT ARGS...
@@ -143,6 +149,24 @@ PK_PORT=$(wait_port "$PK_PID" "$WORK/pk.log" pocketkv)
 # Idle RSS before anything else touches it.
 sleep 0.2
 pk_idle=$(rss_bytes "$PK_PID")
+read -r pk_idle_file pk_idle_anon <<<"$(rss_split "$PK_PID")"
+
+# The static musl binary's idle RSS (the build embedded users run): started, measured the same
+# way, stopped.
+st_idle=
+if [[ -n $static_size ]]; then
+    mkdir -p "$WORK/st"
+    RUST_LOG=info "${SERVER_CPU[@]}" target/x86_64-unknown-linux-musl/release/pocketkv --port 0 \
+        --dir "$WORK/st" "${PK_FLAGS[@]}" </dev/null >/dev/null 2>"$WORK/st.log" &
+    ST_PID=$!
+    wait_port "$ST_PID" "$WORK/st.log" "static pocketkv" >/dev/null
+    sleep 0.2
+    st_idle=$(rss_bytes "$ST_PID")
+    read -r st_idle_file st_idle_anon <<<"$(rss_split "$ST_PID")"
+    kill -TERM "$ST_PID" 2>/dev/null || true
+    wait "$ST_PID" 2>/dev/null || true
+    ST_PID=
+fi
 
 "${SERVER_CPU[@]}" "$CEILING" --port 0 </dev/null >/dev/null 2>"$WORK/ceiling.log" &
 CE_PID=$!
@@ -370,6 +394,14 @@ mem_row redis "$rd_idle" "$rd_loaded"
 pk_per_key=$(awk -v i="$pk_idle" -v l="$pk_loaded" -v n="$KEYS" 'BEGIN { printf "%.1f", (l - i) / n }')
 target "memory: RSS bytes/key <= 64" "$pk_per_key" "<=" 64 "$pk_per_key B/key"
 target "idle RSS <= 2 MB" "$pk_idle" "<=" 2000000 "$(awk -v b="$pk_idle" 'BEGIN { printf "%.2f MB", b / 1e6 }')"
+echo "pocketkv idle RSS: $pk_idle_file kB of mapped files (its binary, libc, ld.so, libgcc_s;" \
+    "shared with other processes) and $pk_idle_anon kB anonymous"
+if [[ -n $st_idle ]]; then
+    echo "static musl build idle RSS: $((st_idle / 1024)) kB: $st_idle_file kB of its binary," \
+        "$st_idle_anon kB anonymous"
+    target "idle RSS <= 2 MB, static musl build" "$st_idle" "<=" 2000000 \
+        "$(awk -v b="$st_idle" 'BEGIN { printf "%.2f MB", b / 1e6 }')"
+fi
 echo
 
 if [[ -n $static_size ]]; then
