@@ -61,10 +61,13 @@ impl Writer {
                     if let (Ok(_), Some(base)) = (&result, &job.log_base) {
                         prune_segments(&job.path, base, job.log_seq);
                     }
+                    let keys = job.image.len();
+                    // Gone before the loop hears of it, so it can free what it kept for it.
+                    drop(job.image);
                     notify(Done {
                         result: result.map_err(|e| e.to_string()),
                         dirty: job.dirty,
-                        keys: job.image.len(),
+                        keys,
                         elapsed: started.elapsed(),
                     });
                 }

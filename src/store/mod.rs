@@ -2,8 +2,12 @@
 //!
 //! Keys are spread over a fixed number of shards held copy-on-write ([`Shards`]). Two things
 //! follow: taking a point-in-time copy for a snapshot clones 256 pointers whatever the size (a
-//! write then copies the one shard it touches, and only while a snapshot still holds it), and SCAN
-//! has a cursor that stays valid however the maps grow or shrink: a shard index.
+//! write then copies the table of the one shard it touches, and only while a snapshot still holds
+//! it), and SCAN has a cursor that stays valid however the maps grow or shrink: a shard index.
+//!
+//! A shard's copy shares its records with the image's shard. So a record removed from a copy
+//! while an image is alive may still be read by the image's thread: it is kept (the graveyard)
+//! until no image is alive, then freed a slice at a time ([`Store::reclaim`]).
 //!
 //! Every change to data goes through a method here that bumps [`Store::dirty`], which is what the
 //! snapshot timer and, through the event loop's journal, the write log and replicas follow.
@@ -26,7 +30,10 @@ pub use entry::Entry;
 pub use evict::EvictionPolicy;
 pub use glob::glob_match;
 pub use record::Record;
+use record::Slot;
 pub use shards::{Shard, Shards, SHARDS};
+
+use std::sync::Arc;
 
 /// The shard hash's multiplier (the golden ratio in 64 bits, odd).
 const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -43,6 +50,8 @@ const RECORD_OVERHEAD: usize = 32;
 pub struct Image {
     shards: Shards,
     len: usize,
+    /// Tells the store an image is alive: while one is, records it may read are not freed.
+    _alive: Arc<()>,
 }
 
 impl Image {
@@ -89,6 +98,15 @@ pub struct Store {
     expired: Vec<Vec<u8>>,
     /// Keys removed by eviction since the last [`Store::take_evicted`].
     evicted: Vec<Vec<u8>>,
+    /// Shared with every image: while another holder exists, an image may be reading.
+    images: Arc<()>,
+    /// The lending period: a stretch of time during which images are alive. It counts up when
+    /// the first image after a stretch without one is taken.
+    period: u64,
+    /// Records removed from shards copied in the current lending period, which an image may
+    /// still read, and whole keyspaces cleared during it: freed once no image is alive.
+    graveyard: Vec<Slot>,
+    cleared: Vec<Shards>,
 }
 
 /// Shards copied because a snapshot still held them when a write came.
@@ -96,8 +114,8 @@ pub struct Store {
 pub struct CopyOnWrite {
     /// Shards copied since the last image was taken.
     pub shards: u64,
-    /// Estimated bytes those copies hold: the extra memory a snapshot in flight costs, at most
-    /// one copy of the data.
+    /// Estimated bytes those copies hold, with the records kept for images: the extra memory a
+    /// snapshot in flight costs.
     pub bytes: u64,
 }
 
@@ -119,6 +137,26 @@ impl Default for Store {
             expire_cursor: 0,
             expired: Vec::new(),
             evicted: Vec::new(),
+            images: Arc::new(()),
+            period: 0,
+            graveyard: Vec::new(),
+            cleared: Vec::new(),
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if self.lending() {
+            // An image outlives the store (a server stopping on an error while a snapshot is
+            // being written): blocks it may read are left for the process exit to reclaim.
+            std::mem::forget(std::mem::replace(&mut self.shards, Shards::empty()));
+            std::mem::forget(std::mem::take(&mut self.cleared));
+            return;
+        }
+        for slot in self.graveyard.drain(..) {
+            // SAFETY: no image is alive, and no shard holds a buried handle.
+            drop(unsafe { slot.into_record() });
         }
     }
 }
@@ -217,11 +255,57 @@ impl Store {
     /// A point-in-time copy for a snapshot. Cost: one `Arc` clone per shard group, whatever the
     /// size.
     pub fn image(&mut self) -> Image {
-        self.copied = CopyOnWrite::default();
+        if !self.lending() {
+            self.period += 1;
+            self.copied = CopyOnWrite::default();
+        }
         Image {
             shards: self.shards.clone(),
             len: self.len,
+            _alive: Arc::clone(&self.images),
         }
+    }
+
+    /// Frees up to `budget` records that were kept for images, once none is alive; returns how
+    /// many were freed. Called between batches of requests, so freeing what a long snapshot
+    /// kept never makes one long pause.
+    pub fn reclaim(&mut self, budget: usize) -> usize {
+        if self.graveyard.is_empty() && self.cleared.is_empty() || self.lending() {
+            return 0;
+        }
+        let n = budget.min(self.graveyard.len());
+        for slot in self.graveyard.drain(self.graveyard.len() - n..) {
+            // SAFETY: no image is alive, and the store dropped its own handle when it buried it.
+            drop(unsafe { slot.into_record() });
+        }
+        if n < budget {
+            // A keyspace cleared during a snapshot (FLUSHALL) is freed at once, as FLUSHALL
+            // frees it when no snapshot runs.
+            self.cleared.clear();
+        }
+        n
+    }
+
+    /// Records kept for images, not freed yet.
+    pub fn kept_for_images(&self) -> usize {
+        self.graveyard.len()
+    }
+
+    /// True while an image taken from this store may still be read.
+    fn lending(&mut self) -> bool {
+        Arc::get_mut(&mut self.images).is_none()
+    }
+
+    /// Takes a handle just removed from shard `i` back into ownership. A block an image may
+    /// still read stays until the image is gone, and the caller gets a copy of it.
+    fn release(&mut self, i: usize, slot: Slot) -> Record {
+        if self.shards.get(i).lent_in() == self.period && self.lending() {
+            self.graveyard.push(slot);
+            self.copied.bytes += cost(slot.record()) as u64;
+            return slot.record().clone();
+        }
+        // SAFETY: the shard no longer holds the handle, and no image can read the block.
+        unsafe { slot.into_record() }
     }
 
     /// Replaces the whole contents, as loading a snapshot does. Not counted as a change.
@@ -551,6 +635,7 @@ impl Store {
         self.bytes += cost(&record);
         let volatile = record.expires_at().is_some();
         let old = self.shard_mut(i).replace(record);
+        let old = old.map(|slot| self.release(i, slot));
         match &old {
             Some(old) => {
                 self.bytes -= cost(old);
@@ -569,7 +654,8 @@ impl Store {
         if !self.shards.get(i).contains(key) {
             return None;
         }
-        let record = self.shard_mut(i).take(key)?;
+        let slot = self.shard_mut(i).take(key)?;
+        let record = self.release(i, slot);
         self.len -= 1;
         self.bytes -= cost(&record);
         self.count_volatile(i, record.expires_at().is_some(), false);
@@ -637,21 +723,24 @@ impl Store {
     /// The shard at `i`, copied first if an image shares it.
     fn shard_mut(&mut self, i: usize) -> &mut Shard {
         self.note_copy(i);
-        self.shards.get_mut(i)
+        self.shards.get_mut(i, self.period)
     }
 
     /// Counts the copy writing shard `i` is about to make because an image shares it.
     fn note_copy(&mut self, i: usize) {
-        if self.shards.write_copies(i) {
-            let per_key = self.bytes.checked_div(self.len).unwrap_or(0);
+        if let Some(bytes) = self.shards.write_copies(i) {
             self.copied.shards += 1;
-            self.copied.bytes += (self.shards.get(i).len() * per_key) as u64;
+            self.copied.bytes += bytes as u64;
         }
     }
 
     fn clear_silently(&mut self) {
         // Shards a snapshot still holds are let go rather than copied; all point to one empty map.
-        self.shards = Shards::empty();
+        let old = std::mem::replace(&mut self.shards, Shards::empty());
+        if self.lending() {
+            // Copies among them own records an image still reads.
+            self.cleared.push(old);
+        }
         self.len = 0;
         self.bytes = 0;
         self.volatile = 0;
@@ -764,6 +853,78 @@ mod tests {
         assert_eq!(frozen.len(), 100);
         store.clear();
         assert_eq!(image.iter().count(), 100);
+    }
+
+    #[test]
+    fn records_an_image_may_read_are_kept_until_it_is_gone_then_freed_in_slices() {
+        let mut store = filled(1000);
+        let image = store.image();
+        // Overwrite, delete, expire-set and clear while the image is out: each removed record
+        // is kept, and what the caller gets back is a copy.
+        let old = store.set(b"key:1", b"changed");
+        assert_eq!(old.as_ref().map(Record::value), Some(&b"v"[..]));
+        assert_eq!(
+            store.remove(b"key:2").as_ref().map(Record::value),
+            Some(&b"v"[..])
+        );
+        assert!(store.set_expiry(b"key:3", Some(u64::MAX)));
+        assert_eq!(store.kept_for_images(), 3);
+        assert_eq!(
+            store.reclaim(100),
+            0,
+            "nothing is freed while an image lives"
+        );
+        store.clear();
+        let frozen: BTreeSet<_> = image
+            .iter()
+            .map(|r| (r.key().to_vec(), r.value().to_vec(), r.expires_at()))
+            .collect();
+        assert_eq!(frozen.len(), 1000);
+        for i in 0..1000 {
+            let key = format!("key:{i}").into_bytes();
+            assert!(frozen.contains(&(key, b"v".to_vec(), None)), "key:{i}");
+        }
+        // The image goes on another thread, as the snapshot writer drops it.
+        std::thread::spawn(move || drop(image)).join().unwrap();
+        assert_eq!(store.reclaim(2), 2, "a slice at a time");
+        assert_eq!(store.reclaim(100), 1);
+        assert_eq!(store.kept_for_images(), 0);
+        assert_eq!(store.reclaim(100), 0);
+        store.set(b"after", b"x");
+        assert_eq!(
+            store.kept_for_images(),
+            0,
+            "no image: removals free at once"
+        );
+        store.set(b"after", b"y");
+        assert_eq!(store.kept_for_images(), 0);
+    }
+
+    #[test]
+    fn a_write_after_an_image_copies_the_table_and_shares_the_records() {
+        let mut store = filled(1000);
+        let image = store.image();
+        let before = store.peek(b"key:7").map(<[u8]>::as_ptr);
+        store.set(b"key:8", b"x");
+        store.set(b"key:9", b"x");
+        // key:7 may sit in a shard just copied or in one still shared: either way, one block.
+        assert_eq!(store.peek(b"key:7").map(<[u8]>::as_ptr), before);
+        assert_eq!(
+            image
+                .iter()
+                .find(|r| r.key() == b"key:7")
+                .map(|r| r.value().as_ptr()),
+            before
+        );
+        drop(image);
+        // A second image starts a new lending period: records kept from the first are freed
+        // once this one is gone too.
+        let second = store.image();
+        store.set(b"key:10", b"x");
+        assert!(store.kept_for_images() >= 1);
+        drop(second);
+        store.reclaim(usize::MAX);
+        assert_eq!(store.kept_for_images(), 0);
     }
 
     #[test]

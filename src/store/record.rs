@@ -24,16 +24,83 @@ const HAS_EXPIRY: u8 = 1;
 const FIXED: usize = 5;
 
 /// A key with its value, expiry time and last access, owning one heap block.
+#[repr(transparent)]
 pub struct Record {
     ptr: NonNull<u8>,
 }
 
 // SAFETY: a Record owns its block like a Box<[u8]>. The only write through a shared reference is
-// `touch`, which the store calls from the loop thread on shards no other thread holds (a shard an
-// image shares is never touched), so no two threads ever access the clock bytes at once.
+// `touch`, made by the loop thread to the clock bytes (1..5). Another thread may be reading the
+// same block through an image at that moment, but only its other bytes (flags, lengths, expiry
+// time, key, value: `parts`), so no byte is ever written by one thread while another reads it.
 unsafe impl Send for Record {}
 // SAFETY: as above.
 unsafe impl Sync for Record {}
+
+/// A handle to a record's block that does not own it: what the shard tables hold. Copying a
+/// shard for copy-on-write then copies its table of handles, not its keys, and the copy shares
+/// the blocks with the shard an image holds. Which of the two frees them is decided by the shard
+/// (`Shard::owns`) and the store (blocks removed while an image may read them wait until it is
+/// gone).
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub struct Slot {
+    ptr: NonNull<u8>,
+}
+
+// SAFETY: as for Record: a handle only reads the block, except `touch` (see above).
+unsafe impl Send for Slot {}
+// SAFETY: as above.
+unsafe impl Sync for Slot {}
+
+impl Slot {
+    /// The handle of `record`, whose block is now freed only through `into_record`.
+    pub(super) fn new(record: Record) -> Slot {
+        let slot = Slot { ptr: record.ptr };
+        std::mem::forget(record);
+        slot
+    }
+
+    /// Ownership of the block again, to free it or hand it out.
+    ///
+    /// # Safety
+    /// No other handle to the block may be used afterwards.
+    pub(super) unsafe fn into_record(self) -> Record {
+        Record { ptr: self.ptr }
+    }
+
+    /// The record, for reading; valid while the block is.
+    pub(super) fn record(&self) -> &Record {
+        // SAFETY: Slot and Record are both a transparent NonNull<u8> to the same kind of block.
+        unsafe { &*(self as *const Slot).cast::<Record>() }
+    }
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.record().fmt(f)
+    }
+}
+
+impl Borrow<[u8]> for Slot {
+    fn borrow(&self) -> &[u8] {
+        self.record().key()
+    }
+}
+
+impl Hash for Slot {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.record().key().hash(state);
+    }
+}
+
+impl PartialEq for Slot {
+    fn eq(&self, other: &Slot) -> bool {
+        self.record().key() == other.record().key()
+    }
+}
+
+impl Eq for Slot {}
 
 /// Where the parts of a block are.
 #[derive(Clone, Copy)]
@@ -124,11 +191,11 @@ impl Record {
         clock.wrapping_sub(self.touched())
     }
 
-    /// Notes an access at `clock`. Only for a record no other thread can see (see the `Sync`
-    /// note above); the store checks that its shard is not shared first.
+    /// Notes an access at `clock`. Only ever called from the loop thread (see the `Sync` note
+    /// above).
     pub fn touch(&self, clock: u32) {
-        // SAFETY: bytes 1..5 are the clock; no reference to them is ever handed out, and the
-        // caller guarantees no other thread reads this record now.
+        // SAFETY: bytes 1..5 are the clock; no reference to them is ever handed out, and only
+        // the loop thread reads or writes them.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 clock.to_le_bytes().as_ptr(),

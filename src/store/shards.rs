@@ -3,14 +3,16 @@
 //! 16,384 shards sit in 256 groups of 64, every group behind an `Arc`. Cloning the whole (what a
 //! snapshot's point-in-time image does) clones 256 pointers: one cache line walk, not 16,384
 //! scattered reference counts. A write through a store whose groups an image still holds copies
-//! that group's 64 pointers, then the one shard it changes. Empty shards and untouched groups all
-//! share one allocation, so an idle server pays a few kilobytes for the lot.
+//! that group's 64 pointers, then the table of the one shard it changes: handles to the records,
+//! not the records, so the copy of a 60-key shard is one allocation and a memcpy, and the copy
+//! and the image's shard share the record blocks. Empty shards and untouched groups all share one
+//! allocation, so an idle server pays a few kilobytes for the lot.
 
-use std::collections::HashSet;
+use std::collections::hash_set::{self, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// One shard of the keyspace.
-pub type Shard = HashSet<super::Record>;
+use super::record::{Record, Slot};
 
 /// Shards per group.
 const GROUP: usize = 64;
@@ -21,6 +23,100 @@ const GROUPS: usize = 256;
 /// Number of shards; a power of two so a hash picks one with a mask.
 pub const SHARDS: usize = GROUP * GROUPS;
 
+/// Bytes a table spends per slot: the handle and its control byte.
+const SLOT_BYTES: usize = std::mem::size_of::<Slot>() + 1;
+
+/// One shard of the keyspace: a set of records found by key.
+#[derive(Debug)]
+pub struct Shard {
+    set: HashSet<Slot>,
+    /// Whether dropping this shard frees its records. A copy takes the records over from the
+    /// shard it was made from, which an image still holds and drops later, on its own thread.
+    owns: AtomicBool,
+    /// The lending period (see `Store`) in which this shard was copied from one an image held:
+    /// while that period lasts, an image may still read the records it had then.
+    lent_in: u64,
+}
+
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            set: HashSet::new(),
+            owns: AtomicBool::new(true),
+            lent_in: 0,
+        }
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        // Acquire pairs with the Release in `Shards::get_mut`: a copy made on the loop thread is
+        // seen here even when an image drops this shard on another thread.
+        if self.owns.load(Ordering::Acquire) {
+            for slot in self.set.drain() {
+                // SAFETY: an owning shard's handles are the only live ones to their blocks.
+                drop(unsafe { slot.into_record() });
+            }
+        }
+    }
+}
+
+impl Shard {
+    /// The record of `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&Record> {
+        self.set.get(key).map(Slot::record)
+    }
+
+    /// True when `key` is here.
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.set.contains(key)
+    }
+
+    /// Every record, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = &Record> {
+        self.set.iter().map(Slot::record)
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// The lending period this shard was copied in.
+    pub(super) fn lent_in(&self) -> u64 {
+        self.lent_in
+    }
+
+    /// Stores `record`, returning the handle it replaced.
+    pub(super) fn replace(&mut self, record: Record) -> Option<Slot> {
+        self.set.replace(Slot::new(record))
+    }
+
+    /// Removes the record of `key`, returning its handle.
+    pub(super) fn take(&mut self, key: &[u8]) -> Option<Slot> {
+        self.set.take(key)
+    }
+
+    /// Bytes a copy of the table takes.
+    fn table_bytes(&self) -> usize {
+        self.set.capacity() * SLOT_BYTES
+    }
+}
+
+impl<'a> IntoIterator for &'a Shard {
+    type Item = &'a Record;
+    type IntoIter = std::iter::Map<hash_set::Iter<'a, Slot>, fn(&'a Slot) -> &'a Record>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.set.iter().map(Slot::record)
+    }
+}
+
 /// Every shard, copy-on-write at two levels.
 #[derive(Debug, Clone)]
 pub struct Shards {
@@ -30,7 +126,7 @@ pub struct Shards {
 impl Shards {
     /// All shards empty, sharing one empty map and one group.
     pub fn empty() -> Self {
-        let shard = Arc::new(Shard::new());
+        let shard = Arc::new(Shard::default());
         let group = Arc::new((0..GROUP).map(|_| Arc::clone(&shard)).collect());
         Shards {
             groups: (0..GROUPS).map(|_| Arc::clone(&group)).collect(),
@@ -42,9 +138,10 @@ impl Shards {
         &self.groups[i / GROUP][i % GROUP]
     }
 
-    /// True when writing shard `i` will copy its contents because an image still holds them.
-    pub fn write_copies(&self, i: usize) -> bool {
-        !self.get(i).is_empty() && self.is_shared(i)
+    /// The bytes writing shard `i` will copy because an image still holds it, if it will.
+    pub fn write_copies(&self, i: usize) -> Option<usize> {
+        let shard = self.get(i);
+        (!shard.is_empty() && self.is_shared(i)).then(|| shard.table_bytes())
     }
 
     /// True when an image (or the shared empty map) holds shard `i` too.
@@ -53,10 +150,28 @@ impl Shards {
         Arc::strong_count(group) > 1 || Arc::strong_count(&group[i % GROUP]) > 1
     }
 
-    /// Shard `i` for writing, copied first (group, then shard) where an image shares them.
-    pub fn get_mut(&mut self, i: usize) -> &mut Shard {
+    /// Shard `i` for writing. Where an image shares them, the group is copied first, then the
+    /// shard's table, marked as copied in lending period `period`; the records stay where they
+    /// are, now freed by the copy.
+    pub(super) fn get_mut(&mut self, i: usize, period: u64) -> &mut Shard {
         let group = Arc::make_mut(&mut self.groups[i / GROUP]);
-        Arc::make_mut(&mut group[i % GROUP])
+        let shard = &mut group[i % GROUP];
+        if Arc::get_mut(shard).is_none() {
+            let copy = Shard {
+                set: shard.set.clone(),
+                owns: AtomicBool::new(true),
+                lent_in: period,
+            };
+            // Release before this thread lets go of the original (below): whoever drops it last
+            // then sees that its records belong to the copy.
+            shard.owns.store(false, Ordering::Release);
+            *shard = Arc::new(copy);
+        }
+        match Arc::get_mut(shard) {
+            Some(shard) => shard,
+            // Unreachable: the Arc was either unique or just replaced by a fresh one.
+            None => unreachable!("a fresh shard is not shared"),
+        }
     }
 
     /// Every shard, in index order.
@@ -77,19 +192,32 @@ mod tests {
     }
 
     #[test]
-    fn a_clone_is_a_frozen_copy_and_writes_copy_only_what_they_touch() {
+    fn a_clone_is_a_frozen_copy_and_writes_copy_only_the_table_they_touch() {
         let mut live = Shards::empty();
-        live.get_mut(5).replace(record(b"a", b"1"));
-        live.get_mut(700).replace(record(b"b", b"2"));
+        live.get_mut(5, 0).replace(record(b"a", b"1"));
+        live.get_mut(700, 0).replace(record(b"b", b"2"));
         let image = live.clone();
-        assert!(live.write_copies(5));
-        assert!(
-            !live.write_copies(6),
+        assert!(live.write_copies(5).is_some());
+        assert_eq!(
+            live.write_copies(6),
+            None,
             "an empty shard costs nothing to copy"
         );
-        live.get_mut(5).replace(record(b"a", b"changed"));
-        assert!(!live.write_copies(5), "copied once, then owned");
-        assert!(live.write_copies(700), "other groups are still shared");
+        let copy = live.get_mut(5, 1);
+        assert_eq!(copy.lent_in(), 1);
+        let shared = copy.get(b"a").map(|r| r.value().as_ptr());
+        assert_eq!(
+            shared,
+            image.get(5).get(b"a").map(|r| r.value().as_ptr()),
+            "the copy shares the record's block"
+        );
+        // The store keeps a replaced block an image may read; here the test does.
+        let kept = copy.replace(record(b"a", b"changed"));
+        assert!(live.write_copies(5).is_none(), "copied once, then owned");
+        assert!(
+            live.write_copies(700).is_some(),
+            "other groups are still shared"
+        );
         assert_eq!(
             image.get(5).get(&b"a"[..]).map(Record::value),
             Some(&b"1"[..])
@@ -100,5 +228,10 @@ mod tests {
         );
         assert_eq!(image.iter().map(Shard::len).sum::<usize>(), 2);
         assert_eq!(live.iter().count(), SHARDS);
+        // The image's shard 5 no longer owns its block: dropping the image leaves it alone.
+        drop(image);
+        // SAFETY: the image is gone and the live shard no longer holds this handle.
+        let kept = kept.map(|slot| unsafe { slot.into_record() });
+        assert_eq!(kept.as_ref().map(Record::value), Some(&b"1"[..]));
     }
 }
