@@ -91,6 +91,7 @@ pub struct Store {
     expiry_paused: bool,
     /// Keys with an expiry time, in all and per shard (so active expiry skips shards without).
     volatile: usize,
+    /// Empty until the first key with an expiry time: 64 KiB an idle server need not touch.
     volatile_in: Vec<u32>,
     /// Where active expiry goes on from.
     expire_cursor: usize,
@@ -133,7 +134,7 @@ impl Default for Store {
             now: 0,
             expiry_paused: false,
             volatile: 0,
-            volatile_in: vec![0; SHARDS],
+            volatile_in: Vec::new(),
             expire_cursor: 0,
             expired: Vec::new(),
             evicted: Vec::new(),
@@ -322,7 +323,7 @@ impl Store {
     pub fn purge_expired(&mut self) -> usize {
         let mut purged = 0;
         for i in 0..SHARDS {
-            if self.volatile_in[i] == 0 {
+            if self.volatile_in(i) == 0 {
                 continue;
             }
             for key in self.expired_in(i) {
@@ -510,7 +511,7 @@ impl Store {
             self.expire_cursor = (i + 1) % SHARDS;
             round.wrapped |= self.expire_cursor == 0;
             visited += 1;
-            let volatile = self.volatile_in[i] as usize;
+            let volatile = self.volatile_in(i) as usize;
             if volatile == 0 {
                 continue;
             }
@@ -590,14 +591,14 @@ impl Store {
         let start = (rng >> 32) as usize % SHARDS;
         let i = (0..SHARDS).map(|step| (start + step) % SHARDS).find(|&i| {
             if volatile {
-                self.volatile_in[i] > 0
+                self.volatile_in(i) > 0
             } else {
                 !self.shards.get(i).is_empty()
             }
         })?;
         let shard = self.shards.get(i);
         let candidates = if volatile {
-            self.volatile_in[i] as usize
+            self.volatile_in(i) as usize
         } else {
             shard.len()
         };
@@ -664,7 +665,7 @@ impl Store {
 
     /// Removes `key` if it has expired, so the caller then finds it missing.
     fn expire_if_due(&mut self, i: usize, key: &[u8]) {
-        if self.expiry_paused || self.volatile_in[i] == 0 {
+        if self.expiry_paused || self.volatile_in(i) == 0 {
             return;
         }
         if self
@@ -706,15 +707,25 @@ impl Store {
         self.expiry_paused || !record.is_expired(self.now)
     }
 
+    /// Keys with an expiry time in shard `i`.
+    fn volatile_in(&self, i: usize) -> u32 {
+        self.volatile_in.get(i).copied().unwrap_or(0)
+    }
+
     fn count_volatile(&mut self, i: usize, before: bool, after: bool) {
         match (before, after) {
             (false, true) => {
+                if self.volatile_in.is_empty() {
+                    self.volatile_in = vec![0; SHARDS];
+                }
                 self.volatile += 1;
                 self.volatile_in[i] += 1;
             }
             (true, false) => {
                 self.volatile -= 1;
-                self.volatile_in[i] -= 1;
+                if let Some(n) = self.volatile_in.get_mut(i) {
+                    *n -= 1;
+                }
             }
             _ => {}
         }
@@ -744,7 +755,7 @@ impl Store {
         self.len = 0;
         self.bytes = 0;
         self.volatile = 0;
-        self.volatile_in.fill(0);
+        self.volatile_in = Vec::new();
     }
 
     /// The shard of `key`. A keyed multiply-xorshift hash, not SipHash: the shard's own table
@@ -1037,6 +1048,16 @@ mod tests {
             fullest < 40 && empty < 4,
             "fullest {fullest}, {empty} empty"
         );
+    }
+
+    #[test]
+    fn per_shard_expiry_counts_wait_for_the_first_expiring_key() {
+        let mut store = filled(10);
+        assert_eq!(store.volatile_in.capacity(), 0, "no expiring key yet");
+        store.set_expiring(b"soon", b"v", Some(5_000));
+        assert_eq!(store.volatile_in.iter().sum::<u32>(), 1);
+        store.clear();
+        assert_eq!(store.volatile_in.capacity(), 0, "given back by a flush");
     }
 
     #[test]
