@@ -139,6 +139,11 @@ fn set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let [name, key, value, options @ ..] = args else {
         return wrong_arity("set");
     };
+    if options.is_empty() {
+        // The common case: no lookup before the write, and the request is its own log form.
+        ctx.db.set(key, value);
+        return Reply::OK;
+    }
     let name = String::from_utf8_lossy(name).to_lowercase();
     let options = match SetOptions::parse(options, false) {
         Ok(options) => options,
