@@ -245,6 +245,11 @@ impl Server {
             copy_limit: COPY_BUDGET,
         };
         server.log = persistence::start_log(&server)?;
+        // Keys whose time passed while the server was down were dropped after the replay. New
+        // records go on the end of the same log segment, so it must say they are gone first:
+        // else the next replay would bring them back, and a later INCR of one would not replay.
+        persistence::record_dropped(&mut server.store, &mut server.state, &mut server.journal);
+        server.submit_log();
         Ok(server)
     }
 

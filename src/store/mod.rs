@@ -318,8 +318,9 @@ impl Store {
         }
     }
 
-    /// Removes every key whose time has passed, without counting or logging it: for start-up,
-    /// where the snapshot and the log already say everything that happened.
+    /// Removes every key whose time has passed, as start-up does after replaying the log; the
+    /// keys join [`Store::take_expired`], so the log can say they are gone before anything else
+    /// is appended to it.
     pub fn purge_expired(&mut self) -> usize {
         let mut purged = 0;
         for i in 0..SHARDS {
@@ -328,6 +329,7 @@ impl Store {
             }
             for key in self.expired_in(i) {
                 self.unlink(i, &key);
+                self.expired.push(key);
                 purged += 1;
             }
         }
