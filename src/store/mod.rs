@@ -1,7 +1,7 @@
 //! The keyspace: plain `HashMap`s owned by the event loop, no locks.
 //!
 //! Keys are spread over a fixed number of shards held copy-on-write ([`Shards`]). Two things
-//! follow: taking a point-in-time copy for a snapshot clones 256 pointers whatever the size (a
+//! follow: taking a point-in-time copy for a snapshot clones 160 pointers whatever the size (a
 //! write then copies the table of the one shard it touches, and only while a snapshot still holds
 //! it), and SCAN has a cursor that stays valid however the maps grow or shrink: a shard index.
 //!
@@ -779,7 +779,8 @@ impl Store {
         h ^= h >> 33;
         h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
         h ^= h >> 33;
-        (h as usize) & (SHARDS - 1)
+        // Multiply-shift maps the high half onto 0..SHARDS without a division.
+        (((h >> 32) * SHARDS as u64) >> 32) as usize
     }
 }
 
