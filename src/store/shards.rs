@@ -165,8 +165,11 @@ impl Shards {
                 lent_in: period,
             };
             // Release before this thread lets go of the original (below): whoever drops it last
-            // then sees that its records belong to the copy.
-            shard.owns.store(false, Ordering::Release);
+            // then sees that its records belong to the copy. The shared empty shard hands over
+            // nothing, and must still free what it may hold once it is some slot's own.
+            if !shard.is_empty() {
+                shard.owns.store(false, Ordering::Release);
+            }
             *shard = Arc::new(copy);
         }
         match Arc::get_mut(shard) {
