@@ -59,8 +59,7 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// starts is spread over turns instead of making one long pause for everyone.
 const COPY_BUDGET: u64 = 64;
 
-/// Records kept for a finished snapshot that a loop turn frees: about 0.2 ms of `free`, and
-/// fewer than glibc sorts in one allocation (see `settle_allocator`).
+/// Records kept for a finished snapshot that a loop turn frees: about 0.2 ms of `free`.
 const RECLAIM_BUDGET: usize = 4096;
 
 /// Longest the loop sleeps, so timers (snapshots, memory sampling) run on time.
@@ -316,9 +315,7 @@ impl Server {
                 }
             }
             self.expire_keys();
-            if self.store.reclaim(RECLAIM_BUDGET) > 0 {
-                settle_allocator();
-            }
+            self.store.reclaim(RECLAIM_BUDGET);
             self.submit_log();
             self.tick();
             let stats = &mut self.state.stats;
@@ -825,19 +822,6 @@ fn resident_bytes() -> usize {
 }
 
 /// CPU time this thread has used: unlike wall time, it leaves out moments the OS ran others.
-/// Makes glibc sort the blocks just freed into its bins now. glibc keeps freed blocks on one
-/// unsorted list and sorts up to 10,000 of them inside the next allocation no bin serves
-/// exactly: after a snapshot's kept records were freed, that was the next snapshot's shard
-/// table copies, 20-50 ms in one loop turn. One throwaway allocation of that kind right after
-/// each bounded slice of frees sorts the slice in the turn that freed it. musl needs nothing.
-fn settle_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: a plain allocation, freed at once; free accepts the null a failure returns.
-    unsafe {
-        libc::free(libc::malloc(4096));
-    }
-}
-
 pub(crate) fn thread_cpu_time() -> Duration {
     let mut now = libc::timespec {
         tv_sec: 0,
