@@ -574,6 +574,20 @@ pub fn snapshot_loader(data: &[u8]) -> Result<(), Violation> {
     let mut expected = pairs;
     expected.sort();
     back.sort();
+    // The same written back compressed (`snapshot-compression lz4`) loads to the same pairs.
+    let packed = persist::compress::pack(&written).map(|packed| persist::decode(path, &packed));
+    let mut unpacked = match packed {
+        Ok(Ok(pairs)) => pairs,
+        Ok(Err(e)) => return Err(violation("a compressed snapshot loads back", e.to_string())),
+        Err(e) => return Err(violation("a snapshot can be compressed", e.to_string())),
+    };
+    unpacked.sort();
+    if unpacked != back {
+        return Err(violation(
+            "a compressed snapshot loads to the same pairs",
+            show(data, 200),
+        ));
+    }
     if back == expected {
         return Ok(());
     }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::persist::FsyncPolicy;
+use crate::persist::{Compression, FsyncPolicy};
 use crate::protocol::Limits;
 use crate::store::EvictionPolicy;
 
@@ -22,6 +22,8 @@ pub struct Config {
     pub dbfilename: String,
     /// Seconds between snapshots when data changed; 0 turns the timer off.
     pub save_interval: u64,
+    /// How snapshots are written (any kind is read).
+    pub snapshot_compression: Compression,
     /// Log level when `RUST_LOG` is not set.
     pub loglevel: log::LevelFilter,
     /// Keep an append-only log of every write.
@@ -271,6 +273,21 @@ const SETTINGS: &[Setting] = &[
         settable: true,
     },
     Setting {
+        name: "snapshot-compression",
+        default: "no",
+        help: "write snapshots compressed: no or lz4 (either kind is read whatever this says)",
+        apply: |c, v| {
+            c.snapshot_compression = match v.to_ascii_lowercase().as_str() {
+                "no" => Compression::No,
+                "lz4" => Compression::Lz4,
+                _ => return Err("no or lz4".to_string()),
+            };
+            Ok(())
+        },
+        show: |c| c.snapshot_compression.name().to_string(),
+        settable: true,
+    },
+    Setting {
         name: "loglevel",
         default: "info",
         help:
@@ -471,6 +488,7 @@ impl Default for Config {
             dir: PathBuf::new(),
             dbfilename: String::new(),
             save_interval: 0,
+            snapshot_compression: Compression::No,
             loglevel: log::LevelFilter::Info,
             appendonly: false,
             appendfsync: FsyncPolicy::EverySec,

@@ -316,7 +316,71 @@ fn damaged_snapshots_stop_start_up_and_stay_untouched() {
         terminate(&mut server);
         std::fs::read(server.snapshot_path()).unwrap()
     };
-    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+    let packed = {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ["--save-interval", "0", "--snapshot-compression", "lz4"];
+        let mut server = Server::start_in(dir.path(), &args);
+        set_all(&server, &tricky_pairs());
+        terminate(&mut server);
+        std::fs::read(server.snapshot_path()).unwrap()
+    };
+    assert_eq!(&packed[..8], LZ4_MAGIC);
+    let with = |at: usize, bytes: &[u8]| {
+        let mut damaged = packed.clone();
+        damaged[at..at + bytes.len()].copy_from_slice(bytes);
+        damaged
+    };
+    let mut garbled = packed.clone();
+    let last = garbled.len() - 1;
+    garbled[last] ^= 1;
+    let real_len = u64::from_le_bytes(packed[8..16].try_into().unwrap());
+    let lz4_cases: Vec<(&str, Vec<u8>, String)> = vec![
+        (
+            "compressed, truncated",
+            packed[..packed.len() - 5].to_vec(),
+            format!("compressed snapshot cut short at byte {}", packed.len() - 5),
+        ),
+        (
+            "compressed, header only",
+            packed[..16].to_vec(),
+            format!("header says {real_len} uncompressed bytes but the chunks hold 0 (cut short?)"),
+        ),
+        (
+            "compressed, corrupt payload",
+            garbled,
+            "chunk at byte 16 is damaged (checksum mismatch)".to_string(),
+        ),
+        (
+            "compressed, length lies",
+            with(8, &(real_len + 1).to_le_bytes()),
+            format!(
+                "header says {} uncompressed bytes but the chunks hold {real_len} (cut short?)",
+                real_len + 1
+            ),
+        ),
+        (
+            "compressed, length beyond any bound",
+            with(8, &u64::MAX.to_le_bytes()),
+            "header says 18446744073709551615 uncompressed bytes".to_string(),
+        ),
+        (
+            "compressed, another magic",
+            with(1, b"pkv-zst"),
+            "starts with byte 0x89 like a compressed snapshot, but not with a header this build \
+             reads"
+                .to_string(),
+        ),
+        (
+            "compressed, magic cut short",
+            packed[..4].to_vec(),
+            "compressed snapshot cut short at byte 4".to_string(),
+        ),
+    ];
+    let lz4_cases: Vec<(&str, Vec<u8>, &str)> = lz4_cases
+        .iter()
+        .map(|(name, bytes, why)| (*name, bytes.clone(), why.as_str()))
+        .collect();
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "truncated",
             good[..good.len() / 2].to_vec(),
@@ -358,6 +422,7 @@ fn damaged_snapshots_stop_start_up_and_stay_untouched() {
             "bad hex digits",
         ),
     ];
+    cases.extend(lz4_cases);
     for (name, bytes, why) in cases {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("data.json");
@@ -382,11 +447,13 @@ fn damaged_snapshots_stop_start_up_and_stay_untouched() {
             .collect();
         assert_eq!(names, ["data.json"], "{name}: stray files");
     }
-    // The undamaged file does load.
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("data.json"), &good).unwrap();
-    let server = Server::start_in(dir.path(), &[]);
-    check_all(&server, &tricky_pairs());
+    // The undamaged files do load.
+    for file in [good, packed] {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("data.json"), &file).unwrap();
+        let server = Server::start_in(dir.path(), &[]);
+        check_all(&server, &tricky_pairs());
+    }
 }
 
 #[test]
@@ -520,4 +587,72 @@ fn a_client_that_never_reads_does_not_block_shutdown() {
     assert!(asked.elapsed() < Duration::from_secs(8));
     server.wait_log("final snapshot saved");
     assert_eq!(read_snapshot(&server.snapshot_path())["keys"], 1);
+}
+
+/// A compressed snapshot starts with the container's magic.
+const LZ4_MAGIC: &[u8] = b"\x89pkv-lz4";
+
+#[test]
+fn compressed_snapshots_are_smaller_and_load_whatever_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..2000)
+        .map(|i| {
+            let key = format!("user:{i:08}").into_bytes();
+            (key, format!("value-{:010}", i * 31).into_bytes())
+        })
+        .chain(tricky_pairs())
+        .collect();
+    let mut server = Server::start_in(dir.path(), &["--save-interval", "0"]);
+    set_all(&server, &pairs);
+    let mut client = server.connect();
+    client.cmd(&["SAVE"], b"+OK\r\n");
+    let plain = std::fs::read(server.snapshot_path()).unwrap();
+    assert_eq!(plain[0], b'{');
+    client.cmd(
+        &["CONFIG", "SET", "snapshot-compression", "lz4"],
+        b"+OK\r\n",
+    );
+    client.cmd(
+        &["CONFIG", "GET", "snapshot-compression"],
+        b"*2\r\n$20\r\nsnapshot-compression\r\n$3\r\nlz4\r\n",
+    );
+    client.cmd(&["SAVE"], b"+OK\r\n");
+    let packed = std::fs::read(server.snapshot_path()).unwrap();
+    assert_eq!(&packed[..8], LZ4_MAGIC);
+    assert!(
+        packed.len() * 2 < plain.len(),
+        "{} bytes compressed against {} plain",
+        packed.len(),
+        plain.len()
+    );
+    terminate(&mut server);
+    // Started with compression off (the default), it still reads the compressed file.
+    let mut again = Server::start_in(dir.path(), &["--save-interval", "0"]);
+    check_all(&again, &pairs);
+    again.connect().cmd(&["SET", "two", "x"], b"+OK\r\n");
+    terminate(&mut again);
+    assert_eq!(std::fs::read(again.snapshot_path()).unwrap()[0], b'{');
+    // The flag and the config file set it too; a bad value is refused with exit status 2.
+    let mut flagged = Server::start_in(
+        dir.path(),
+        &["--save-interval", "0", "--snapshot-compression", "lz4"],
+    );
+    flagged.connect().cmd(&["SET", "two", "y"], b"+OK\r\n");
+    terminate(&mut flagged);
+    assert_eq!(
+        &std::fs::read(flagged.snapshot_path()).unwrap()[..8],
+        LZ4_MAGIC
+    );
+    let conf = dir.path().join("pocketkv.conf");
+    std::fs::write(&conf, "snapshot-compression lz4\n").unwrap();
+    let configured = Server::start_with_config(&conf, &[]);
+    configured.connect().cmd(&["SAVE"], b"+OK\r\n");
+    assert_eq!(
+        &std::fs::read(configured.snapshot_path()).unwrap()[..8],
+        LZ4_MAGIC
+    );
+    let output = run_to_exit(dir.path(), &["--snapshot-compression", "zstd"]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no or lz4"), "{stderr}");
 }

@@ -1,5 +1,6 @@
 //! Persistence: the JSON snapshot format, its atomic writer thread, and snapshot bookkeeping.
 
+pub mod compress;
 pub mod log;
 mod log_writer;
 mod snapshot;
@@ -7,10 +8,11 @@ mod writer;
 
 use std::time::{Duration, Instant};
 
+pub use compress::Compression;
 pub use log_writer::{FsyncPolicy, LogWriter, Order, Report};
 pub use snapshot::{
-    decode, decode_snapshot, encode, encode_snapshot, load_file, LoadError, Pairs, Snapshot,
-    FORMAT, VERSION,
+    decode, decode_snapshot, encode, encode_snapshot, load_file, write_snapshot, LoadError, Pairs,
+    Snapshot, FORMAT, VERSION,
 };
 pub use writer::{prune_segments, write_atomically, Done, Job, Writer};
 

@@ -24,6 +24,8 @@ pub struct Job {
     /// Base name of the log segments: once the snapshot is durable, the segments before
     /// `log_seq` are deleted.
     pub log_base: Option<String>,
+    /// Whether the file is compressed.
+    pub compression: super::Compression,
 }
 
 /// What became of a [`Job`].
@@ -56,7 +58,7 @@ impl Writer {
                 for job in queue {
                     let started = Instant::now();
                     let result = write_atomically(&job.path, |out| {
-                        super::encode_snapshot(&job.image, job.log_seq, out)
+                        super::write_snapshot(&job.image, job.log_seq, job.compression, out)
                     });
                     if let (Ok(_), Some(base)) = (&result, &job.log_base) {
                         prune_segments(&job.path, base, job.log_seq);
@@ -199,11 +201,13 @@ mod tests {
             dirty: 7,
             log_seq: 0,
             log_base: None,
+            compression: crate::persist::Compression::Lz4,
         }));
         let done = rx.recv().unwrap();
         assert!(done.result.is_ok());
         assert_eq!((done.dirty, done.keys), (7, 1));
         writer.finish();
+        assert!(fs::read(&path).unwrap().starts_with(b"\x89pkv-lz4"));
         let snapshot = crate::persist::load_file(&path).unwrap().unwrap();
         let entry = crate::store::Entry::new(b"v".to_vec(), None);
         assert_eq!(snapshot.pairs, vec![(b"k".to_vec(), entry)]);

@@ -211,6 +211,7 @@ impl Server {
             dirty: self.store.dirty(),
             log_seq,
             log_base,
+            compression: self.state.config.snapshot_compression,
         };
         if !self.writer.submit(job) {
             self.snapshot_done(Done {
@@ -286,8 +287,10 @@ impl Server {
         let log_seq = self.state.log.segment + u64::from(config.appendonly);
         let started = Instant::now();
         let image = self.store.image();
-        let size =
-            persist::write_atomically(&path, |out| persist::encode_snapshot(&image, log_seq, out))?;
+        let compression = config.snapshot_compression;
+        let size = persist::write_atomically(&path, |out| {
+            persist::write_snapshot(&image, log_seq, compression, out)
+        })?;
         if config.appendonly {
             persist::prune_segments(&path, &config.appendfilename, log_seq);
         }
