@@ -3291,17 +3291,6 @@ fn run_plan(plan: &Plan) {
     );
 }
 
-/// True when the binary under test has the append-only log (`--appendonly`, `--appendfsync`).
-fn appendonly_supported() -> bool {
-    let out = common::server_command()
-        .arg("--help")
-        .output()
-        .expect("run pocketkv --help");
-    let text = [out.stdout, out.stderr].concat();
-    let text = String::from_utf8_lossy(&text);
-    text.contains("--appendonly") && text.contains("--appendfsync")
-}
-
 // ---------------------------------------------------------------------------------------------
 // The tests
 // ---------------------------------------------------------------------------------------------
@@ -3389,13 +3378,9 @@ fn kill_9_keeps_exactly_what_the_last_save_wrote() {
 }
 
 /// With the append-only log fsynced on every write, kill -9 loses nothing that was
-/// acknowledged. Runs once the binary accepts `--appendonly` and `--appendfsync`.
+/// acknowledged.
 #[test]
 fn kill_9_with_appendfsync_always_keeps_every_acknowledged_write() {
-    if !appendonly_supported() {
-        eprintln!("skipped: this pocketkv has no --appendonly/--appendfsync yet");
-        return;
-    }
     run_plan(&Plan {
         test: "kill_9_with_appendfsync_always_keeps_every_acknowledged_write",
         seeds: &[41, 42, 43],
@@ -3425,10 +3410,6 @@ fn kill_9_with_appendfsync_always_keeps_every_acknowledged_write() {
 /// whatever they do to the log) happen while commands run: a clean stop still keeps everything.
 #[test]
 fn clean_restarts_with_the_append_only_log_keep_every_write() {
-    if !appendonly_supported() {
-        eprintln!("skipped: this pocketkv has no --appendonly/--appendfsync yet");
-        return;
-    }
     run_plan(&Plan {
         test: "clean_restarts_with_the_append_only_log_keep_every_write",
         seeds: &[51, 52],
