@@ -238,6 +238,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field!("rdb_last_copy_cpu_usec", &snap.last_copy_cpu.as_micros());
             field!("rdb_cow_shards_copied", &copied.shards);
             field!("rdb_cow_bytes_estimate", &copied.bytes);
+            field!("rdb_cow_spare_bytes", &copied.spare_bytes);
             field!("rdb_last_error", &snap.last_error.as_deref().unwrap_or(""));
             field!("snapshot_file", &server.config.snapshot_path().display());
             field!("aof_enabled", &u8::from(log.enabled));

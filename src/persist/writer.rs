@@ -39,6 +39,8 @@ pub struct Done {
     pub keys: usize,
     /// Time spent serializing and syncing.
     pub elapsed: Duration,
+    /// The image, handed back for the store to reuse its tables (`Store::retire`).
+    pub image: Option<Image>,
 }
 
 /// Handle to the writer thread.
@@ -63,14 +65,12 @@ impl Writer {
                     if let (Ok(_), Some(base)) = (&result, &job.log_base) {
                         prune_segments(&job.path, base, job.log_seq);
                     }
-                    let keys = job.image.len();
-                    // Gone before the loop hears of it, so it can free what it kept for it.
-                    drop(job.image);
                     notify(Done {
                         result: result.map_err(|e| e.to_string()),
                         dirty: job.dirty,
-                        keys,
+                        keys: job.image.len(),
                         elapsed: started.elapsed(),
+                        image: Some(job.image),
                     });
                 }
             })?;

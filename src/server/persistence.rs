@@ -219,12 +219,16 @@ impl Server {
                 dirty: 0,
                 keys: 0,
                 elapsed: Duration::ZERO,
+                image: None,
             });
         }
     }
 
     /// Records a finished snapshot and answers the SAVE callers waiting for it.
-    pub(super) fn snapshot_done(&mut self, done: Done) {
+    pub(super) fn snapshot_done(&mut self, mut done: Done) {
+        if let Some(image) = done.image.take() {
+            self.store.retire(image);
+        }
         let status = &mut self.state.snapshot;
         status.running_since = None;
         status.last_duration = Some(done.elapsed);

@@ -7,7 +7,9 @@
 //!
 //! A shard's copy shares its records with the image's shard. So a record removed from a copy
 //! while an image is alive may still be read by the image's thread: it is kept (the graveyard)
-//! until no image is alive, then freed a slice at a time ([`Store::reclaim`]).
+//! until no image is alive, then freed a slice at a time ([`Store::reclaim`]). The image itself
+//! comes back to the store when written ([`Store::retire`]), and its tables are kept for the
+//! next snapshot's copies.
 //!
 //! Every change to data goes through a method here that bumps [`Store::dirty`], which is what the
 //! snapshot timer and, through the event loop's journal, the write log and replicas follow.
@@ -31,7 +33,7 @@ pub use evict::EvictionPolicy;
 pub use glob::glob_match;
 pub use record::Record;
 use record::Slot;
-pub use shards::{Shard, Shards, SHARDS};
+pub use shards::{Shard, Shards, Spares, SHARDS};
 
 use std::sync::Arc;
 
@@ -107,7 +109,14 @@ pub struct Store {
     /// Records removed from shards copied in the current lending period, which an image may
     /// still read, and whole keyspaces cleared during it: freed once no image is alive.
     graveyard: Vec<Slot>,
+    /// Records of earlier lending periods, which no image can read any more: being freed, a
+    /// slice at a time, even while a newer image is out.
+    unburied: Vec<Slot>,
     cleared: Vec<Shards>,
+    /// Groups of shards from images handed back, taken apart a slice at a time.
+    retired: Vec<Arc<Vec<Arc<Shard>>>>,
+    /// Their tables, kept for the next copies.
+    spares: Spares,
 }
 
 /// Shards copied because a snapshot still held them when a write came.
@@ -118,6 +127,8 @@ pub struct CopyOnWrite {
     /// Estimated bytes those copies hold, with the records kept for images: the extra memory a
     /// snapshot in flight costs.
     pub bytes: u64,
+    /// Bytes of tables kept from written images for the next snapshot's copies.
+    pub spare_bytes: u64,
 }
 
 impl Default for Store {
@@ -141,7 +152,10 @@ impl Default for Store {
             images: Arc::new(()),
             period: 0,
             graveyard: Vec::new(),
+            unburied: Vec::new(),
             cleared: Vec::new(),
+            retired: Vec::new(),
+            spares: Spares::default(),
         }
     }
 }
@@ -155,7 +169,7 @@ impl Drop for Store {
             std::mem::forget(std::mem::take(&mut self.cleared));
             return;
         }
-        for slot in self.graveyard.drain(..) {
+        for slot in self.graveyard.drain(..).chain(self.unburied.drain(..)) {
             // SAFETY: no image is alive, and no shard holds a buried handle.
             drop(unsafe { slot.into_record() });
         }
@@ -220,7 +234,10 @@ impl Store {
 
     /// Copies made since the last image because it still held the shards being written.
     pub fn copied(&self) -> CopyOnWrite {
-        self.copied
+        CopyOnWrite {
+            spare_bytes: self.spares.bytes() as u64,
+            ..self.copied
+        }
     }
 
     /// Sets the time expiry is judged by: Unix milliseconds.
@@ -257,6 +274,7 @@ impl Store {
     /// size.
     pub fn image(&mut self) -> Image {
         if !self.lending() {
+            self.unbury();
             self.period += 1;
             self.copied = CopyOnWrite::default();
         }
@@ -267,19 +285,44 @@ impl Store {
         }
     }
 
-    /// Frees up to `budget` records that were kept for images, once none is alive; returns how
-    /// many were freed. Called between batches of requests, so freeing what a long snapshot
-    /// kept never makes one long pause.
+    /// Takes back an image that has been written. Its tables are kept by [`Store::reclaim`] for
+    /// the next snapshot's copies: given back to malloc, they cost more than they save.
+    pub fn retire(&mut self, image: Image) {
+        self.retired.extend(image.shards.into_groups());
+    }
+
+    /// True while [`Store::reclaim`] has work it can do now (a hint: `reclaim` checks again).
+    pub fn reclaiming(&self) -> bool {
+        let kept = !(self.graveyard.is_empty() && self.cleared.is_empty());
+        !self.retired.is_empty()
+            || !self.unburied.is_empty()
+            || kept && Arc::strong_count(&self.images) == 1
+    }
+
+    /// Takes apart the groups of retired images, then frees records that were kept for images
+    /// once none is alive: at most `budget` shards or records in all. Returns how many records
+    /// were freed. Called between batches of requests, so what a long snapshot kept never costs
+    /// one long pause.
     pub fn reclaim(&mut self, budget: usize) -> usize {
-        if self.graveyard.is_empty() && self.cleared.is_empty() || self.lending() {
-            return 0;
+        let mut budget = budget;
+        while budget > 0 {
+            let Some(group) = self.retired.pop() else {
+                break;
+            };
+            self.spares.harvest(group);
+            budget = budget.saturating_sub(shards::GROUP);
         }
-        let n = budget.min(self.graveyard.len());
-        for slot in self.graveyard.drain(self.graveyard.len() - n..) {
-            // SAFETY: no image is alive, and the store dropped its own handle when it buried it.
+        let lending = self.lending();
+        if !lending {
+            self.unbury();
+        }
+        let n = budget.min(self.unburied.len());
+        for slot in self.unburied.drain(self.unburied.len() - n..) {
+            // SAFETY: no image of the period the handle was buried in is alive, and the store
+            // dropped its own handle when it buried it.
             drop(unsafe { slot.into_record() });
         }
-        if n < budget {
+        if n < budget && !lending {
             // A keyspace cleared during a snapshot (FLUSHALL) is freed at once, as FLUSHALL
             // frees it when no snapshot runs.
             self.cleared.clear();
@@ -287,9 +330,19 @@ impl Store {
         n
     }
 
+    /// Moves what the graveyard keeps to the records being freed: called when no image is
+    /// alive, so none can read them.
+    fn unbury(&mut self) {
+        if self.unburied.is_empty() {
+            std::mem::swap(&mut self.unburied, &mut self.graveyard);
+        } else {
+            self.unburied.append(&mut self.graveyard);
+        }
+    }
+
     /// Records kept for images, not freed yet.
     pub fn kept_for_images(&self) -> usize {
-        self.graveyard.len()
+        self.graveyard.len() + self.unburied.len()
     }
 
     /// True while an image taken from this store may still be read.
@@ -736,7 +789,7 @@ impl Store {
     /// The shard at `i`, copied first if an image shares it.
     fn shard_mut(&mut self, i: usize) -> &mut Shard {
         self.note_copy(i);
-        self.shards.get_mut(i, self.period)
+        self.shards.get_mut(i, self.period, &mut self.spares)
     }
 
     /// Counts the copy writing shard `i` is about to make because an image shares it.
@@ -754,6 +807,8 @@ impl Store {
             // Copies among them own records an image still reads.
             self.cleared.push(old);
         }
+        // Tables sized for what was there.
+        self.spares = Spares::default();
         self.len = 0;
         self.bytes = 0;
         self.volatile = 0;
@@ -939,6 +994,99 @@ mod tests {
         drop(second);
         store.reclaim(usize::MAX);
         assert_eq!(store.kept_for_images(), 0);
+    }
+
+    #[test]
+    fn records_kept_for_an_earlier_image_are_freed_while_a_newer_one_is_out() {
+        let mut store = filled(100);
+        let first = store.image();
+        store.set(b"key:1", b"changed");
+        store.remove(b"key:2");
+        drop(first);
+        let second = store.image();
+        store.set(b"key:3", b"changed");
+        assert_eq!(store.kept_for_images(), 3);
+        assert!(store.reclaiming());
+        assert_eq!(store.reclaim(100), 2, "the first period's records only");
+        assert_eq!(store.kept_for_images(), 1);
+        assert_eq!(store.reclaim(100), 0);
+        let frozen = |key: &[u8]| {
+            let found = second.iter().find(|r| r.key() == key);
+            found.map(|r| r.value().to_vec())
+        };
+        assert_eq!(frozen(b"key:3"), Some(b"v".to_vec()));
+        assert_eq!(frozen(b"key:1"), Some(b"changed".to_vec()));
+        assert_eq!(frozen(b"key:2"), None);
+        store.retire(second);
+        while store.reclaiming() {
+            store.reclaim(64);
+        }
+        assert_eq!(store.kept_for_images(), 0);
+    }
+
+    /// Where the shards' tables lie: the address of each one's first slot.
+    fn tables(shards: &Shards) -> BTreeSet<usize> {
+        let first = |shard: &Shard| shard.iter().next().map(|r| r as *const Record as usize);
+        shards.iter().filter_map(first).collect()
+    }
+
+    #[test]
+    fn a_written_image_gives_its_tables_to_the_next_snapshots_copies() {
+        let mut store = filled(5000);
+        let overwrite = |store: &mut Store, value: &[u8]| {
+            for i in 0..5000 {
+                store.set(format!("key:{i}").as_bytes(), value);
+            }
+        };
+        // hashbrown grows a full table on any insert, even one that replaces: grow them first,
+        // so the copies of both periods have the same sizes.
+        overwrite(&mut store, b"0");
+        let image = store.image();
+        overwrite(&mut store, b"a");
+        let copied = store.copied().shards;
+        assert!(copied > 1000, "{copied} shards copied");
+        let held = tables(&image.shards);
+        store.retire(image);
+        assert_eq!(
+            store.copied().spare_bytes,
+            0,
+            "taken apart a slice at a time"
+        );
+        while store.reclaiming() {
+            store.reclaim(64);
+        }
+        assert_eq!(store.kept_for_images(), 0);
+        let spare = store.copied().spare_bytes;
+        assert!(spare > 0);
+
+        let second = store.image();
+        overwrite(&mut store, b"b");
+        assert_eq!(store.copied().shards, copied);
+        assert_eq!(store.copied().spare_bytes, 0, "every spare table reused");
+        // A shard's slots need not start at the table's first slot, so the copies' first slots
+        // are compared with the old tables' first slots only loosely: most must fall inside.
+        let reused = tables(&store.shards)
+            .iter()
+            .filter(|&&at| {
+                held.range(..=at)
+                    .next_back()
+                    .is_some_and(|&t| at - t < 4096)
+            })
+            .count();
+        assert!(
+            reused as u64 > copied / 2,
+            "{reused} of {copied} copied into old tables"
+        );
+        assert!(
+            second.iter().all(|r| r.value() == b"a"),
+            "the image is unchanged"
+        );
+        assert!(store
+            .shards
+            .iter()
+            .flat_map(Shard::iter)
+            .all(|r| r.value() == b"b"));
+        assert_eq!(second.iter().count(), 5000);
     }
 
     #[test]

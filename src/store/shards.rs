@@ -7,6 +7,11 @@
 //! not the records, so the copy of a 60-key shard is one allocation and a memcpy, and the copy
 //! and the image's shard share the record blocks. Empty shards and untouched groups all share one
 //! allocation, so an idle server pays a few kilobytes for the lot.
+//!
+//! The tables an image held are not given back to malloc but kept ([`Spares`]) and copied into
+//! by the next snapshot's writes. Freeing ten thousand kilobyte-sized tables at once and then
+//! allocating as many again made glibc's malloc sort its bins for up to 15 ms inside a single
+//! allocation on the loop; a kept table costs a `clone_from` into memory already there.
 
 use std::collections::hash_set::{self, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,7 +20,7 @@ use std::sync::Arc;
 use super::record::{Record, Slot};
 
 /// Shards per group.
-const GROUP: usize = 64;
+pub(super) const GROUP: usize = 64;
 
 /// Number of groups. Not a power of two on purpose: each shard's table is one, and at a million
 /// keys 10,240 shards fill their 128-slot tables to about 0.76, where 16,384 left them at 0.48
@@ -106,8 +111,74 @@ impl Shard {
 
     /// Bytes a copy of the table takes.
     fn table_bytes(&self) -> usize {
-        self.set.capacity() * SLOT_BYTES
+        table_bytes(&self.set)
     }
+}
+
+/// Bytes `set`'s table takes.
+fn table_bytes(set: &HashSet<Slot>) -> usize {
+    set.capacity() * SLOT_BYTES
+}
+
+/// Tables of shards that images held, kept for later copies, sorted by size: a table is only
+/// reused for a shard of the same size, where `clone_from` copies into it without allocating.
+/// At most one per shard, so they never take more than the live tables do.
+#[derive(Debug, Default)]
+pub struct Spares {
+    /// Indexed by the log2 of the table's slot count.
+    by_size: Vec<Vec<HashSet<Slot>>>,
+    count: usize,
+    bytes: usize,
+}
+
+impl Spares {
+    /// Bytes the kept tables take.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Keeps the tables of a group of shards an image held, where no one else holds them;
+    /// shards still shared are let go, and one that owns its records frees them.
+    pub fn harvest(&mut self, group: Arc<Vec<Arc<Shard>>>) {
+        let Ok(group) = Arc::try_unwrap(group) else {
+            return;
+        };
+        for shard in group {
+            let Ok(mut shard) = Arc::try_unwrap(shard) else {
+                continue;
+            };
+            // A table whose records another shard owns is only stale handles: its memory is
+            // all that is worth keeping.
+            if !*shard.owns.get_mut() && shard.set.capacity() > 0 && self.count < SHARDS {
+                let set = std::mem::take(&mut shard.set);
+                self.bytes += table_bytes(&set);
+                self.count += 1;
+                let size = size_class(&set);
+                if self.by_size.len() <= size {
+                    self.by_size.resize_with(size + 1, Vec::new);
+                }
+                self.by_size[size].push(set);
+            }
+        }
+    }
+
+    /// A copy of `set`, into a kept table of the same size when there is one.
+    fn copy(&mut self, set: &HashSet<Slot>) -> HashSet<Slot> {
+        let kept = self.by_size.get_mut(size_class(set)).and_then(Vec::pop);
+        let Some(mut copy) = kept else {
+            return set.clone();
+        };
+        self.bytes -= table_bytes(&copy);
+        self.count -= 1;
+        copy.clone_from(set);
+        copy
+    }
+}
+
+/// The log2 of a table's slot count, which its capacity (7/8 of the slots, or one less than
+/// them when small) rounds up to.
+fn size_class(set: &HashSet<Slot>) -> usize {
+    set.capacity().next_power_of_two().trailing_zeros() as usize
 }
 
 impl<'a> IntoIterator for &'a Shard {
@@ -153,14 +224,14 @@ impl Shards {
     }
 
     /// Shard `i` for writing. Where an image shares them, the group is copied first, then the
-    /// shard's table, marked as copied in lending period `period`; the records stay where they
-    /// are, now freed by the copy.
-    pub(super) fn get_mut(&mut self, i: usize, period: u64) -> &mut Shard {
+    /// shard's table (into a spare one when there is one), marked as copied in lending period
+    /// `period`; the records stay where they are, now freed by the copy.
+    pub(super) fn get_mut(&mut self, i: usize, period: u64, spares: &mut Spares) -> &mut Shard {
         let group = Arc::make_mut(&mut self.groups[i / GROUP]);
         let shard = &mut group[i % GROUP];
         if Arc::get_mut(shard).is_none() {
             let copy = Shard {
-                set: shard.set.clone(),
+                set: spares.copy(&shard.set),
                 owns: AtomicBool::new(true),
                 lent_in: period,
             };
@@ -177,6 +248,11 @@ impl Shards {
             // Unreachable: the Arc was either unique or just replaced by a fresh one.
             None => unreachable!("a fresh shard is not shared"),
         }
+    }
+
+    /// The groups, for [`Spares::harvest`] to take apart.
+    pub fn into_groups(self) -> Vec<Arc<Vec<Arc<Shard>>>> {
+        self.groups
     }
 
     /// Every shard, in index order.
@@ -199,8 +275,10 @@ mod tests {
     #[test]
     fn a_clone_is_a_frozen_copy_and_writes_copy_only_the_table_they_touch() {
         let mut live = Shards::empty();
-        live.get_mut(5, 0).replace(record(b"a", b"1"));
-        live.get_mut(700, 0).replace(record(b"b", b"2"));
+        let mut spares = Spares::default();
+        live.get_mut(5, 0, &mut spares).replace(record(b"a", b"1"));
+        live.get_mut(700, 0, &mut spares)
+            .replace(record(b"b", b"2"));
         let image = live.clone();
         assert!(live.write_copies(5).is_some());
         assert_eq!(
@@ -208,7 +286,7 @@ mod tests {
             None,
             "an empty shard costs nothing to copy"
         );
-        let copy = live.get_mut(5, 1);
+        let copy = live.get_mut(5, 1, &mut spares);
         assert_eq!(copy.lent_in(), 1);
         let shared = copy.get(b"a").map(|r| r.value().as_ptr());
         assert_eq!(
