@@ -83,14 +83,16 @@ echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f
 echo
 
 echo "1. snapshot stall: 50 clients, 50:50 GET/SET, 16-byte keys and values; BGSAVE every 1.5 s"
-printf '%-9s %-9s %12s %12s %14s %14s %16s %16s\n' server keys "max (ms)" "max+snap" "p99.9 (ms)" "p99.9+snap" "copy (us)" "longest turn cpu"
+printf '%-9s %-9s %12s %12s %14s %14s %16s %16s\n' server keys "max (ms)" "max+snap" "p99.9 (ms)" "p99.9+snap" "copy (us)" "turn cpu (us)"
 for keys in 100000 1000000; do
     for server in pocketkv redis; do
         dir="$WORK/$server-$keys"
         if [[ $server == pocketkv ]]; then port=$(start_pocketkv "$dir"); else port=$(start_redis "$dir"); fi
         "$GEN" --port "$port" --load "$keys" --value-size 16 --quiet >/dev/null
         load=(--port "$port" --clients 50 --ratio 50:50 --keyspace "$keys" --duration "$SECONDS_PER_RUN" --quiet)
+        redis-cli -p "$port" config resetstat >/dev/null
         plain=$("$GEN" "${load[@]}" | grep result:)
+        [[ $server == pocketkv ]] && turn_plain=$(info "$port" longest_loop_turn_cpu_usec)
         redis-cli -p "$port" config resetstat >/dev/null
         (for _ in $(seq 1 $((SECONDS_PER_RUN * 2 / 3 + 1))); do
             sleep 1.5
@@ -101,7 +103,7 @@ for keys in 100000 1000000; do
         wait "$snapper" || true
         if [[ $server == pocketkv ]]; then
             copy="$(info "$port" rdb_last_copy_usec)/$(info "$port" rdb_last_copy_cpu_usec)cpu"
-            turn="$(($(info "$port" longest_loop_turn_cpu_usec) / 1000)) ms"
+            turn="$turn_plain/$(info "$port" longest_loop_turn_cpu_usec)"
         else
             copy="$(info "$port" latest_fork_usec) (fork)"
             turn="-"

@@ -97,6 +97,13 @@ pub fn parse_request_resuming<'a>(
     }
 }
 
+/// The key of the RESP request at the start of `input`, when all of it up to the key has
+/// arrived: read without parsing the whole request, so the loop can prefetch its shard while it
+/// runs the request before it.
+pub fn peek_key(input: &[u8]) -> Option<&[u8]> {
+    resp::peek_key(input)
+}
+
 /// Appends `reply` to `out`, encoded for `dialect`.
 pub fn encode_reply(reply: &Reply<'_>, dialect: Dialect, out: &mut Vec<u8>) {
     match dialect {

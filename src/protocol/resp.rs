@@ -53,6 +53,31 @@ pub(super) fn parse<'a>(
     ))
 }
 
+/// The second element of the RESP request at the start of `input` (for most commands, the key),
+/// found without allocating or checking the rest; `None` unless it has fully arrived. A hint for
+/// prefetching, never for running anything.
+pub(super) fn peek_key(input: &[u8]) -> Option<&[u8]> {
+    let (count, at) = peek_number(input, 0, b'*')?;
+    if count < 2 {
+        return None;
+    }
+    let (len, at) = peek_number(input, at, b'$')?;
+    let (len, at) = peek_number(input, at.checked_add(len)?.checked_add(2)?, b'$')?;
+    input.get(at..at.checked_add(len)?)
+}
+
+/// `<kind><digits>\r\n` at `at`: the number and where the line ends.
+fn peek_number(input: &[u8], at: usize, kind: u8) -> Option<(usize, usize)> {
+    let rest = input.get(at..)?;
+    if rest.first() != Some(&kind) {
+        return None;
+    }
+    // A length has at most 20 digits: never scan further for the line's end.
+    let cr = memchr::memchr(b'\r', rest.get(..rest.len().min(24))?)?;
+    let number = usize::try_from(parse_i64(rest.get(1..cr)?)?).ok()?;
+    Some((number, at + cr + 2))
+}
+
 /// Fills `progress.spans` with every element of the request; returns the request's length.
 fn parse_elements(
     input: &[u8],
@@ -258,6 +283,30 @@ mod tests {
         let (req, used) = parse(SET, &limits(), &mut Progress::default()).unwrap();
         assert_eq!(used, SET.len());
         assert_eq!(req.args, vec![&b"SET"[..], b"key", b"va\r\nl"]);
+    }
+
+    #[test]
+    fn peek_key_finds_the_key_once_it_has_arrived_and_nothing_else() {
+        let key_end = SET.len() - b"$5\r\nva\r\nl\r\n".len() - 2;
+        for cut in 0..SET.len() {
+            let expected = (cut >= key_end).then_some(&b"key"[..]);
+            assert_eq!(peek_key(&SET[..cut]), expected, "cut at {cut}");
+        }
+        for not_keyed in [
+            &b"*1\r\n$4\r\nPING\r\n"[..],
+            b"GET key\r\n",
+            b"*2\r\n$3\r\nGET\r\n:1\r\n",
+            b"*2\r\n$-1\r\n$3\r\nkey\r\n",
+            b"*2\r\n$99999999999999999999\r\nGET\r\n$3\r\nkey\r\n",
+            b"*2\r\n$3\r\nGET\r\n$0000000000000000000000003\r\nkey\r\n",
+        ] {
+            assert_eq!(
+                peek_key(not_keyed),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(not_keyed)
+            );
+        }
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub(super) fn execute_pending(
         let parsed = protocol::parse_request_resuming(input, &limits, &mut conn.progress);
         let used = match parsed {
             Ok((request, used)) => {
+                if let Some(key) = input.get(used..).and_then(protocol::peek_key) {
+                    store.prefetch(key);
+                }
                 if !request.args.is_empty() {
                     let mark = conn.output.len();
                     let (flow, recorded) = execute_one(
