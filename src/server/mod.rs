@@ -59,10 +59,14 @@ const LISTEN_BACKLOG: i32 = 4096;
 /// starts is spread over turns instead of making one long pause for everyone.
 const COPY_BUDGET: u64 = 64;
 
-/// Records kept for a finished snapshot that a loop turn frees (or shards of a written image it
-/// takes apart): each record freed is a cache miss or two, so about 0.3 ms with the allocator's
-/// sorting (see `settle_allocator`).
-const RECLAIM_BUDGET: usize = 1024;
+/// Records kept for a finished snapshot that are freed at a time (or shards of a written image
+/// taken apart), each slice followed by `settle_allocator`.
+const RECLAIM_SLICE: usize = 256;
+
+/// Time a loop turn spends freeing what a finished snapshot kept. Each record freed is a cache
+/// miss or two, and how many a slice of time frees varies with the machine's other work; a
+/// count alone made some turns 0.5 ms longer.
+const RECLAIM_TIME: Duration = Duration::from_micros(200);
 
 /// Longest the loop sleeps, so timers (snapshots, memory sampling) run on time.
 const TICK: Duration = Duration::from_millis(500);
@@ -317,9 +321,7 @@ impl Server {
                 }
             }
             self.expire_keys();
-            if self.store.reclaim(RECLAIM_BUDGET) > 0 {
-                settle_allocator();
-            }
+            self.reclaim();
             self.submit_log();
             self.tick();
             let stats = &mut self.state.stats;
@@ -352,6 +354,20 @@ impl Server {
             timeout = Duration::ZERO; // Take back what the last snapshot kept, a slice per turn.
         }
         timeout
+    }
+
+    /// Frees what the last snapshot kept, a slice at a time, for at most `RECLAIM_TIME`.
+    fn reclaim(&mut self) {
+        if !self.store.reclaiming() {
+            return;
+        }
+        let started = Instant::now();
+        while self.store.reclaim(RECLAIM_SLICE) > 0 {
+            settle_allocator();
+            if started.elapsed() >= RECLAIM_TIME {
+                break;
+            }
+        }
     }
 
     /// A round of active expiry when one is due. Rounds follow each other turn after turn while
