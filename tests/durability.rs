@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{bulk, resp, spawn, Client, Server, DEADLINE};
+use common::{bulk, resp, spawn, Server, DEADLINE};
 
 const ALWAYS: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
 
@@ -25,19 +25,6 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
         .collect();
     found.sort();
     found
-}
-
-/// The value of `field` in `INFO persistence`.
-fn info_field(client: &mut Client, field: &str) -> String {
-    client.send(&resp(&["INFO", "persistence"]));
-    let header = client.read_line();
-    let len: usize = header[1..].trim_end().parse().unwrap();
-    let body = client.read_n(len + 2);
-    let text = String::from_utf8(body).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("{field} not in INFO:\n{text}"))
-        .to_string()
 }
 
 /// Writes through `stream` as fast as replies come, counting acknowledged writes, until the
@@ -137,8 +124,14 @@ fn a_torn_last_record_is_cut_with_a_warning() {
     assert!(warning.contains(&log.display().to_string()), "{warning}");
     let mut client = server.connect();
     client.cmd(&["MGET", "a", "b"], b"*2\r\n$1\r\n1\r\n$1\r\n2\r\n");
-    assert_eq!(info_field(&mut client, "aof_torn_tails_truncated"), "1");
-    assert_eq!(info_field(&mut client, "aof_replayed_records"), "2");
+    assert_eq!(
+        client.info_field("persistence", "aof_torn_tails_truncated"),
+        "1"
+    );
+    assert_eq!(
+        client.info_field("persistence", "aof_replayed_records"),
+        "2"
+    );
     assert_eq!(
         std::fs::read(&log).unwrap(),
         good,
@@ -222,7 +215,7 @@ fn snapshots_compact_the_log_and_restart_from_both() {
         segments(dir.path()),
         vec![dir.path().join("appendonly.2.aof")]
     );
-    assert_eq!(info_field(&mut client, "aof_current_segment"), "2");
+    assert_eq!(client.info_field("persistence", "aof_current_segment"), "2");
     client.cmd(&["SET", "after", "2"], b"+OK\r\n");
     client.cmd(&["INCR", "n"], b":2\r\n");
     server.signal("KILL");
@@ -261,8 +254,8 @@ fn everysec_and_no_keep_writes_across_a_clean_restart() {
         let mut server = Server::start_in(dir.path(), &flags);
         let mut client = server.connect();
         client.cmd(&["SET", "k", policy], &bulk_ok());
-        assert_eq!(info_field(&mut client, "aof_fsync"), policy);
-        assert_eq!(info_field(&mut client, "aof_enabled"), "1");
+        assert_eq!(client.info_field("persistence", "aof_fsync"), policy);
+        assert_eq!(client.info_field("persistence", "aof_enabled"), "1");
         client.cmd(
             &["CONFIG", "GET", "appendfsync"],
             &config_pair("appendfsync", policy),
@@ -378,7 +371,10 @@ fn a_full_disk_refuses_writes_keeps_reads_and_recovers_by_itself() {
     let mut stuck = server.connect();
     stuck.send(&resp(&["SET", "big", &"x".repeat(64 * 1024)]));
     server.wait_log("refusing writes until the log can be written");
-    assert_eq!(info_field(&mut client, "aof_last_write_status"), "err");
+    assert_eq!(
+        client.info_field("persistence", "aof_last_write_status"),
+        "err"
+    );
     client.send(&resp(&["SET", "other", "1"]));
     let refusal = client.read_line();
     assert!(

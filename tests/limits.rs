@@ -40,18 +40,6 @@ fn drain_until_closed(client: &mut Client) -> usize {
     }
 }
 
-/// The value of `field` in INFO's text.
-fn info_field(client: &mut Client, field: &str) -> String {
-    client.send(&resp(&["INFO", "stats"]));
-    let header = client.read_line();
-    let len: usize = header[1..].trim_end().parse().expect("bulk length");
-    let text = String::from_utf8(client.read_n(len + 2)).expect("utf-8 INFO");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO"))
-        .to_string()
-}
-
 #[test]
 fn protected_mode_refuses_outside_clients_without_a_password() {
     let server = Server::start(&["--bind", "0.0.0.0"]);
@@ -69,7 +57,7 @@ fn protected_mode_refuses_outside_clients_without_a_password() {
     // Loopback clients are served, and may turn protected mode off at run time.
     let mut local = server.connect();
     local.cmd(&["PING"], b"+PONG\r\n");
-    assert_eq!(info_field(&mut local, "rejected_connections"), "1");
+    assert_eq!(local.info_field("stats", "rejected_connections"), "1");
     local.cmd(&["CONFIG", "SET", "protected-mode", "no"], b"+OK\r\n");
     let mut outsider = connect_from_outside(&server).expect("outside address");
     outsider.cmd(&["PING"], b"+PONG\r\n");
@@ -132,7 +120,7 @@ fn a_reply_past_the_hard_limit_closes_the_client_at_once() {
     let got = drain_until_closed(&mut greedy);
     assert!(got < BIG, "the client got the whole reply ({got} bytes)");
     assert_eq!(
-        info_field(&mut writer, "client_output_buffer_limit_disconnections"),
+        writer.info_field("stats", "client_output_buffer_limit_disconnections"),
         "1"
     );
     // Others, and small replies, are unaffected.
@@ -158,7 +146,7 @@ fn a_client_above_the_soft_limit_for_too_long_is_closed_and_a_reader_is_not() {
     assert!(stuck.stream.peek(&mut [0u8; 1]).is_ok(), "still connected");
     let deadline = Instant::now() + DEADLINE;
     loop {
-        if info_field(&mut writer, "client_output_buffer_limit_disconnections") == "1" {
+        if writer.info_field("stats", "client_output_buffer_limit_disconnections") == "1" {
             break;
         }
         assert!(

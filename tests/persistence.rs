@@ -656,3 +656,70 @@ fn compressed_snapshots_are_smaller_and_load_whatever_the_setting() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no or lz4"), "{stderr}");
 }
+
+#[test]
+fn writes_during_a_save_leave_it_unchanged_and_its_tables_for_the_next() {
+    let mut server = Server::start(&["--save-interval", "0"]);
+    let mut client = server.connect();
+    // Enough data that writing the snapshot takes the snapshot thread far longer (about 0.7 s
+    // here) than the round trips below, which run while it still holds the point-in-time copy.
+    let filler = "x".repeat(1024);
+    for batch in 0..20 {
+        let load: Vec<u8> = (0..1000)
+            .flat_map(|i| resp(&["SET", &format!("fill:{batch}:{i}"), &filler]))
+            .collect();
+        client.roundtrip(&load, &b"+OK\r\n".repeat(1000));
+    }
+    let keys: Vec<String> = (0..40).map(|i| format!("cow:{i}")).collect();
+    let set_all =
+        |value: &str| -> Vec<u8> { keys.iter().flat_map(|k| resp(&["SET", k, value])).collect() };
+    client.roundtrip(&set_all("before"), &b"+OK\r\n".repeat(keys.len()));
+    client.cmd(&["BGSAVE"], b"+Background saving started\r\n");
+    // The copy is taken at the end of a loop turn, maybe after BGSAVE's reply went out.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while client.info_field("persistence", "rdb_bgsave_in_progress") != "1" {
+        assert!(Instant::now() < deadline, "the snapshot never started");
+    }
+    client.roundtrip(&set_all("after"), &b"+OK\r\n".repeat(keys.len()));
+    assert_eq!(
+        client.info_field("persistence", "rdb_bgsave_in_progress"),
+        "1",
+        "the snapshot was written before the overwrites ran: give it more data"
+    );
+    server.wait_log("snapshot saved");
+    let copied: usize = client
+        .info_field("persistence", "rdb_cow_shards_copied")
+        .parse()
+        .unwrap();
+    assert!((1..=keys.len()).contains(&copied), "{copied} shards copied");
+    let file = read_snapshot(&server.snapshot_path());
+    let saved: Vec<Value> = file["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|pair| pair[0].as_str().is_some_and(|k| k.starts_with("cow:")))
+        .cloned()
+        .collect();
+    let saved = snapshot_pairs(&json!({ "data": saved }));
+    let before: Vec<_> = keys
+        .iter()
+        .map(|k| (k.as_bytes().to_vec(), b"before".to_vec()))
+        .collect();
+    assert_eq!(saved, expected_pairs(&before));
+    // The written image comes back to the loop, which keeps the tables only it held.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let spare = loop {
+        let spare: u64 = client
+            .info_field("persistence", "rdb_cow_spare_bytes")
+            .parse()
+            .unwrap();
+        if spare > 0 || Instant::now() > deadline {
+            break spare;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(spare > 0, "no tables kept after the save");
+    client.cmd(&["GET", "cow:7"], b"$5\r\nafter\r\n");
+    client.cmd(&["FLUSHALL"], b"+OK\r\n");
+    assert_eq!(client.info_field("persistence", "rdb_cow_spare_bytes"), "0");
+}

@@ -267,6 +267,18 @@ impl Client {
         self.roundtrip(&resp(args), expected);
     }
 
+    /// The value of `field` in `INFO section`.
+    pub fn info_field(&mut self, section: &str, field: &str) -> String {
+        self.send(&resp(&["INFO", section]));
+        let header = self.read_line();
+        let len: usize = header[1..].trim_end().parse().expect("bulk length");
+        let text = String::from_utf8(self.read_n(len + 2)).expect("utf-8 INFO");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&format!("{field}:")))
+            .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{text}"))
+            .to_string()
+    }
+
     /// Asserts the server closes the connection (EOF) within the deadline.
     pub fn expect_closed(&mut self) {
         let mut buf = [0u8; 256];
