@@ -1048,6 +1048,75 @@ mod tests {
         assert_eq!(store.kept_for_images(), 0);
     }
 
+    #[test]
+    fn images_stay_exact_through_random_writes_saves_and_reclaims() {
+        use std::collections::BTreeMap;
+        type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+        fn contents(image: &Image) -> Model {
+            let pairs = image.iter().map(|r| (r.key().to_vec(), r.value().to_vec()));
+            pairs.collect()
+        }
+        let steps = if cfg!(miri) { 200 } else { 20_000 };
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut store = Store::new();
+        let mut model = Model::new();
+        let mut images: Vec<(Image, Model)> = Vec::new();
+        for step in 0..steps {
+            let key = format!("k{}", next(300)).into_bytes();
+            match next(100) {
+                0..=44 => {
+                    let value = format!("v{step}").into_bytes();
+                    store.set(&key, &value);
+                    model.insert(key, value);
+                }
+                45..=59 => {
+                    let removed = store.remove(&key).map(|r| r.value().to_vec());
+                    assert_eq!(removed, model.remove(&key), "step {step}");
+                }
+                60..=64 => {
+                    store.append(&key, b"+");
+                    model.entry(key).or_default().extend(b"+");
+                }
+                65..=71 if images.len() < 3 => images.push((store.image(), model.clone())),
+                72..=81 if !images.is_empty() => {
+                    let (image, expected) = images.remove(next(images.len() as u64) as usize);
+                    assert!(contents(&image) == expected, "image changed, step {step}");
+                    if next(4) == 0 {
+                        drop(image); // As if written by `finish`, which keeps nothing.
+                    } else {
+                        store.retire(image);
+                    }
+                }
+                82..=97 => {
+                    store.reclaim(next(20_000) as usize + 1);
+                }
+                98 if next(10) == 0 => {
+                    store.clear();
+                    model.clear();
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(store.len(), model.len());
+        for (key, value) in &model {
+            assert_eq!(store.peek(key), Some(&value[..]));
+        }
+        for (image, expected) in images {
+            assert!(contents(&image) == expected, "image changed by the end");
+            store.retire(image);
+        }
+        while store.reclaiming() {
+            store.reclaim(64);
+        }
+        assert_eq!(store.kept_for_images(), 0);
+    }
+
     /// Where the shards' tables lie: the address of each one's first slot.
     fn tables(shards: &Shards) -> BTreeSet<usize> {
         let first = |shard: &Shard| shard.iter().next().map(|r| r as *const Record as usize);
