@@ -340,8 +340,9 @@ impl Store {
         }
     }
 
-    /// Records kept for images, not freed yet.
-    pub fn kept_for_images(&self) -> usize {
+    /// Records kept for images, not freed yet. The loop asks [`Store::reclaiming`] instead.
+    #[cfg(test)]
+    fn kept_for_images(&self) -> usize {
         self.graveyard.len() + self.unburied.len()
     }
 
