@@ -97,11 +97,12 @@ pub fn parse_request_resuming<'a>(
     }
 }
 
-/// The key of the RESP request at the start of `input`, when all of it up to the key has
-/// arrived: read without parsing the whole request, so the loop can prefetch its shard while it
-/// runs the request before it.
-pub fn peek_key(input: &[u8]) -> Option<&[u8]> {
-    resp::peek_key(input)
+/// The keys of the complete RESP requests at the start of `input`, read without parsing them,
+/// so the loop can start loading what they will look up while it runs the ones before: fills
+/// `keys` with those of up to `keys.len()` requests; returns how many requests that walked and
+/// how many keys it found.
+pub fn peek_keys<'a>(input: &'a [u8], keys: &mut [&'a [u8]]) -> (usize, usize) {
+    resp::peek_keys(input, keys)
 }
 
 /// Appends `reply` to `out`, encoded for `dialect`.

@@ -53,17 +53,46 @@ pub(super) fn parse<'a>(
     ))
 }
 
-/// The second element of the RESP request at the start of `input` (for most commands, the key),
-/// found without allocating or checking the rest; `None` unless it has fully arrived. A hint for
-/// prefetching, never for running anything.
-pub(super) fn peek_key(input: &[u8]) -> Option<&[u8]> {
-    let (count, at) = peek_number(input, 0, b'*')?;
-    if count < 2 {
-        return None;
+/// Requests with more elements than this end a [`peek_keys`] walk: finding their end would
+/// read every header, for a hint.
+const PEEK_ELEMENTS: usize = 8;
+
+/// The keys (second elements) of the complete RESP requests at the start of `input`, found
+/// without allocating or checking more than their headers: fills `keys` from the start with
+/// those of up to `keys.len()` requests, and returns how many requests it walked and how many
+/// keys it found. A hint for prefetching, never for running anything: it stops at the first
+/// request that has not fully arrived, is not RESP, or is long.
+pub(super) fn peek_keys<'a>(input: &'a [u8], keys: &mut [&'a [u8]]) -> (usize, usize) {
+    let (mut requests, mut found, mut at) = (0, 0, 0);
+    while requests < keys.len() {
+        let Some((count, mut pos)) = peek_number(input, at, b'*') else {
+            break;
+        };
+        if count == 0 || count > PEEK_ELEMENTS {
+            break;
+        }
+        let mut key = None;
+        for element in 0..count {
+            let Some((len, start)) = peek_number(input, pos, b'$') else {
+                return (requests, found);
+            };
+            let next = start.checked_add(len).and_then(|end| end.checked_add(2));
+            let Some(next) = next.filter(|&next| next <= input.len()) else {
+                return (requests, found);
+            };
+            if element == 1 {
+                key = input.get(start..start + len);
+            }
+            pos = next;
+        }
+        if let (Some(key), Some(slot)) = (key, keys.get_mut(found)) {
+            *slot = key;
+            found += 1;
+        }
+        requests += 1;
+        at = pos;
     }
-    let (len, at) = peek_number(input, at, b'$')?;
-    let (len, at) = peek_number(input, at.checked_add(len)?.checked_add(2)?, b'$')?;
-    input.get(at..at.checked_add(len)?)
+    (requests, found)
 }
 
 /// `<kind><digits>\r\n` at `at`: the number and where the line ends.
@@ -286,25 +315,43 @@ mod tests {
     }
 
     #[test]
-    fn peek_key_finds_the_key_once_it_has_arrived_and_nothing_else() {
-        let key_end = SET.len() - b"$5\r\nva\r\nl\r\n".len() - 2;
-        for cut in 0..SET.len() {
-            let expected = (cut >= key_end).then_some(&b"key"[..]);
-            assert_eq!(peek_key(&SET[..cut]), expected, "cut at {cut}");
+    fn peek_keys_finds_the_keys_of_the_requests_that_have_fully_arrived_and_nothing_else() {
+        let two = [
+            SET,
+            b"*1\r\n$4\r\nPING\r\n",
+            b"*2\r\n$3\r\nGET\r\n$2\r\nk2\r\n",
+        ]
+        .concat();
+        for cut in 0..=two.len() {
+            let mut keys = [&b""[..]; 4];
+            let walked = peek_keys(&two[..cut], &mut keys);
+            let expected = match cut {
+                c if c < SET.len() => (0, 0),
+                c if c < SET.len() + 14 => (1, 1),
+                c if c < two.len() => (2, 1),
+                _ => (3, 2),
+            };
+            assert_eq!(walked, expected, "cut at {cut}");
+            assert_eq!(&keys[..walked.1], &[&b"key"[..], b"k2"][..walked.1]);
         }
-        for not_keyed in [
-            &b"*1\r\n$4\r\nPING\r\n"[..],
-            b"GET key\r\n",
+        let mut one = [&b""[..]; 1];
+        assert_eq!(peek_keys(&two, &mut one), (1, 1), "no more than asked for");
+        for not_walked in [
+            &b"GET key\r\n"[..],
+            b"*0\r\n",
+            b"*9\r\n$1\r\na\r\n",
             b"*2\r\n$3\r\nGET\r\n:1\r\n",
             b"*2\r\n$-1\r\n$3\r\nkey\r\n",
             b"*2\r\n$99999999999999999999\r\nGET\r\n$3\r\nkey\r\n",
             b"*2\r\n$3\r\nGET\r\n$0000000000000000000000003\r\nkey\r\n",
+            b"*2\r\n$3\r\nGET\r\n$18446744073709551615\r\nkey\r\n",
         ] {
+            let mut keys = [&b""[..]; 4];
             assert_eq!(
-                peek_key(not_keyed),
-                None,
+                peek_keys(not_walked, &mut keys),
+                (0, 0),
                 "{:?}",
-                String::from_utf8_lossy(not_keyed)
+                String::from_utf8_lossy(not_walked)
             );
         }
     }

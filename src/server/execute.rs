@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::command::{self, Arg, Call, ClientState, Ctx, Flow, ServerState};
 use crate::persist::FsyncPolicy;
 use crate::protocol::{self, Dialect, ParseError, ProtocolError, Reply, Request};
-use crate::store::Store;
+use crate::store::{Store, PREFETCH_BATCH};
 
 /// Why [`execute_pending`] stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub(super) fn execute_pending(
     copy_limit: u64,
 ) -> Stopped {
     let mut limits = state.config.limits;
+    // Requests from the current one on whose lookups are already on their way.
+    let mut prefetched = 0;
     loop {
         // Per request: an AUTH earlier in the same pipeline lifts the limits for what follows.
         limits.unauthenticated = !conn.client.authenticated && !state.config.requirepass.is_empty();
@@ -49,9 +51,10 @@ pub(super) fn execute_pending(
         let parsed = protocol::parse_request_resuming(input, &limits, &mut conn.progress);
         let used = match parsed {
             Ok((request, used)) => {
-                if let Some(key) = input.get(used..).and_then(protocol::peek_key) {
-                    store.prefetch(key);
+                if prefetched == 0 {
+                    prefetched = prefetch(input, store);
                 }
+                prefetched -= 1;
                 if !request.args.is_empty() {
                     let mark = conn.output.len();
                     let (flow, recorded) = execute_one(
@@ -96,6 +99,19 @@ pub(super) fn execute_pending(
         };
         conn.input.consume(used);
     }
+}
+
+/// Starts loading what the requests at the start of `input` will look up, when more than one
+/// has arrived (a lone request would wait for its own prefetch); returns how many requests that
+/// covers, at least one.
+fn prefetch(input: &[u8], store: &Store) -> usize {
+    let mut keys = [&b""[..]; PREFETCH_BATCH];
+    let (requests, found) = protocol::peek_keys(input, &mut keys);
+    if requests < 2 {
+        return 1;
+    }
+    store.prefetch(&keys[..found]);
+    requests
 }
 
 /// Runs one request and appends its reply to `output`, unless the command holds it (SAVE) or

@@ -25,7 +25,9 @@ mod evict;
 mod glob;
 mod record;
 mod shards;
+mod table;
 
+use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 
 pub use entry::Entry;
@@ -37,8 +39,8 @@ pub use shards::{Shard, Shards, Spares, SHARDS};
 
 use std::sync::Arc;
 
-/// The shard hash's multiplier (the golden ratio in 64 bits, odd).
-const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+/// The most keys [`Store::prefetch`] takes at once.
+pub const PREFETCH_BATCH: usize = 8;
 
 /// Below this many candidates, eviction looks at all of them rather than sampling.
 const EXACT_EVICTION_BELOW: usize = 64;
@@ -78,8 +80,8 @@ impl Image {
 #[derive(Debug)]
 pub struct Store {
     shards: Shards,
-    /// Per-process random key of the shard hash.
-    seed: u64,
+    /// The per-process random key of the one hash a key is found by (see [`Place`]).
+    hasher: RandomState,
     len: usize,
     bytes: usize,
     dirty: u64,
@@ -135,7 +137,7 @@ impl Default for Store {
     fn default() -> Self {
         Store {
             shards: Shards::empty(),
-            seed: std::collections::hash_map::RandomState::new().hash_one(0u64),
+            hasher: RandomState::new(),
             len: 0,
             bytes: 0,
             dirty: 0,
@@ -368,7 +370,11 @@ impl Store {
         self.clear_silently();
         let clock = self.lru_clock();
         for (key, entry) in entries {
-            self.insert(Record::new(&key, &entry.value, entry.expires_at(), clock));
+            let place = self.place(&key);
+            self.insert(
+                place,
+                Record::new(&key, &entry.value, entry.expires_at(), clock),
+            );
         }
     }
 
@@ -382,7 +388,7 @@ impl Store {
                 continue;
             }
             for key in self.expired_in(i) {
-                self.unlink(i, &key);
+                self.unlink(self.place(&key), &key);
                 self.expired.push(key);
                 purged += 1;
             }
@@ -392,15 +398,15 @@ impl Store {
 
     /// The value of `key`, counted as a hit or a miss, and as an access for LRU eviction.
     pub fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
-        let i = self.shard_of(key);
-        self.expire_if_due(i, key);
-        let found = self.shards.get(i).get(key);
+        let place = self.place(key);
+        self.expire_if_due(place, key);
+        let found = self.shards.get(place.shard).get(place.hash, key);
         match found {
             Some(record) => {
                 self.hits += 1;
                 // A read never writes to a shard a snapshot holds (Redis, too, leaves LRU clocks
                 // alone while a fork child runs).
-                if !self.shards.is_shared(i) {
+                if !self.shards.is_shared(place.shard) {
                     record.touch(self.lru_clock());
                 }
             }
@@ -430,12 +436,30 @@ impl Store {
         self.set_expiring(key, value, None)
     }
 
-    /// Starts loading the shard `key` falls in, for a request that comes next: with many keys
-    /// that is a cache miss, which the request before can overlap instead of the next one
-    /// waiting for it.
-    pub fn prefetch(&self, key: &[u8]) {
-        let shard: *const Shard = self.shards.get(self.shard_of(key));
-        prefetch(shard.cast());
+    /// Starts loading what looking up `keys` will read, for requests that come next: with many
+    /// keys each lookup is three cache misses in a row (the shard, its bucket, the record), which
+    /// for a batch of keys overlap instead of each request waiting for its own. Takes at most
+    /// [`PREFETCH_BATCH`] keys.
+    pub fn prefetch(&self, keys: &[&[u8]]) {
+        let mut places = [Place { shard: 0, hash: 0 }; PREFETCH_BATCH];
+        let n = keys.len().min(PREFETCH_BATCH);
+        for (place, key) in places.iter_mut().zip(keys) {
+            *place = self.place(key);
+            let shard: *const Shard = self.shards.get(place.shard);
+            prefetch(shard.cast());
+        }
+        // Each pass reads what the one before asked for, which by then has had a batch's worth
+        // of time to arrive.
+        for place in &places[..n] {
+            if let Some(at) = self.shards.get(place.shard).home_of(place.hash) {
+                prefetch(at);
+            }
+        }
+        for place in &places[..n] {
+            if let Some(at) = self.shards.get(place.shard).candidate_of(place.hash) {
+                prefetch(at);
+            }
+        }
     }
 
     /// Stores `value` under `key`, expiring at `expires_at` (Unix ms) when given; returns the
@@ -446,30 +470,33 @@ impl Store {
         value: &[u8],
         expires_at: Option<u64>,
     ) -> Option<Record> {
-        let i = self.shard_of(key);
-        self.expire_if_due(i, key);
+        let place = self.place(key);
+        self.expire_if_due(place, key);
         self.dirty += 1;
-        self.insert(Record::new(key, value, expires_at, self.lru_clock()))
+        self.insert(place, Record::new(key, value, expires_at, self.lru_clock()))
     }
 
     /// Sets (or with `None` clears) the expiry time of an existing key; false when there is no
     /// such key.
     pub fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>) -> bool {
-        let i = self.shard_of(key);
-        self.expire_if_due(i, key);
-        let Some(old) = self.unlink(i, key) else {
+        let place = self.place(key);
+        self.expire_if_due(place, key);
+        let Some(old) = self.unlink(place, key) else {
             return false;
         };
         self.dirty += 1;
-        self.insert(Record::new(key, old.value(), expires_at, self.lru_clock()));
+        self.insert(
+            place,
+            Record::new(key, old.value(), expires_at, self.lru_clock()),
+        );
         true
     }
 
     /// Removes `key`; returns its record (value and expiry time).
     pub fn remove(&mut self, key: &[u8]) -> Option<Record> {
-        let i = self.shard_of(key);
-        self.expire_if_due(i, key);
-        let record = self.unlink(i, key)?;
+        let place = self.place(key);
+        self.expire_if_due(place, key);
+        let record = self.unlink(place, key)?;
         self.dirty += 1;
         Some(record)
     }
@@ -499,9 +526,13 @@ impl Store {
     /// Replaces the value of `key`, keeping its expiry time (what INCR does), creating it with
     /// none when missing.
     pub fn replace(&mut self, key: &[u8], bytes: &[u8]) {
-        let i = self.shard_of(key);
-        self.expire_if_due(i, key);
-        let expires_at = self.shards.get(i).get(key).and_then(Record::expires_at);
+        let place = self.place(key);
+        self.expire_if_due(place, key);
+        let expires_at = self
+            .shards
+            .get(place.shard)
+            .get(place.hash, key)
+            .and_then(Record::expires_at);
         self.set_expiring(key, bytes, expires_at);
     }
 
@@ -581,7 +612,7 @@ impl Store {
             }
             round.examined += volatile;
             for key in self.expired_in(i) {
-                self.expire(i, key);
+                self.expire(self.place(&key), key);
                 round.removed += 1;
             }
         }
@@ -638,10 +669,10 @@ impl Store {
             }
         }
         let best = best.map(|(_, i, record)| (i, record.key().to_vec()));
-        let Some((i, key)) = best else {
+        let Some((_, key)) = best else {
             return false;
         };
-        if self.unlink(i, &key).is_none() {
+        if self.unlink(self.place(&key), &key).is_none() {
             return false;
         }
         self.dirty += 1;
@@ -683,23 +714,32 @@ impl Store {
     /// Rewrites the value of `key` in place of the old record (created empty when missing),
     /// keeping its expiry time; returns the new length.
     fn update(&mut self, key: &[u8], change: impl FnOnce(&mut Vec<u8>)) -> usize {
-        let i = self.shard_of(key);
-        self.expire_if_due(i, key);
-        let old = self.unlink(i, key);
+        let place = self.place(key);
+        self.expire_if_due(place, key);
+        let old = self.unlink(place, key);
         let mut value = old.as_ref().map_or_else(Vec::new, |r| r.value().to_vec());
         change(&mut value);
         let expires_at = old.and_then(|r| r.expires_at());
         self.dirty += 1;
-        self.insert(Record::new(key, &value, expires_at, self.lru_clock()));
+        self.insert(
+            place,
+            Record::new(key, &value, expires_at, self.lru_clock()),
+        );
         value.len()
     }
 
-    /// Inserts without counting a change; returns the record replaced.
-    fn insert(&mut self, record: Record) -> Option<Record> {
-        let i = self.shard_of(record.key());
+    /// Inserts `record`, whose key is at `place`, without counting a change; returns the record
+    /// replaced.
+    fn insert(&mut self, place: Place, record: Record) -> Option<Record> {
+        let i = place.shard;
         self.bytes += cost(&record);
         let volatile = record.expires_at().is_some();
-        let old = self.shard_mut(i).replace(record);
+        self.note_copy(i);
+        let hasher = &self.hasher;
+        let old = self
+            .shards
+            .get_mut(i, self.period, &mut self.spares)
+            .replace(place.hash, record, &|key| hasher.hash_one(key));
         let old = old.map(|slot| self.release(i, slot));
         match &old {
             Some(old) => {
@@ -714,12 +754,12 @@ impl Store {
         old
     }
 
-    /// Removes `key` from shard `i` without counting a change; returns its record.
-    fn unlink(&mut self, i: usize, key: &[u8]) -> Option<Record> {
-        if !self.shards.get(i).contains(key) {
-            return None;
-        }
-        let slot = self.shard_mut(i).take(key)?;
+    /// Removes `key`, which is at `place`, without counting a change; returns its record.
+    fn unlink(&mut self, place: Place, key: &[u8]) -> Option<Record> {
+        let i = place.shard;
+        // Looked up first: taking it from a shard an image holds would copy the shard for nothing.
+        self.shards.get(i).get(place.hash, key)?;
+        let slot = self.shard_mut(i).take(place.hash, key)?;
         let record = self.release(i, slot);
         self.len -= 1;
         self.bytes -= cost(&record);
@@ -728,23 +768,23 @@ impl Store {
     }
 
     /// Removes `key` if it has expired, so the caller then finds it missing.
-    fn expire_if_due(&mut self, i: usize, key: &[u8]) {
-        if self.expiry_paused || self.volatile_in(i) == 0 {
+    fn expire_if_due(&mut self, place: Place, key: &[u8]) {
+        if self.expiry_paused || self.volatile_in(place.shard) == 0 {
             return;
         }
         if self
             .shards
-            .get(i)
-            .get(key)
+            .get(place.shard)
+            .get(place.hash, key)
             .is_some_and(|record| record.is_expired(self.now))
         {
-            self.expire(i, key.to_vec());
+            self.expire(place, key.to_vec());
         }
     }
 
     /// Removes an expired key, counting the change and keeping the key for the journal.
-    fn expire(&mut self, i: usize, key: Vec<u8>) {
-        if self.unlink(i, &key).is_some() {
+    fn expire(&mut self, place: Place, key: Vec<u8>) {
+        if self.unlink(place, &key).is_some() {
             self.dirty += 1;
             self.expired.push(key);
         }
@@ -761,9 +801,10 @@ impl Store {
     }
 
     fn live(&self, key: &[u8]) -> Option<&Record> {
+        let place = self.place(key);
         self.shards
-            .get(self.shard_of(key))
-            .get(key)
+            .get(place.shard)
+            .get(place.hash, key)
             .filter(|record| self.is_live(record))
     }
 
@@ -824,28 +865,23 @@ impl Store {
         self.volatile_in = Vec::new();
     }
 
-    /// The shard of `key`. A keyed multiply-xorshift hash, not SipHash: the shard's own table
-    /// hashes the key with SipHash again, so keys chosen to collide can at worst make one shard
-    /// large, never a table slow, and each request pays for one SipHash, not two.
-    fn shard_of(&self, key: &[u8]) -> usize {
-        let mut h = self.seed ^ (key.len() as u64).wrapping_mul(MIX);
-        let mut words = key.chunks_exact(8);
-        for word in &mut words {
-            let mut bytes = [0u8; 8];
-            bytes.copy_from_slice(word);
-            h = (h ^ u64::from_le_bytes(bytes)).wrapping_mul(MIX);
-            h ^= h >> 29;
-        }
-        let mut tail = [0u8; 8];
-        tail[..words.remainder().len()].copy_from_slice(words.remainder());
-        h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(MIX);
-        // murmur3's finaliser spreads every input bit over the bits the shard index takes.
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        // Multiply-shift maps the high half onto 0..SHARDS without a division.
-        (((h >> 32) * SHARDS as u64) >> 32) as usize
+    /// Where `key` is: its hash and the shard the hash picks.
+    fn place(&self, key: &[u8]) -> Place {
+        let hash = self.hasher.hash_one(key);
+        // Multiply-shift maps the high half onto 0..SHARDS without a division; the shard's
+        // table takes its bucket from the low half.
+        let shard = (((hash >> 32) * SHARDS as u64) >> 32) as usize;
+        Place { shard, hash }
     }
+}
+
+/// Where a key is: its hash, one keyed SipHash computed once per request, and its shard.
+/// SipHash because the shard's table probes by the same hash: keys chosen to collide must not be
+/// able to make a table slow.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    shard: usize,
+    hash: u64,
 }
 
 /// Asks the CPU to start loading the cache line at `at`; a hint that never faults.
@@ -1134,8 +1170,8 @@ mod tests {
                 store.set(format!("key:{i}").as_bytes(), value);
             }
         };
-        // hashbrown grows a full table on any insert, even one that replaces: grow them first,
-        // so the copies of both periods have the same sizes.
+        // Overwritten once before the image too, so both periods' writes are replacements, which
+        // leave the tables' sizes alone.
         overwrite(&mut store, b"0");
         let image = store.image();
         overwrite(&mut store, b"a");
@@ -1286,7 +1322,7 @@ mod tests {
         let store = Store::new();
         let mut counts = vec![0u32; SHARDS];
         for i in 0..SHARDS * 16 {
-            counts[store.shard_of(format!("key:{i:012}").as_bytes())] += 1;
+            counts[store.place(format!("key:{i:012}").as_bytes()).shard] += 1;
         }
         let fullest = counts.iter().max().copied().unwrap_or(0);
         let empty = counts.iter().filter(|&&n| n == 0).count();

@@ -69,6 +69,11 @@ impl Slot {
         Record { ptr: self.ptr }
     }
 
+    /// Where the block starts, for a prefetch.
+    pub(super) fn address(&self) -> *const u8 {
+        self.ptr.as_ptr()
+    }
+
     /// The record, for reading; valid while the block is.
     pub(super) fn record(&self) -> &Record {
         // SAFETY: Slot and Record are both a transparent NonNull<u8> to the same kind of block.

@@ -13,30 +13,26 @@
 //! allocating as many again made glibc's malloc sort its bins for up to 15 ms inside a single
 //! allocation on the loop; a kept table costs a `clone_from` into memory already there.
 
-use std::collections::hash_set::{self, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::record::{Record, Slot};
+use super::table::{self, Table};
 
 /// Shards per group.
 pub(super) const GROUP: usize = 64;
 
-/// Number of groups. Not a power of two on purpose: each shard's table is one, and at a million
-/// keys 10,240 shards fill their 128-slot tables to about 0.76, where 16,384 left them at 0.48
-/// (63 against 68 bytes of RSS per key; README, Performance).
+/// Number of groups. At a million keys, 10,240 shards hold about 98 keys each, which fill
+/// 18-bucket tables (126 places) to about 0.78 (README, Performance).
 const GROUPS: usize = 160;
 
 /// Number of shards.
 pub const SHARDS: usize = GROUP * GROUPS;
 
-/// Bytes a table spends per slot: the handle and its control byte.
-const SLOT_BYTES: usize = std::mem::size_of::<Slot>() + 1;
-
 /// One shard of the keyspace: a set of records found by key.
 #[derive(Debug)]
 pub struct Shard {
-    set: HashSet<Slot>,
+    table: Table,
     /// Whether dropping this shard frees its records. A copy takes the records over from the
     /// shard it was made from, which an image still holds and drops later, on its own thread.
     owns: AtomicBool,
@@ -48,7 +44,7 @@ pub struct Shard {
 impl Default for Shard {
     fn default() -> Self {
         Shard {
-            set: HashSet::new(),
+            table: Table::default(),
             owns: AtomicBool::new(true),
             lent_in: 0,
         }
@@ -60,7 +56,7 @@ impl Drop for Shard {
         // Acquire pairs with the Release in `Shards::get_mut`: a copy made on the loop thread is
         // seen here even when an image drops this shard on another thread.
         if self.owns.load(Ordering::Acquire) {
-            for slot in self.set.drain() {
+            for slot in self.table.drain() {
                 // SAFETY: an owning shard's handles are the only live ones to their blocks.
                 drop(unsafe { slot.into_record() });
             }
@@ -69,29 +65,34 @@ impl Drop for Shard {
 }
 
 impl Shard {
-    /// The record of `key`.
-    pub fn get(&self, key: &[u8]) -> Option<&Record> {
-        self.set.get(key).map(Slot::record)
-    }
-
-    /// True when `key` is here.
-    pub fn contains(&self, key: &[u8]) -> bool {
-        self.set.contains(key)
+    /// The record of `key`, whose hash is `hash`.
+    pub fn get(&self, hash: u64, key: &[u8]) -> Option<&Record> {
+        self.table.get(hash, key).map(Slot::record)
     }
 
     /// Every record, in no order.
-    pub fn iter(&self) -> impl Iterator<Item = &Record> {
-        self.set.iter().map(Slot::record)
+    pub fn iter(&self) -> table::Iter<'_> {
+        self.table.iter()
     }
 
     /// Number of records.
     pub fn len(&self) -> usize {
-        self.set.len()
+        self.table.len()
     }
 
     /// True when empty.
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
+        self.table.len() == 0
+    }
+
+    /// Where the bucket `hash` starts from is, for a prefetch.
+    pub(super) fn home_of(&self, hash: u64) -> Option<*const u8> {
+        self.table.home_of(hash)
+    }
+
+    /// Where the record `hash` most likely belongs to is, for a prefetch.
+    pub(super) fn candidate_of(&self, hash: u64) -> Option<*const u8> {
+        self.table.candidate_of(hash)
     }
 
     /// The lending period this shard was copied in.
@@ -99,34 +100,35 @@ impl Shard {
         self.lent_in
     }
 
-    /// Stores `record`, returning the handle it replaced.
-    pub(super) fn replace(&mut self, record: Record) -> Option<Slot> {
-        self.set.replace(Slot::new(record))
+    /// Stores `record`, whose key hashes to `hash`, returning the handle it replaced; `rehash`
+    /// hashes stored keys when the table grows.
+    pub(super) fn replace(
+        &mut self,
+        hash: u64,
+        record: Record,
+        rehash: &impl Fn(&[u8]) -> u64,
+    ) -> Option<Slot> {
+        self.table.replace(hash, Slot::new(record), rehash)
     }
 
-    /// Removes the record of `key`, returning its handle.
-    pub(super) fn take(&mut self, key: &[u8]) -> Option<Slot> {
-        self.set.take(key)
+    /// Removes the record of `key`, whose hash is `hash`, returning its handle.
+    pub(super) fn take(&mut self, hash: u64, key: &[u8]) -> Option<Slot> {
+        self.table.take(hash, key)
     }
 
     /// Bytes a copy of the table takes.
     fn table_bytes(&self) -> usize {
-        table_bytes(&self.set)
+        self.table.bytes()
     }
 }
 
-/// Bytes `set`'s table takes.
-fn table_bytes(set: &HashSet<Slot>) -> usize {
-    set.capacity() * SLOT_BYTES
-}
-
 /// Tables of shards that images held, kept for later copies, sorted by size: a table is only
-/// reused for a shard of the same size, where `clone_from` copies into it without allocating.
-/// At most one per shard, so they never take more than the live tables do.
+/// reused for a shard of the same size, where a copy into it allocates nothing. At most one per
+/// shard, so they never take more than the live tables do.
 #[derive(Debug, Default)]
 pub struct Spares {
-    /// Indexed by the log2 of the table's slot count.
-    by_size: Vec<Vec<HashSet<Slot>>>,
+    /// Indexed by the size class of the table (see [`size_class`]).
+    by_size: Vec<Vec<Table>>,
     count: usize,
     bytes: usize,
 }
@@ -149,44 +151,50 @@ impl Spares {
             };
             // A table whose records another shard owns is only stale handles: its memory is
             // all that is worth keeping.
-            if !*shard.owns.get_mut() && shard.set.capacity() > 0 && self.count < SHARDS {
-                let set = std::mem::take(&mut shard.set);
-                self.bytes += table_bytes(&set);
+            if !*shard.owns.get_mut() && shard.table.buckets() > 0 && self.count < SHARDS {
+                let table = std::mem::take(&mut shard.table);
+                self.bytes += table.bytes();
                 self.count += 1;
-                let size = size_class(&set);
+                let size = size_class(&table);
                 if self.by_size.len() <= size {
                     self.by_size.resize_with(size + 1, Vec::new);
                 }
-                self.by_size[size].push(set);
+                self.by_size[size].push(table);
             }
         }
     }
 
-    /// A copy of `set`, into a kept table of the same size when there is one.
-    fn copy(&mut self, set: &HashSet<Slot>) -> HashSet<Slot> {
-        let kept = self.by_size.get_mut(size_class(set)).and_then(Vec::pop);
+    /// A copy of `table`, into a kept table of the same size when there is one.
+    fn copy(&mut self, table: &Table) -> Table {
+        let kept = self.by_size.get_mut(size_class(table)).and_then(Vec::pop);
         let Some(mut copy) = kept else {
-            return set.clone();
+            return table.clone();
         };
-        self.bytes -= table_bytes(&copy);
+        self.bytes -= copy.bytes();
         self.count -= 1;
-        copy.clone_from(set);
+        copy.copy_from(table);
         copy
     }
 }
 
-/// The log2 of a table's slot count, which its capacity (7/8 of the slots, or one less than
-/// them when small) rounds up to.
-fn size_class(set: &HashSet<Slot>) -> usize {
-    set.capacity().next_power_of_two().trailing_zeros() as usize
+/// How many times a table grew to reach its size: tables only ever take the sizes growth gives
+/// them, so this tells apart every size a table can have.
+fn size_class(table: &Table) -> usize {
+    let mut buckets = 0;
+    let mut class = 0;
+    while buckets < table.buckets() {
+        buckets = table::larger(buckets);
+        class += 1;
+    }
+    class
 }
 
 impl<'a> IntoIterator for &'a Shard {
     type Item = &'a Record;
-    type IntoIter = std::iter::Map<hash_set::Iter<'a, Slot>, fn(&'a Slot) -> &'a Record>;
+    type IntoIter = table::Iter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.set.iter().map(Slot::record)
+        self.table.iter()
     }
 }
 
@@ -231,7 +239,7 @@ impl Shards {
         let shard = &mut group[i % GROUP];
         if Arc::get_mut(shard).is_none() {
             let copy = Shard {
-                set: spares.copy(&shard.set),
+                table: spares.copy(&shard.table),
                 owns: AtomicBool::new(true),
                 lent_in: period,
             };
@@ -272,13 +280,22 @@ mod tests {
         Record::new(key, value, None, 0)
     }
 
+    /// Any hash will do for a test: the shard is chosen by hand.
+    fn hash(key: &[u8]) -> u64 {
+        key.iter()
+            .map(|&b| u64::from(b))
+            .sum::<u64>()
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+
     #[test]
     fn a_clone_is_a_frozen_copy_and_writes_copy_only_the_table_they_touch() {
         let mut live = Shards::empty();
         let mut spares = Spares::default();
-        live.get_mut(5, 0, &mut spares).replace(record(b"a", b"1"));
+        live.get_mut(5, 0, &mut spares)
+            .replace(hash(b"a"), record(b"a", b"1"), &hash);
         live.get_mut(700, 0, &mut spares)
-            .replace(record(b"b", b"2"));
+            .replace(hash(b"b"), record(b"b", b"2"), &hash);
         let image = live.clone();
         assert!(live.write_copies(5).is_some());
         assert_eq!(
@@ -288,25 +305,28 @@ mod tests {
         );
         let copy = live.get_mut(5, 1, &mut spares);
         assert_eq!(copy.lent_in(), 1);
-        let shared = copy.get(b"a").map(|r| r.value().as_ptr());
+        let shared = copy.get(hash(b"a"), b"a").map(|r| r.value().as_ptr());
         assert_eq!(
             shared,
-            image.get(5).get(b"a").map(|r| r.value().as_ptr()),
+            image
+                .get(5)
+                .get(hash(b"a"), b"a")
+                .map(|r| r.value().as_ptr()),
             "the copy shares the record's block"
         );
         // The store keeps a replaced block an image may read; here the test does.
-        let kept = copy.replace(record(b"a", b"changed"));
+        let kept = copy.replace(hash(b"a"), record(b"a", b"changed"), &hash);
         assert!(live.write_copies(5).is_none(), "copied once, then owned");
         assert!(
             live.write_copies(700).is_some(),
             "other groups are still shared"
         );
         assert_eq!(
-            image.get(5).get(&b"a"[..]).map(Record::value),
+            image.get(5).get(hash(b"a"), b"a").map(Record::value),
             Some(&b"1"[..])
         );
         assert_eq!(
-            live.get(5).get(&b"a"[..]).map(Record::value),
+            live.get(5).get(hash(b"a"), b"a").map(Record::value),
             Some(&b"changed"[..])
         );
         assert_eq!(image.iter().map(Shard::len).sum::<usize>(), 2);
