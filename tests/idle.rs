@@ -1,12 +1,12 @@
 //! An idle server must sleep in the poll, not spin: its CPU time over a few seconds stays small,
 //! including after the snapshot timer has come due with nothing to save. Idle clients give back
-//! their buffers.
+//! their buffers. Helper threads start when first needed.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{cpu_seconds, resp, Client, Server};
+use common::{cpu_seconds, resp, thread_names, Client, Server};
 
 #[test]
 fn an_idle_server_does_not_spin_after_the_snapshot_timer_comes_due() {
@@ -60,4 +60,31 @@ fn idle_clients_give_back_their_buffers() {
         std::thread::sleep(Duration::from_millis(100));
     }
     idle.cmd(&["GET", "k"], b"$1\r\nv\r\n");
+}
+
+/// The snapshot thread starts with the first snapshot, not with the server (its stack and malloc
+/// arena are idle RSS otherwise), and that first snapshot is written and loads like any other.
+#[test]
+fn the_snapshot_thread_starts_with_the_first_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), &["--save-interval", "0"]);
+    let pid = server.child.id();
+    // Under a runner (qemu-user) the process's threads are the emulator's.
+    let native = common::runner().is_none();
+    let mut client = server.connect();
+    client.cmd(&["SET", "k", "v"], b"+OK\r\n");
+    if native {
+        let names = thread_names(pid);
+        assert!(!names.iter().any(|n| n == "snapshot"), "{names:?}");
+    }
+    client.cmd(&["BGSAVE"], b"+Background saving started\r\n");
+    server.wait_log("snapshot saved: 1 keys");
+    if native {
+        let names = thread_names(pid);
+        assert!(names.iter().any(|n| n == "snapshot"), "{names:?}");
+    }
+    drop(client);
+    drop(server);
+    let again = Server::start_in(dir.path(), &["--save-interval", "0"]);
+    again.connect().cmd(&["GET", "k"], b"$1\r\nv\r\n");
 }

@@ -201,9 +201,9 @@ impl Server {
         let (tx, news) = mpsc::channel();
         let handle = Handle { news: tx, waker };
         let notify = handle.clone();
-        let writer = Writer::start(move |done| {
+        let writer = Writer::new(move |done| {
             notify.send(News::SnapshotDone(done));
-        })?;
+        });
         let mut state = ServerState::new(config, listening);
         if !state.config.audit_log.is_empty() {
             let path = std::path::Path::new(&state.config.audit_log);

@@ -213,9 +213,9 @@ impl Server {
             log_base,
             compression: self.state.config.snapshot_compression,
         };
-        if !self.writer.submit(job) {
+        if let Err(why) = self.writer.submit(job) {
             self.snapshot_done(Done {
-                result: Err("the snapshot thread has stopped".into()),
+                result: Err(why),
                 dirty: 0,
                 keys: 0,
                 elapsed: Duration::ZERO,

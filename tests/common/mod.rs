@@ -306,6 +306,17 @@ pub fn cpu_seconds(pid: u32) -> f64 {
     ticks / per_second
 }
 
+/// The names of the threads of process `pid`, sorted, from /proc/PID/task/*/comm.
+pub fn thread_names(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("/proc task")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Encodes `args` as a RESP multi-bulk request.
 pub fn resp(args: &[&str]) -> Vec<u8> {
     resp_bytes(&args.iter().map(|a| a.as_bytes()).collect::<Vec<_>>())
