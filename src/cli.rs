@@ -79,7 +79,7 @@ pub fn serve(mut config: Config) -> Result<(), String> {
     if recovered.expired > 0 {
         log_note += &format!(", {} expired while stopped and dropped", recovered.expired);
     }
-    let server = Server::new(listener, config, recovered).map_err(|e| e.to_string())?;
+    let mut server = Server::new(listener, config, recovered).map_err(|e| e.to_string())?;
     server
         .stop_on_signals()
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;

@@ -1,8 +1,8 @@
 //! The event loop: one thread, one `mio::Poll`, every client in a slab keyed by its token.
 //!
 //! Each step is a short function: accept, drive (read, execute, write), close. News from other
-//! threads (signals, finished snapshots, log writes) arrives through a channel and the poll's
-//! `Waker`.
+//! threads (finished snapshots, log writes) arrives through a channel and the poll's `Waker`;
+//! signals through a socket the poll watches.
 
 mod connection;
 mod execute;
@@ -35,6 +35,7 @@ use execute::{execute_pending, Stopped};
 use persistence::Journal;
 pub use recover::{recover, Recovered};
 
+const SIGNALS: Token = Token(usize::MAX - 3);
 const HTTP_LISTENER: Token = Token(usize::MAX - 2);
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX);
@@ -100,8 +101,6 @@ pub enum News {
     SnapshotDone(Done),
     /// The log thread wrote, fsynced, or failed.
     Log(Report),
-    /// SIGHUP: reopen `--logfile` and `--audit-log` (log rotation moved them away).
-    Reopen,
 }
 
 /// A way to reach a running server from another thread.
@@ -139,6 +138,8 @@ pub struct Server {
     state: ServerState,
     handle: Handle,
     news: mpsc::Receiver<News>,
+    /// SIGINT, SIGTERM and SIGHUP, once `stop_on_signals` asked for them.
+    signals: Option<signals::Signals>,
     writer: Writer,
     /// The log thread, when the append-only log is on.
     log: Option<LogWriter>,
@@ -231,6 +232,7 @@ impl Server {
             state,
             handle,
             news,
+            signals: None,
             writer,
             log: None,
             journal: Journal::default(),
@@ -278,9 +280,14 @@ impl Server {
         self.handle.clone()
     }
 
-    /// Routes SIGINT and SIGTERM to a graceful shutdown.
-    pub fn stop_on_signals(&self) -> io::Result<()> {
-        signals::forward(self.handle())
+    /// Routes SIGINT and SIGTERM to a graceful shutdown, and SIGHUP to reopening the log files.
+    pub fn stop_on_signals(&mut self) -> io::Result<()> {
+        let mut signals = signals::Signals::catch()?;
+        self.poll
+            .registry()
+            .register(signals.source(), SIGNALS, Interest::READABLE)?;
+        self.signals = Some(signals);
+        Ok(())
     }
 
     /// Runs until shut down; then flushes replies and writes the final snapshot.
@@ -310,6 +317,7 @@ impl Server {
                     LISTENER => self.accept(false),
                     HTTP_LISTENER => self.accept(true),
                     WAKER => self.read_news(),
+                    SIGNALS => self.read_signals(),
                     Token(key) => {
                         if event.is_read_closed() || event.is_error() {
                             if let Some(conn) = self.conns.get_mut(key) {
@@ -733,7 +741,20 @@ impl Server {
                 News::Shutdown(why) => self.begin_shutdown(why),
                 News::SnapshotDone(done) => self.snapshot_done(done),
                 News::Log(report) => self.log_report(report),
-                News::Reopen => self.reopen_files(),
+            }
+        }
+    }
+
+    fn read_signals(&mut self) {
+        let asked = self
+            .signals
+            .as_mut()
+            .map(|s| s.pending())
+            .unwrap_or_default();
+        for asked in asked {
+            match asked {
+                signals::Asked::Shutdown(name) => self.begin_shutdown(name),
+                signals::Asked::Reopen => self.reopen_files(),
             }
         }
     }
