@@ -32,21 +32,23 @@ release:
 	$(CARGO) build --release
 	@ls -l target/release/pocketkv
 
-# Static, stripped binaries for embedded Linux (the release profile strips). The rustup target is
-# added when missing. arm64 links with the toolchain's own rust-lld (-C linker=rust-lld), so no
-# cross gcc is needed; CI runs the integration tests against it under qemu-aarch64-static.
+# Static, stripped binaries for embedded Linux, built with Cargo.toml's `small` profile (the
+# release profile at opt-level "s", to stay under 1 MB) into target/<triple>/small/. The rustup
+# target is added when missing. arm64 links with the toolchain's own rust-lld
+# (-C linker=rust-lld), so no cross gcc is needed; CI runs the integration tests against it under
+# qemu-aarch64-static.
 MUSL_X86_64 := x86_64-unknown-linux-musl
 MUSL_ARM64 := aarch64-unknown-linux-musl
 
 release-static:
 	@rustup target list --installed | grep -qx $(MUSL_X86_64) || rustup target add $(MUSL_X86_64)
-	$(CARGO) build --release --target $(MUSL_X86_64)
-	@stat -c '%n: %s bytes (static, stripped)' target/$(MUSL_X86_64)/release/pocketkv
+	$(CARGO) build --profile small --target $(MUSL_X86_64)
+	@stat -c '%n: %s bytes (static, stripped)' target/$(MUSL_X86_64)/small/pocketkv
 
 release-arm64:
 	@rustup target list --installed | grep -qx $(MUSL_ARM64) || rustup target add $(MUSL_ARM64)
-	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld $(CARGO) build --release --target $(MUSL_ARM64)
-	@stat -c '%n: %s bytes (static, stripped)' target/$(MUSL_ARM64)/release/pocketkv
+	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld $(CARGO) build --profile small --target $(MUSL_ARM64)
+	@stat -c '%n: %s bytes (static, stripped)' target/$(MUSL_ARM64)/small/pocketkv
 
 clean:
 	$(CARGO) clean

@@ -63,7 +63,7 @@ LOADGEN=$PWD/target/release/examples/loadgen
 CEILING=$PWD/target/release/examples/ceiling
 static_size=
 if make -s release-static >/dev/null 2>&1; then
-    static_size=$(stat -c %s target/x86_64-unknown-linux-musl/release/pocketkv)
+    static_size=$(stat -c %s target/x86_64-unknown-linux-musl/small/pocketkv)
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pocketkv-bench.XXXXXX")
@@ -156,7 +156,7 @@ read -r pk_idle_file pk_idle_anon <<<"$(rss_split "$PK_PID")"
 st_idle=
 if [[ -n $static_size ]]; then
     mkdir -p "$WORK/st"
-    RUST_LOG=info "${SERVER_CPU[@]}" target/x86_64-unknown-linux-musl/release/pocketkv --port 0 \
+    RUST_LOG=info "${SERVER_CPU[@]}" target/x86_64-unknown-linux-musl/small/pocketkv --port 0 \
         --dir "$WORK/st" "${PK_FLAGS[@]}" </dev/null >/dev/null 2>"$WORK/st.log" &
     ST_PID=$!
     wait_port "$ST_PID" "$WORK/st.log" "static pocketkv" >/dev/null
@@ -405,7 +405,7 @@ fi
 echo
 
 if [[ -n $static_size ]]; then
-    echo "binary: target/x86_64-unknown-linux-musl/release/pocketkv, static, stripped: $static_size bytes"
+    echo "binary: target/x86_64-unknown-linux-musl/small/pocketkv, static, stripped: $static_size bytes"
     target "static musl binary <= 1 MB" "$static_size" "<=" 1000000 "$static_size bytes"
 else
     echo "binary: static musl build failed (see: make release-static); size not measured"
