@@ -83,8 +83,6 @@ pub fn serve(mut config: Config) -> Result<(), String> {
     server
         .stop_on_signals()
         .map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    let startup_pages = crate::footprint::StartupPages::find();
     let http_note = match server.http_addr() {
         Some(addr) => format!(", HTTP on {addr}"),
         None => String::new(),
@@ -103,12 +101,6 @@ pub fn serve(mut config: Config) -> Result<(), String> {
         server.keys(),
         load_time.as_secs_f64() * 1e3
     );
-    // Released after the first log line, whose one-time set-up (a thread-local buffer, glibc
-    // binding a symbol on first call) would map much of them back again. Not in the static musl
-    // build: it maps no loader or shared libc, idles at under 1 MB as it is, and its binary must
-    // stay under 1 MB, 3 kB above it before this code.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    startup_pages.release();
     server.run().map_err(|e| format!("event loop failed: {e}"))
 }
 

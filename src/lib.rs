@@ -11,8 +11,6 @@ pub mod audit;
 pub mod cli;
 pub mod command;
 pub mod config;
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub mod footprint;
 pub mod logging;
 pub mod persist;
 pub mod protocol;

@@ -1,7 +1,6 @@
 //! An idle server must sleep in the poll, not spin: its CPU time over a few seconds stays small,
 //! including after the snapshot timer has come due with nothing to save. Idle clients give back
-//! their buffers. Helper threads start when first needed, and start-up's code does not stay
-//! mapped.
+//! their buffers. Helper threads start when first needed.
 
 mod common;
 
@@ -89,56 +88,4 @@ fn an_idle_server_is_one_thread_until_the_first_snapshot() {
     server.wait_log("final snapshot saved");
     let again = Server::start_in(dir.path(), &["--save-interval", "0"]);
     again.connect().cmd(&["GET", "k"], b"$1\r\nw\r\n");
-}
-
-/// Resident kB of the code (r-xp) mappings of process `pid` whose file name starts with
-/// `prefix`, from /proc/PID/smaps; `None` when there is no such mapping.
-fn code_rss_kb(pid: u32, prefix: &str) -> Option<u64> {
-    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).expect("/proc smaps");
-    let mut total = None;
-    let mut counting = false;
-    for line in smaps.lines() {
-        let fields: Vec<&str> = line.split_ascii_whitespace().collect();
-        if fields
-            .first()
-            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
-        {
-            let name = fields
-                .get(5)
-                .map_or("", |path| path.rsplit('/').next().unwrap_or(""));
-            counting = fields.get(1) == Some(&"r-xp") && name.starts_with(prefix);
-            if counting {
-                total.get_or_insert(0);
-            }
-        } else if counting && fields.first() == Some(&"Rss:") {
-            *total.get_or_insert(0) += fields[1].parse::<u64>().expect("Rss kB");
-        }
-    }
-    total
-}
-
-/// Once the server is up, start-up's code is unmapped (src/footprint.rs): the dynamic loader's,
-/// which an idle server never runs, has no page resident, where it had all of them (152 kB)
-/// before. A static build has no loader to look at.
-#[test]
-fn the_loaders_code_is_not_resident_once_the_server_is_up() {
-    let server = Server::start(&[]);
-    let pid = server.child.id();
-    if common::runner().is_some() || code_rss_kb(pid, "ld-linux").is_none() {
-        return;
-    }
-    let deadline = Instant::now() + common::DEADLINE;
-    // The pages go right after the start-up line is written; wait for that moment.
-    while code_rss_kb(pid, "ld-linux") != Some(0) {
-        assert!(
-            Instant::now() < deadline,
-            "the loader's code still has {:?} kB resident",
-            code_rss_kb(pid, "ld-linux")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // Serving maps back what it runs, and works.
-    let mut client = server.connect();
-    client.cmd(&["SET", "k", "v"], b"+OK\r\n");
-    client.cmd(&["GET", "k"], b"$1\r\nv\r\n");
 }
