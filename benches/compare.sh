@@ -394,9 +394,9 @@ mem_row redis "$rd_idle" "$rd_loaded"
 pk_per_key=$(awk -v i="$pk_idle" -v l="$pk_loaded" -v n="$KEYS" 'BEGIN { printf "%.1f", (l - i) / n }')
 target "memory: RSS bytes/key <= 64" "$pk_per_key" "<=" 64 "$pk_per_key B/key"
 target "idle RSS <= 2 MB" "$pk_idle" "<=" 2000000 "$(awk -v b="$pk_idle" 'BEGIN { printf "%.2f MB", b / 1e6 }')"
-echo "pocketkv idle RSS: $pk_idle_file kB of mapped files (code and constants of its binary and" \
-    "libc run since start-up unmapped the rest; page cache, libc's shared with other processes)" \
-    "and $pk_idle_anon kB anonymous (heap, stacks, data)"
+echo "pocketkv idle RSS: $pk_idle_file kB of mapped files (code and constants of its binary, libc," \
+    "ld.so and libgcc_s: page cache, libc's shared with other processes) and $pk_idle_anon kB" \
+    "anonymous (heap, stacks, data)"
 if [[ -n $st_idle ]]; then
     echo "static musl build idle RSS: $((st_idle / 1024)) kB: $st_idle_file kB of its binary," \
         "$st_idle_anon kB anonymous"
