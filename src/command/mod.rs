@@ -13,6 +13,7 @@ mod stats;
 mod strings;
 
 use std::borrow::Cow;
+use std::hash::Hasher;
 
 pub use connection::constant_time_eq;
 pub use context::{unix_ms, unix_time, ClientInfo, ClientState, Ctx, Flow, ServerState, Stats};
@@ -165,24 +166,48 @@ pub fn table() -> impl Iterator<Item = &'static Spec> {
 
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    // Every name is short: lower-case the request's copy on the stack, then binary-search the
-    // table sorted once by name (a few comparisons instead of a scan of the whole table).
+    // Every name is short: lower-case the request's copy on the stack, then look it up in an
+    // open-addressed index built once: one hash of a few bytes and usually one comparison, where
+    // a binary search of the table took seven (4 % of the loop at pipeline 16).
     let mut lower = [0u8; 24];
     let lower = lower.get_mut(..name.len())?;
     for (to, from) in lower.iter_mut().zip(name) {
         *to = from.to_ascii_lowercase();
     }
-    let sorted = SORTED.get_or_init(|| {
-        let mut specs: Vec<&'static Spec> = table().collect();
-        specs.sort_by_key(|spec| spec.name);
-        specs
+    let index = INDEX.get_or_init(|| {
+        let mut index = vec![None; INDEX_SLOTS];
+        for spec in table() {
+            let mut i = name_slot(spec.name.as_bytes());
+            while index[i].is_some() {
+                i = (i + 1) % INDEX_SLOTS;
+            }
+            index[i] = Some(spec);
+        }
+        index
     });
-    let found = sorted.binary_search_by(|spec| spec.name.as_bytes().cmp(lower));
-    found.ok().and_then(|i| sorted.get(i).copied())
+    let mut i = name_slot(lower);
+    loop {
+        let spec = (*index.get(i)?)?;
+        if spec.name.as_bytes() == lower {
+            return Some(spec);
+        }
+        i = (i + 1) % INDEX_SLOTS;
+    }
 }
 
-/// The table sorted by name, for [`lookup`].
-static SORTED: std::sync::OnceLock<Vec<&'static Spec>> = std::sync::OnceLock::new();
+/// Places in the name index: at least three times the number of commands, so probes are short
+/// and there is always a free place to end a probe for an unknown name.
+const INDEX_SLOTS: usize = 256;
+
+/// The home place of a lower-case command name in the index.
+fn name_slot(name: &[u8]) -> usize {
+    let mut hasher = stats::NameHasher::default();
+    hasher.write(name);
+    hasher.finish() as usize % INDEX_SLOTS
+}
+
+/// Every command by the hash of its name, for [`lookup`].
+static INDEX: std::sync::OnceLock<Vec<Option<&'static Spec>>> = std::sync::OnceLock::new();
 
 /// Whether `flags` holds `name`, in a form the table's constants can use.
 const fn has_flag(flags: &[&str], name: &str) -> bool {

@@ -93,6 +93,10 @@ fn every_entry_is_documented_and_unique() {
         );
     }
     assert!(lookup(b"").is_none() && lookup(&[b'g'; 100]).is_none() && lookup(b"gett").is_none());
+    assert!(
+        table().count() * 3 <= super::INDEX_SLOTS,
+        "the name index stays at most a third full"
+    );
 }
 
 #[test]
