@@ -245,7 +245,7 @@ fn getset<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         return wrong_arity("getset");
     };
     ctx.db
-        .set(key, value)
+        .set_expiring(key, value, None)
         .map_or(Reply::Nil, |old| Reply::bulk_owned(old.value().to_vec()))
 }
 

@@ -353,10 +353,15 @@ impl Store {
         Arc::get_mut(&mut self.images).is_none()
     }
 
+    /// True when shard `i` was copied from one an image holds, and shares its records with it.
+    fn lent(&mut self, i: usize) -> bool {
+        self.shards.get(i).lent_in() == self.period && self.lending()
+    }
+
     /// Takes a handle just removed from shard `i` back into ownership. A block an image may
     /// still read stays until the image is gone, and the caller gets a copy of it.
     fn release(&mut self, i: usize, slot: Slot) -> Record {
-        if self.shards.get(i).lent_in() == self.period && self.lending() {
+        if self.lent(i) {
             self.graveyard.push(slot);
             self.copied.bytes += cost(slot.record()) as u64;
             return slot.record().clone();
@@ -431,9 +436,29 @@ impl Store {
         self.live(key).map(Record::expires_at)
     }
 
-    /// Stores `value` under `key` with no expiry time; returns the record replaced.
-    pub fn set(&mut self, key: &[u8], value: &[u8]) -> Option<Record> {
-        self.set_expiring(key, value, None)
+    /// Stores `value` under `key` with no expiry time. A value as long as the one it replaces,
+    /// which had no expiry time either, is written over it where it is: no allocation, no free,
+    /// no change to the table (a counter, a fixed-size value rewritten). Not while an image may
+    /// read the old one, which must then stay as it was.
+    pub fn set(&mut self, key: &[u8], value: &[u8]) {
+        let place = self.place(key);
+        self.expire_if_due(place, key);
+        self.dirty += 1;
+        let clock = self.lru_clock();
+        if !self.shards.is_shared(place.shard) && !self.lent(place.shard) {
+            let shard = self.shards.get(place.shard);
+            if let Some(record) = shard.get(place.hash, key) {
+                if record.expires_at().is_none() && record.value().len() == value.len() {
+                    // SAFETY: same length; no image holds this shard or shares its records, so
+                    // no other thread reads the block; the loop thread holds no reference into
+                    // the old value (the store is borrowed mutably).
+                    unsafe { record.rewrite_value(value) };
+                    record.touch(clock);
+                    return;
+                }
+            }
+        }
+        self.insert(place, Record::new(key, value, None, clock));
     }
 
     /// Starts loading what looking up `keys` will read, for requests that come next: with many
@@ -920,9 +945,11 @@ mod tests {
     #[test]
     fn set_get_remove_track_len_dirty_and_bytes() {
         let mut store = Store::new();
-        assert!(store.set(b"a", b"1").is_none());
+        assert!(store.set_expiring(b"a", b"1", None).is_none());
         assert_eq!(
-            store.set(b"a", b"22").map(|r| r.value().to_vec()),
+            store
+                .set_expiring(b"a", b"22", None)
+                .map(|r| r.value().to_vec()),
             Some(b"1".to_vec())
         );
         assert_eq!(store.get(b"a"), Some(&b"22"[..]));
@@ -986,12 +1013,62 @@ mod tests {
     }
 
     #[test]
+    fn a_value_of_the_same_length_is_written_in_place_unless_an_image_may_read_it() {
+        let mut store = filled(1000);
+        let address = |store: &Store, key: &[u8]| {
+            let place = store.place(key);
+            let record = store.shards.get(place.shard).get(place.hash, key);
+            record.map(|r| r.value().as_ptr())
+        };
+        let before = address(&store, b"key:1");
+        store.set(b"key:1", b"w");
+        assert_eq!(address(&store, b"key:1"), before, "rewritten where it was");
+        assert_eq!(store.get(b"key:1"), Some(&b"w"[..]));
+        assert_eq!(store.dirty(), 1001);
+        store.set(b"key:1", b"longer");
+        assert_eq!(store.get(b"key:1"), Some(&b"longer"[..]));
+        assert_ne!(
+            address(&store, b"key:1"),
+            before,
+            "a new length needs a new block"
+        );
+        store.set_expiring(b"key:2", b"x", Some(u64::MAX));
+        store.set(b"key:2", b"y");
+        assert_eq!(
+            store.expires_at(b"key:2"),
+            Some(None),
+            "a plain SET clears the expiry"
+        );
+
+        // Another key of key:3's shard, so that a write to key:3 copies the shard the image
+        // holds and the next write to it finds the copy, which shares its records with the image.
+        let shard = store.place(b"key:3").shard;
+        let neighbour = (0..)
+            .map(|i| format!("neighbour:{i}").into_bytes())
+            .find(|key| store.place(key).shard == shard)
+            .unwrap_or_default();
+        store.set(&neighbour, b"v");
+        let image = store.image();
+        store.set(b"key:3", b"a");
+        store.set(&neighbour, b"b");
+        let frozen: Vec<(Vec<u8>, Vec<u8>)> = image
+            .iter()
+            .filter(|r| r.key() == b"key:3" || r.key() == neighbour.as_slice())
+            .map(|r| (r.key().to_vec(), r.value().to_vec()))
+            .collect();
+        assert_eq!(frozen.len(), 2);
+        assert!(frozen.iter().all(|(_, value)| value == b"v"), "{frozen:?}");
+        assert_eq!(store.get(&neighbour), Some(&b"b"[..]));
+        drop(image);
+    }
+
+    #[test]
     fn records_an_image_may_read_are_kept_until_it_is_gone_then_freed_in_slices() {
         let mut store = filled(1000);
         let image = store.image();
         // Overwrite, delete, expire-set and clear while the image is out: each removed record
         // is kept, and what the caller gets back is a copy.
-        let old = store.set(b"key:1", b"changed");
+        let old = store.set_expiring(b"key:1", b"changed", None);
         assert_eq!(old.as_ref().map(Record::value), Some(&b"v"[..]));
         assert_eq!(
             store.remove(b"key:2").as_ref().map(Record::value),

@@ -210,6 +210,25 @@ impl Record {
         }
     }
 
+    /// Writes `value` over the value, which is as long.
+    ///
+    /// # Safety
+    /// `value.len()` must be the value's length, and no other thread may read the block, nor
+    /// this one hold a reference into its value.
+    pub(super) unsafe fn rewrite_value(&self, value: &[u8]) {
+        let parts = self.parts();
+        debug_assert_eq!(parts.value_len, value.len());
+        let len = parts.value_len.min(value.len());
+        // SAFETY: the value's bytes are inside the block; the caller rules out readers.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                value.as_ptr(),
+                self.ptr.as_ptr().add(parts.key + parts.key_len),
+                len,
+            );
+        }
+    }
+
     /// Bytes of the block, for the memory estimate.
     pub fn size(&self) -> usize {
         self.parts().size()
