@@ -1,4 +1,4 @@
-//! The keyspace: plain `HashMap`s owned by the event loop, no locks.
+//! The keyspace: sharded hash tables owned by the event loop, no locks.
 //!
 //! Keys are spread over a fixed number of shards held copy-on-write ([`Shards`]). Two things
 //! follow: taking a point-in-time copy for a snapshot clones 160 pointers whatever the size (a
