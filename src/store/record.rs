@@ -87,26 +87,6 @@ impl std::fmt::Debug for Slot {
     }
 }
 
-impl Borrow<[u8]> for Slot {
-    fn borrow(&self) -> &[u8] {
-        self.record().key()
-    }
-}
-
-impl Hash for Slot {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.record().key().hash(state);
-    }
-}
-
-impl PartialEq for Slot {
-    fn eq(&self, other: &Slot) -> bool {
-        self.record().key() == other.record().key()
-    }
-}
-
-impl Eq for Slot {}
-
 /// Where the parts of a block are.
 #[derive(Clone, Copy)]
 struct Parts {

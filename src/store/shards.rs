@@ -11,7 +11,7 @@
 //! The tables an image held are not given back to malloc but kept ([`Spares`]) and copied into
 //! by the next snapshot's writes. Freeing ten thousand kilobyte-sized tables at once and then
 //! allocating as many again made glibc's malloc sort its bins for up to 15 ms inside a single
-//! allocation on the loop; a kept table costs a `clone_from` into memory already there.
+//! allocation on the loop; a kept table costs a copy into memory already there.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
