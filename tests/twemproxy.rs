@@ -585,14 +585,14 @@ fn ten_thousand_keys_over_three_shards_then_one_shard_dies() {
     }
     conn.send_raw(&batch);
     let (mut missing, mut failed) = (0, 0);
-    for i in 0..KEYS {
+    for (i, &shard) in owner.iter().enumerate() {
         match conn.reply() {
-            Value::Bulk(None) if owner[i] == victim => missing += 1,
-            Value::Error(_) if owner[i] == victim => failed += 1,
-            Value::Bulk(Some(got)) if owner[i] != victim => {
+            Value::Bulk(None) if shard == victim => missing += 1,
+            Value::Error(_) if shard == victim => failed += 1,
+            Value::Bulk(Some(got)) if shard != victim => {
                 assert_eq!(got, value(i).into_bytes(), "{}", key(i))
             }
-            other => panic!("GET {} (shard {}) answered {other:?}", key(i), owner[i]),
+            other => panic!("GET {} (shard {shard}) answered {other:?}", key(i)),
         }
     }
     println!(
