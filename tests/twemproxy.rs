@@ -245,8 +245,24 @@ struct Proxy {
     _dir: tempfile::TempDir,
 }
 
+/// Start attempts for a program given a port that was free a moment ago: another process may
+/// take the port in between, and the program then exits at once.
+const ATTEMPTS: usize = 3;
+
 impl Proxy {
     fn start(servers: &[SocketAddr], extra: &[&str]) -> Proxy {
+        let mut failures = Vec::new();
+        for _ in 0..ATTEMPTS {
+            match Proxy::try_start(servers, extra) {
+                Ok(proxy) => return proxy,
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!("nutcracker did not start:\n{}", failures.join("\n"));
+    }
+
+    /// Starts nutcracker and waits until it accepts connections; Err with its log if it exits.
+    fn try_start(servers: &[SocketAddr], extra: &[&str]) -> Result<Proxy, String> {
         let program = on_path("nutcracker");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
@@ -272,13 +288,19 @@ impl Proxy {
             _dir: dir,
         };
         let addr = proxy.addr;
-        poll(SLOW, "nutcracker accepting connections", || {
+        let exited = poll(SLOW, "nutcracker accepting connections", || {
             if let Some(status) = proxy.child.try_wait().expect("try_wait") {
-                panic!("nutcracker exited ({status}); log:\n{}", proxy.log_text());
+                return Some(Some(format!(
+                    "exited ({status}); log:\n{}",
+                    proxy.log_text()
+                )));
             }
-            TcpStream::connect(addr).ok()
+            TcpStream::connect(addr).ok().map(|_| None)
         });
-        proxy
+        match exited {
+            Some(failure) => Err(failure),
+            None => Ok(proxy),
+        }
     }
 
     fn connect(&self) -> Conn {
@@ -306,6 +328,18 @@ struct Redis {
 
 impl Redis {
     fn start(password: &str) -> Redis {
+        let mut failures = Vec::new();
+        for _ in 0..ATTEMPTS {
+            match Redis::try_start(password) {
+                Ok(redis) => return redis,
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!("redis-server did not start:\n{}", failures.join("\n"));
+    }
+
+    /// Starts redis-server and waits until it accepts connections; Err if it exits first.
+    fn try_start(password: &str) -> Result<Redis, String> {
         let program = on_path("redis-server");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
@@ -332,13 +366,18 @@ impl Redis {
             _dir: dir,
         };
         let addr = redis.addr;
-        poll(SLOW, "redis-server accepting connections", || {
+        let exited = poll(SLOW, "redis-server accepting connections", || {
             if let Some(status) = redis.child.try_wait().expect("try_wait") {
-                panic!("redis-server on port {port} exited ({status})");
+                return Some(Some(format!(
+                    "redis-server on port {port} exited ({status})"
+                )));
             }
-            TcpStream::connect(addr).ok()
+            TcpStream::connect(addr).ok().map(|_| None)
         });
-        redis
+        match exited {
+            Some(failure) => Err(failure),
+            None => Ok(redis),
+        }
     }
 }
 
