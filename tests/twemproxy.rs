@@ -569,6 +569,23 @@ fn ten_thousand_keys_over_three_shards_then_one_shard_dies() {
         "the MSET's keys all landed on one shard ({multi_on:?}): the split was not tested"
     );
 
+    // What twemproxy refuses it does not answer with an error: it closes the connection
+    // (docs/scaling.md says so). The shards never see these.
+    for refused in [
+        &["MULTI"][..],
+        &["KEYS", "*"],
+        &["DBSIZE"],
+        &["SUBSCRIBE", "news"],
+    ] {
+        let mut other = proxy.connect();
+        other.send(refused);
+        let mut rest = Vec::new();
+        match other.reader.read_to_end(&mut rest) {
+            Ok(_) => assert!(rest.is_empty(), "{refused:?} answered {rest:?}"),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{refused:?}"),
+        }
+    }
+
     // redis-benchmark through the proxy, and not one error reply from any shard meanwhile.
     let errors_before: Vec<u64> = addrs.iter().map(|a| error_replies(*a)).collect();
     benchmark(proxy.addr);
