@@ -94,23 +94,41 @@ start_proxy() { # start_proxy NAME LISTEN_PORT SERVER_PORT...
     wait_for_port "$listen" "nutcracker ($name)"
 }
 
+declare -A shard_pids proxy_pid
 # Three shards of each kind; the pocketkv shards are started first (they pick their ports).
 pk_ports=()
 for i in 1 2 3; do
     # Not in a $(...) subshell: the pid must reach `pids`.
     start_pocketkv "$i" >"$work/port$i"
     pk_ports+=("$(cat "$work/port$i")")
+    shard_pids[pocketkv]+=" ${pids[-1]}"
 done
 redis_ports=()
 for _ in 1 2 3; do
     port=$(free_port)
     start_redis "$port"
     redis_ports+=("$port")
+    shard_pids[redis]+=" ${pids[-1]}"
 done
 pk_proxy=$(free_port)
 start_proxy pocketkv "$pk_proxy" "${pk_ports[@]}"
+proxy_pid[pocketkv]=${pids[-1]}
 redis_proxy=$(free_port)
 start_proxy redis "$redis_proxy" "${redis_ports[@]}"
+proxy_pid[redis]=${pids[-1]}
+
+TICKS=$(getconf CLK_TCK)
+
+# User plus system clock ticks the processes have used (/proc/PID/stat fields 14 and 15).
+cpu_ticks() {
+    local pid total=0 stat
+    for pid in "$@"; do
+        stat=$(<"/proc/$pid/stat")
+        stat=${stat##*) }
+        total=$((total + $(awk '{ print $12 + $13 }' <<<"$stat")))
+    done
+    echo "$total"
+}
 
 # run PROXY_PORT PIPELINE: "SET_RPS GET_RPS" from one redis-benchmark -t set,get.
 run() {
@@ -131,8 +149,9 @@ median() { # median of the arguments
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "$(nutcracker --version 2>&1 | head -n1), $(redis-server --version | cut -d' ' -f1-3)"
 echo "three shards each, $CLIENTS clients, $KEYS keys, $ROUNDS rounds (medians)"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other tenants move these figures)"
 
-declare -A rates
+declare -A rates cpu
 for ((round = 1; round <= ROUNDS; round++)); do
     for pipeline in 1 16; do
         order="pocketkv redis"
@@ -140,15 +159,32 @@ for ((round = 1; round <= ROUNDS; round++)); do
         for side in $order; do
             port=$pk_proxy
             [[ $side == redis ]] && port=$redis_proxy
+            # shellcheck disable=SC2086
+            shards_before=$(cpu_ticks ${shard_pids[$side]})
+            proxy_before=$(cpu_ticks "${proxy_pid[$side]}")
             read -r set get < <(run "$port" "$pipeline")
+            # shellcheck disable=SC2086
+            shards_after=$(cpu_ticks ${shard_pids[$side]})
+            proxy_after=$(cpu_ticks "${proxy_pid[$side]}")
+            requests=$REQUESTS_P1
+            ((pipeline == 1)) || requests=$REQUESTS_P16
+            # Microseconds of CPU per request (SET and GET together).
+            shard_us=$(awk -v t=$((shards_after - shards_before)) -v hz="$TICKS" -v n=$((2 * requests)) \
+                'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
+            proxy_us=$(awk -v t=$((proxy_after - proxy_before)) -v hz="$TICKS" -v n=$((2 * requests)) \
+                'BEGIN { printf "%.2f", t * 1e6 / hz / n }')
             rates[$side,SET,$pipeline]+=" $set"
             rates[$side,GET,$pipeline]+=" $get"
-            echo "  round $round, pipeline $pipeline, $side: SET $set/s, GET $get/s"
+            cpu[$side,shards,$pipeline]+=" $shard_us"
+            cpu[$side,proxy,$pipeline]+=" $proxy_us"
+            echo "  round $round, pipeline $pipeline, $side: SET $set/s, GET $get/s;" \
+                "CPU per request: shards $shard_us us, proxy $proxy_us us"
         done
     done
 done
 
 echo
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-8s %-9s %16s %16s %8s\n' test pipeline "pocketkv req/s" "redis req/s" ratio
 for pipeline in 1 16; do
     for test in SET GET; do
@@ -159,4 +195,21 @@ for pipeline in 1 16; do
         ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", a / b }')
         printf '%-8s %-9s %16s %16s %7sx\n' "$test" "$pipeline" "$ours" "$theirs" "$ratio"
     done
+done
+
+echo
+echo "CPU per request (SET and GET together), medians, microseconds:"
+printf '%-9s %18s %18s %8s %18s %18s\n' pipeline "pocketkv shards" "redis shards" ratio \
+    "proxy (pocketkv)" "proxy (redis)"
+for pipeline in 1 16; do
+    # shellcheck disable=SC2086
+    ours=$(median ${cpu[pocketkv,shards,$pipeline]})
+    # shellcheck disable=SC2086
+    theirs=$(median ${cpu[redis,shards,$pipeline]})
+    # shellcheck disable=SC2086
+    proxy_ours=$(median ${cpu[pocketkv,proxy,$pipeline]})
+    # shellcheck disable=SC2086
+    proxy_theirs=$(median ${cpu[redis,proxy,$pipeline]})
+    ratio=$(awk -v a="$ours" -v b="$theirs" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')
+    printf '%-9s %18s %18s %7sx %18s %18s\n' "$pipeline" "$ours" "$theirs" "$ratio" "$proxy_ours" "$proxy_theirs"
 done
