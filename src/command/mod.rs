@@ -4,6 +4,7 @@
 //! [`Ctx`], and return a [`Reply`]. They never do I/O; anything slow (a snapshot) is asked for
 //! through the context and carried out by the event loop.
 
+mod compare;
 mod connection;
 mod context;
 mod expiry;
@@ -11,6 +12,7 @@ mod keys;
 mod server;
 mod stats;
 mod strings;
+mod xxh3;
 
 use std::borrow::Cow;
 use std::hash::Hasher;
@@ -156,6 +158,7 @@ pub fn table() -> impl Iterator<Item = &'static Spec> {
     [
         connection::COMMANDS,
         strings::COMMANDS,
+        compare::COMMANDS,
         keys::COMMANDS,
         expiry::COMMANDS,
         server::COMMANDS,
