@@ -9,6 +9,7 @@ mod connection;
 mod context;
 mod expiry;
 mod keys;
+mod long_double;
 mod server;
 mod stats;
 mod strings;

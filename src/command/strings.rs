@@ -1,6 +1,7 @@
 //! String commands: GET, SET and friends, counters, ranges.
 
 use super::compare::Condition;
+use super::long_double::Ext;
 use super::expiry::{already_expired, expire_at, Unit};
 use super::{int_arg, wrong_arity, Arg, Ctx, Spec, NOT_INTEGER, SYNTAX, TOO_BIG};
 use crate::protocol::{parse_i64, Reply};
@@ -29,6 +30,7 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec::new("decr", 2, decr).grows().keys(1, 1, 1).doc(G, "key", "subtract 1 from an integer value"),
     Spec::new("incrby", 3, incrby).grows().keys(1, 1, 1).doc(G, "key increment", "add to an integer value"),
     Spec::new("decrby", 3, decrby).grows().keys(1, 1, 1).doc(G, "key decrement", "subtract from an integer value"),
+    Spec::new("incrbyfloat", 3, incrbyfloat).grows().keys(1, 1, 1).doc(G, "key increment", "add to a floating point value; the new value"),
     Spec::new("append", 3, append).grows().keys(1, 1, 1).doc(G, "key value", "append to a value; the new length"),
     Spec::new("strlen", 2, strlen).read().keys(1, 1, 1).doc(G, "key", "length of a value"),
     Spec::new("getrange", 4, getrange).read().keys(1, 1, 1).doc(G, "key start end", "part of a value (negative counts from the end)"),
@@ -390,6 +392,26 @@ fn decrby<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Ok(by) => add(ctx, key, -by),
         Err(e) => e,
     }
+}
+
+/// Adds a decimal (or hex) float to the value of `key`, as Redis does in `long double`, and
+/// stores the result as Redis prints it. Logged as `SET key <result> KEEPTTL`, the form Redis
+/// propagates, so a replay never re-rounds.
+fn incrbyfloat<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key, by] = args else {
+        return wrong_arity("incrbyfloat");
+    };
+    let current = ctx.db.peek(key).map_or(Some(Ext::ZERO), Ext::parse);
+    let (Some(current), Some(by)) = (current, Ext::parse(by)) else {
+        return Reply::error("ERR value is not a valid float");
+    };
+    let sum = match current.add(by) {
+        Some(sum @ Ext::Finite { .. }) => sum.to_text(),
+        _ => return Reply::error("ERR increment would produce NaN or Infinity"),
+    };
+    ctx.db.replace(key, &sum);
+    ctx.log_as(&[&b"SET"[..], key, &sum, b"KEEPTTL"]);
+    Reply::bulk_owned(sum)
 }
 
 fn append<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
