@@ -9,6 +9,7 @@ mod connection;
 mod context;
 mod expiry;
 mod keys;
+mod lcs;
 mod long_double;
 mod server;
 mod stats;
@@ -160,6 +161,7 @@ pub fn table() -> impl Iterator<Item = &'static Spec> {
         connection::COMMANDS,
         strings::COMMANDS,
         compare::COMMANDS,
+        lcs::COMMANDS,
         keys::COMMANDS,
         expiry::COMMANDS,
         server::COMMANDS,
