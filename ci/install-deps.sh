@@ -4,6 +4,7 @@
 #   redis-server      the reference server        (compatibility test, benches/compare.sh)
 #   netcat-openbsd    nc for the text dialect     (ci/real-clients.sh)
 #   qemu-user-static  qemu-aarch64-static         (.ci/run: integration tests of the arm64 build)
+#   python3-redis     redis-py for python3        (tests/strings_extra.rs: the script-free lock)
 #
 # Idempotent and quiet when everything is present. As root it runs `apt-get update` once and
 # `apt-get install -y --no-install-recommends` for only the missing packages; as anyone else it
@@ -35,6 +36,10 @@ if ! have_openbsd_nc; then
 fi
 if ! have qemu-aarch64-static; then
     missing+=(qemu-user-static)
+fi
+# The tests run the Debian interpreter when there is one (a pyenv python3 may lack redis-py).
+if ! /usr/bin/python3 -c 'import redis' 2>/dev/null && ! python3 -c 'import redis' 2>/dev/null; then
+    missing+=(python3-redis)
 fi
 
 if ((${#missing[@]} == 0)); then

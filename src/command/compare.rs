@@ -52,7 +52,8 @@ impl<'x> Condition<'x> {
     /// Whether the condition holds for a key whose value is `current` (`None`: no such key).
     pub(super) fn holds(&self, current: Option<&[u8]>) -> bool {
         // Hex digits compare without regard to case, as Redis 8.4's strcasecmp does.
-        let digest_is = |d: &[u8]| current.is_some_and(|v| hex16(xxh3_64(v)).eq_ignore_ascii_case(d));
+        let digest_is =
+            |d: &[u8]| current.is_some_and(|v| hex16(xxh3_64(v)).eq_ignore_ascii_case(d));
         match *self {
             Condition::Equal(v) => current == Some(v),
             Condition::NotEqual(v) => current != Some(v),

@@ -22,8 +22,14 @@ const MAX_BITS: i64 = 16384;
 /// There is no NaN: what would produce one is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Ext {
-    Finite { neg: bool, significand: u64, exp: i64 },
-    Inf { neg: bool },
+    Finite {
+        neg: bool,
+        significand: u64,
+        exp: i64,
+    },
+    Inf {
+        neg: bool,
+    },
 }
 
 const ZERO: Ext = zero(false);
@@ -50,7 +56,10 @@ impl Ext {
         }
         // strtold must read every byte: a NUL ends its string early, which Redis refuses too.
         let text = arg;
-        if text.first().is_some_and(|&c| c == b' ' || (b'\t'..=b'\r').contains(&c)) {
+        if text
+            .first()
+            .is_some_and(|&c| c == b' ' || (b'\t'..=b'\r').contains(&c))
+        {
             return None;
         }
         let (neg, body) = match text {
@@ -80,8 +89,16 @@ impl Ext {
             _ => (other, self),
         };
         let (
-            Ext::Finite { neg: na, significand: ma, exp: ea },
-            Ext::Finite { neg: nb, significand: mb, exp: eb },
+            Ext::Finite {
+                neg: na,
+                significand: ma,
+                exp: ea,
+            },
+            Ext::Finite {
+                neg: nb,
+                significand: mb,
+                exp: eb,
+            },
         ) = (a, b)
         else {
             return None;
@@ -119,14 +136,24 @@ impl Ext {
     /// trimmed, `-0` as `0`).
     pub(super) fn to_text(self) -> Vec<u8> {
         let (neg, significand, exp) = match self {
-            Ext::Inf { neg } => return if neg { b"-inf".to_vec() } else { b"inf".to_vec() },
-            Ext::Finite { neg, significand, exp } => (neg, significand, exp),
+            Ext::Inf { neg } => {
+                return if neg {
+                    b"-inf".to_vec()
+                } else {
+                    b"inf".to_vec()
+                }
+            }
+            Ext::Finite {
+                neg,
+                significand,
+                exp,
+            } => (neg, significand, exp),
         };
         let mut digits = if exp >= 0 {
             // An integer: no fraction to print.
             let mut n = Big::from_u64(significand);
             n.shl(exp as usize);
-            n.to_decimal()
+            n.into_decimal()
         } else {
             // Round significand × 2^exp × 10^17 to an integer, ties to even (as glibc does).
             let scaled = u128::from(significand) * 100_000_000_000_000_000;
@@ -419,7 +446,7 @@ impl Big {
         (top, drop as i64, sticky)
     }
 
-    fn to_decimal(mut self) -> Vec<u8> {
+    fn into_decimal(mut self) -> Vec<u8> {
         let mut chunks = Vec::new();
         while !self.is_zero() {
             let mut rem = 0u64;
@@ -472,10 +499,14 @@ mod tests {
 
     #[test]
     fn strtold_rejects_what_redis_rejects() {
-        for bad in ["", " 1", "1 ", "1e", "abc", "nan", "1e5000", "1e-5000", "0x", "--1", "1..2"] {
+        for bad in [
+            "", " 1", "1 ", "1e", "abc", "nan", "1e5000", "1e-5000", "0x", "--1", "1..2",
+        ] {
             assert_eq!(Ext::parse(bad.as_bytes()), None, "{bad:?}");
         }
-        for good in ["1", "+1.", ".5", "1e-4940", "0e-99999", "INFINITY", "-Inf", "0x.8p1"] {
+        for good in [
+            "1", "+1.", ".5", "1e-4940", "0e-99999", "INFINITY", "-Inf", "0x.8p1",
+        ] {
             assert!(Ext::parse(good.as_bytes()).is_some(), "{good:?}");
         }
     }

@@ -1,8 +1,8 @@
 //! String commands: GET, SET and friends, counters, ranges.
 
 use super::compare::Condition;
-use super::long_double::Ext;
 use super::expiry::{already_expired, expire_at, Unit};
+use super::long_double::Ext;
 use super::{int_arg, wrong_arity, Arg, Ctx, Spec, NOT_INTEGER, SYNTAX, TOO_BIG};
 use crate::protocol::{parse_i64, Reply};
 

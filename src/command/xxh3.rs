@@ -111,7 +111,12 @@ fn long(input: &[u8]) -> u64 {
     }
     let stripes = ((len - 1) - BLOCK * blocks) / STRIPE;
     for stripe in 0..stripes {
-        accumulate(&mut acc, input, blocks * BLOCK + stripe * STRIPE, stripe * 8);
+        accumulate(
+            &mut acc,
+            input,
+            blocks * BLOCK + stripe * STRIPE,
+            stripe * 8,
+        );
     }
     accumulate(&mut acc, input, len - STRIPE, SECRET.len() - STRIPE - 7);
     let mut result = (len as u64).wrapping_mul(PRIME64_1);
