@@ -74,13 +74,19 @@ fn lcs<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 fn fill(table: &mut Vec<u32>, a: &[u8], b: &[u8]) {
     let width = b.len() + 1;
     table.resize(width * (a.len() + 1), 0);
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            table[j + width * i] = if a[i - 1] == b[j - 1] {
-                table[j - 1 + width * (i - 1)] + 1
+    for (i, &x) in a.iter().enumerate() {
+        // Row i+1 from row i: both are whole rows of the table, so the zips never run short.
+        let (done, rest) = table.split_at_mut(width * (i + 1));
+        let above = done.get(width * i..).unwrap_or_default();
+        let row = rest.get_mut(..width).unwrap_or_default();
+        let mut left = 0;
+        for ((cell, &y), pair) in row.iter_mut().skip(1).zip(b).zip(above.windows(2)) {
+            left = if x == y {
+                pair[0] + 1
             } else {
-                table[j + width * (i - 1)].max(table[j - 1 + width * i])
+                pair[1].max(left)
             };
+            *cell = left;
         }
     }
 }
@@ -89,22 +95,20 @@ fn fill(table: &mut Vec<u32>, a: &[u8], b: &[u8]) {
 /// the subsequence and the matching ranges, and replies as the options ask.
 fn walk(table: &[u32], a: &[u8], b: &[u8], options: &Options) -> Reply<'static> {
     let width = b.len() + 1;
-    let at = |i: usize, j: usize| table[j + width * i];
+    let at = |i: usize, j: usize| table.get(j + width * i).copied().unwrap_or(0);
     let total = at(a.len(), b.len());
     if options.len {
         return Reply::Integer(i64::from(total));
     }
-    let mut result = vec![0u8; total as usize];
-    let mut left = total as usize;
+    let mut result = Vec::with_capacity(total as usize);
     let mut matches = Vec::new();
     // The current range: (start in a, end in a, start in b, end in b).
     let mut range: Option<(usize, usize, usize, usize)> = None;
     let (mut i, mut j) = (a.len(), b.len());
-    while i > 0 && j > 0 {
+    while let (Some(&x), Some(&y)) = (a.get(i.wrapping_sub(1)), b.get(j.wrapping_sub(1))) {
         let mut emit = false;
-        if a[i - 1] == b[j - 1] {
-            left -= 1;
-            result[left] = a[i - 1];
+        if x == y {
+            result.push(x);
             range = Some(match range {
                 None => (i - 1, i - 1, j - 1, j - 1),
                 // Contiguous with the range so far: extend it backwards.
@@ -114,9 +118,7 @@ fn walk(table: &[u32], a: &[u8], b: &[u8], options: &Options) -> Reply<'static> 
                     current
                 }
             });
-            if range.is_some_and(|(sa, _, sb, _)| sa == 0 || sb == 0) {
-                emit = true;
-            }
+            emit |= range.is_some_and(|(sa, _, sb, _)| sa == 0 || sb == 0);
             i -= 1;
             j -= 1;
         } else {
@@ -127,17 +129,9 @@ fn walk(table: &[u32], a: &[u8], b: &[u8], options: &Options) -> Reply<'static> 
             }
             emit = range.is_some();
         }
-        if let (true, Some((sa, ea, sb, eb))) = (emit, range) {
-            let len = (ea - sa + 1) as u64;
-            if options.idx && len >= options.min_match_len {
-                let pair = |s: usize, e: usize| {
-                    Reply::Array(vec![Reply::Integer(s as i64), Reply::Integer(e as i64)])
-                };
-                let mut entry = vec![pair(sa, ea), pair(sb, eb)];
-                if options.with_match_len {
-                    entry.push(Reply::Integer(len as i64));
-                }
-                matches.push(Reply::Array(entry));
+        if let Some(found) = range.filter(|_| emit) {
+            if options.idx && (found.1 - found.0 + 1) as u64 >= options.min_match_len {
+                matches.push(match_reply(found, options.with_match_len));
             }
             range = None;
         }
@@ -148,5 +142,18 @@ fn walk(table: &[u32], a: &[u8], b: &[u8], options: &Options) -> Reply<'static> 
             (Reply::bulk(b"len"), Reply::Integer(i64::from(total))),
         ]);
     }
+    result.reverse();
     Reply::bulk_owned(result)
+}
+
+/// One IDX entry: the range in the first value, the range in the second, and its length when
+/// WITHMATCHLEN asks.
+fn match_reply((sa, ea, sb, eb): (usize, usize, usize, usize), with_len: bool) -> Reply<'static> {
+    let pair =
+        |s: usize, e: usize| Reply::Array(vec![Reply::Integer(s as i64), Reply::Integer(e as i64)]);
+    let mut entry = vec![pair(sa, ea), pair(sb, eb)];
+    if with_len {
+        entry.push(Reply::Integer((ea - sa + 1) as i64));
+    }
+    Reply::Array(entry)
 }

@@ -149,14 +149,14 @@ impl Ext {
                 exp,
             } => (neg, significand, exp),
         };
-        let mut digits = if exp >= 0 {
+        let (integer, fraction) = if exp >= 0 {
             // An integer: no fraction to print.
             let mut n = Big::from_u64(significand);
             n.shl(exp as usize);
-            n.into_decimal()
+            (n, 0)
         } else {
             // Round significand × 2^exp × 10^17 to an integer, ties to even (as glibc does).
-            let scaled = u128::from(significand) * 100_000_000_000_000_000;
+            let scaled = u128::from(significand) * u128::from(E17);
             let shift = (-exp) as u32;
             let rounded = if shift >= 127 {
                 0
@@ -166,28 +166,31 @@ impl Ext {
                 let rest = scaled & ((1u128 << (shift - 1)) - 1) != 0;
                 kept + u128::from(half && (rest || kept & 1 == 1))
             };
-            let mut digits = itoa::Buffer::new().format(rounded).as_bytes().to_vec();
-            if digits.len() < 18 {
-                let mut padded = vec![b'0'; 18 - digits.len()];
-                padded.append(&mut digits);
-                digits = padded;
-            }
-            let point = digits.len() - 17;
-            digits.insert(point, b'.');
-            while digits.last() == Some(&b'0') {
-                digits.pop();
-            }
-            if digits.last() == Some(&b'.') {
-                digits.pop();
-            }
-            digits
+            let whole = (rounded / u128::from(E17)) as u64;
+            (Big::from_u64(whole), (rounded % u128::from(E17)) as u64)
         };
-        if neg && digits != b"0" {
-            digits.insert(0, b'-');
+        let mut out = Vec::new();
+        // `-0` prints as `0`; a negative value that shows any digit keeps its sign.
+        if neg && !(integer.is_zero() && fraction == 0) {
+            out.push(b'-');
         }
-        digits
+        out.extend(integer.into_decimal());
+        if fraction != 0 {
+            let mut buf = itoa::Buffer::new();
+            let digits = buf.format(fraction).as_bytes();
+            out.push(b'.');
+            out.resize(out.len() + 17 - digits.len(), b'0');
+            out.extend_from_slice(digits);
+            while out.last() == Some(&b'0') {
+                out.pop();
+            }
+        }
+        out
     }
 }
+
+/// 10^17: `%.17Lf` prints 17 digits after the point.
+const E17: u64 = 100_000_000_000_000_000;
 
 /// Rounds `±(sum + a little when sticky) × 2^exp` to the nearest extended value, ties to even.
 fn round(neg: bool, sum: u128, exp: i64, sticky: bool) -> Ext {
