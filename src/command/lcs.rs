@@ -23,15 +23,18 @@ impl Options {
         let mut options = Options::default();
         let mut i = 0;
         while let Some(option) = args.get(i) {
-            match option.to_ascii_uppercase().as_slice() {
-                b"IDX" => options.idx = true,
-                b"LEN" => options.len = true,
-                b"WITHMATCHLEN" => options.with_match_len = true,
-                b"MINMATCHLEN" if i + 1 < args.len() => {
-                    i += 1;
-                    options.min_match_len = int_arg(&args[i])?.max(0) as u64;
-                }
-                _ => return Err(SYNTAX),
+            let is = |name: &str| option.eq_ignore_ascii_case(name.as_bytes());
+            if is("IDX") {
+                options.idx = true;
+            } else if is("LEN") {
+                options.len = true;
+            } else if is("WITHMATCHLEN") {
+                options.with_match_len = true;
+            } else if let (true, Some(n)) = (is("MINMATCHLEN"), args.get(i + 1)) {
+                options.min_match_len = int_arg(n)?.max(0) as u64;
+                i += 1;
+            } else {
+                return Err(SYNTAX);
             }
             i += 1;
         }
