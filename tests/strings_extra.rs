@@ -302,6 +302,13 @@ fn lcs_matches_redis_byte_for_byte() {
     let (ohmytext, mynewtext) = ("ohmytext", "mynewtext");
     let (long_a, long_b) = ("x".repeat(400), "y".repeat(400));
     let (huge_a, huge_b) = ("x".repeat(600), "xy".repeat(300));
+    // Long values over a small alphabet: many ties, and table rows across many words.
+    let mut long = |n: u64| -> String {
+        (0..n)
+            .map(|_| if rng.below(3) == 0 { 'a' } else { 'b' })
+            .collect()
+    };
+    let (mid_a, mid_b) = (long(390), long(333));
     diff.uncompared(&resp(&["HELLO", "2"]));
     diff.compare(&[
         resp(&["MSET", "key1", ohmytext, "key2", mynewtext]),
@@ -320,6 +327,10 @@ fn lcs_matches_redis_byte_for_byte() {
         resp(&["LCS", "nokey1", "nokey2", "IDX"]),
         resp(&["MSET", "la", &long_a, "lb", &long_b]),
         resp(&["LCS", "la", "lb", "LEN"]),
+        resp(&["MSET", "ma", &mid_a, "mb", &mid_b]),
+        resp(&["LCS", "ma", "mb"]),
+        resp(&["LCS", "ma", "mb", "IDX", "WITHMATCHLEN"]),
+        resp(&["LCS", "mb", "ma", "IDX", "MINMATCHLEN", "3"]),
         resp(&["MSET", "ha", &huge_a, "hb", &huge_b]),
         resp(&["LCS", "ha", "hb"]),
         resp(&["LCS", "ha", "hb", "LEN"]),

@@ -57,52 +57,67 @@ fn lcs<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Ok(options) => options,
         Err(e) => return e,
     };
-    // Redis's bound on the (n+1)(m+1) table of 4-byte lengths: at most proto-max-bulk-len
-    // bytes, so two long values cannot make one command take gigabytes.
+    // Redis's bound on its (n+1)(m+1) table of 4-byte lengths, kept so the same requests are
+    // refused with the same error; pocketkv's own table is 32 times smaller (below).
     let cells = (a.len() as u64 + 1).saturating_mul(b.len() as u64 + 1);
     if cells.saturating_mul(4) > ctx.server.config.limits.max_bulk_len as u64 {
         return Reply::error(
             "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
         );
     }
-    let mut table: Vec<u32> = Vec::new();
-    if table.try_reserve_exact(cells as usize).is_err() {
+    // LEN needs no table at all.
+    let words = if options.len { 0 } else { cells.div_ceil(64) };
+    let mut steps: Vec<u64> = Vec::new();
+    if steps.try_reserve_exact(words as usize).is_err() {
         return Reply::error("ERR Insufficient memory, failed allocating transient memory for LCS");
     }
-    fill(&mut table, &a, &b);
-    walk(&table, &a, &b, &options)
+    steps.resize(words as usize, 0);
+    let total = fill(&mut steps, &a, &b);
+    if options.len {
+        return Reply::Integer(i64::from(total));
+    }
+    walk(&steps, total, &a, &b, &options)
 }
 
-/// Fills `table` so that cell `j + (b.len()+1) i` holds the LCS length of `a[..i]` and `b[..j]`.
-fn fill(table: &mut Vec<u32>, a: &[u8], b: &[u8]) {
+/// Where Redis's walk back from cell (i, j) goes when `a[i-1]` and `b[j-1]` differ: up (to
+/// i-1) when LCS(i-1, j) > LCS(i, j-1), else left. That one bit per cell is all the walk reads of
+/// Redis's table of lengths, so it is all pocketkv keeps, with two rows of lengths to compute it.
+/// Returns the LCS length; `steps` (empty for LEN) gets bit `j + (b.len()+1) i`.
+fn fill(steps: &mut [u64], a: &[u8], b: &[u8]) -> u32 {
     let width = b.len() + 1;
-    table.resize(width * (a.len() + 1), 0);
+    let (mut above, mut row) = (vec![0u32; width], vec![0u32; width]);
     for (i, &x) in a.iter().enumerate() {
-        // Row i+1 from row i: both are whole rows of the table, so the zips never run short.
-        let (done, rest) = table.split_at_mut(width * (i + 1));
-        let above = done.get(width * i..).unwrap_or_default();
-        let row = rest.get_mut(..width).unwrap_or_default();
         let mut left = 0;
-        for ((cell, &y), pair) in row.iter_mut().skip(1).zip(b).zip(above.windows(2)) {
+        let cells = row.iter_mut().skip(1).zip(b).zip(above.windows(2));
+        for (j, ((cell, &y), pair)) in cells.enumerate() {
             left = if x == y {
                 pair[0] + 1
             } else {
+                if pair[1] > left {
+                    let bit = j + 1 + width * (i + 1);
+                    if let Some(word) = steps.get_mut(bit / 64) {
+                        *word |= 1 << (bit % 64);
+                    }
+                }
                 pair[1].max(left)
             };
             *cell = left;
         }
+        std::mem::swap(&mut above, &mut row);
     }
+    above.last().copied().unwrap_or(0)
 }
 
-/// Walks the table back from the end as Redis does (on a tie it steps back in `b`), building
-/// the subsequence and the matching ranges, and replies as the options ask.
-fn walk(table: &[u32], a: &[u8], b: &[u8], options: &Options) -> Reply<'static> {
+/// Walks back from the end as Redis does, building the subsequence and the matching ranges,
+/// and replies as the options ask.
+fn walk(steps: &[u64], total: u32, a: &[u8], b: &[u8], options: &Options) -> Reply<'static> {
     let width = b.len() + 1;
-    let at = |i: usize, j: usize| table.get(j + width * i).copied().unwrap_or(0);
-    let total = at(a.len(), b.len());
-    if options.len {
-        return Reply::Integer(i64::from(total));
-    }
+    let up = |i: usize, j: usize| {
+        let bit = j + width * i;
+        steps
+            .get(bit / 64)
+            .is_some_and(|word| word >> (bit % 64) & 1 == 1)
+    };
     let mut result = Vec::with_capacity(total as usize);
     let mut matches = Vec::new();
     // The current range: (start in a, end in a, start in b, end in b).
@@ -125,7 +140,7 @@ fn walk(table: &[u32], a: &[u8], b: &[u8], options: &Options) -> Reply<'static> 
             i -= 1;
             j -= 1;
         } else {
-            if at(i - 1, j) > at(i, j - 1) {
+            if up(i, j) {
                 i -= 1;
             } else {
                 j -= 1;
