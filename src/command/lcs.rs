@@ -84,6 +84,10 @@ fn lcs<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 /// Redis's table of lengths, so it is all pocketkv keeps, with two rows of lengths to compute it.
 /// Returns the LCS length; `steps` (empty for LEN) gets bit `j + (b.len()+1) i`.
 fn fill(steps: &mut [u64], a: &[u8], b: &[u8]) -> u32 {
+    if a.is_empty() {
+        // No rows either: with one value empty they could be larger than Redis's whole table.
+        return 0;
+    }
     let width = b.len() + 1;
     let (mut above, mut row) = (vec![0u32; width], vec![0u32; width]);
     for (i, &x) in a.iter().enumerate() {
