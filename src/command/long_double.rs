@@ -153,7 +153,7 @@ impl Ext {
             // An integer: no fraction to print.
             let mut n = Big::from_u64(significand);
             n.shl(exp as usize);
-            (n, 0)
+            (n.into_decimal(), 0)
         } else {
             // Round significand × 2^exp × 10^17 to an integer, ties to even (as glibc does).
             let scaled = u128::from(significand) * u128::from(E17);
@@ -167,14 +167,15 @@ impl Ext {
                 kept + u128::from(half && (rest || kept & 1 == 1))
             };
             let whole = (rounded / u128::from(E17)) as u64;
-            (Big::from_u64(whole), (rounded % u128::from(E17)) as u64)
+            let digits = itoa::Buffer::new().format(whole).as_bytes().to_vec();
+            (digits, (rounded % u128::from(E17)) as u64)
         };
         let mut out = Vec::new();
         // `-0` prints as `0`; a negative value that shows any digit keeps its sign.
-        if neg && !(integer.is_zero() && fraction == 0) {
+        if neg && !(integer == b"0" && fraction == 0) {
             out.push(b'-');
         }
-        out.extend(integer.into_decimal());
+        out.extend(integer);
         if fraction != 0 {
             let mut buf = itoa::Buffer::new();
             let digits = buf.format(fraction).as_bytes();
@@ -309,7 +310,21 @@ impl Big {
         if magnitude < MIN_EXP - 8 {
             return None;
         }
-        let (quotient, exp, sticky) = if exp10 >= 0 {
+        let small = self
+            .to_u128()
+            .filter(|_| exp2 == 0 && (-18..=38).contains(&exp10));
+        let power = 10u128.pow(exp10.unsigned_abs().min(38) as u32);
+        let (quotient, exp, sticky) = if let Some(n) =
+            small.and_then(|m| (exp10 >= 0).then(|| m.checked_mul(power)).flatten())
+        {
+            // What clients send (up to 38 digits, a short exponent) fits u128 arithmetic: an
+            // exact product, or a quotient of at least 67 bits, enough to round.
+            (n, 0, false)
+        } else if let (Some(m), true) = (small, exp10 < 0) {
+            let z = m.leading_zeros();
+            let scaled = m << z;
+            (scaled / power, -i64::from(z), scaled % power != 0)
+        } else if exp10 >= 0 {
             self.mul_pow10(exp10);
             let (top, shift, sticky) = self.top128();
             (top, shift + exp2, sticky)
@@ -356,6 +371,16 @@ impl Big {
         while self.0.last() == Some(&0) {
             self.0.pop();
         }
+    }
+
+    /// The value when it fits in 128 bits.
+    fn to_u128(&self) -> Option<u128> {
+        (self.0.len() <= 4).then(|| {
+            self.0
+                .iter()
+                .rev()
+                .fold(0u128, |n, &limb| n << 32 | u128::from(limb))
+        })
     }
 
     fn is_zero(&self) -> bool {
