@@ -39,18 +39,13 @@ impl<'x> Condition<'x> {
     /// `Some(Err)` for a digest that is not 16 characters long (Redis checks the length only;
     /// a digest with other characters simply never matches).
     pub(super) fn parse(token: &[u8], arg: &'x [u8]) -> Option<Result<Self, Reply<'static>>> {
-        let is = |name: &str| token.eq_ignore_ascii_case(name.as_bytes());
-        let digest = (arg.len() == 16).then_some(arg).ok_or(BAD_DIGEST);
-        Some(if is("IFEQ") {
-            Ok(Condition::Equal(arg))
-        } else if is("IFNE") {
-            Ok(Condition::NotEqual(arg))
-        } else if is("IFDEQ") {
-            digest.map(Condition::DigestEqual)
-        } else if is("IFDNE") {
-            digest.map(Condition::DigestNotEqual)
-        } else {
-            return None;
+        let digest = |arg: &'x [u8]| (arg.len() == 16).then_some(arg).ok_or(BAD_DIGEST);
+        Some(match token.to_ascii_uppercase().as_slice() {
+            b"IFEQ" => Ok(Condition::Equal(arg)),
+            b"IFNE" => Ok(Condition::NotEqual(arg)),
+            b"IFDEQ" => digest(arg).map(Condition::DigestEqual),
+            b"IFDNE" => digest(arg).map(Condition::DigestNotEqual),
+            _ => return None,
         })
     }
 
