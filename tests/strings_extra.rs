@@ -594,6 +594,11 @@ fn inline_lines_are_answered_like_redis_under_inline_reply_format_resp() {
         b"-ERR Protocol error: unbalanced quotes in request\r\n",
     );
     c.roundtrip(b"PING\r\n", b"+PONG\r\n");
+    // A line past the inline limit loses the framing: Redis's error, in RESP, then the close.
+    let mut long = pocket.connect();
+    long.send(&vec![b'a'; 70 * 1024]);
+    long.expect(b"-ERR Protocol error: too big inline request\r\n");
+    long.expect_closed();
 
     // The default is human.
     let human = Server::start(&[]);
