@@ -5,6 +5,7 @@
 #   netcat-openbsd    nc for the text dialect     (ci/real-clients.sh)
 #   qemu-user-static  qemu-aarch64-static         (.ci/run: integration tests of the arm64 build)
 #   nutcracker        twemproxy                   (tests/twemproxy.rs, make demo-shards, make bench-shards)
+#   python3-redis     redis-py for python3        (tests/strings_extra.rs: the script-free lock)
 #
 # Idempotent and quiet when everything is present. As root it runs `apt-get update` once and
 # `apt-get install -y --no-install-recommends` for only the missing packages; as anyone else it
@@ -39,6 +40,10 @@ if ! have qemu-aarch64-static; then
 fi
 if ! have nutcracker; then
     missing+=(nutcracker)
+fi
+# The tests run the Debian interpreter when there is one (a pyenv python3 may lack redis-py).
+if ! /usr/bin/python3 -c 'import redis' 2>/dev/null && ! python3 -c 'import redis' 2>/dev/null; then
+    missing+=(python3-redis)
 fi
 
 if ((${#missing[@]} == 0)); then
