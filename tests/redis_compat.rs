@@ -1790,6 +1790,24 @@ fn protocol_errors_match_redis() {
     check("protocol_errors", protocol_errors);
 }
 
+/// `loglevel` reads and shows Redis's level names, in any case.
+#[test]
+fn loglevel_matches_redis() {
+    check("loglevel", |t| {
+        t.words(&[
+            "CONFIG GET loglevel",
+            "CONFIG SET loglevel WARNING",
+            "CONFIG GET loglevel",
+            "CONFIG SET loglevel verbose",
+            "CONFIG GET loglevel",
+            "CONFIG SET loglevel debug",
+            "CONFIG GET loglevel",
+            "CONFIG SET loglevel Notice",
+            "CONFIG GET loglevel",
+        ])
+    });
+}
+
 #[test]
 fn shutdown_refusals_match_redis() {
     check("shutdown_refusals", shutdown_refusals);

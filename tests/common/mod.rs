@@ -59,6 +59,20 @@ impl Server {
         server
     }
 
+    /// Starts `command` (from `server_command`, with its flags, `--port 0` among them) with its
+    /// output piped; the server keeps `tempdir` alive.
+    pub fn start_command(mut command: Command, tempdir: tempfile::TempDir) -> Server {
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pocketkv");
+        let mut server = Server::attach(child, tempdir.path());
+        server._tempdir = Some(tempdir);
+        server
+    }
+
     /// Follows a started child's log until it names its address.
     fn attach(mut child: Child, dir: &Path) -> Server {
         let (tx, log) = mpsc::channel();
