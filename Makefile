@@ -1,7 +1,7 @@
 # Thin wrappers that mirror CI. `make run` starts the server with defaults; `make test` installs
 # the test tools when missing (redis-tools, redis-server, netcat-openbsd) and runs every test:
 # unit, integration, and the real-client stage.
-.PHONY: build run test lint bench release release-static release-arm64 clean
+.PHONY: build run test lint bench release release-static release-arm64 release-armv7 clean
 
 CARGO ?= cargo
 
@@ -34,11 +34,12 @@ release:
 
 # Static, stripped binaries for embedded Linux, built with Cargo.toml's `small` profile (the
 # release profile at opt-level "s", to stay under 1 MB) into target/<triple>/small/. The rustup
-# target is added when missing. arm64 links with the toolchain's own rust-lld
-# (-C linker=rust-lld), so no cross gcc is needed; CI runs the integration tests against it under
-# qemu-aarch64-static.
+# target is added when missing. arm64 and armv7 link with the toolchain's own rust-lld
+# (-C linker=rust-lld), so no cross gcc is needed; CI runs the integration tests against them
+# under qemu-aarch64-static and qemu-arm-static.
 MUSL_X86_64 := x86_64-unknown-linux-musl
 MUSL_ARM64 := aarch64-unknown-linux-musl
+MUSL_ARMV7 := armv7-unknown-linux-musleabihf
 
 release-static:
 	@rustup target list --installed | grep -qx $(MUSL_X86_64) || rustup target add $(MUSL_X86_64)
@@ -49,6 +50,33 @@ release-arm64:
 	@rustup target list --installed | grep -qx $(MUSL_ARM64) || rustup target add $(MUSL_ARM64)
 	CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=rust-lld $(CARGO) build --profile small --target $(MUSL_ARM64)
 	@stat -c '%n: %s bytes (static, stripped)' target/$(MUSL_ARM64)/small/pocketkv
+
+# 32-bit ARM with hardware float (Raspberry Pi 2/3 in 32-bit mode, many industrial boards). The
+# prebuilt standard library for this target is not downloadable here (rustup gets a 404), so std
+# is built from the toolchain's rust-src (-Zbuild-std; RUSTC_BOOTSTRAP lets the stable toolchain
+# take that flag), and what the missing rust-std would have brought comes from Debian packages
+# that ci/install-deps.sh installs: musl's libc.a and start files (musl-dev:armhf) and gcc's
+# crtbegin/crtend and unwinder (libgcc-N-dev-armhf-cross; libgcc_eh.a is linked as the
+# libunwind std asks for). Still rust-lld, still no cross gcc.
+ARMV7_MUSL := /usr/lib/arm-linux-musleabihf
+ARMV7_GCC := $(patsubst %/,%,$(firstword $(wildcard /usr/lib/gcc-cross/arm-linux-gnueabihf/*/)))
+ARMV7_LINK := $(CURDIR)/target/armv7-link
+ARMV7_RUSTFLAGS := -C link-arg=--icf=all -C link-self-contained=no \
+	-L native=$(ARMV7_MUSL) -L native=$(ARMV7_LINK) -L native=$(ARMV7_GCC) \
+	-Z pre-link-arg=$(ARMV7_MUSL)/crt1.o -Z pre-link-arg=$(ARMV7_MUSL)/crti.o \
+	-Z pre-link-arg=$(ARMV7_GCC)/crtbegin.o \
+	-C link-arg=$(ARMV7_GCC)/crtend.o -C link-arg=$(ARMV7_MUSL)/crtn.o
+
+release-armv7:
+	@test -f $(ARMV7_MUSL)/libc.a -a -f "$(ARMV7_GCC)/libgcc_eh.a" || { echo "release-armv7: \
+	musl-dev:armhf or libgcc-N-dev-armhf-cross is not installed: run bash ci/install-deps.sh \
+	as root" >&2; exit 1; }
+	@rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src
+	@mkdir -p $(ARMV7_LINK) && ln -sf $(ARMV7_GCC)/libgcc_eh.a $(ARMV7_LINK)/libunwind.a
+	RUSTC_BOOTSTRAP=1 CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_LINKER=rust-lld \
+	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="$(ARMV7_RUSTFLAGS)" \
+	$(CARGO) build -Zbuild-std=std,panic_abort --profile small --target $(MUSL_ARMV7)
+	@stat -c '%n: %s bytes (static, stripped)' target/$(MUSL_ARMV7)/small/pocketkv
 
 clean:
 	$(CARGO) clean

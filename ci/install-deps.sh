@@ -3,7 +3,12 @@
 #   redis-tools       redis-cli, redis-benchmark  (ci/real-clients.sh, benches/compare.sh)
 #   redis-server      the reference server        (compatibility test, benches/compare.sh)
 #   netcat-openbsd    nc for the text dialect     (ci/real-clients.sh)
-#   qemu-user-static  qemu-aarch64-static         (.ci/run: integration tests of the arm64 build)
+#   qemu-user-static  qemu-aarch64-static, qemu-arm-static  (.ci/run: integration tests of the
+#                     arm64 and armv7 builds)
+#   musl-dev:armhf, libgcc-N-dev-armhf-cross  musl's libc.a and start files for 32-bit ARM, gcc's
+#                     crtbegin/crtend and unwinder (make release-armv7; N is the host gcc's major
+#                     version). musl-dev:armhf is a foreign-architecture package: armhf is added
+#                     to dpkg's architectures first.
 #
 # Idempotent and quiet when everything is present. As root it runs `apt-get update` once and
 # `apt-get install -y --no-install-recommends` for only the missing packages; as anyone else it
@@ -33,8 +38,18 @@ fi
 if ! have_openbsd_nc; then
     missing+=(netcat-openbsd)
 fi
-if ! have qemu-aarch64-static; then
+if ! have qemu-aarch64-static || ! have qemu-arm-static; then
     missing+=(qemu-user-static)
+fi
+# The armv7 build's C runtime (see the Makefile's release-armv7).
+gcc_major=$( (gcc -dumpversion 2>/dev/null || echo 12) | cut -d. -f1)
+have_armv7_libc() { [[ -f /usr/lib/arm-linux-musleabihf/libc.a ]]; }
+have_armv7_gcc() { compgen -G '/usr/lib/gcc-cross/arm-linux-gnueabihf/*/libgcc_eh.a' >/dev/null; }
+if ! have_armv7_libc; then
+    missing+=(musl-dev:armhf)
+fi
+if ! have_armv7_gcc; then
+    missing+=("libgcc-$gcc_major-dev-armhf-cross")
 fi
 
 if ((${#missing[@]} == 0)); then
@@ -44,15 +59,16 @@ fi
 if ! have apt-get; then
     echo "install-deps: missing packages: ${missing[*]}" >&2
     echo "install-deps: no apt-get on this machine; install the Debian packages above (or their" \
-        "equivalents providing redis-cli, redis-benchmark, redis-server, OpenBSD nc and" \
-        "qemu-aarch64-static) by hand" >&2
+        "equivalents providing redis-cli, redis-benchmark, redis-server, OpenBSD nc," \
+        "qemu-aarch64-static, qemu-arm-static and an armhf musl and libgcc) by hand" >&2
     exit 1
 fi
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "install-deps: missing packages: ${missing[*]}" >&2
     echo "install-deps: run as root, or:" >&2
-    echo "    sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    echo "    sudo dpkg --add-architecture armhf && sudo apt-get update &&" \
+        "sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
     exit 1
 fi
 
@@ -76,6 +92,9 @@ if [[ ! -e $policy ]]; then
     made_policy=1
 fi
 
+if [[ " ${missing[*]} " == *:armhf* ]] && ! dpkg --print-foreign-architectures | grep -qx armhf; then
+    dpkg --add-architecture armhf
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
@@ -84,7 +103,9 @@ still=()
 { have redis-cli && have redis-benchmark; } || still+=(redis-tools)
 have redis-server || still+=(redis-server)
 have_openbsd_nc || still+=(netcat-openbsd)
-have qemu-aarch64-static || still+=(qemu-user-static)
+{ have qemu-aarch64-static && have qemu-arm-static; } || still+=(qemu-user-static)
+have_armv7_libc || still+=(musl-dev:armhf)
+have_armv7_gcc || still+=("libgcc-$gcc_major-dev-armhf-cross")
 if ((${#still[@]} > 0)); then
     echo "install-deps: still missing after apt-get install: ${still[*]}" >&2
     exit 1
