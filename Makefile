@@ -1,7 +1,7 @@
 # Thin wrappers that mirror CI. `make run` starts the server with defaults; `make test` installs
 # the test tools when missing (redis-tools, redis-server, netcat-openbsd) and runs every test:
 # unit, integration, and the real-client stage.
-.PHONY: build run test lint bench release release-static release-arm64 release-armv7 clean
+.PHONY: build run test lint bench release release-static release-arm64 release-armv7 dist clean
 
 CARGO ?= cargo
 
@@ -77,6 +77,11 @@ release-armv7:
 	CARGO_TARGET_ARMV7_UNKNOWN_LINUX_MUSLEABIHF_RUSTFLAGS="$(ARMV7_RUSTFLAGS)" \
 	$(CARGO) build -Zbuild-std=std,panic_abort --profile small --target $(MUSL_ARMV7)
 	@stat -c '%n: %s bytes (static, stripped)' target/$(MUSL_ARMV7)/small/pocketkv
+
+# Release tarballs in target/dist/: one per architecture (the static binary, README.md, LICENSE,
+# CHANGELOG.md, deploy/) and SHA256SUMS, reproducibly (ci/dist.sh says how).
+dist: release-static release-arm64 release-armv7
+	bash ci/dist.sh
 
 clean:
 	$(CARGO) clean
