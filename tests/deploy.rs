@@ -40,7 +40,10 @@ fn the_deploy_config_file_sets_every_setting_to_its_default() {
     let defaults = Server::start(&[]);
     let from_file = all_settings(&mut with_file.connect());
     let default = all_settings(&mut defaults.connect());
-    assert_eq!(from_file, default, "deploy/pocketkv.conf differs from the defaults");
+    assert_eq!(
+        from_file, default,
+        "deploy/pocketkv.conf differs from the defaults"
+    );
 }
 
 #[test]
