@@ -46,7 +46,13 @@ fn writer(
             break;
         }
         sent += 1;
-        match stream.read(&mut buf) {
+        let read = loop {
+            match stream.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        match read {
             Ok(5) if &buf[..5] == b"+OK\r\n" => {
                 acked += 1;
                 acks.fetch_add(1, Ordering::Relaxed);

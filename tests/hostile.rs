@@ -48,6 +48,7 @@ fn read_to_close(stream: &mut TcpStream) -> Vec<u8> {
             Ok(0) => return all,
             Ok(n) => all.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == ErrorKind::ConnectionReset => return all,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) => panic!("no close ({e}) after {:?}", String::from_utf8_lossy(&all)),
         }
     }
@@ -234,6 +235,7 @@ fn burst(addr: SocketAddr, n: usize) -> Duration {
                         }
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
                     Err(e) => panic!("read: {e}"),
                 }
             }
@@ -591,7 +593,7 @@ fn deafen(server: &Server) -> Deaf {
                     sent += n;
                     any = true;
                 }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
                 Err(e) => panic!("a client that never reads was cut off: {e}"),
             }
         }

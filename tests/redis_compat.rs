@@ -211,14 +211,17 @@ impl Conn {
     /// Reads more bytes into the buffer; `Ok(false)` at EOF.
     fn fill(&mut self) -> Result<bool, String> {
         let mut chunk = vec![0u8; 64 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => Ok(false),
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(true)
-            }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => Ok(false),
-            Err(e) => Err(format!("<{}: read failed: {e}>", self.side)),
+        loop {
+            return match self.stream.read(&mut chunk) {
+                Ok(0) => Ok(false),
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    Ok(true)
+                }
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => Err(format!("<{}: read failed: {e}>", self.side)),
+            };
         }
     }
 

@@ -465,7 +465,7 @@ fn worker(plan: Plan, tx: mpsc::Sender<IntervalStats>) {
             c.sent = Instant::now();
             match c.stream.write(&c.out) {
                 Ok(n) => c.written = n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
                 Err(e) => panic!("connection {i}: write: {e}"),
             }
             if c.written < c.out.len() {
@@ -490,7 +490,8 @@ fn worker(plan: Plan, tx: mpsc::Sender<IntervalStats>) {
             if event.is_writable() && c.written < c.out.len() {
                 match c.stream.write(&c.out[c.written..]) {
                     Ok(n) => c.written += n,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
                     Err(e) => panic!("connection {i}: write: {e}"),
                 }
                 if c.written == c.out.len() {

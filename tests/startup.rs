@@ -413,6 +413,7 @@ fn read_line(client: &mut Client) -> Option<Vec<u8>> {
     while !line.ends_with(b"\r\n") {
         match client.stream.read(&mut byte) {
             Ok(1) => line.push(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             _ => return None,
         }
     }

@@ -243,6 +243,8 @@ impl Client {
                     String::from_utf8_lossy(&buf[..got])
                 ),
                 Ok(k) => got += k,
+                // A signal (a stop and continue, say) interrupts a read with a timeout set.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => panic!(
                     "read failed after {got} of {n} bytes ({e}): {:?}",
                     String::from_utf8_lossy(&buf[..got])
@@ -297,14 +299,17 @@ impl Client {
     /// Asserts the server closes the connection (EOF) within the deadline.
     pub fn expect_closed(&mut self) {
         let mut buf = [0u8; 256];
-        match self.stream.read(&mut buf) {
-            Ok(0) => {}
-            Ok(n) => panic!(
-                "expected close, got {:?}",
-                String::from_utf8_lossy(&buf[..n])
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            Err(e) => panic!("expected close, got error {e}"),
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => panic!(
+                    "expected close, got {:?}",
+                    String::from_utf8_lossy(&buf[..n])
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("expected close, got error {e}"),
+            }
         }
     }
 }

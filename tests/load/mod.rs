@@ -217,10 +217,13 @@ fn one_cycle(addr: SocketAddr, n: usize) -> Result<(), String> {
     }
     if server_closes {
         let mut rest = [0u8; 64];
-        match stream.read(&mut rest) {
-            Ok(0) => {}
-            Ok(k) => return Err(format!("cycle {n}: {k} bytes after QUIT's reply")),
-            Err(e) => return Err(format!("cycle {n}: no clean close after QUIT: {e}")),
+        loop {
+            match stream.read(&mut rest) {
+                Ok(0) => break,
+                Ok(k) => return Err(format!("cycle {n}: {k} bytes after QUIT's reply")),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("cycle {n}: no clean close after QUIT: {e}")),
+            }
         }
     }
     Ok(())
