@@ -24,7 +24,7 @@ pub struct Config {
     pub save_interval: u64,
     /// How snapshots are written (any kind is read).
     pub snapshot_compression: Compression,
-    /// Log level when `RUST_LOG` is not set.
+    /// Which log lines are written (Redis's `loglevel`, by its names); `RUST_LOG` wins at start.
     pub loglevel: log::LevelFilter,
     /// Keep an append-only log of every write.
     pub appendonly: bool,
@@ -307,12 +307,12 @@ const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "loglevel",
-        default: "info",
-        help:
-            "error, warn, info, debug or trace (Redis's warning/notice/verbose too); RUST_LOG wins",
+        default: "notice",
+        help: "warning, notice, verbose (each client connecting and closing) or debug; \
+               RUST_LOG, if set, wins at start",
         apply: |c, v| level(v).map(|l| c.loglevel = l),
-        show: |c| c.loglevel.to_string().to_lowercase(),
-        settable: false,
+        show: |c| level_name(c.loglevel).to_string(),
+        settable: true,
     },
     Setting {
         name: "appendonly",
@@ -891,13 +891,29 @@ fn yes_no_name(value: bool) -> String {
     if value { "yes" } else { "no" }.to_string()
 }
 
+/// Redis's level names as the `log` crate's filters: Redis logs at four levels where `log` has
+/// five, so `warning` takes in errors and `debug` is everything. The `log` names (`error`, `warn`,
+/// `info`, `trace`) are accepted too, for settings written before pocketkv used Redis's names.
 fn level(value: &str) -> Result<log::LevelFilter, String> {
-    let expected = || "error, warn, info, debug or trace".to_string();
-    match value.to_ascii_lowercase().as_str() {
-        "warning" => Ok(log::LevelFilter::Warn),
-        "notice" => Ok(log::LevelFilter::Info),
-        "verbose" => Ok(log::LevelFilter::Debug),
-        other => other.parse().map_err(|_| expected()),
+    Ok(match value.to_ascii_lowercase().as_str() {
+        "warning" | "warn" => log::LevelFilter::Warn,
+        "notice" | "info" => log::LevelFilter::Info,
+        "verbose" => log::LevelFilter::Debug,
+        "debug" | "trace" => log::LevelFilter::Trace,
+        "error" => log::LevelFilter::Error,
+        _ => return Err("one of debug, verbose, notice, warning".to_string()),
+    })
+}
+
+/// The Redis name of a level, as CONFIG GET shows it.
+pub fn level_name(level: log::LevelFilter) -> &'static str {
+    match level {
+        log::LevelFilter::Off => "nothing",
+        log::LevelFilter::Error => "error",
+        log::LevelFilter::Warn => "warning",
+        log::LevelFilter::Info => "notice",
+        log::LevelFilter::Debug => "verbose",
+        log::LevelFilter::Trace => "debug",
     }
 }
 

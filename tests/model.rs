@@ -56,7 +56,7 @@ use common::Server;
 type Bytes = Vec<u8>;
 
 /// How long one reply may take before the test reports a hang (SAVE includes an fsync).
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `proto-max-bulk-len` at its default: the largest value SETRANGE may build.
 const MAX_BULK: u64 = 512 * 1024 * 1024;

@@ -501,6 +501,7 @@ fn config_set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         }
         seen.push(name);
     }
+    crate::logging::set_level(config.loglevel);
     ctx.server.config = config;
     Reply::OK
 }
