@@ -37,7 +37,7 @@ pub(super) fn execute_pending(
     let mut prefetched = 0;
     loop {
         // Per request: an AUTH earlier in the same pipeline lifts the limits for what follows.
-        limits.unauthenticated = !conn.client.authenticated && !state.config.requirepass.is_empty();
+        limits.unauthenticated = !conn.client.authenticated && !state.acl.default_open();
         if conn.awaiting_snapshot.is_some() || conn.closing != Closing::No {
             return Stopped::Held;
         }
