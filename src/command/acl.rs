@@ -152,15 +152,16 @@ fn cat<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
                     .collect(),
             )
         }
-        _ => subcommand_syntax("cat"),
+        _ => subcommand_syntax(args),
     }
 }
 
-/// Redis's error for a known subcommand with the wrong arguments.
-fn subcommand_syntax(sub: &str) -> Reply<'static> {
-    Reply::error_owned(format!(
-        "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try ACL HELP."
-    ))
+/// Redis's error for a known subcommand with the wrong arguments (named as sent).
+fn subcommand_syntax(args: &[Arg<'_>]) -> Reply<'static> {
+    let mut message = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+    message.extend_from_slice(args.get(1).map_or(&b""[..], |a| a.as_ref()));
+    message.extend_from_slice(b"'. Try ACL HELP.");
+    Reply::error_bytes(super::one_line(message))
 }
 
 fn setuser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
@@ -349,7 +350,7 @@ fn genpass<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
             Ok(bits) => bits,
             Err(e) => return e,
         },
-        _ => return subcommand_syntax("genpass"),
+        _ => return subcommand_syntax(args),
     };
     if bits <= 0 || bits > GENPASS_MAX_BITS {
         return Reply::error(
@@ -394,12 +395,15 @@ fn log<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
             Ok(n) => usize::try_from(n).unwrap_or(0),
             Err(e) => return e,
         },
-        _ => return subcommand_syntax("log"),
+        _ => return subcommand_syntax(args),
     };
     let now = super::unix_ms();
     let field = |name: &'static str| Reply::bulk(name.as_bytes());
     let entries = ctx.server.acl.log.newest(count).map(|e| {
-        let age = now.saturating_sub(e.unix_ms) as f64 / 1000.0;
+        // Seconds with milliseconds, formatted by hand: float formatting would add 20 kB of
+        // code to the binary for this one field.
+        let age_ms = now.saturating_sub(e.unix_ms);
+        let age = format!("{}.{:03}", age_ms / 1000, age_ms % 1000);
         Reply::Map(vec![
             (field("count"), Reply::Integer(e.count as i64)),
             (field("reason"), field(e.reason.name())),
