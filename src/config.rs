@@ -855,7 +855,8 @@ fn user(config: &mut Config, value: &str) -> Result<(), String> {
             crate::acl::RuleError::Duplicate.message()
         ));
     }
-    crate::acl::parse_user(&words)
+    let bytes: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+    crate::acl::parse_user(&bytes)
         .map_err(|(rule, e)| format!("Error in user declaration '{rule}': {}", e.message()))?;
     config.users.push(words);
     Ok(())

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::Path;
 
-use super::rules::{has_spaces, merge_selectors, User};
+use super::rules::{has_spaces, merge_selectors, put, User};
 use super::Acl;
 
 /// Why the aclfile could not be loaded or saved; the text is Redis's.
@@ -48,54 +48,57 @@ pub fn load_file(path: &str) -> Result<Vec<User>, FileError> {
 /// Parses an aclfile's text as Redis's ACLLoadFromFile: lines split on single spaces (no
 /// quoting), every error collected into one line.
 fn parse(path: &str, text: &[u8]) -> Result<Vec<User>, FileError> {
-    let mut errors = String::new();
+    let mut errors = Vec::new();
+    // Pieces pushed by one shared function rather than format!: this runs rarely, and each
+    // format! call costs code in a binary with a size limit.
+    let path = path.as_bytes();
+    let mut note = |parts: &[&[u8]]| put(&mut errors, parts);
     let mut users: Vec<User> = Vec::new();
     for (index, line) in text.split(|&b| b == b'\n').enumerate() {
-        let number = index + 1;
+        let mut number = itoa::Buffer::new();
+        let number = number.format(index + 1).as_bytes();
         let line = line.trim_ascii();
         if line.is_empty() {
             continue;
         }
         let words: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
         let (Some(b"user"), Some(name)) = (words.first().map(|w| &w[..]), words.get(1)) else {
-            errors.push_str(&format!(
-                "{path}:{number} should start with user keyword followed by the username. "
-            ));
+            let what = b" should start with user keyword followed by the username. ";
+            note(&[path, b":", number, what]);
             continue;
         };
-        let name_text = String::from_utf8_lossy(name);
         if has_spaces(name) {
-            errors.push_str(&format!(
-                "'{path}:{number}: username '{name_text}' contains invalid characters. "
-            ));
+            let what = b"' contains invalid characters. ";
+            note(&[b"'", path, b":", number, b": username '", name, what]);
             continue;
         }
         if users.iter().any(|u| u.name == *name) {
-            errors.push_str(&format!(
-                "WARNING: Duplicate user '{name_text}' found on line {number}. "
-            ));
+            note(&[
+                b"WARNING: Duplicate user '",
+                name,
+                b"' found on line ",
+                number,
+                b". ",
+            ]);
             continue;
         }
         let mut user = User::new(name);
         let Ok(rules) = merge_selectors(words.get(2..).unwrap_or_default()) else {
-            errors.push_str(&format!(
-                "{path}:{number}: Unmatched parenthesis in selector definition."
-            ));
+            let what = b": Unmatched parenthesis in selector definition.";
+            note(&[path, b":", number, what]);
             continue;
         };
         let mut syntax_error = false;
         for rule in rules {
             let rule = rule.trim_ascii();
             if let Err(e) = user.apply(rule) {
+                let message = e.message().as_bytes();
                 if e == super::RuleError::UnknownName {
-                    errors.push_str(&format!(
-                        "{path}:{number}: Error in applying operation '{}': {}. ",
-                        String::from_utf8_lossy(rule),
-                        e.message()
-                    ));
+                    let what = b": Error in applying operation '";
+                    note(&[path, b":", number, what, rule, b"': ", message, b". "]);
                 } else if !syntax_error {
                     // Only the first: a later error may follow from it, and may quote a password.
-                    errors.push_str(&format!("{path}:{number}: {}. ", e.message()));
+                    note(&[path, b":", number, b": ", message, b". "]);
                     syntax_error = true;
                 }
             }
@@ -105,43 +108,39 @@ fn parse(path: &str, text: &[u8]) -> Result<Vec<User>, FileError> {
     if errors.is_empty() {
         Ok(users)
     } else {
-        errors.push_str(
-            "WARNING: ACL errors detected, no change to the previously active ACL rules was \
-             performed",
+        errors.extend_from_slice(
+            b"WARNING: ACL errors detected, no change to the previously active ACL rules was \
+              performed",
         );
-        Err(FileError::Invalid(errors))
+        Err(FileError::Invalid(
+            String::from_utf8_lossy(&errors).into_owned(),
+        ))
     }
 }
 
 /// Writes every user to `path` in the aclfile format: a temporary file beside it, fsynced, then
 /// renamed over it, so a crash leaves the old file or the new one, never a mix.
 pub fn save_file(path: &str, acl: &Acl) -> io::Result<()> {
-    let mut text = String::new();
+    let mut text = Vec::new();
     for user in acl.users() {
-        text.push_str("user ");
-        text.push_str(&String::from_utf8_lossy(&user.name));
-        text.push(' ');
-        text.push_str(&user.describe());
-        text.push('\n');
+        put(
+            &mut text,
+            &[b"user ", &user.name, b" ", &user.describe(), b"\n"],
+        );
     }
-    let target = Path::new(path);
-    let temp = target.with_file_name(format!(
-        "{}.tmp-{}",
-        target
-            .file_name()
-            .map_or_else(|| "users.acl".into(), |n| n.to_string_lossy()),
-        std::process::id()
-    ));
+    let mut temp = path.to_string();
+    temp.push_str(".tmp-");
+    temp.push_str(itoa::Buffer::new().format(std::process::id()));
     let written = (|| {
         let mut file = File::create(&temp)?;
-        file.write_all(text.as_bytes())?;
+        file.write_all(&text)?;
         file.sync_all()?;
-        fs::rename(&temp, target)?;
+        fs::rename(&temp, path)?;
         // The rename is durable once the directory is.
-        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-            File::open(dir)?.sync_all()?;
+        match Path::new(path).parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => File::open(dir)?.sync_all(),
+            _ => Ok(()),
         }
-        Ok(())
     })();
     if written.is_err() {
         let _ = fs::remove_file(&temp);

@@ -1,8 +1,6 @@
 //! ACL LOG: refused commands and failed logins, newest first, alike ones within a minute
 //! counted in one entry, as Redis keeps them.
 
-use std::collections::VecDeque;
-
 /// What was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reason {
@@ -74,7 +72,8 @@ const SCAN: usize = 10;
 /// The log, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct AclLog {
-    entries: VecDeque<LogEntry>,
+    /// A Vec, not a VecDeque: at most `acllog-max-len` entries, and less code.
+    entries: Vec<LogEntry>,
 }
 
 impl AclLog {
@@ -88,15 +87,14 @@ impl AclLog {
                 && e.username == entry.username
         });
         if let Some(at) = alike {
-            if let Some(mut found) = self.entries.remove(at) {
-                found.count += 1;
-                found.unix_ms = entry.unix_ms;
-                found.client_info = entry.client_info;
-                self.entries.push_front(found);
-            }
+            let mut found = self.entries.remove(at);
+            found.count += 1;
+            found.unix_ms = entry.unix_ms;
+            found.client_info = entry.client_info;
+            self.entries.insert(0, found);
             return;
         }
-        self.entries.push_front(entry);
+        self.entries.insert(0, entry);
         self.entries.truncate(max_len);
     }
 

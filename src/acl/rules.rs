@@ -2,8 +2,8 @@
 //! described back in the form ACL LIST shows.
 
 use super::{
-    category, find, hash_password, hex, in_category, key_access, key_positions, name_of, no_auth,
-    subcommands, table, Command, Denied, COUNT, NO_ID, READ, WORDS, WRITE,
+    category, command_id, find, hash_password, hex, in_category, key_access, key_positions,
+    name_of, no_auth, subcommands, table, Command, Denied, COUNT, NO_ID, READ, WORDS, WRITE,
 };
 use crate::store::glob_match;
 
@@ -144,6 +144,7 @@ impl Selector {
     }
 
     /// Applies one selector rule (Redis's ACLSetSelector).
+    #[inline(never)]
     pub fn apply(&mut self, op: &[u8]) -> Result<(), RuleError> {
         let is = |word: &str| op.eq_ignore_ascii_case(word.as_bytes());
         if is("allkeys") || is("~*") {
@@ -321,11 +322,12 @@ impl Selector {
 
     /// The command rules, as Redis 7.0 describes them: `+@all` or `-@all`, then the categories
     /// that best fit the allowed commands, then single commands to make the difference up.
-    fn describe_commands(&self, out: &mut String) {
+    fn describe_commands(&self, out: &mut Vec<u8>) {
         let additive = !self.future;
         let mut fake = Selector::empty();
         fake.set_all(!additive);
-        out.push_str(if additive { "-@all " } else { "+@all " });
+        let (plus, minus): (&[u8], &[u8]) = if additive { (b"+", b"-") } else { (b"-", b"+") };
+        put(out, &[minus, b"@all "]);
         let mut temp = Selector::empty();
         temp.commands = self.commands;
         let mut applied = [false; table::CATEGORIES.len()];
@@ -356,19 +358,17 @@ impl Selector {
             let Some(best) = best else { break };
             fake.change_category(1 << best, additive);
             temp.change_category(1 << best, !additive);
-            out.push_str(if additive { "+@" } else { "-@" });
-            out.push_str(table::CATEGORIES.get(best).copied().unwrap_or(""));
-            out.push(' ');
+            let name = table::CATEGORIES.get(best).copied().unwrap_or("");
+            put(out, &[plus, b"@", name.as_bytes(), b" "]);
             if let Some(done) = applied.get_mut(best) {
                 *done = true;
             }
         }
         for id in 0..COUNT as u16 {
             let mine = self.bit(id);
+            let name = name_of(id).as_bytes();
             if mine != fake.bit(id) {
-                out.push(if mine { '+' } else { '-' });
-                out.push_str(name_of(id));
-                out.push(' ');
+                put(out, &[if mine { b"+" } else { b"-" }, name, b" "]);
                 fake.change(id, mine);
             }
             if mine {
@@ -376,11 +376,7 @@ impl Selector {
             }
             if let Some((_, args)) = self.first_args.iter().find(|(c, _)| *c == id) {
                 for arg in args {
-                    out.push('+');
-                    out.push_str(name_of(id));
-                    out.push('|');
-                    out.push_str(&String::from_utf8_lossy(arg));
-                    out.push(' ');
+                    put(out, &[b"+", name, b"|", arg, b" "]);
                 }
             }
         }
@@ -388,61 +384,53 @@ impl Selector {
     }
 
     /// GETUSER's `commands` field.
-    pub fn commands_text(&self) -> String {
-        let mut out = String::new();
+    pub fn commands_text(&self) -> Vec<u8> {
+        let mut out = Vec::new();
         self.describe_commands(&mut out);
         out
     }
 
     /// GETUSER's `keys` field.
-    pub fn keys_text(&self) -> String {
+    pub fn keys_text(&self) -> Vec<u8> {
         if self.all_keys {
-            return "~*".into();
+            return b"~*".to_vec();
         }
-        let mut out = String::new();
+        let mut out = Vec::new();
         for k in &self.keys {
-            if !out.is_empty() {
-                out.push(' ');
-            }
             push_pattern(k, &mut out);
         }
+        out.pop();
         out
     }
 
     /// GETUSER's `channels` field.
-    pub fn channels_text(&self) -> String {
+    pub fn channels_text(&self) -> Vec<u8> {
         if self.all_channels {
-            return "&*".into();
+            return b"&*".to_vec();
         }
-        let mut out = String::new();
+        let mut out = Vec::new();
         for c in &self.channels {
-            if !out.is_empty() {
-                out.push(' ');
-            }
-            out.push('&');
-            out.push_str(&String::from_utf8_lossy(c));
+            put(&mut out, &[b"&", c, b" "]);
         }
+        out.pop();
         out
     }
 
     /// The selector as ACL LIST shows it.
-    fn describe(&self, out: &mut String) {
+    fn describe(&self, out: &mut Vec<u8>) {
         if self.all_keys {
-            out.push_str("~* ");
+            out.extend_from_slice(b"~* ");
         } else {
             for k in &self.keys {
                 push_pattern(k, out);
-                out.push(' ');
             }
         }
         if self.all_channels {
-            out.push_str("&* ");
+            out.extend_from_slice(b"&* ");
         } else {
-            out.push_str("resetchannels ");
+            out.extend_from_slice(b"resetchannels ");
             for c in &self.channels {
-                out.push('&');
-                out.push_str(&String::from_utf8_lossy(c));
-                out.push(' ');
+                put(out, &[b"&", c, b" "]);
             }
         }
         self.describe_commands(out);
@@ -454,21 +442,36 @@ impl Selector {
     }
 }
 
-fn push_pattern(k: &KeyPattern, out: &mut String) {
-    out.push_str(match k.access {
-        READ => "%R~",
-        WRITE => "%W~",
-        _ => "~",
-    });
-    out.push_str(&String::from_utf8_lossy(&k.pattern));
+/// A key pattern and a space.
+fn push_pattern(k: &KeyPattern, out: &mut Vec<u8>) {
+    let prefix: &[u8] = match k.access {
+        READ => b"%R~",
+        WRITE => b"%W~",
+        _ => b"~",
+    };
+    put(out, &[prefix, &k.pattern, b" "]);
+}
+
+/// Appends every part to `out`: one copy of the appending code for every description and
+/// message (the binary has a size limit, and format! or inlined copies add up).
+#[inline(never)]
+pub fn put(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    for part in parts {
+        out.extend_from_slice(part);
+    }
 }
 
 /// The channel arguments of the pub/sub commands Redis checks, and whether each is a pattern.
 fn channel_positions(id: u16, argc: usize) -> impl Iterator<Item = (usize, bool)> {
-    let (range, pattern) = match name_of(id) {
-        "publish" | "spublish" => (1..2.min(argc), false),
-        "subscribe" | "ssubscribe" => (1..argc, false),
-        "psubscribe" => (1..argc, true),
+    const PUBLISH: u16 = command_id("publish");
+    const SPUBLISH: u16 = command_id("spublish");
+    const SUBSCRIBE: u16 = command_id("subscribe");
+    const SSUBSCRIBE: u16 = command_id("ssubscribe");
+    const PSUBSCRIBE: u16 = command_id("psubscribe");
+    let (range, pattern) = match id {
+        PUBLISH | SPUBLISH => (1..2.min(argc), false),
+        SUBSCRIBE | SSUBSCRIBE => (1..argc, false),
+        PSUBSCRIBE => (1..argc, true),
         _ => (1..1, false),
     };
     range.map(move |at| (at, pattern))
@@ -501,6 +504,7 @@ pub struct User {
 
 impl User {
     /// A new user as ACL SETUSER creates it: off, no password, no rights.
+    #[inline(never)]
     pub fn new(name: &[u8]) -> User {
         User {
             name: name.to_vec(),
@@ -523,6 +527,7 @@ impl User {
     }
 
     /// Applies one rule (Redis's ACLSetUser); a selector's rules come in parentheses as one.
+    #[inline(never)]
     pub fn apply(&mut self, op: &[u8]) -> Result<(), RuleError> {
         let result = self.apply_rule(op);
         self.unrestricted = self
@@ -653,24 +658,22 @@ impl User {
     }
 
     /// The user's rules as ACL LIST shows them (without `user <name>`).
-    pub fn describe(&self) -> String {
-        let mut out = String::new();
+    #[inline(never)]
+    pub fn describe(&self) -> Vec<u8> {
+        let mut out = Vec::new();
         for flag in self.flags() {
-            out.push_str(flag);
-            out.push(' ');
+            put(&mut out, &[flag.as_bytes(), b" "]);
         }
         for hash in self.password_hashes() {
-            out.push('#');
-            out.push_str(&hash);
-            out.push(' ');
+            put(&mut out, &[b"#", hash.as_bytes(), b" "]);
         }
         for (i, selector) in self.selectors.iter().enumerate() {
             if i == 0 {
                 selector.describe(&mut out);
             } else {
-                out.push_str(" (");
+                out.extend_from_slice(b" (");
                 selector.describe(&mut out);
-                out.push(')');
+                out.push(b')');
             }
         }
         out
@@ -698,11 +701,11 @@ fn parse_hash(text: &[u8]) -> Result<[u8; 32], RuleError> {
 
 /// Joins selector rules spread over several arguments (`(~a*` `+get)`) into one, as Redis's
 /// ACLMergeSelectorArguments; `Err(i)` names the argument whose parenthesis is never closed.
-pub fn merge_selectors<A: AsRef<[u8]>>(args: &[A]) -> Result<Vec<Vec<u8>>, usize> {
+#[inline(never)]
+pub fn merge_selectors(args: &[&[u8]]) -> Result<Vec<Vec<u8>>, usize> {
     let mut merged = Vec::with_capacity(args.len());
     let mut open: Option<(usize, Vec<u8>)> = None;
-    for (i, arg) in args.iter().enumerate() {
-        let op = arg.as_ref();
+    for (i, &op) in args.iter().enumerate() {
         if let Some((_, selector)) = open.as_mut() {
             selector.push(b' ');
             selector.extend_from_slice(op);

@@ -71,10 +71,11 @@ pub fn check_acl(
     };
     let username = user_name(&ctx.server.acl, user).to_vec();
     record(ctx, reason, context, object.to_vec(), username);
-    Err(Reply::error_owned(denied.message(full_name)))
+    Err(Reply::error_bytes(denied.message(full_name)))
 }
 
 /// Adds a refusal to ACL LOG and the audit log.
+#[inline(never)]
 pub(super) fn record(
     ctx: &mut Ctx<'_>,
     reason: Reason,
@@ -109,6 +110,7 @@ pub(super) fn record(
 }
 
 /// The calling client as CLIENT LIST describes it.
+#[inline(never)]
 fn client_info(ctx: &Ctx<'_>) -> String {
     let me = ctx.client.id;
     let mut text = String::new();
@@ -142,8 +144,8 @@ fn cat<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         ),
         [_, _, name] => {
             let Some(bit) = acl::category(name) else {
-                let name = String::from_utf8_lossy(super::c_string(name, 128)).into_owned();
-                return Reply::error_owned(format!("ERR Unknown category '{name}'"));
+                let name = super::c_string(name, 128);
+                return error(&[b"ERR Unknown category '", name, b"'"]);
             };
             Reply::Array(
                 (0..acl::COUNT as u16)
@@ -172,7 +174,8 @@ fn setuser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         return Reply::error("ERR Usernames can't contain spaces or null characters");
     }
     let rules_args = args.get(3..).unwrap_or_default();
-    let rules = match acl::merge_selectors(rules_args) {
+    let words: Vec<&[u8]> = rules_args.iter().map(|a| a.as_ref()).collect();
+    let rules = match acl::merge_selectors(&words) {
         Ok(rules) => rules,
         Err(at) => {
             let mut message = b"ERR Unmatched parenthesis in acl selector starting at '".to_vec();
@@ -242,7 +245,7 @@ fn getuser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         return Reply::Nil;
     };
     let field = |name: &'static str| Reply::bulk(name.as_bytes());
-    let text = |s: String| Reply::bulk_owned(s.into_bytes());
+    let text = Reply::bulk_owned;
     let describe = |s: &acl::Selector| {
         vec![
             (field("commands"), text(s.commands_text())),
@@ -257,7 +260,12 @@ fn getuser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         ),
         (
             field("passwords"),
-            Reply::Array(user.password_hashes().into_iter().map(text).collect()),
+            Reply::Array(
+                user.password_hashes()
+                    .into_iter()
+                    .map(|h| text(h.into_bytes()))
+                    .collect(),
+            ),
         ),
     ];
     let (root, others) = match user.selectors().split_first() {
@@ -279,10 +287,8 @@ fn list<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
             .users()
             .into_iter()
             .map(|u| {
-                let mut line = b"user ".to_vec();
-                line.extend_from_slice(&u.name);
-                line.push(b' ');
-                line.extend_from_slice(u.describe().as_bytes());
+                let mut line = Vec::new();
+                acl::put(&mut line, &[b"user ", &u.name, b" ", &u.describe()]);
                 Reply::bulk_owned(line)
             })
             .collect(),
@@ -320,7 +326,7 @@ fn load<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
             disconnect(ctx, &stale);
             Reply::OK
         }
-        Err(e) => Reply::error_bytes(super::one_line(format!("ERR {e}").into_bytes())),
+        Err(e) => error(&[b"ERR ", e.to_string().as_bytes()]),
     }
 }
 
@@ -403,17 +409,26 @@ fn log<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         // Seconds with milliseconds, formatted by hand: float formatting would add 20 kB of
         // code to the binary for this one field.
         let age_ms = now.saturating_sub(e.unix_ms);
-        let age = format!("{}.{:03}", age_ms / 1000, age_ms % 1000);
+        let mut age = Vec::new();
+        let mut seconds = itoa::Buffer::new();
+        let mut millis = itoa::Buffer::new();
+        // 1000 + ms, less its leading 1: three digits.
+        let millis = millis
+            .format(1000 + age_ms % 1000)
+            .as_bytes()
+            .get(1..)
+            .unwrap_or_default();
+        acl::put(
+            &mut age,
+            &[seconds.format(age_ms / 1000).as_bytes(), b".", millis],
+        );
         Reply::Map(vec![
             (field("count"), Reply::Integer(e.count as i64)),
             (field("reason"), field(e.reason.name())),
             (field("context"), field(e.context.name())),
             (field("object"), Reply::bulk_owned(e.object.clone())),
             (field("username"), Reply::bulk_owned(e.username.clone())),
-            (
-                field("age-seconds"),
-                Reply::bulk_owned(age.to_string().into_bytes()),
-            ),
+            (field("age-seconds"), Reply::bulk_owned(age)),
             (
                 field("client-info"),
                 Reply::bulk_owned(e.client_info.clone().into_bytes()),
@@ -428,14 +443,10 @@ fn dryrun<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         return SYNTAX;
     };
     let Some((handle, _)) = ctx.server.acl.find(name) else {
-        let name = String::from_utf8_lossy(name);
-        return Reply::error_owned(format!("ERR User '{name}' not found"));
+        return error(&[b"ERR User '", name, b"' not found"]);
     };
     let call = args.get(3..).unwrap_or_default();
-    let not_found = || {
-        let command = String::from_utf8_lossy(command);
-        Reply::error_owned(format!("ERR Command '{command}' not found"))
-    };
+    let not_found = || error(&[b"ERR Command '", command, b"' not found"]);
     let (acl_command, full_name, arity) = match super::resolve(call) {
         Some(Ok(spec)) => (spec.acl_command(), acl::name_of(spec.acl_id()), None),
         Some(Err(_)) => match super::lookup(command) {
@@ -459,62 +470,67 @@ fn dryrun<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         },
     };
     if let Some(name) = arity {
-        return Reply::error_owned(format!(
-            "ERR wrong number of arguments for '{name}' command"
-        ));
+        let name = name.as_bytes();
+        return error(&[b"ERR wrong number of arguments for '", name, b"' command"]);
     }
-    let message = match ctx.server.acl.check(handle, acl_command, call) {
+    let arg = |at: usize| call.get(at).map_or(&b""[..], |a| a.as_ref());
+    let mut message = b"This user has no permissions to ".to_vec();
+    match ctx.server.acl.check(handle, acl_command, call) {
         Ok(()) => return Reply::OK,
-        Err(Denied::Command) => {
-            format!("This user has no permissions to run the '{full_name}' command")
+        Err(Denied::Command) => acl::put(
+            &mut message,
+            &[b"run the '", full_name.as_bytes(), b"' command"],
+        ),
+        Err(Denied::Key(at)) => acl::put(&mut message, &[b"access the '", arg(at), b"' key"]),
+        Err(Denied::Channel(at)) => {
+            acl::put(&mut message, &[b"access the '", arg(at), b"' channel"])
         }
-        Err(Denied::Key(at)) => format!(
-            "This user has no permissions to access the '{}' key",
-            String::from_utf8_lossy(call.get(at).map_or(&b""[..], |a| a.as_ref()))
-        ),
-        Err(Denied::Channel(at)) => format!(
-            "This user has no permissions to access the '{}' channel",
-            String::from_utf8_lossy(call.get(at).map_or(&b""[..], |a| a.as_ref()))
-        ),
-    };
-    Reply::bulk_owned(message.into_bytes())
+    }
+    Reply::bulk_owned(message)
 }
 
-/// Redis's ACL HELP text.
-const HELP: &[&str] = &[
-    "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "CAT [<category>]",
-    "    List all commands that belong to <category>, or all command categories",
-    "    when no category is specified.",
-    "DELUSER <username> [<username> ...]",
-    "    Delete a list of users.",
-    "DRYRUN <username> <command> [<arg> ...]",
-    "    Returns whether the user can execute the given command without executing the command.",
-    "GETUSER <username>",
-    "    Get the user's details.",
-    "GENPASS [<bits>]",
-    "    Generate a secure 256-bit user password. The optional `bits` argument can",
-    "    be used to specify a different size.",
-    "LIST",
-    "    Show users details in config file format.",
-    "LOAD",
-    "    Reload users from the ACL file.",
-    "LOG [<count> | RESET]",
-    "    Show the ACL log entries.",
-    "SAVE",
-    "    Save the current config to the ACL file.",
-    "SETUSER <username> <attribute> [<attribute> ...]",
-    "    Create or modify a user with the specified attributes.",
-    "USERS",
-    "    List all the registered usernames.",
-    "WHOAMI",
-    "    Return the current connection username.",
-    "HELP",
-    "    Prints this help.",
-];
+/// An error reply from parts (CR and LF made spaces).
+fn error(parts: &[&[u8]]) -> Reply<'static> {
+    let mut message = Vec::new();
+    acl::put(&mut message, parts);
+    Reply::error_bytes(super::one_line(message))
+}
+
+/// Redis's ACL HELP text, a line a reply (one string: no pointer per line in the binary).
+const HELP: &str = concat!(
+    "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:\n",
+    "CAT [<category>]\n",
+    "    List all commands that belong to <category>, or all command categories\n",
+    "    when no category is specified.\n",
+    "DELUSER <username> [<username> ...]\n",
+    "    Delete a list of users.\n",
+    "DRYRUN <username> <command> [<arg> ...]\n",
+    "    Returns whether the user can execute the given command without executing the command.\n",
+    "GETUSER <username>\n",
+    "    Get the user's details.\n",
+    "GENPASS [<bits>]\n",
+    "    Generate a secure 256-bit user password. The optional `bits` argument can\n",
+    "    be used to specify a different size.\n",
+    "LIST\n",
+    "    Show users details in config file format.\n",
+    "LOAD\n",
+    "    Reload users from the ACL file.\n",
+    "LOG [<count> | RESET]\n",
+    "    Show the ACL log entries.\n",
+    "SAVE\n",
+    "    Save the current config to the ACL file.\n",
+    "SETUSER <username> <attribute> [<attribute> ...]\n",
+    "    Create or modify a user with the specified attributes.\n",
+    "USERS\n",
+    "    List all the registered usernames.\n",
+    "WHOAMI\n",
+    "    Return the current connection username.\n",
+    "HELP\n",
+    "    Prints this help.\n",
+);
 
 fn help<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
-    Reply::Array(HELP.iter().map(|l| Reply::Status((*l).into())).collect())
+    Reply::Array(HELP.lines().map(|l| Reply::Status(l.into())).collect())
 }
 
 /// Logs a failed AUTH or HELLO AUTH: `object` is the command name as sent, `user` the name tried.

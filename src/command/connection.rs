@@ -256,7 +256,9 @@ fn client_setname<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     Reply::OK
 }
 
-/// One CLIENT LIST line for `info`; the calling client's own line uses its live state.
+/// One CLIENT LIST line for `info`; the calling client's own line uses its live state. Not
+/// inlined: CLIENT LIST, CLIENT INFO and ACL LOG share one copy.
+#[inline(never)]
 pub(super) fn client_line(
     info: &ClientInfo,
     me: &ClientState,
