@@ -873,3 +873,34 @@ fn http_basic_credentials_run_as_that_user() {
         "{log}"
     );
 }
+
+#[test]
+fn passwords_stay_out_of_the_slow_log_and_client_list() {
+    let server = Server::start(&["--slowlog-log-slower-than", "0"]);
+    let mut c = server.connect();
+    c.cmd(
+        &["ACL", "SETUSER", "u", "on", ">hunter2", "+@all", "~*"],
+        b"+OK\r\n",
+    );
+    c.cmd(&["AUTH", "u", "hunter2"], b"+OK\r\n");
+    c.cmd(
+        &["AUTH", "u", "hunter3"],
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    );
+    for request in [
+        &["SLOWLOG", "GET", "-1"][..],
+        &["CLIENT", "LIST"],
+        &["ACL", "LOG"],
+        &["ACL", "LIST"],
+    ] {
+        c.send(&resp(request));
+        let reply = String::from_utf8_lossy(&c.read_reply()).into_owned();
+        assert!(!reply.contains("hunter"), "{request:?}: {reply}");
+    }
+    c.send(&resp(&["SLOWLOG", "GET", "-1"]));
+    let slowlog = String::from_utf8_lossy(&c.read_reply()).into_owned();
+    assert!(
+        slowlog.contains("CLIENT"),
+        "the slow log does record other commands: {slowlog}"
+    );
+}

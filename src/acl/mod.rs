@@ -297,6 +297,11 @@ impl Acl {
         self.get(user).is_some_and(|u| u.unrestricted)
     }
 
+    /// True when the default user needs no password (`nopass`): protected mode applies.
+    pub fn default_nopass(&self) -> bool {
+        self.default_user().nopass
+    }
+
     /// True when a new connection is logged in as `default` without AUTH (no password needed).
     pub fn default_open(&self) -> bool {
         let user = self.default_user();

@@ -295,8 +295,9 @@ fn account(
     stat.calls += 1;
     stat.failed_calls += u64::from(is_error);
     stat.latency.record(took);
-    // AUTH and HELLO carry passwords: Redis redacts them; pocketkv does not log them at all.
-    if matches!(spec.name, "auth" | "hello") {
+    // AUTH, HELLO and ACL SETUSER carry passwords: Redis redacts them; pocketkv does not log
+    // them at all.
+    if matches!(spec.name, "auth" | "hello" | "acl|setuser") {
         return;
     }
     let config = &state.config;

@@ -439,7 +439,7 @@ impl Server {
             return;
         }
         let config = &self.state.config;
-        if config.protected_mode && self.state.acl.default_open() && !is_loopback(peer.ip()) {
+        if config.protected_mode && self.state.acl.default_nopass() && !is_loopback(peer.ip()) {
             self.state.stats.rejected_connections += 1;
             let refusal = if http {
                 // The same explanation, as an HTTP answer.
