@@ -904,3 +904,56 @@ fn passwords_stay_out_of_the_slow_log_and_client_list() {
         "the slow log does record other commands: {slowlog}"
     );
 }
+
+#[test]
+fn refusals_and_failed_logins_go_to_the_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.log");
+    let server = Server::start(&["--audit-log", audit.to_str().unwrap()]);
+    let mut c = server.connect();
+    let me = c.stream.local_addr().unwrap().to_string();
+    c.cmd(
+        &["ACL", "SETUSER", "ro", "on", ">pw", "%R~*", "+@read"],
+        b"+OK\r\n",
+    );
+    c.cmd(
+        &["AUTH", "ro", "nope"],
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n",
+    );
+    c.cmd(&["AUTH", "ro", "pw"], b"+OK\r\n");
+    c.cmd(
+        &["SET", "k", "v"],
+        b"-NOPERM this user has no permissions to run the 'set' command\r\n",
+    );
+    c.cmd(
+        &["ACL", "SETUSER", "ro", "+set"],
+        b"-NOPERM this user has no permissions to run the 'acl|setuser' command\r\n",
+    );
+    // The writer flushes on its own schedule: poll for the last line, with a deadline.
+    let deadline = Instant::now() + DEADLINE;
+    let text = loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        if text.contains("acl|setuser") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let tails: Vec<&str> = text
+        .lines()
+        .map(|line| line.split_once(' ').expect("time first").1)
+        .map(|rest| {
+            rest.strip_prefix(&format!("{me} "))
+                .expect("client address")
+        })
+        .collect();
+    assert_eq!(
+        tails,
+        [
+            "ro denied auth AUTH",
+            "ro denied command set",
+            "ro denied command \"acl|setuser\""
+        ],
+        "{text}"
+    );
+    assert!(!text.contains("nope") && !text.contains("pw"), "{text}");
+}
