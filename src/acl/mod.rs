@@ -259,6 +259,8 @@ pub struct Acl {
     slots: Vec<Slot>,
     /// Refusals and failed logins, newest first (ACL LOG).
     pub log: AclLog,
+    default_open: bool,
+    default_unrestricted: bool,
 }
 
 impl Default for Acl {
@@ -269,6 +271,8 @@ impl Default for Acl {
                 user: Some(User::default_user()),
             }],
             log: AclLog::default(),
+            default_open: true,
+            default_unrestricted: true,
         }
     }
 }
@@ -291,9 +295,13 @@ impl Acl {
         }
     }
 
-    /// True when `user` may run anything: the check the command path makes first.
+    /// True when `user` may run anything: the check the command path makes first. The default
+    /// user's answer is cached, so most connections pay one comparison and one load.
     #[inline]
     pub fn unrestricted(&self, user: UserRef) -> bool {
+        if user == DEFAULT_USER {
+            return self.default_unrestricted;
+        }
         self.get(user).is_some_and(|u| u.unrestricted)
     }
 
@@ -303,9 +311,18 @@ impl Acl {
     }
 
     /// True when a new connection is logged in as `default` without AUTH (no password needed).
+    /// Cached: the loop asks before every request.
+    #[inline]
     pub fn default_open(&self) -> bool {
+        self.default_open
+    }
+
+    /// Recomputes what is cached about the default user; every change to users ends here.
+    fn refresh(&mut self) {
         let user = self.default_user();
-        user.nopass && user.enabled
+        let (open, unrestricted) = (user.nopass && user.enabled, user.unrestricted);
+        self.default_open = open;
+        self.default_unrestricted = unrestricted;
     }
 
     /// The handle and user called `name`.
@@ -339,6 +356,7 @@ impl Acl {
             if let Some(slot) = self.slots.get_mut(handle.slot as usize) {
                 slot.user = Some(user);
             }
+            self.refresh();
             return handle;
         }
         let free = self.slots.iter().position(|s| s.user.is_none());
@@ -354,10 +372,12 @@ impl Acl {
         };
         let entry = &mut self.slots[slot];
         entry.user = Some(user);
-        UserRef {
+        let handle = UserRef {
             slot: slot as u32,
             generation: entry.generation,
-        }
+        };
+        self.refresh();
+        handle
     }
 
     /// Removes the user called `name`; its handle goes stale. Never removes `default`.
@@ -396,6 +416,7 @@ impl Acl {
         if let Some(slot) = self.slots.get_mut(0) {
             slot.user = Some(default);
         }
+        self.refresh();
         stale
     }
 
@@ -405,6 +426,7 @@ impl Acl {
         if let Some(Some(user)) = self.slots.get_mut(0).map(|s| s.user.as_mut()) {
             user.set_requirepass(password);
         }
+        self.refresh();
     }
 
     /// Checks `user`'s credentials: enabled, and `password` among its passwords (or nopass).
@@ -496,13 +518,7 @@ impl Acl {
             let words: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
             let user = parse_user(&words)
                 .map_err(|(rule, e)| format!("Error loading ACL rule '{rule}': {}", e.message()))?;
-            if user.name == b"default" {
-                if let Some(slot) = self.slots.get_mut(0) {
-                    slot.user = Some(user);
-                }
-            } else {
-                self.put(user);
-            }
+            self.put(user);
         }
         if !config.aclfile.is_empty() {
             let users = load_file(&config.aclfile)

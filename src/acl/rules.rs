@@ -65,6 +65,9 @@ impl RuleError {
 struct KeyPattern {
     access: u8,
     pattern: Vec<u8>,
+    /// The pattern is a plain prefix and one trailing `*` (`app:*`, the usual kind): matched
+    /// by a prefix comparison instead of the glob matcher, on every command of a restricted user.
+    prefix: bool,
 }
 
 /// One set of permissions: commands, keys, channels. A user's first selector is its root (the
@@ -220,6 +223,9 @@ impl Selector {
             None => self.keys.push(KeyPattern {
                 access,
                 pattern: pattern.to_vec(),
+                prefix: pattern.split_last().is_some_and(|(last, head)| {
+                    *last == b'*' && !head.iter().any(|b| b"*?[\\".contains(b))
+                }),
             }),
         }
         Ok(())
@@ -260,12 +266,13 @@ impl Selector {
     /// Whether this selector allows `command` with `args` (Redis's ACLSelectorCheckCmd).
     pub(super) fn check(&self, command: Command, args: &[impl AsRef<[u8]>]) -> Result<(), Denied> {
         let id = command.id;
-        let exempt = command.no_auth || (id != NO_ID && no_auth(id));
-        if !self.all_commands && !exempt {
-            let allowed = id != NO_ID && (self.bit(id) || self.first_arg_allowed(id, args));
-            if !allowed {
-                return Err(Denied::Command);
-            }
+        // Cheapest first: the flag, the command's bit, then the rarer ways in.
+        let allowed = self.all_commands
+            || (id != NO_ID && self.bit(id))
+            || command.no_auth
+            || (id != NO_ID && (no_auth(id) || self.first_arg_allowed(id, args)));
+        if !allowed {
+            return Err(Denied::Command);
         }
         if !self.all_keys {
             for (index, at) in key_positions(command.keys, args.len()).enumerate() {
@@ -302,10 +309,14 @@ impl Selector {
 
     fn allows_key(&self, key: &[u8], access: u8) -> bool {
         self.all_keys
-            || self
-                .keys
-                .iter()
-                .any(|k| k.access & access == access && glob_match(&k.pattern, key))
+            || self.keys.iter().any(|k| {
+                k.access & access == access
+                    && match k.pattern.split_last() {
+                        // Redis's matcher: an empty key matches only "" and "*".
+                        Some((_, head)) if k.prefix && !key.is_empty() => key.starts_with(head),
+                        _ => glob_match(&k.pattern, key),
+                    }
+            })
     }
 
     /// Whether this selector allows `channel` (a PSUBSCRIBE pattern only by an equal pattern).
