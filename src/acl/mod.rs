@@ -30,11 +30,17 @@ const VARIABLE_KEYS_BIT: u32 = 1 << 26;
 /// The table id of `name` (lower case, `parent|sub` for a subcommand), or [`NO_ID`]. A `const
 /// fn`, so each command table entry finds its id when the program is compiled.
 pub const fn command_id(name: &str) -> u16 {
-    // pocketkv's PUT is SET under another name: the same rights.
-    let name = if eq(name.as_bytes(), b"put") {
+    // Commands Redis 7.0 lacks take the rights of the one they resemble: pocketkv's PUT is SET;
+    // Redis 8's DELEX and DELIFEQ read (to compare) and delete, as GETDEL; DIGEST reads, as GET.
+    let bytes = name.as_bytes();
+    let name = if eq(bytes, b"put") {
         b"set".as_slice()
+    } else if eq(bytes, b"delex") || eq(bytes, b"delifeq") {
+        b"getdel".as_slice()
+    } else if eq(bytes, b"digest") {
+        b"get".as_slice()
     } else {
-        name.as_bytes()
+        bytes
     };
     let (mut low, mut high) = (0, COUNT);
     while low < high {

@@ -19,6 +19,8 @@ fn the_table_is_sorted_and_ids_round_trip() {
         }
     }
     assert_eq!(command_id("put"), command_id("set"));
+    assert_eq!(command_id("delex"), command_id("getdel"));
+    assert_eq!(command_id("digest"), command_id("get"));
     assert_eq!(command_id("help"), NO_ID);
     assert_eq!(super::find(b"CONFIG|GET"), Some(command_id("config|get")));
 }

@@ -56,11 +56,9 @@ pub fn check_acl(
         Ok(()) => return Ok(()),
         Err(denied) => denied,
     };
-    let full_name = if spec.acl_id() == acl::NO_ID {
-        spec.name
-    } else {
-        acl::name_of(spec.acl_id())
-    };
+    // The table's names are Redis's full names (`config|get`); PUT, DELEX and the like are
+    // named as sent, not as the command whose rights they take.
+    let full_name = spec.name;
     let (reason, object) = match denied {
         Denied::Command => (Reason::Command, full_name.as_bytes()),
         Denied::Key(at) => (Reason::Key, args.get(at).map_or(&b""[..], |a| a.as_ref())),
@@ -448,7 +446,7 @@ fn dryrun<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let call = args.get(3..).unwrap_or_default();
     let not_found = || error(&[b"ERR Command '", command, b"' not found"]);
     let (acl_command, full_name, arity) = match super::resolve(call) {
-        Some(Ok(spec)) => (spec.acl_command(), acl::name_of(spec.acl_id()), None),
+        Some(Ok(spec)) => (spec.acl_command(), spec.name, None),
         Some(Err(_)) => match super::lookup(command) {
             // Known, but the arguments do not fit: Redis's arity error, without the dialect's.
             Some(spec) if !spec.subcommands.is_empty() && call.len() >= 2 => return not_found(),

@@ -5,13 +5,17 @@
 //! through the context and carried out by the event loop.
 
 mod acl;
+mod compare;
 mod connection;
 mod context;
 mod expiry;
 mod keys;
+mod lcs;
+mod long_double;
 mod server;
 mod stats;
 mod strings;
+mod xxh3;
 
 use std::borrow::Cow;
 use std::hash::Hasher;
@@ -177,6 +181,8 @@ pub fn table() -> impl Iterator<Item = &'static Spec> {
         connection::COMMANDS,
         acl::COMMANDS,
         strings::COMMANDS,
+        compare::COMMANDS,
+        lcs::COMMANDS,
         keys::COMMANDS,
         expiry::COMMANDS,
         server::COMMANDS,
