@@ -14,73 +14,25 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use common::redis::{connect_pocket, Redis, Replies};
 use common::{resp, Client, Server, DEADLINE};
-
-/// A `redis-server` on a free TCP port in its own directory; killed on drop.
-struct Redis {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn start(extra: &[&str]) -> Redis {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // A port the kernel just handed out and nobody holds now.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(dir.path())
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH (bash ci/install-deps.sh installs it)");
-        let redis = Redis {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            _dir: dir,
-        };
-        let deadline = Instant::now() + DEADLINE;
-        while std::net::TcpStream::connect(redis.addr).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        redis
-    }
-
-    fn connect(&self) -> Client {
-        Client::connect(self.addr)
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One connection to each server.
 struct Pair {
-    redis: Client,
-    ours: Client,
+    redis: Replies<UnixStream>,
+    ours: Replies<TcpStream>,
 }
 
 impl Pair {
     fn new(redis: &Redis, ours: &Server) -> Pair {
         Pair {
             redis: redis.connect(),
-            ours: ours.connect(),
+            ours: connect_pocket(ours),
         }
     }
 
@@ -88,7 +40,7 @@ impl Pair {
     fn both(&mut self, args: &[&str]) -> (Vec<u8>, Vec<u8>) {
         self.redis.send(&resp(args));
         self.ours.send(&resp(args));
-        (self.redis.read_reply(), self.ours.read_reply())
+        (self.redis.reply(), self.ours.reply())
     }
 
     /// Sends `args` to both and asserts the replies are the same bytes.
@@ -101,6 +53,16 @@ impl Pair {
         );
         ours
     }
+}
+
+/// The reply to the last of `requests`, sent in order on a new connection to `server`.
+fn ask(server: &Server, requests: &[&[&str]]) -> Vec<u8> {
+    let mut c = connect_pocket(server);
+    let mut last = Vec::new();
+    for request in requests {
+        last = c.call(&resp(request));
+    }
+    last
 }
 
 /// The strings of a flat RESP2 reply (arrays flattened, bulk and simple strings, integers).
@@ -632,8 +594,7 @@ fn acl_save_and_a_restart_keep_the_users() {
         b"+OK\r\n",
     );
     c.cmd(&["ACL", "SAVE"], b"+OK\r\n");
-    c.send(&resp(&["ACL", "LIST"]));
-    let before = c.read_reply();
+    let before = ask(&server, &[&["ACL", "LIST"]]);
     let saved = std::fs::read_to_string(&path).unwrap();
     assert!(saved.starts_with("user app on #"), "{saved}");
     assert!(
@@ -649,9 +610,8 @@ fn acl_save_and_a_restart_keep_the_users() {
     drop(server);
     let server = Server::start(&["--aclfile", &path]);
     let mut c = server.connect();
-    c.send(&resp(&["ACL", "LIST"]));
     assert_eq!(
-        String::from_utf8_lossy(&c.read_reply()),
+        String::from_utf8_lossy(&ask(&server, &[&["ACL", "LIST"]])),
         String::from_utf8_lossy(&before)
     );
     c.cmd(&["AUTH", "app", "apppw"], b"+OK\r\n");
@@ -670,8 +630,7 @@ fn acl_load_of_a_broken_file_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (server, path) = with_aclfile(dir.path(), "user alice on >pw ~a* +get\n");
     let mut c = server.connect();
-    c.send(&resp(&["ACL", "LIST"]));
-    let before = c.read_reply();
+    let before = ask(&server, &[&["ACL", "LIST"]]);
     let mut alice = server.connect();
     alice.cmd(&["AUTH", "alice", "pw"], b"+OK\r\n");
     std::fs::write(
@@ -686,8 +645,7 @@ fn acl_load_of_a_broken_file_changes_nothing() {
          previously active ACL rules was performed\r\n"
     );
     c.cmd(&["ACL", "LOAD"], expected.as_bytes());
-    c.send(&resp(&["ACL", "LIST"]));
-    assert_eq!(c.read_reply(), before);
+    assert_eq!(ask(&server, &[&["ACL", "LIST"]]), before);
     alice.cmd(&["GET", "a1"], b"$-1\r\n");
     alice.cmd(
         &["SET", "a1", "v"],
@@ -724,8 +682,7 @@ fn a_deleted_user_is_disconnected_and_changed_rights_apply_at_once() {
         &["SET", "k", "v"],
         b"-NOPERM this user has no permissions to run the 'set' command\r\n",
     );
-    admin.send(&resp(&["CLIENT", "LIST"]));
-    let list = String::from_utf8_lossy(&admin.read_reply()).into_owned();
+    let list = String::from_utf8_lossy(&ask(&server, &[&["CLIENT", "LIST"]])).into_owned();
     assert!(list.contains(" user=eve "), "{list}");
     admin.cmd(&["ACL", "DELUSER", "eve"], b":1\r\n");
     eve.expect_closed();
@@ -866,8 +823,8 @@ fn http_basic_credentials_run_as_that_user() {
         http_status(addr, "DELETE", "/v1/keys/k", dash),
         "HTTP/1.1 403 Forbidden"
     );
-    c.send(&resp(&["ACL", "LOG", "1"]));
-    let log = String::from_utf8_lossy(&c.read_reply()).into_owned();
+    let log = ask(&server, &[&["AUTH", "adminpw"], &["ACL", "LOG", "1"]]);
+    let log = String::from_utf8_lossy(&log).into_owned();
     assert!(
         log.contains("\r\ndel\r\n") && log.contains("\r\ndash\r\n"),
         "{log}"
@@ -893,12 +850,11 @@ fn passwords_stay_out_of_the_slow_log_and_client_list() {
         &["ACL", "LOG"],
         &["ACL", "LIST"],
     ] {
-        c.send(&resp(request));
-        let reply = String::from_utf8_lossy(&c.read_reply()).into_owned();
+        let reply = String::from_utf8_lossy(&ask(&server, &[request])).into_owned();
         assert!(!reply.contains("hunter"), "{request:?}: {reply}");
     }
-    c.send(&resp(&["SLOWLOG", "GET", "-1"]));
-    let slowlog = String::from_utf8_lossy(&c.read_reply()).into_owned();
+    let slowlog = ask(&server, &[&["SLOWLOG", "GET", "-1"]]);
+    let slowlog = String::from_utf8_lossy(&slowlog).into_owned();
     assert!(
         slowlog.contains("CLIENT"),
         "the slow log does record other commands: {slowlog}"

@@ -248,30 +248,6 @@ impl Client {
         String::from_utf8_lossy(&line).into_owned()
     }
 
-    /// Reads one whole RESP2/RESP3 reply, nested replies included, and returns its raw bytes.
-    pub fn read_reply(&mut self) -> Vec<u8> {
-        let line = self.read_line();
-        let mut raw = line.clone().into_bytes();
-        let count = |line: &str| line[1..].trim_end().parse::<i64>().expect("RESP length");
-        match line.as_bytes().first() {
-            Some(b'$' | b'=' | b'!') if count(&line) >= 0 => {
-                raw.extend(self.read_n(count(&line) as usize + 2));
-            }
-            Some(b'*' | b'~' | b'>') => {
-                for _ in 0..count(&line).max(0) {
-                    raw.extend(self.read_reply());
-                }
-            }
-            Some(b'%') => {
-                for _ in 0..count(&line).max(0) * 2 {
-                    raw.extend(self.read_reply());
-                }
-            }
-            _ => {}
-        }
-        raw
-    }
-
     /// Reads exactly as many bytes as `expected` and asserts they are equal.
     pub fn expect(&mut self, expected: &[u8]) {
         let got = self.read_n(expected.len());
