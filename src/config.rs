@@ -53,6 +53,12 @@ pub struct Config {
     pub logfile: String,
     /// A file that gets one line per write command; empty for none.
     pub audit_log: String,
+    /// The aclfile users are loaded from at start and by ACL LOAD, saved to by ACL SAVE.
+    pub aclfile: String,
+    /// Most entries ACL LOG keeps.
+    pub acllog_max_len: usize,
+    /// Users from `user` directives: each a name and its rules, checked when read.
+    pub users: Vec<Vec<String>>,
     /// When a client that does not read its replies is disconnected.
     pub output_limit: OutputLimit,
     /// Commands renamed by `rename-command`: (name, new name), lower case; an empty new name
@@ -238,6 +244,35 @@ const SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| c.audit_log.clone(),
+        settable: false,
+    },
+    Setting {
+        name: "aclfile",
+        default: "",
+        help: "users file (Redis's users.acl format) read at start and by ACL LOAD, written by \
+               ACL SAVE; not together with user directives",
+        apply: |c, v| {
+            c.aclfile = v.to_string();
+            Ok(())
+        },
+        show: |c| c.aclfile.clone(),
+        settable: false,
+    },
+    Setting {
+        name: "acllog-max-len",
+        default: "128",
+        help: "most entries ACL LOG keeps (refused commands and logins)",
+        apply: |c, v| number(v, "a number of entries").map(|n| c.acllog_max_len = n),
+        show: |c| c.acllog_max_len.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "user",
+        default: "",
+        help: "a user and its ACL rules, as redis.conf's user directive (\"alice on >pw ~app:* \
+               +@read\"); repeat for more users",
+        apply: user,
+        show: |_| String::new(),
         settable: false,
     },
     Setting {
@@ -545,6 +580,9 @@ impl Default for Config {
             inline_replies_resp: false,
             logfile: String::new(),
             audit_log: String::new(),
+            aclfile: String::new(),
+            acllog_max_len: 0,
+            users: Vec::new(),
             renames: Vec::new(),
             output_limit: OutputLimit {
                 hard: 0,
@@ -670,6 +708,10 @@ impl Config {
                 .ok_or_else(|| fail(format!("unknown directive '{name}'")))?;
             // Only this directive takes several words in redis.conf; anything else with more is
             // a mistake (an unquoted space, a trailing comment) better refused than guessed at.
+            if name == "user" {
+                user(self, &quoted_words(values)).map_err(fail)?;
+                continue;
+            }
             if name == "rename-command" {
                 let value = quoted_words(values);
                 if let Err(expected) = renames(self, &value) {
@@ -719,7 +761,7 @@ impl Config {
         let computed = [("save", save)];
         SETTINGS
             .iter()
-            .filter(|s| s.name != "rename-command")
+            .filter(|s| s.name != "rename-command" && s.name != "user")
             .map(|s| (s.name, (s.show)(self)))
             .chain(computed)
             .chain(FIXED.iter().map(|(name, value)| (*name, value.to_string())))
@@ -835,6 +877,32 @@ fn renames(config: &mut Config, value: &str) -> Result<(), String> {
         config.renames.retain(|(old, _)| *old != name);
         config.renames.push((name, new_name));
     }
+    Ok(())
+}
+
+/// Adds a `user` directive's user (`name rules...`, split as a text line) after checking its
+/// rules as Redis does when it reads the config; an empty value adds nobody.
+fn user(config: &mut Config, value: &str) -> Result<(), String> {
+    let words = crate::protocol::split_args(value.as_bytes())
+        .ok_or_else(|| "unbalanced quotes in user declaration".to_string())?;
+    if words.is_empty() {
+        return Ok(());
+    }
+    let words: Vec<String> = words
+        .iter()
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    if config.users.iter().any(|u| u.first() == words.first()) {
+        return Err(format!(
+            "Error in user declaration '{}': {}",
+            words.first().map_or("", |w| w.as_str()),
+            crate::acl::RuleError::Duplicate.message()
+        ));
+    }
+    let bytes: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+    crate::acl::parse_user(&bytes)
+        .map_err(|(rule, e)| format!("Error in user declaration '{rule}': {}", e.message()))?;
+    config.users.push(words);
     Ok(())
 }
 

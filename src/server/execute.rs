@@ -37,7 +37,7 @@ pub(super) fn execute_pending(
     let mut prefetched = 0;
     loop {
         // Per request: an AUTH earlier in the same pipeline lifts the limits for what follows.
-        limits.unauthenticated = !conn.client.authenticated && !state.config.requirepass.is_empty();
+        limits.unauthenticated = !conn.client.authenticated && !state.acl.default_open();
         if conn.awaiting_snapshot.is_some() || conn.closing != Closing::No {
             return Stopped::Held;
         }
@@ -308,8 +308,9 @@ fn account(
     stat.calls += 1;
     stat.failed_calls += u64::from(is_error);
     stat.latency.record(took);
-    // AUTH and HELLO carry passwords: Redis redacts them; pocketkv does not log them at all.
-    if matches!(spec.name, "auth" | "hello") {
+    // AUTH, HELLO and ACL SETUSER carry passwords: Redis redacts them; pocketkv does not log
+    // them at all.
+    if matches!(spec.name, "auth" | "hello" | "acl|setuser") {
         return;
     }
     let config = &state.config;
