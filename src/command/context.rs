@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::stats::{CommandStats, SlowLog};
+use super::transaction::Watches;
 use crate::config::Config;
 use crate::persist::{LogStatus, SnapshotStatus};
 use crate::store::Store;
@@ -76,6 +77,13 @@ pub struct ClientState {
     pub flow: Flow,
     /// The client's address (SLOWLOG shows it); None for requests replayed from the log.
     pub peer: Option<std::net::SocketAddr>,
+    /// Inside MULTI: the commands queued for EXEC.
+    pub multi: Option<Box<super::transaction::Queue>>,
+    /// The keys this client watches (the server's [`Watches`] knows who watches each key).
+    pub watched: Vec<Vec<u8>>,
+    /// EXEC is running this client's queue: the memory and write checks were made for the
+    /// whole transaction before it started, so no command inside is refused by them.
+    pub in_exec: bool,
 }
 
 /// Counters reported by INFO stats.
@@ -177,6 +185,8 @@ pub struct ServerState {
     pub kill: Vec<(usize, u64)>,
     /// The audit log's writer, when `--audit-log` is set.
     pub audit: Option<crate::audit::AuditLog>,
+    /// Keys clients WATCH, and which clients a change reached.
+    pub watches: Watches,
     started: Instant,
     rng: u64,
 }
@@ -199,6 +209,7 @@ impl ServerState {
             clients: Vec::new(),
             kill: Vec::new(),
             audit: None,
+            watches: Watches::default(),
             started: Instant::now(),
             rng: seed | 1,
         }

@@ -21,7 +21,7 @@ fn encode_at(reply: &Reply<'_>, indent: usize, out: &mut Vec<u8>) {
             out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
         }
         Reply::Bulk(bytes) => quote(bytes, out),
-        Reply::Nil => out.extend_from_slice(b"(nil)"),
+        Reply::Nil | Reply::NilArray => out.extend_from_slice(b"(nil)"),
         Reply::Text(text) => {
             out.extend_from_slice(text.as_bytes());
             if text.ends_with('\n') {

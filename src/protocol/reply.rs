@@ -19,6 +19,8 @@ pub enum Reply<'a> {
     Bulk(Cow<'a, [u8]>),
     /// A missing value (RESP `$-1`).
     Nil,
+    /// A missing array: EXEC of a transaction a watched key aborted (RESP2 `*-1`, RESP3 `_`).
+    NilArray,
     /// An ordered list of replies (RESP `*`).
     Array(Vec<Reply<'a>>),
     /// Field-value pairs (HELLO, CONFIG GET): a RESP3 map (`%`), a flat array in RESP2.
@@ -60,6 +62,26 @@ impl<'a> Reply<'a> {
     /// A bulk reply, or `Nil` when there is no value.
     pub fn from_option(value: Option<&'a [u8]>) -> Self {
         value.map_or(Reply::Nil, Reply::bulk)
+    }
+
+    /// The same reply owning all its bytes, to outlive the store it borrowed from.
+    pub fn into_owned(self) -> Reply<'static> {
+        match self {
+            Reply::Bulk(bytes) => Reply::Bulk(Cow::Owned(bytes.into_owned())),
+            Reply::Array(items) => Reply::Array(items.into_iter().map(Reply::into_owned).collect()),
+            Reply::Map(pairs) => Reply::Map(
+                pairs
+                    .into_iter()
+                    .map(|(f, v)| (f.into_owned(), v.into_owned()))
+                    .collect(),
+            ),
+            Reply::Status(s) => Reply::Status(s),
+            Reply::Error(e) => Reply::Error(e),
+            Reply::Integer(n) => Reply::Integer(n),
+            Reply::Nil => Reply::Nil,
+            Reply::NilArray => Reply::NilArray,
+            Reply::Text(t) => Reply::Text(t),
+        }
     }
 
     /// True for error replies (counted in INFO stats).

@@ -2,6 +2,7 @@
 
 use super::connection::{Closing, Connection, Hold};
 use super::persistence::{record_dropped, Journal};
+use super::transaction;
 use std::time::{Duration, Instant};
 
 use crate::command::{self, Arg, Call, ClientState, Ctx, Flow, ServerState};
@@ -68,6 +69,15 @@ pub(super) fn execute_pending(
                     if must_wait_for_fsync(state, recorded) {
                         conn.hold = Some(Hold::until(conn.hold, state.log.last_seq, mark));
                     }
+                    if queued(conn) + conn.input.pending().len() > state.config.query_buffer_limit
+                    {
+                        // A transaction's queue counts as input not yet executed (Redis counts
+                        // it too): a client queueing without end is closed like one that sends
+                        // without end.
+                        state.stats.query_buffer_limit_disconnections += 1;
+                        fail(conn, ProtocolError::QueryBufferLimit, state);
+                        return Stopped::Held;
+                    }
                     match flow {
                         Flow::AwaitSnapshot => {
                             conn.awaiting_snapshot = Some(reply_dialect(&request, &conn.client))
@@ -78,7 +88,9 @@ pub(super) fn execute_pending(
                 }
                 used
             }
-            Err(ParseError::Incomplete) if input.len() < state.config.query_buffer_limit => {
+            Err(ParseError::Incomplete)
+                if input.len() + queued(conn) < state.config.query_buffer_limit =>
+            {
                 return Stopped::NeedInput;
             }
             Err(ParseError::Incomplete) => {
@@ -99,6 +111,11 @@ pub(super) fn execute_pending(
         };
         conn.input.consume(used);
     }
+}
+
+/// Bytes of commands `conn` queued for EXEC.
+fn queued(conn: &Connection) -> usize {
+    conn.client.multi.as_ref().map_or(0, |queue| queue.requests.len())
 }
 
 /// Starts loading what the requests at the start of `input` will look up, when more than one
@@ -125,23 +142,29 @@ fn execute_one(
     state: &mut ServerState,
     journal: &mut Journal,
 ) -> (Flow, bool) {
-    // Decided before the command runs (its reply borrows the client); HELLO 3's own reply is
-    // already RESP3, and errors read the same in both versions.
-    let dialect = match command::protocol_requested(&request.args) {
-        Some(resp3) if request.dialect == Dialect::Resp => {
-            if resp3 {
-                Dialect::Resp3
-            } else {
-                Dialect::Resp
-            }
-        }
-        _ => reply_dialect(request, client),
-    };
+    let dialect = dialect_for(request.dialect, &request.args, client);
     let mut encode =
         |reply: &Reply<'_>, out: &mut Vec<u8>| protocol::encode_reply(reply, dialect, out);
-    if state.config.renames.is_empty() {
-        return execute_args(
-            &request.args,
+    let renamed_args;
+    let args = if state.config.renames.is_empty() {
+        &request.args[..]
+    } else {
+        // Renamed commands run, and reach the log, under their own names, so the log replays
+        // whatever the renames are at the next start.
+        let Some(args) = renamed(&request.args, &state.config.renames) else {
+            state.stats.commands += 1;
+            state.stats.error_replies += 1;
+            transaction::fail_queue(client);
+            encode(&command::unknown(&request.args), output);
+            return (Flow::Continue, false);
+        };
+        renamed_args = args;
+        &renamed_args[..]
+    };
+    if client.multi.is_some() {
+        return transaction::in_multi(
+            args,
+            dialect,
             client,
             output,
             store,
@@ -150,15 +173,20 @@ fn execute_one(
             &mut encode,
         );
     }
-    // Renamed commands run, and reach the log, under their own names, so the log replays
-    // whatever the renames are at the next start.
-    let Some(args) = renamed(&request.args, &state.config.renames) else {
-        state.stats.commands += 1;
-        state.stats.error_replies += 1;
-        encode(&command::unknown(&request.args), output);
-        return (Flow::Continue, false);
-    };
-    execute_args(&args, client, output, store, state, journal, &mut encode)
+    execute_args(args, client, output, store, state, journal, &mut encode)
+}
+
+/// How the reply to a request is encoded. Decided before the command runs (its reply borrows
+/// the client); HELLO 3's own reply is already RESP3, and errors read the same in both versions.
+fn dialect_for(request: Dialect, args: &[Arg<'_>], client: &ClientState) -> Dialect {
+    match command::protocol_requested(args) {
+        Some(true) if request == Dialect::Resp => Dialect::Resp3,
+        Some(false) if request == Dialect::Resp => Dialect::Resp,
+        _ => match request {
+            Dialect::Resp if client.resp3 => Dialect::Resp3,
+            other => other,
+        },
+    }
 }
 
 /// `args` with a new command name put back to the command's own; `None` for a command renamed
@@ -202,6 +230,12 @@ pub(super) fn execute_args(
     encode: &mut dyn FnMut(&Reply<'_>, &mut Vec<u8>),
 ) -> (Flow, bool) {
     let before = store.dirty();
+    // While anyone watches: which watched keys this command may touch (nobody: no lookup).
+    let watched = if state.watches.is_empty() {
+        Vec::new()
+    } else {
+        transaction::watched_before(args, store, state)
+    };
     let mut ctx = Ctx::new(&mut *store, client, state);
     let started = Instant::now();
     let (reply, call) = command::execute_call(&mut ctx, args);
@@ -221,6 +255,9 @@ pub(super) fn execute_args(
     // moved further.
     let dropped = record_dropped(store, state, journal);
     let changed = store.dirty() - before > dropped as u64;
+    if changed && !watched.is_empty() {
+        transaction::touch_written(watched, store, state);
+    }
     let recorded = changed && state.log.enabled;
     if recorded {
         match &log_as {
@@ -242,10 +279,7 @@ pub(super) fn execute_args(
 
 /// How replies to `request` are encoded: RESP requests get RESP3 once the client chose it.
 fn reply_dialect(request: &Request<'_>, client: &ClientState) -> Dialect {
-    match request.dialect {
-        Dialect::Resp if client.resp3 => Dialect::Resp3,
-        other => other,
-    }
+    dialect_for(request.dialect, &[], client)
 }
 
 /// Writes a line to the audit log for a write command that ran: who, which command, which key.
@@ -270,7 +304,7 @@ fn audit(call: Call, is_error: bool, args: &[Arg<'_>], client: &ClientState, sta
 }
 
 /// Counts a request in its command's figures, and in the slow log when it ran slowly.
-fn account(
+pub(super) fn account(
     call: Call,
     is_error: bool,
     took: Duration,
@@ -296,7 +330,8 @@ fn account(
     stat.failed_calls += u64::from(is_error);
     stat.latency.record(took);
     // AUTH and HELLO carry passwords: Redis redacts them; pocketkv does not log them at all.
-    if matches!(spec.name, "auth" | "hello") {
+    // EXEC is left out as in Redis (`skip_slowlog`): the commands it ran are in it themselves.
+    if matches!(spec.name, "auth" | "hello" | "exec") {
         return;
     }
     let config = &state.config;
