@@ -175,6 +175,35 @@ fn refusal(
     Some(Reply::error_bytes(message))
 }
 
+/// Runs a transaction that did not come through MULTI (HTTP's `POST /v1/tx`): checked as EXEC
+/// is, then run as one unit; the refusal when it may not run. Returns whether it was recorded.
+pub(super) fn exec_queue(
+    queue: &Queue,
+    client: &mut ClientState,
+    output: &mut Vec<u8>,
+    store: &mut Store,
+    state: &mut ServerState,
+    journal: &mut Journal,
+    item: &mut ItemEncoder<'_>,
+) -> Result<bool, Reply<'static>> {
+    const EXEC: [Arg<'static>; 1] = [std::borrow::Cow::Borrowed(b"EXEC")];
+    let started = Instant::now();
+    state.stats.commands += 1;
+    let spec = command::lookup(b"exec");
+    if let Some(refusal) = refusal(&EXEC, queue, client, store, state, journal) {
+        state.stats.error_replies += 1;
+        if let Some(spec) = spec {
+            account(Call::Rejected(spec), true, Duration::ZERO, &EXEC, client, state);
+        }
+        return Err(refusal);
+    }
+    let (_, recorded) = run_queue(queue, client, output, store, state, journal, item);
+    if let Some(spec) = spec {
+        account(Call::Ran(spec), false, started.elapsed(), &EXEC, client, state);
+    }
+    Ok(recorded)
+}
+
 /// Runs every queued command through [`execute_args`], in order, as one unit of the journal;
 /// `item` encodes each reply. Returns the last flow a command asked for (CLIENT KILL of the
 /// client itself closes it after the reply) and whether the unit was recorded.
