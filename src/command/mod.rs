@@ -18,11 +18,11 @@ use std::hash::Hasher;
 
 pub use connection::constant_time_eq;
 pub use context::{unix_ms, unix_time, ClientInfo, ClientState, Ctx, Flow, ServerState, Stats};
-pub use transaction::{Queue, Watches, EXECABORT};
 pub use stats::{
     CommandStat, CommandStats, Histogram, SlowEntry, SlowLog, BUCKET_BOUNDS_SECONDS,
     BUCKET_BOUNDS_USEC,
 };
+pub use transaction::{exec_abort, Queue, Watches, EXECABORT};
 
 use crate::protocol::Reply;
 
@@ -273,6 +273,10 @@ pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, C
     ctx.server.stats.commands += 1;
     match admit(ctx, args, false) {
         Ok(spec) => ((spec.handler)(ctx, args), Call::Ran(spec)),
+        // Redis answers a refused EXEC so even outside MULTI.
+        Err((refusal, Call::Rejected(spec))) if spec.name == "exec" => {
+            (exec_abort(refusal), Call::Rejected(spec))
+        }
         Err(refused) => refused,
     }
 }

@@ -31,6 +31,18 @@ pub(super) const COMMANDS: &[Spec] = &[
 pub const EXECABORT: Reply<'static> =
     Reply::error("EXECABORT Transaction discarded because of previous errors.");
 
+/// EXEC's answer when EXEC itself is refused (wrong arity, NOAUTH, OOM, MISCONF), inside MULTI
+/// or not: Redis's text, where an `ERR`'s code is left out and any other code kept.
+pub fn exec_abort(refusal: Reply<'_>) -> Reply<'static> {
+    let Reply::Error(text) = refusal else {
+        return EXECABORT;
+    };
+    let text = text.strip_prefix(b"ERR ").unwrap_or(&text);
+    let mut message = b"EXECABORT Transaction discarded because of: ".to_vec();
+    message.extend_from_slice(text);
+    Reply::error_bytes(message)
+}
+
 /// The commands a client queued since MULTI, RESP-encoded back to back: one allocation however
 /// many there are, and its length is what counts against the client's query buffer limit.
 #[derive(Debug, Default)]
@@ -177,9 +189,7 @@ impl Watches {
             store.present(key)
                 && !store.contains(key)
                 && self.keys.get(key).is_some_and(|watchers| {
-                    watchers
-                        .iter()
-                        .any(|w| w.client == client.id && !w.expired)
+                    watchers.iter().any(|w| w.client == client.id && !w.expired)
                 })
         });
         let dirty = expired || self.dirty.contains(&client.id);

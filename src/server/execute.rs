@@ -69,8 +69,7 @@ pub(super) fn execute_pending(
                     if must_wait_for_fsync(state, recorded) {
                         conn.hold = Some(Hold::until(conn.hold, state.log.last_seq, mark));
                     }
-                    if queued(conn) + conn.input.pending().len() > state.config.query_buffer_limit
-                    {
+                    if queued(conn) + conn.input.pending().len() > state.config.query_buffer_limit {
                         // A transaction's queue counts as input not yet executed (Redis counts
                         // it too): a client queueing without end is closed like one that sends
                         // without end.
@@ -115,7 +114,10 @@ pub(super) fn execute_pending(
 
 /// Bytes of commands `conn` queued for EXEC.
 fn queued(conn: &Connection) -> usize {
-    conn.client.multi.as_ref().map_or(0, |queue| queue.requests.len())
+    conn.client
+        .multi
+        .as_ref()
+        .map_or(0, |queue| queue.requests.len())
 }
 
 /// Starts loading what the requests at the start of `input` will look up, when more than one

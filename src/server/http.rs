@@ -311,7 +311,8 @@ fn serve(
             command(Kind::List(limit), vec![Cow::Borrowed(b"KEYS"), pattern])
         }
         Route::Tx => {
-            let (response, body, recorded) = transaction(request.body, client, store, state, journal);
+            let (response, body, recorded) =
+                transaction(request.body, client, store, state, journal);
             shape(response).write(&body, head_only, out);
             recorded
         }
@@ -341,14 +342,26 @@ fn transaction(
         json_reply(reply, &mut replies);
     };
     let mut unused = Vec::new();
-    match super::transaction::exec_queue(&queue, client, &mut unused, store, state, journal, &mut item) {
+    match super::transaction::exec_queue(
+        &queue,
+        client,
+        &mut unused,
+        store,
+        state,
+        journal,
+        &mut item,
+    ) {
         Ok(recorded) => {
             replies.extend_from_slice(b"]\n");
             (Response::new(200, "OK", JSON), replies, recorded)
         }
         Err(refusal) => {
             let (status, reason, text) = error_status(&refusal);
-            (Response::new(status, reason, TEXT), [text, b"\n"].concat(), false)
+            (
+                Response::new(status, reason, TEXT),
+                [text, b"\n"].concat(),
+                false,
+            )
         }
     }
 }
@@ -375,14 +388,24 @@ fn tx_queue(body: &[u8], state: &ServerState) -> Result<Queue, Refusal> {
                 };
                 return Err(bad_request(&String::from_utf8_lossy(&text)));
             }
-            Some(Err(Reply::Error(text))) => return Err(bad_request(&String::from_utf8_lossy(&text))),
+            Some(Err(Reply::Error(text))) => {
+                return Err(bad_request(&String::from_utf8_lossy(&text)))
+            }
             Some(Err(_)) => return Err(bad_request(SHAPE)),
             Some(Ok(spec)) => spec,
         };
         if spec.refused_in_multi() || spec.group == "transactions" {
-            return Err(bad_request(&format!("{} is not allowed in a transaction", spec.name)));
+            return Err(bad_request(&format!(
+                "{} is not allowed in a transaction",
+                spec.name
+            )));
         }
-        if let Some((own, _)) = state.config.renames.iter().find(|(own, _)| own == spec.name) {
+        if let Some((own, _)) = state
+            .config
+            .renames
+            .iter()
+            .find(|(own, _)| own == spec.name)
+        {
             let body = format!("the {own} command is renamed or disabled on this server\n");
             return Err((Response::new(403, "Forbidden", TEXT), body));
         }

@@ -99,7 +99,14 @@ fn exec(
     if let Some(refusal) = refusal(args, &queue, client, store, state, journal) {
         state.watches.unwatch_all(client);
         state.stats.error_replies += 1;
-        account(Call::Rejected(spec), true, Duration::ZERO, args, client, state);
+        account(
+            Call::Rejected(spec),
+            true,
+            Duration::ZERO,
+            args,
+            client,
+            state,
+        );
         encode(&refusal, output);
         return (Flow::Continue, false);
     }
@@ -115,7 +122,14 @@ fn exec(
         let is_error = reply.is_error();
         state.stats.error_replies += u64::from(is_error);
         encode(&reply, output);
-        account(Call::Ran(spec), is_error, started.elapsed(), args, client, state);
+        account(
+            Call::Ran(spec),
+            is_error,
+            started.elapsed(),
+            args,
+            client,
+            state,
+        );
         return (Flow::Continue, false);
     }
     let (flow, recorded) = match dialect {
@@ -140,7 +154,14 @@ fn exec(
             done
         }
     };
-    account(Call::Ran(spec), false, started.elapsed(), args, client, state);
+    account(
+        Call::Ran(spec),
+        false,
+        started.elapsed(),
+        args,
+        client,
+        state,
+    );
     (flow, recorded)
 }
 
@@ -165,14 +186,7 @@ fn refusal(
         record_dropped(store, state, journal);
         return None;
     };
-    let Reply::Error(text) = why else {
-        return None;
-    };
-    // Redis's text: an ERR's code is left out, any other code (OOM, MISCONF) kept.
-    let text = text.strip_prefix(b"ERR ").unwrap_or(&text);
-    let mut message = b"EXECABORT Transaction discarded because of: ".to_vec();
-    message.extend_from_slice(text);
-    Some(Reply::error_bytes(message))
+    Some(command::exec_abort(why))
 }
 
 /// Runs a transaction that did not come through MULTI (HTTP's `POST /v1/tx`): checked as EXEC
@@ -193,13 +207,27 @@ pub(super) fn exec_queue(
     if let Some(refusal) = refusal(&EXEC, queue, client, store, state, journal) {
         state.stats.error_replies += 1;
         if let Some(spec) = spec {
-            account(Call::Rejected(spec), true, Duration::ZERO, &EXEC, client, state);
+            account(
+                Call::Rejected(spec),
+                true,
+                Duration::ZERO,
+                &EXEC,
+                client,
+                state,
+            );
         }
         return Err(refusal);
     }
     let (_, recorded) = run_queue(queue, client, output, store, state, journal, item);
     if let Some(spec) = spec {
-        account(Call::Ran(spec), false, started.elapsed(), &EXEC, client, state);
+        account(
+            Call::Ran(spec),
+            false,
+            started.elapsed(),
+            &EXEC,
+            client,
+            state,
+        );
     }
     Ok(recorded)
 }
@@ -254,7 +282,11 @@ pub(super) fn run_queue(
 /// The watched keys a write may touch, each with whether it is stored now: the command's key
 /// arguments that someone watches, or for FLUSHALL and FLUSHDB every watched key. Only called
 /// while some client watches.
-pub(super) fn watched_before(args: &[Arg<'_>], store: &Store, state: &ServerState) -> Vec<(Vec<u8>, bool)> {
+pub(super) fn watched_before(
+    args: &[Arg<'_>],
+    store: &Store,
+    state: &ServerState,
+) -> Vec<(Vec<u8>, bool)> {
     let Some(spec) = args.first().and_then(|name| command::lookup(name)) else {
         return Vec::new();
     };
