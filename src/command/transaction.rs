@@ -5,7 +5,7 @@
 //! server layer (`server/transaction.rs`), because each queued command must go through the one
 //! place data changes (`execute_args`), which handlers cannot reach.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::{Arg, ClientState, Ctx, Spec};
 use crate::protocol::{self, Reply};
@@ -112,6 +112,8 @@ struct Watcher {
     /// The key had expired but was not yet removed when WATCH was called: removing it later is
     /// no change (Redis 7's rule), writing it is.
     expired: bool,
+    /// The key changed since WATCH: the client's next EXEC answers nil.
+    dirty: bool,
 }
 
 /// Which clients watch which keys, and which of them saw a watched key change.
@@ -121,8 +123,6 @@ struct Watcher {
 #[derive(Debug, Default)]
 pub struct Watches {
     keys: HashMap<Vec<u8>, Vec<Watcher>>,
-    /// Clients a change reached since their WATCH: their next EXEC answers nil.
-    dirty: HashSet<u64>,
 }
 
 impl Watches {
@@ -149,6 +149,7 @@ impl Watches {
         self.keys.entry(key.to_vec()).or_default().push(Watcher {
             client: client.id,
             expired,
+            dirty: false,
         });
         client.watched.push(key.to_vec());
     }
@@ -163,7 +164,6 @@ impl Watches {
                 }
             }
         }
-        self.dirty.remove(&client.id);
     }
 
     /// Records that `key` was written or removed; `present` says whether it is there now. A
@@ -177,7 +177,7 @@ impl Watches {
                 watcher.expired = false;
                 continue;
             }
-            self.dirty.insert(watcher.client);
+            watcher.dirty = true;
         }
     }
 
@@ -185,14 +185,14 @@ impl Watches {
     /// expired since (though not yet removed). Forgets the client's watches either way, as EXEC
     /// does.
     pub fn take_dirty(&mut self, client: &mut ClientState, store: &Store) -> bool {
-        let expired = client.watched.iter().any(|key| {
-            store.present(key)
-                && !store.contains(key)
-                && self.keys.get(key).is_some_and(|watchers| {
-                    watchers.iter().any(|w| w.client == client.id && !w.expired)
-                })
+        let dirty = client.watched.iter().any(|key| {
+            let expired = store.present(key) && !store.contains(key);
+            self.keys.get(key).is_some_and(|watchers| {
+                watchers
+                    .iter()
+                    .any(|w| w.client == client.id && (w.dirty || expired && !w.expired))
+            })
         });
-        let dirty = expired || self.dirty.contains(&client.id);
         self.unwatch_all(client);
         dirty
     }

@@ -6,6 +6,7 @@
 mod error;
 pub mod http;
 mod human;
+pub mod json;
 mod reply;
 mod resp;
 mod text;

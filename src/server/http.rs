@@ -369,18 +369,10 @@ fn transaction(
 /// The queue `POST /v1/tx`'s body asks for, or why it is refused.
 fn tx_queue(body: &[u8], state: &ServerState) -> Result<Queue, Refusal> {
     const SHAPE: &str = "the body must be a JSON array of commands, each an array of strings";
-    let commands: Vec<Vec<serde_json::Value>> =
-        serde_json::from_slice(body).map_err(|_| bad_request(SHAPE))?;
+    let commands = crate::protocol::json::parse_commands(body).ok_or_else(|| bad_request(SHAPE))?;
     let mut queue = Queue::default();
     for command in commands {
-        let mut args: Vec<Arg<'_>> = Vec::with_capacity(command.len());
-        for arg in command {
-            match arg {
-                serde_json::Value::String(text) => args.push(Cow::Owned(text.into_bytes())),
-                serde_json::Value::Number(n) => args.push(Cow::Owned(n.to_string().into_bytes())),
-                _ => return Err(bad_request(SHAPE)),
-            }
-        }
+        let args: Vec<Arg<'_>> = command.into_iter().map(Cow::Owned).collect();
         let spec = match crate::command::resolve(&args) {
             None => {
                 let Reply::Error(text) = crate::command::unknown(&args) else {

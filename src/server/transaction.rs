@@ -22,6 +22,8 @@ pub(super) type ItemEncoder<'e> = dyn FnMut(&Reply<'_>, bool, &mut Vec<u8>) + 'e
 /// Handles a request from a client inside MULTI: EXEC runs the queue; DISCARD, QUIT and RESET
 /// run at once; MULTI and WATCH run at once to give their errors; anything else is checked and
 /// queued. `dialect` is the one the reply is encoded in.
+// Kept out of the request loop it is called from: only clients inside MULTI reach it.
+#[inline(never)]
 #[allow(clippy::too_many_arguments)]
 pub(super) fn in_multi(
     args: &[Arg<'_>],
