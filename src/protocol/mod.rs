@@ -115,6 +115,34 @@ pub fn encode_reply(reply: &Reply<'_>, dialect: Dialect, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends the start of an array of `count` elements that will follow one by one through
+/// [`encode_item`] (EXEC's reply, whose elements are produced as its commands run).
+pub fn encode_array_start(count: usize, dialect: Dialect, out: &mut Vec<u8>) {
+    match dialect {
+        Dialect::Resp | Dialect::Resp3 => {
+            out.push(b'*');
+            out.extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Dialect::Text if count == 0 => human::encode(&Reply::Array(Vec::new()), out),
+        Dialect::Text => {}
+    }
+}
+
+/// Appends element `index` of the array [`encode_array_start`] began, in `dialect`.
+pub fn encode_item(
+    reply: &Reply<'_>,
+    dialect: Dialect,
+    index: usize,
+    count: usize,
+    out: &mut Vec<u8>,
+) {
+    match dialect {
+        Dialect::Text => human::encode_item(reply, index, count, out),
+        resp => encode_reply(reply, resp, out),
+    }
+}
+
 /// Encodes `args` as a RESP multi-bulk request, the form Redis clients send and the log stores.
 pub fn encode_request<A: AsRef<[u8]>>(args: &[A], out: &mut Vec<u8>) {
     resp::encode_request(args, out)

@@ -64,26 +64,6 @@ impl<'a> Reply<'a> {
         value.map_or(Reply::Nil, Reply::bulk)
     }
 
-    /// The same reply owning all its bytes, to outlive the store it borrowed from.
-    pub fn into_owned(self) -> Reply<'static> {
-        match self {
-            Reply::Bulk(bytes) => Reply::Bulk(Cow::Owned(bytes.into_owned())),
-            Reply::Array(items) => Reply::Array(items.into_iter().map(Reply::into_owned).collect()),
-            Reply::Map(pairs) => Reply::Map(
-                pairs
-                    .into_iter()
-                    .map(|(f, v)| (f.into_owned(), v.into_owned()))
-                    .collect(),
-            ),
-            Reply::Status(s) => Reply::Status(s),
-            Reply::Error(e) => Reply::Error(e),
-            Reply::Integer(n) => Reply::Integer(n),
-            Reply::Nil => Reply::Nil,
-            Reply::NilArray => Reply::NilArray,
-            Reply::Text(t) => Reply::Text(t),
-        }
-    }
-
     /// True for error replies (counted in INFO stats).
     pub fn is_error(&self) -> bool {
         matches!(self, Reply::Error(_))

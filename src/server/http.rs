@@ -323,6 +323,8 @@ fn serve(
 /// `POST /v1/tx`: the body's commands, checked first (a body that is not an array of commands,
 /// or names an unknown command or one with the wrong arity, runs nothing: 400), then run as one
 /// transaction; the answer is the array of their replies.
+// Kept out of the request loop: only POST /v1/tx comes here.
+#[inline(never)]
 fn transaction(
     body: &[u8],
     client: &mut ClientState,

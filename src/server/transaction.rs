@@ -134,28 +134,20 @@ fn exec(
         );
         return (Flow::Continue, false);
     }
-    let (flow, recorded) = match dialect {
-        Dialect::Resp | Dialect::Resp3 => {
-            output.push(b'*');
-            output.extend_from_slice(itoa::Buffer::new().format(queue.count).as_bytes());
-            output.extend_from_slice(b"\r\n");
-            let mut item = |reply: &Reply<'_>, resp3: bool, out: &mut Vec<u8>| {
-                let dialect = if resp3 { Dialect::Resp3 } else { Dialect::Resp };
-                protocol::encode_reply(reply, dialect, out);
-            };
-            run_queue(&queue, client, output, store, state, journal, &mut item)
-        }
-        Dialect::Text => {
-            // A numbered list, as the text dialect prints any array.
-            let mut replies = Vec::with_capacity(queue.count.min(1024));
-            let mut item = |reply: &Reply<'_>, _: bool, _: &mut Vec<u8>| {
-                replies.push(reply.clone().into_owned());
-            };
-            let done = run_queue(&queue, client, output, store, state, journal, &mut item);
-            protocol::encode_reply(&Reply::Array(replies), Dialect::Text, output);
-            done
-        }
+    // Each reply is encoded as its command finishes: nothing is kept but the output.
+    let count = queue.count;
+    protocol::encode_array_start(count, dialect, output);
+    let mut index = 0;
+    let mut item = |reply: &Reply<'_>, resp3: bool, out: &mut Vec<u8>| {
+        let dialect = match dialect {
+            Dialect::Text => Dialect::Text,
+            _ if resp3 => Dialect::Resp3,
+            _ => Dialect::Resp,
+        };
+        protocol::encode_item(reply, dialect, index, count, out);
+        index += 1;
     };
+    let (flow, recorded) = run_queue(&queue, client, output, store, state, journal, &mut item);
     account(
         Call::Ran(spec),
         false,
