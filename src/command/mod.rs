@@ -285,6 +285,7 @@ pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, C
 /// Redis's order: known command, arity, authentication, MULTI's own refusals, memory, writes.
 /// While queueing, every command is refused at `maxmemory`, not only those that add data: a
 /// queue could otherwise grow without bound (Redis does the same).
+#[inline]
 pub fn admit(
     ctx: &mut Ctx<'_>,
     args: &[Arg<'_>],

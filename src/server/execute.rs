@@ -306,8 +306,6 @@ fn audit(call: Call, is_error: bool, args: &[Arg<'_>], client: &ClientState, sta
 }
 
 /// Counts a request in its command's figures, and in the slow log when it ran slowly.
-// One copy for execute_args and the transaction paths.
-#[inline(never)]
 pub(super) fn account(
     call: Call,
     is_error: bool,
