@@ -641,3 +641,102 @@ print("ok")
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn eviction_of_a_watched_key_aborts_the_transaction() {
+    let server = Server::start(&["--maxmemory-policy", "allkeys-random"]);
+    let mut a = server.connect();
+    let mut b = server.connect();
+    a.cmd(&["SET", "watched", "1"], b"+OK\r\n");
+    a.cmd(&["WATCH", "watched"], b"+OK\r\n");
+    b.cmd(&["SET", "filler", "x"], b"+OK\r\n");
+    b.cmd(&["CONFIG", "SET", "maxmemory", "1"], b"+OK\r\n");
+    // Every write now evicts at random until memory fits: the watched key goes soon.
+    let deadline = Instant::now() + DEADLINE;
+    let mut i = 0;
+    loop {
+        b.send(&resp(&["EXISTS", "watched"]));
+        if b.read_line() == ":0\r\n" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the watched key was never evicted"
+        );
+        i += 1;
+        b.send(&resp(&["SET", &format!("k{i}"), "v"]));
+        b.read_line();
+    }
+    b.cmd(&["CONFIG", "SET", "maxmemory", "0"], b"+OK\r\n");
+    a.send(
+        &[
+            resp(&["MULTI"]),
+            resp(&["SET", "watched", "2"]),
+            resp(&["EXEC"]),
+        ]
+        .concat(),
+    );
+    a.expect(b"+OK\r\n+QUEUED\r\n*-1\r\n");
+    a.cmd(&["EXISTS", "watched"], b":0\r\n");
+}
+
+/// A client queueing a million commands is served by the same loop as everyone else: others
+/// get their replies while it queues, and its EXEC then runs them all. (EXEC itself runs its
+/// queue in one go, as it must to be atomic: nobody is served during it, so the other client
+/// stops asking before it.)
+#[test]
+fn a_million_queued_commands_leave_others_served() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    const N: usize = 1_000_000;
+    // Generous: a debug build under qemu runs a million commands slowly.
+    let patience = DEADLINE * 30;
+    let server = Server::start(&[]);
+    let addr = server.addr;
+    let all_queued = Arc::new(AtomicBool::new(false));
+    let (go, exec_now) = std::sync::mpsc::channel::<()>();
+    let flag = Arc::clone(&all_queued);
+    let queuer = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect_timeout(&addr, DEADLINE).expect("connect");
+        stream.set_read_timeout(Some(patience)).unwrap();
+        let mut reader = stream.try_clone().expect("clone");
+        // Replies are read on another thread while the commands are written.
+        let reading = std::thread::spawn(move || {
+            let queued = b"+OK\r\n".len() + b"+QUEUED\r\n".len() * N;
+            let last = format!(":{N}\r\n");
+            let mut got = Vec::new();
+            let mut chunk = vec![0u8; 1 << 16];
+            while got.len() <= queued || !got.ends_with(last.as_bytes()) {
+                if got.len() >= queued {
+                    flag.store(true, Ordering::SeqCst);
+                }
+                let n = reader.read(&mut chunk).expect("replies");
+                assert!(n > 0, "closed after {} bytes", got.len());
+                got.extend_from_slice(&chunk[..n]);
+            }
+            let exec = &got[queued..];
+            got[..queued].ends_with(b"+QUEUED\r\n")
+                && exec.starts_with(format!("*{N}\r\n:1\r\n:2\r\n").as_bytes())
+        });
+        stream.write_all(&resp(&["MULTI"])).expect("MULTI");
+        let batch: Vec<u8> = resp(&["INCR", "c"]).repeat(10_000);
+        for _ in 0..N / 10_000 {
+            stream.write_all(&batch).expect("queue");
+        }
+        exec_now.recv().expect("go");
+        stream.write_all(&resp(&["EXEC"])).expect("EXEC");
+        reading.join().expect("reader")
+    });
+    let mut other = server.connect();
+    let mut served = 0;
+    let deadline = Instant::now() + patience;
+    while !all_queued.load(Ordering::SeqCst) {
+        other.cmd(&["PING"], b"+PONG\r\n");
+        served += 1;
+        assert!(Instant::now() < deadline, "the queue did not fill");
+    }
+    go.send(()).expect("go");
+    assert!(queuer.join().expect("queuer"), "EXEC's reply");
+    assert!(served > 1, "the other client waited for the whole queue");
+    other.cmd(&["GET", "c"], b"$7\r\n1000000\r\n");
+}
