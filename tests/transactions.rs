@@ -456,6 +456,24 @@ fn a_queue_counts_against_the_query_buffer_limit() {
         other.info_field("stats", "client_query_buffer_limit_disconnections"),
         "1"
     );
+    // Watches count too: a client cannot hold unbounded watch state.
+    let mut watcher = server.connect();
+    let mut closed = false;
+    for i in 0..100 {
+        let keys: Vec<String> = (0..100).map(|j| format!("key-{i}-{j}")).collect();
+        let mut args = vec!["WATCH"];
+        args.extend(keys.iter().map(String::as_str));
+        watcher.send(&resp(&args));
+        let line = watcher.read_line();
+        if line != "+OK\r\n" {
+            assert!(line.starts_with("-ERR"), "{line}");
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "10,000 watched keys fit in a 64 KB limit");
+    watcher.expect_closed();
+    other.cmd(&["PING"], b"+PONG\r\n");
 }
 
 /// kill -9 at random moments while clients run `MULTI; INCR a; INCR b; EXEC` with `appendfsync

@@ -81,6 +81,9 @@ pub struct ClientState {
     pub multi: Option<Box<super::transaction::Queue>>,
     /// The keys this client watches (the server's [`Watches`] knows who watches each key).
     pub watched: Vec<Vec<u8>>,
+    /// About what the watches take in memory: they count against the query buffer limit, as
+    /// the queue does, so no client can hold unbounded watch state.
+    pub watched_bytes: usize,
     /// EXEC is running this client's queue: the memory and write checks were made for the
     /// whole transaction before it started, so no command inside is refused by them.
     pub in_exec: bool,

@@ -105,6 +105,10 @@ fn unwatch<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     Reply::OK
 }
 
+/// Bytes a watch costs besides its key (two copies' headers and the entry), as counted against
+/// the client's query buffer limit.
+const WATCH_OVERHEAD: usize = 64;
+
 /// One client's watch of a key.
 #[derive(Debug, Clone, Copy)]
 struct Watcher {
@@ -142,20 +146,24 @@ impl Watches {
     }
 
     fn watch(&mut self, client: &mut ClientState, key: &[u8], store: &Store) {
-        if client.watched.iter().any(|k| k.as_slice() == key) {
+        // Found through the key, not the client's list: a WATCH of a million keys stays linear.
+        let watchers = self.keys.entry(key.to_vec()).or_default();
+        if watchers.iter().any(|w| w.client == client.id) {
             return;
         }
         let expired = store.present(key) && !store.contains(key);
-        self.keys.entry(key.to_vec()).or_default().push(Watcher {
+        watchers.push(Watcher {
             client: client.id,
             expired,
             dirty: false,
         });
         client.watched.push(key.to_vec());
+        client.watched_bytes += key.len() + WATCH_OVERHEAD;
     }
 
     /// Forgets `client`'s watches and whether one was touched (UNWATCH, EXEC, DISCARD, close).
     pub fn unwatch_all(&mut self, client: &mut ClientState) {
+        client.watched_bytes = 0;
         for key in std::mem::take(&mut client.watched) {
             if let Some(watchers) = self.keys.get_mut(&key) {
                 watchers.retain(|w| w.client != client.id);

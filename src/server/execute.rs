@@ -69,10 +69,13 @@ pub(super) fn execute_pending(
                     if must_wait_for_fsync(state, recorded) {
                         conn.hold = Some(Hold::until(conn.hold, state.log.last_seq, mark));
                     }
-                    if queued(conn) + conn.input.pending().len() > state.config.query_buffer_limit {
-                        // A transaction's queue counts as input not yet executed (Redis counts
-                        // it too): a client queueing without end is closed like one that sends
-                        // without end.
+                    let queued = queued(conn);
+                    if queued > 0
+                        && queued + conn.input.pending().len() > state.config.query_buffer_limit
+                    {
+                        // A transaction's queue (and its watches) count as input not yet
+                        // executed (Redis counts the queue too): a client queueing without end is
+                        // closed like one that sends without end.
                         state.stats.query_buffer_limit_disconnections += 1;
                         fail(conn, ProtocolError::QueryBufferLimit, state);
                         return Stopped::Held;
@@ -112,12 +115,14 @@ pub(super) fn execute_pending(
     }
 }
 
-/// Bytes of commands `conn` queued for EXEC.
+/// Bytes of commands `conn` queued for EXEC, and of its watches.
 fn queued(conn: &Connection) -> usize {
-    conn.client
+    let queue = conn
+        .client
         .multi
         .as_ref()
-        .map_or(0, |queue| queue.requests.len())
+        .map_or(0, |queue| queue.requests.len());
+    queue + conn.client.watched_bytes
 }
 
 /// Starts loading what the requests at the start of `input` will look up, when more than one
