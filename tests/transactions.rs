@@ -104,6 +104,18 @@ fn replies_and_errors_match_redis() {
         "MULTI;RENAME missing b;SET b 1;RENAME b c;GET c;EXEC",
         "MULTI;FLUSHALL;SET z 1;DBSIZE;EXEC",
         "multi;set a 1;exec",
+        "MULTI;MULTI x;EXEC",
+        "MULTI;WATCH;EXEC",
+        "MULTI;UNWATCH x;EXEC",
+        "MULTI;SET a b c d;GET a;PING a b c;EXEC",
+        "MULTI;EXEC;EXEC",
+        "MULTI;DEL a;FLUSHALL;EXEC",
+        "MULTI;ECHO;PING;DISCARD",
+        "WATCH a b;MULTI;EXEC",
+        "MULTI;SET k v;GETDEL k;GETDEL k;RENAME k j;EXEC",
+        "MULTI;CLIENT SETNAME x y;EXEC",
+        "MULTI;CLIENT ID x;EXEC",
+        "MULTI;SET a 1;QUIT",
         // Several transactions back to back in one write.
         "MULTI;INCR c;INCR c;EXEC;MULTI;GET c;EXEC;GET c;MULTI;INCR c;DISCARD;GET c",
     ];
