@@ -46,6 +46,9 @@ pub struct Config {
     pub protected_mode: bool,
     /// Seconds a client may stay idle before it is closed; 0 for never.
     pub timeout: u64,
+    /// `inline-reply-format resp`: text lines are answered in RESP, as Redis answers inline
+    /// commands, instead of the human text dialect.
+    pub inline_replies_resp: bool,
     /// A file that gets the log lines too; empty for stderr only.
     pub logfile: String,
     /// A file that gets one line per write command; empty for none.
@@ -197,6 +200,21 @@ const SETTINGS: &[Setting] = &[
         help: "close a client after this many idle seconds (0: never)",
         apply: |c, v| number(v, "a number of seconds").map(|n| c.timeout = n),
         show: |c| c.timeout.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "inline-reply-format",
+        default: "human",
+        help: "how text lines are answered: human (redis-cli style text) or resp (as Redis answers inline commands)",
+        apply: |c, v| {
+            c.inline_replies_resp = match v.to_ascii_lowercase().as_str() {
+                "human" => false,
+                "resp" => true,
+                _ => return Err("human or resp".to_string()),
+            };
+            Ok(())
+        },
+        show: |c| if c.inline_replies_resp { "resp" } else { "human" }.to_string(),
         settable: true,
     },
     Setting {
@@ -524,6 +542,7 @@ impl Default for Config {
             requirepass: String::new(),
             protected_mode: true,
             timeout: 0,
+            inline_replies_resp: false,
             logfile: String::new(),
             audit_log: String::new(),
             renames: Vec::new(),

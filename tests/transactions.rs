@@ -12,10 +12,11 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Instant;
 
-use common::redis::{show, Conn, Redis};
+use common::redis::{connect_pocket, text, Deadline, Redis, Replies};
 use common::{resp, Server, DEADLINE};
 
 /// A redis-server and a pocketkv started with the same extra settings.
@@ -27,14 +28,14 @@ struct Both {
 impl Both {
     fn start(extra: &[&str]) -> Both {
         Both {
-            redis: Redis::start_with(extra),
+            redis: Redis::start(extra),
             pocketkv: Server::start(extra),
         }
     }
 
     /// One new connection to each.
-    fn connect(&self) -> (Conn, Conn) {
-        (self.redis.connect(), Conn::tcp("pocketkv", &self.pocketkv))
+    fn connect(&self) -> (Replies<UnixStream>, Replies<TcpStream>) {
+        (self.redis.connect(), connect_pocket(&self.pocketkv))
     }
 }
 
@@ -44,21 +45,24 @@ fn req(line: &str) -> Vec<u8> {
 }
 
 /// Sends `lines` (joined by `;`) pipelined, in one write, and reads one reply per request.
-fn pipeline(conn: &mut Conn, lines: &str) -> Vec<Vec<u8>> {
+fn pipeline<S: Read + Write + Deadline>(conn: &mut Replies<S>, lines: &str) -> Vec<Vec<u8>> {
     let requests: Vec<&str> = lines.split(';').filter(|l| !l.is_empty()).collect();
     let bytes: Vec<u8> = requests.iter().flat_map(|l| req(l)).collect();
     conn.send(&bytes);
-    requests
-        .iter()
-        .map(|line| {
-            conn.reply()
-                .unwrap_or_else(|e| panic!("no reply to {line}: {e}"))
-        })
-        .collect()
+    requests.iter().map(|_| conn.reply()).collect()
+}
+
+/// Bytes as a quoted string for failure messages.
+fn show(bytes: &[u8]) -> String {
+    format!("{:?}", text(bytes))
 }
 
 /// Sends the same pipeline on both connections and asserts the same replies.
-fn same(redis: &mut Conn, pocketkv: &mut Conn, lines: &str) -> Vec<Vec<u8>> {
+fn same(
+    redis: &mut Replies<UnixStream>,
+    pocketkv: &mut Replies<TcpStream>,
+    lines: &str,
+) -> Vec<Vec<u8>> {
     let expected = pipeline(redis, lines);
     let got = pipeline(pocketkv, lines);
     for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
@@ -248,11 +252,16 @@ fn watch_matches_redis() {
 fn wait_gone(both: &Both, key: &str) {
     let (mut redis, mut pocketkv) = both.connect();
     let deadline = Instant::now() + DEADLINE;
-    for conn in [&mut redis, &mut pocketkv] {
-        while pipeline(conn, &format!("EXISTS {key}"))[0] != b":0\r\n" {
-            assert!(Instant::now() < deadline, "{key} did not expire");
-            std::thread::yield_now();
-        }
+    while pipeline(&mut redis, &format!("EXISTS {key}"))[0] != b":0\r\n" {
+        assert!(Instant::now() < deadline, "{key} did not expire in redis");
+        std::thread::yield_now();
+    }
+    while pipeline(&mut pocketkv, &format!("EXISTS {key}"))[0] != b":0\r\n" {
+        assert!(
+            Instant::now() < deadline,
+            "{key} did not expire in pocketkv"
+        );
+        std::thread::yield_now();
     }
 }
 

@@ -82,7 +82,8 @@ pub(super) fn execute_pending(
                     }
                     match flow {
                         Flow::AwaitSnapshot => {
-                            conn.awaiting_snapshot = Some(reply_dialect(&request, &conn.client))
+                            conn.awaiting_snapshot =
+                                Some(reply_dialect(&request, &conn.client, state))
                         }
                         Flow::Shutdown { .. } | Flow::Close => conn.closing = Closing::AfterFlush,
                         Flow::Continue => {}
@@ -102,7 +103,8 @@ pub(super) fn execute_pending(
             }
             Err(ParseError::Invalid { consumed, error }) => {
                 let reply = Reply::error_owned(error.to_string());
-                protocol::encode_reply(&reply, Dialect::Text, &mut conn.output);
+                let dialect = line_dialect(&conn.client, state);
+                protocol::encode_reply(&reply, dialect, &mut conn.output);
                 state.stats.error_replies += 1;
                 consumed
             }
@@ -149,7 +151,18 @@ fn execute_one(
     state: &mut ServerState,
     journal: &mut Journal,
 ) -> (Flow, bool) {
-    let dialect = dialect_for(request.dialect, &request.args, client);
+    // Decided before the command runs (its reply borrows the client); HELLO 3's own reply is
+    // already RESP3, and errors read the same in both versions.
+    let dialect = match command::protocol_requested(&request.args) {
+        Some(resp3) if reply_dialect(request, client, state) != Dialect::Text => {
+            if resp3 {
+                Dialect::Resp3
+            } else {
+                Dialect::Resp
+            }
+        }
+        _ => reply_dialect(request, client, state),
+    };
     let mut encode =
         |reply: &Reply<'_>, out: &mut Vec<u8>| protocol::encode_reply(reply, dialect, out);
     let renamed_args;
@@ -181,19 +194,6 @@ fn execute_one(
         );
     }
     execute_args(args, client, output, store, state, journal, &mut encode)
-}
-
-/// How the reply to a request is encoded. Decided before the command runs (its reply borrows
-/// the client); HELLO 3's own reply is already RESP3, and errors read the same in both versions.
-fn dialect_for(request: Dialect, args: &[Arg<'_>], client: &ClientState) -> Dialect {
-    match command::protocol_requested(args) {
-        Some(true) if request == Dialect::Resp => Dialect::Resp3,
-        Some(false) if request == Dialect::Resp => Dialect::Resp,
-        _ => match request {
-            Dialect::Resp if client.resp3 => Dialect::Resp3,
-            other => other,
-        },
-    }
 }
 
 /// `args` with a new command name put back to the command's own; `None` for a command renamed
@@ -284,9 +284,23 @@ pub(super) fn execute_args(
     (flow, recorded)
 }
 
-/// How replies to `request` are encoded: RESP requests get RESP3 once the client chose it.
-fn reply_dialect(request: &Request<'_>, client: &ClientState) -> Dialect {
-    dialect_for(request.dialect, &[], client)
+/// How replies to `request` are encoded: RESP requests get RESP3 once the client chose it;
+/// text lines get the human dialect, or RESP like any request under `inline-reply-format resp`.
+fn reply_dialect(request: &Request<'_>, client: &ClientState, state: &ServerState) -> Dialect {
+    match request.dialect {
+        Dialect::Text => line_dialect(client, state),
+        _ if client.resp3 => Dialect::Resp3,
+        _ => Dialect::Resp,
+    }
+}
+
+/// How a text line is answered: as text, or as Redis answers inline commands.
+fn line_dialect(client: &ClientState, state: &ServerState) -> Dialect {
+    match (state.config.inline_replies_resp, client.resp3) {
+        (false, _) => Dialect::Text,
+        (true, false) => Dialect::Resp,
+        (true, true) => Dialect::Resp3,
+    }
 }
 
 /// Writes a line to the audit log for a write command that ran: who, which command, which key.
@@ -357,7 +371,7 @@ pub(super) fn account(
 fn fail(conn: &mut Connection, error: ProtocolError, state: &mut ServerState) {
     let dialect = match conn.input.pending().first() {
         Some(b'*') => Dialect::Resp,
-        _ => Dialect::Text,
+        _ => line_dialect(&conn.client, state),
     };
     let reply = Reply::error_owned(error.to_string());
     protocol::encode_reply(&reply, dialect, &mut conn.output);

@@ -1,9 +1,8 @@
-//! A real `redis-server` for differential tests, and a connection that reads whole RESP2/RESP3
-//! replies as raw bytes, so the same requests can be sent to Redis and to pocketkv and the
-//! replies compared byte for byte. (tests/redis_compat.rs has grown its own copy of this; new
-//! differential tests use this module.)
+//! A real `redis-server` (7.x, on a Unix socket in its own directory) for differential tests,
+//! and a connection that reads whole RESP replies as raw bytes, so both servers' answers can be
+//! compared byte for byte. `tests/redis_compat.rs` has the full scenario driver; this is the
+//! small part other test files need.
 
-use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
@@ -11,115 +10,69 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{resp_bytes, Server, DEADLINE};
+use super::{Server, DEADLINE};
 
-/// A `redis-server` on a Unix socket in its own temporary directory; killed on drop.
+/// A redis-server, killed on drop.
 pub struct Redis {
     child: Child,
     socket: PathBuf,
-    log: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-/// The `redis-server` on PATH, or a failure that says how to install it.
-fn redis_server_binary() -> PathBuf {
-    const HOW: &str = "redis-server (Redis 7.x) is required by the differential tests; \
-                       run `bash ci/install-deps.sh` to install it";
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .map(|dir| dir.join("redis-server"))
-        .find(|candidate| candidate.is_file());
-    let Some(binary) = found else {
-        panic!("redis-server not found on PATH. {HOW}");
-    };
-    let output = Command::new(&binary)
-        .arg("--version")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}. {HOW}", binary.display()));
-    let version = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        version.contains(" v=7."),
-        "{} is not Redis 7.x ({}). {HOW}",
-        binary.display(),
-        version.trim()
-    );
-    binary
-}
-
 impl Redis {
-    /// A redis-server with extra arguments (`--requirepass x`).
-    pub fn start_with(extra: &[&str]) -> Redis {
-        let binary = redis_server_binary();
+    /// Starts redis-server 7.x from PATH with extra flags, and waits until it answers PING.
+    pub fn start(extra: &[&str]) -> Redis {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("redis.sock");
-        let log = dir.path().join("redis.log");
-        let out = File::create(&log).expect("redis log file");
-        let err = out.try_clone().expect("redis log file");
-        let child = Command::new(&binary)
-            .arg("--port")
-            .arg("0")
-            .arg("--unixsocket")
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--unixsocket",
+            ])
             .arg(&socket)
-            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg("--dir")
             .arg(dir.path())
             .args(extra)
             .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
-        // From here on, drop kills the process whatever happens.
-        let mut redis = Redis {
+            .expect("redis-server (Redis 7.x) on PATH; run `bash ci/install-deps.sh`");
+        let redis = Redis {
             child,
             socket,
-            log,
             _dir: dir,
         };
-        redis.wait_ready();
-        redis
-    }
-
-    /// Retries connecting until the socket accepts and answers PING, within the deadline.
-    fn wait_ready(&mut self) {
         let deadline = Instant::now() + DEADLINE;
-        let mut pause = Duration::from_millis(1);
         loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait redis-server") {
-                panic!(
-                    "redis-server exited ({status}) before accepting connections; log:\n{}",
-                    self.log_text()
-                );
-            }
-            if let Ok(stream) = UnixStream::connect(&self.socket) {
-                let mut conn = Conn::unix("redis", stream);
-                conn.send(&resp_bytes(&[b"PING"]));
-                match conn.reply() {
-                    Ok(reply) if reply == b"+PONG\r\n" => return,
-                    Ok(reply) if reply.starts_with(b"-NOAUTH") => return,
-                    other => panic!(
-                        "redis-server answered PING with {other:?}; log:\n{}",
-                        self.log_text()
-                    ),
+            if let Ok(stream) = UnixStream::connect(&redis.socket) {
+                let mut conn = Replies::new(stream);
+                conn.send(b"*1\r\n$4\r\nPING\r\n");
+                let pong = conn.reply();
+                if pong.starts_with(b"-NOAUTH") {
+                    // Started with --requirepass: up, and INFO needs the password.
+                    return redis;
                 }
+                assert_eq!(pong, b"+PONG\r\n", "redis-server answers PING");
+                let mut conn = redis.connect();
+                conn.send(b"*1\r\n$4\r\nINFO\r\n");
+                let info = String::from_utf8_lossy(&conn.reply()).into_owned();
+                assert!(info.contains("redis_version:7."), "redis-server is not 7.x");
+                return redis;
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not accept connections on {} within {DEADLINE:?}; log:\n{}",
-                self.socket.display(),
-                self.log_text()
-            );
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
-    pub fn connect(&self) -> Conn {
-        let stream = UnixStream::connect(&self.socket).expect("connect to redis-server");
-        Conn::unix("redis", stream)
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+    /// A new connection.
+    pub fn connect(&self) -> Replies<UnixStream> {
+        Replies::new(UnixStream::connect(&self.socket).expect("connect to redis-server"))
     }
 }
 
@@ -130,154 +83,102 @@ impl Drop for Redis {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Connections and the RESP reply reader
-// ---------------------------------------------------------------------------------------------
+/// A connection to pocketkv that reads whole replies.
+pub fn connect_pocket(server: &Server) -> Replies<TcpStream> {
+    let stream = TcpStream::connect_timeout(&server.addr, DEADLINE).expect("connect pocketkv");
+    stream.set_nodelay(true).expect("nodelay");
+    Replies::new(stream)
+}
 
-trait Duplex: Read + Write {}
-impl<T: Read + Write> Duplex for T {}
-
-/// A blocking connection that reads whole RESP replies and keeps their raw bytes.
-pub struct Conn {
-    side: &'static str,
-    stream: Box<dyn Duplex>,
+/// A blocking connection that returns each RESP reply's raw bytes.
+pub struct Replies<S: Read + Write> {
+    stream: S,
     buf: Vec<u8>,
 }
 
-impl Conn {
-    fn unix(side: &'static str, stream: UnixStream) -> Conn {
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        stream.set_write_timeout(Some(DEADLINE)).unwrap();
-        Conn {
-            side,
-            stream: Box::new(stream),
-            buf: Vec::new(),
-        }
-    }
+/// Sets the read deadline of either kind of socket.
+pub trait Deadline {
+    fn deadline(&self);
+}
 
-    pub fn tcp(side: &'static str, server: &Server) -> Conn {
-        let stream = TcpStream::connect_timeout(&server.addr, DEADLINE).expect("connect pocketkv");
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        stream.set_write_timeout(Some(DEADLINE)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Conn {
-            side,
-            stream: Box::new(stream),
+impl Deadline for UnixStream {
+    fn deadline(&self) {
+        self.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    }
+}
+
+impl Deadline for TcpStream {
+    fn deadline(&self) {
+        self.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    }
+}
+
+impl<S: Read + Write + Deadline> Replies<S> {
+    pub fn new(stream: S) -> Self {
+        stream.deadline();
+        Replies {
+            stream,
             buf: Vec::new(),
         }
     }
 
     pub fn send(&mut self, bytes: &[u8]) {
-        // A write error shows up as a closed connection on the next read.
-        let _ = self.stream.write_all(bytes);
+        self.stream.write_all(bytes).expect("send");
     }
 
-    /// Reads more bytes into the buffer; `Ok(false)` at EOF.
-    fn fill(&mut self) -> Result<bool, String> {
-        let mut chunk = vec![0u8; 64 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => Ok(false),
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(true)
-            }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => Ok(false),
-            Err(e) => Err(format!("<{}: read failed: {e}>", self.side)),
-        }
-    }
-
-    /// The raw bytes of exactly one complete reply, or a description of what went wrong.
-    pub fn reply(&mut self) -> Result<Vec<u8>, String> {
+    /// The raw bytes of the next complete reply; fails the test on close or timeout.
+    pub fn reply(&mut self) -> Vec<u8> {
         loop {
-            match reply_end(&self.buf, 0) {
-                Ok(Some(end)) => return Ok(self.buf.drain(..end).collect()),
-                Ok(None) => {}
-                Err(e) => return Err(format!("<{}: malformed reply: {e}>", self.side)),
+            if let Some(end) = reply_end(&self.buf, 0) {
+                return self.buf.drain(..end).collect();
             }
-            if !self.fill()? {
-                return Err(format!(
-                    "<{}: connection closed{}>",
-                    self.side,
-                    if self.buf.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" after partial reply {}", show(&self.buf))
-                    }
-                ));
+            let mut chunk = [0u8; 16 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => panic!("connection closed; partial reply {:?}", text(&self.buf)),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => panic!("read failed ({e}); partial reply {:?}", text(&self.buf)),
             }
         }
     }
 
-    /// Sends `bytes` and reads one reply.
-    pub fn reply_to(&mut self, bytes: &[u8]) -> Result<Vec<u8>, String> {
-        self.send(bytes);
+    /// Sends `request` and returns its reply.
+    pub fn call(&mut self, request: &[u8]) -> Vec<u8> {
+        self.send(request);
         self.reply()
     }
-
-    /// Everything the server sends until it closes the connection.
-    pub fn until_closed(&mut self) -> Result<Vec<u8>, String> {
-        while self.fill()? {}
-        Ok(std::mem::take(&mut self.buf))
-    }
 }
 
-/// Where the RESP2 reply starting at `buf[at]` ends: `Ok(None)` while incomplete.
-pub fn reply_end(buf: &[u8], at: usize) -> Result<Option<usize>, String> {
-    let rest = buf.get(at..).unwrap_or_default();
-    let Some(cr) = rest.windows(2).position(|w| w == b"\r\n") else {
-        return Ok(None);
-    };
-    let line = &rest[..cr];
+/// Where the RESP2/RESP3 reply starting at `buf[at]` ends, once it is complete.
+pub fn reply_end(buf: &[u8], at: usize) -> Option<usize> {
+    let rest = buf.get(at..)?;
+    let cr = rest.windows(2).position(|w| w == b"\r\n")?;
     let next = at + cr + 2;
-    let number = || -> Result<i64, String> {
-        std::str::from_utf8(&line[1..])
+    let number = || -> i64 {
+        std::str::from_utf8(&rest[1..cr])
             .ok()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("bad length line {}", show(line)))
+            .unwrap_or_else(|| panic!("bad length line {:?}", text(&rest[..cr])))
     };
-    match line.first() {
-        // RESP3 null, double and boolean are one line too.
-        Some(b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(') => Ok(Some(next)),
-        Some(b'$' | b'=') => {
-            let len = number()?;
-            if len < 0 {
-                return Ok(Some(next));
-            }
-            let end = next + len as usize + 2;
-            if buf.len() < end {
-                return Ok(None);
-            }
-            if &buf[end - 2..end] != b"\r\n" {
-                return Err(format!("bulk of {len} bytes not followed by CRLF"));
-            }
-            Ok(Some(end))
+    match rest.first()? {
+        b'$' | b'=' | b'!' => {
+            let len = number();
+            let end = next + len.max(0) as usize + if len < 0 { 0 } else { 2 };
+            (buf.len() >= end).then_some(end)
         }
-        Some(b'*' | b'%' | b'~' | b'>') => {
+        b'*' | b'~' | b'>' | b'%' => {
+            let per = if rest[0] == b'%' { 2 } else { 1 };
             let mut pos = next;
-            // A RESP3 map holds a field and a value per entry.
-            let per_entry = if line.first() == Some(&b'%') { 2 } else { 1 };
-            for _ in 0..number()?.max(0) * per_entry {
-                match reply_end(buf, pos)? {
-                    Some(end) => pos = end,
-                    None => return Ok(None),
-                }
+            for _ in 0..number().max(0) * per {
+                pos = reply_end(buf, pos)?;
             }
-            Ok(Some(pos))
+            Some(pos)
         }
-        _ => Err(format!("unexpected reply line {}", show(line))),
+        _ => Some(next),
     }
 }
 
-/// Bytes as an escaped, quoted string, shortened when long.
-pub fn show(bytes: &[u8]) -> String {
-    const MAX: usize = 300;
-    if bytes.len() <= MAX {
-        format!("\"{}\"", bytes.escape_ascii())
-    } else {
-        format!(
-            "\"{}\"...({} bytes)",
-            bytes[..MAX].escape_ascii(),
-            bytes.len()
-        )
-    }
+/// Bytes shown as text for failure messages.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
