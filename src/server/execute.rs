@@ -325,7 +325,7 @@ fn audit(call: Call, is_error: bool, args: &[Arg<'_>], client: &ClientState, sta
 }
 
 /// Counts a request in its command's figures, and in the slow log when it ran slowly.
-pub(super) fn account(
+fn account(
     call: Call,
     is_error: bool,
     took: Duration,
@@ -351,8 +351,7 @@ pub(super) fn account(
     stat.failed_calls += u64::from(is_error);
     stat.latency.record(took);
     // AUTH and HELLO carry passwords: Redis redacts them; pocketkv does not log them at all.
-    // EXEC is left out as in Redis (`skip_slowlog`): the commands it ran are in it themselves.
-    if matches!(spec.name, "auth" | "hello" | "exec") {
+    if matches!(spec.name, "auth" | "hello") {
         return;
     }
     let config = &state.config;

@@ -250,14 +250,8 @@ fn serve(
         // A command renamed or disabled with --rename-command is hidden from clients that do not
         // know its new name; HTTP clients cannot name it, so its route is refused.
         let name = args.first().map_or(&b""[..], |a| a.as_ref());
-        if let Some((own, _)) = state
-            .config
-            .renames
-            .iter()
-            .find(|(own, _)| own.as_bytes().eq_ignore_ascii_case(name))
-        {
-            let body = format!("the {own} command is renamed or disabled on this server\n");
-            shape(Response::new(403, "Forbidden", TEXT)).write(body.as_bytes(), head_only, out);
+        if let Some((response, body)) = renamed_away(name, state) {
+            shape(response).write(body.as_bytes(), head_only, out);
             return false;
         }
         let mut render = |reply: &Reply<'_>, out: &mut Vec<u8>| match (kind, reply) {
@@ -375,37 +369,39 @@ fn tx_queue(body: &[u8], state: &ServerState) -> Result<Queue, Refusal> {
     let mut queue = Queue::default();
     for command in commands {
         let args: Vec<Arg<'_>> = command.into_iter().map(Cow::Owned).collect();
+        // Unknown, wrong arity, unknown subcommand: Redis's error text, as a 400.
+        let refuse = |error: Reply<'_>| match error {
+            Reply::Error(text) => bad_request(&String::from_utf8_lossy(&text)),
+            _ => bad_request(SHAPE),
+        };
         let spec = match crate::command::resolve(&args) {
-            None => {
-                let Reply::Error(text) = crate::command::unknown(&args) else {
-                    return Err(bad_request(SHAPE));
-                };
-                return Err(bad_request(&String::from_utf8_lossy(&text)));
-            }
-            Some(Err(Reply::Error(text))) => {
-                return Err(bad_request(&String::from_utf8_lossy(&text)))
-            }
-            Some(Err(_)) => return Err(bad_request(SHAPE)),
             Some(Ok(spec)) => spec,
+            Some(Err(error)) => return Err(refuse(error)),
+            None => return Err(refuse(crate::command::unknown(&args))),
         };
         if spec.refused_in_multi() || spec.group == "transactions" {
-            return Err(bad_request(&format!(
-                "{} is not allowed in a transaction",
-                spec.name
-            )));
+            return Err(bad_request(
+                "MULTI, EXEC, DISCARD, WATCH, UNWATCH, SAVE and SHUTDOWN cannot be in a transaction",
+            ));
         }
-        if let Some((own, _)) = state
-            .config
-            .renames
-            .iter()
-            .find(|(own, _)| own == spec.name)
-        {
-            let body = format!("the {own} command is renamed or disabled on this server\n");
-            return Err((Response::new(403, "Forbidden", TEXT), body));
+        if let Some(refusal) = renamed_away(spec.name.as_bytes(), state) {
+            return Err(refusal);
         }
         queue.push(spec, &args);
     }
     Ok(queue)
+}
+
+/// The 403 for a command renamed or disabled with `--rename-command`: HTTP clients cannot use
+/// the new name, so the rename hides the command from them too.
+fn renamed_away(name: &[u8], state: &ServerState) -> Option<Refusal> {
+    let (own, _) = state
+        .config
+        .renames
+        .iter()
+        .find(|(own, _)| own.as_bytes().eq_ignore_ascii_case(name))?;
+    let body = format!("the {own} command is renamed or disabled on this server\n");
+    Some((Response::new(403, "Forbidden", TEXT), body))
 }
 
 /// A reply as JSON: strings (a value that is not UTF-8 as `{"base64": ...}`), integers, null,

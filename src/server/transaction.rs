@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::execute::{account, execute_args};
+use super::execute::execute_args;
 use super::persistence::{record_dropped, Journal};
 use crate::command::{self, Arg, Call, ClientState, Ctx, Flow, Queue, ServerState, EXECABORT};
 use crate::protocol::{self, Dialect, Limits, Reply};
@@ -57,7 +57,7 @@ pub(super) fn in_multi(
                 queue.failed = true;
             }
             state.stats.error_replies += 1;
-            account(call, true, Duration::ZERO, args, client, state);
+            count_call(call, true, Duration::ZERO, state);
             encode(&reply, output);
             return (Flow::Continue, false);
         }
@@ -70,6 +70,25 @@ pub(super) fn in_multi(
     }
     encode(&Reply::Status("QUEUED".into()), output);
     (Flow::Continue, false)
+}
+
+/// Counts EXEC, or a command refused while queueing, in the per-command figures as
+/// `execute_args` counts the commands it runs; neither goes to the slow log (EXEC is
+/// `skip_slowlog` in Redis, and the commands it ran are there themselves).
+fn count_call(call: Call, is_error: bool, took: Duration, state: &mut ServerState) {
+    let (spec, ran) = match call {
+        Call::Unknown => return,
+        Call::Rejected(spec) => (spec, false),
+        Call::Ran(spec) => (spec, true),
+    };
+    let stat = state.stats.per_command.entry(spec.name).or_default();
+    if !ran {
+        stat.rejected_calls += 1;
+        return;
+    }
+    stat.calls += 1;
+    stat.failed_calls += u64::from(is_error);
+    stat.latency.record(took);
 }
 
 /// Marks a request refused while queueing (a command unknown under its new name).
@@ -101,14 +120,7 @@ fn exec(
     if let Some(refusal) = refusal(args, &queue, client, store, state, journal) {
         state.watches.unwatch_all(client);
         state.stats.error_replies += 1;
-        account(
-            Call::Rejected(spec),
-            true,
-            Duration::ZERO,
-            args,
-            client,
-            state,
-        );
+        count_call(Call::Rejected(spec), true, Duration::ZERO, state);
         encode(&refusal, output);
         return (Flow::Continue, false);
     }
@@ -124,14 +136,7 @@ fn exec(
         let is_error = reply.is_error();
         state.stats.error_replies += u64::from(is_error);
         encode(&reply, output);
-        account(
-            Call::Ran(spec),
-            is_error,
-            started.elapsed(),
-            args,
-            client,
-            state,
-        );
+        count_call(Call::Ran(spec), is_error, started.elapsed(), state);
         return (Flow::Continue, false);
     }
     // Each reply is encoded as its command finishes: nothing is kept but the output.
@@ -148,14 +153,7 @@ fn exec(
         index += 1;
     };
     let (flow, recorded) = run_queue(&queue, client, output, store, state, journal, &mut item);
-    account(
-        Call::Ran(spec),
-        false,
-        started.elapsed(),
-        args,
-        client,
-        state,
-    );
+    count_call(Call::Ran(spec), false, started.elapsed(), state);
     (flow, recorded)
 }
 
@@ -201,27 +199,13 @@ pub(super) fn exec_queue(
     if let Some(refusal) = refusal(&EXEC, queue, client, store, state, journal) {
         state.stats.error_replies += 1;
         if let Some(spec) = spec {
-            account(
-                Call::Rejected(spec),
-                true,
-                Duration::ZERO,
-                &EXEC,
-                client,
-                state,
-            );
+            count_call(Call::Rejected(spec), true, Duration::ZERO, state);
         }
         return Err(refusal);
     }
     let (_, recorded) = run_queue(queue, client, output, store, state, journal, item);
     if let Some(spec) = spec {
-        account(
-            Call::Ran(spec),
-            false,
-            started.elapsed(),
-            &EXEC,
-            client,
-            state,
-        );
+        count_call(Call::Ran(spec), false, started.elapsed(), state);
     }
     Ok(recorded)
 }
