@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::stats::{CommandStats, SlowLog};
+use super::transaction::Watches;
 use crate::config::Config;
 use crate::persist::{LogStatus, SnapshotStatus};
 use crate::store::Store;
@@ -79,6 +80,16 @@ pub struct ClientState {
     pub flow: Flow,
     /// The client's address (SLOWLOG shows it); None for requests replayed from the log.
     pub peer: Option<std::net::SocketAddr>,
+    /// Inside MULTI: the commands queued for EXEC.
+    pub multi: Option<Box<super::transaction::Queue>>,
+    /// The keys this client watches (the server's [`Watches`] knows who watches each key).
+    pub watched: Vec<Vec<u8>>,
+    /// About what the watches take in memory: they count against the query buffer limit, as
+    /// the queue does, so no client can hold unbounded watch state.
+    pub watched_bytes: usize,
+    /// EXEC is running this client's queue: the memory and write checks were made for the
+    /// whole transaction before it started, so no command inside is refused by them.
+    pub in_exec: bool,
 }
 
 /// Counters reported by INFO stats.
@@ -184,6 +195,8 @@ pub struct ServerState {
     pub audit: Option<crate::audit::AuditLog>,
     /// Users, their permissions, and the log of refusals.
     pub acl: crate::acl::Acl,
+    /// Keys clients WATCH, and which clients a change reached.
+    pub watches: Watches,
     started: Instant,
     rng: u64,
 }
@@ -209,6 +222,7 @@ impl ServerState {
             kill: Vec::new(),
             audit: None,
             acl,
+            watches: Watches::default(),
             started: Instant::now(),
             rng: seed | 1,
         }

@@ -11,6 +11,7 @@ mod metrics;
 mod persistence;
 mod recover;
 mod signals;
+mod transaction;
 
 use std::io;
 use std::net::SocketAddr;
@@ -735,6 +736,7 @@ impl Server {
         }
         if let Some(mut conn) = self.conns.try_remove(key) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.state.watches.unwatch_all(&mut conn.client);
             debug!("client {} closed: {why}", conn.peer);
         }
         self.state.connected_clients = self.conns.len();
