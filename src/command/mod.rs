@@ -8,6 +8,7 @@ mod connection;
 mod context;
 mod expiry;
 mod keys;
+mod pubsub;
 mod server;
 mod stats;
 mod strings;
@@ -158,6 +159,7 @@ pub fn table() -> impl Iterator<Item = &'static Spec> {
         strings::COMMANDS,
         keys::COMMANDS,
         expiry::COMMANDS,
+        pubsub::COMMANDS,
         server::COMMANDS,
     ]
     .into_iter()
@@ -265,6 +267,12 @@ pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, C
         if let Some(refusal) = &ctx.server.refuse_writes {
             return (Reply::error_owned(refusal.clone()), Call::Rejected(spec));
         }
+    }
+    if ctx.client.in_subscribe_mode() && !pubsub::allowed_while_subscribed(spec.name) {
+        return (
+            pubsub::refused_while_subscribed(spec.name),
+            Call::Rejected(spec),
+        );
     }
     ((spec.handler)(ctx, args), Call::Ran(spec))
 }

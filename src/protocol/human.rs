@@ -36,22 +36,33 @@ fn encode_at(reply: &Reply<'_>, indent: usize, out: &mut Vec<u8>) {
                 .collect();
             return encode_at(&Reply::Array(flat), indent, out);
         }
-        Reply::Array(items) if items.is_empty() => out.extend_from_slice(b"(empty array)"),
-        Reply::Array(items) => {
-            let width = items.len().to_string().len();
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.resize(out.len() + indent, b' ');
-                }
-                let number = format!("{:>width$}) ", i + 1);
-                out.extend_from_slice(number.as_bytes());
-                encode_at(item, indent + number.len(), out);
+        Reply::Many(replies) => {
+            for reply in replies {
+                encode_at(reply, indent, out);
             }
-            // Each element already ended its own line.
             return;
         }
+        Reply::Array(items) | Reply::Push(items) if items.is_empty() => {
+            out.extend_from_slice(b"(empty array)")
+        }
+        // A pub/sub message prints as any array does: `1) message`, `2) news`, `3) hello`.
+        Reply::Array(items) | Reply::Push(items) => return encode_items(items, indent, out),
     }
     out.push(b'\n');
+}
+
+/// A numbered list, one element per line, nested ones indented to their number's width.
+fn encode_items(items: &[Reply<'_>], indent: usize, out: &mut Vec<u8>) {
+    let width = items.len().to_string().len();
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.resize(out.len() + indent, b' ');
+        }
+        let number = format!("{:>width$}) ", i + 1);
+        out.extend_from_slice(number.as_bytes());
+        encode_at(item, indent + number.len(), out);
+    }
+    // Each element already ended its own line.
 }
 
 /// Prints `bytes` bare when that is unambiguous, otherwise double-quoted with escapes.

@@ -9,6 +9,10 @@ use crate::persist::FsyncPolicy;
 use crate::protocol::{self, Dialect, ParseError, ProtocolError, Reply, Request};
 use crate::store::{Store, PREFETCH_BATCH};
 
+/// Messages waiting for delivery above which a client's pipeline pauses until the loop has
+/// delivered them (next turn): about 100 KB of outbox at most, whatever the pipeline holds.
+const OUTBOX_HIGH_WATER: usize = 2048;
+
 /// Why [`execute_pending`] stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Stopped {
@@ -46,6 +50,11 @@ pub(super) fn execute_pending(
         }
         if conn.pending_output() >= state.config.output_buffer_high_water {
             return Stopped::Backlog;
+        }
+        if state.pubsub.outbox.deliveries.len() >= OUTBOX_HIGH_WATER {
+            // A pipeline of PUBLISHes to many subscribers: deliver what it made so far before
+            // going on, so the outbox stays small.
+            return Stopped::Yield;
         }
         let input = conn.input.pending();
         let parsed = protocol::parse_request_resuming(input, &limits, &mut conn.progress);
@@ -137,6 +146,8 @@ fn execute_one(
         }
         _ => reply_dialect(request, client),
     };
+    // Messages for this client are printed in the dialect it last spoke.
+    client.text = request.dialect == Dialect::Text;
     let mut encode =
         |reply: &Reply<'_>, out: &mut Vec<u8>| protocol::encode_reply(reply, dialect, out);
     if state.config.renames.is_empty() {
@@ -202,6 +213,7 @@ pub(super) fn execute_args(
     encode: &mut dyn FnMut(&Reply<'_>, &mut Vec<u8>),
 ) -> (Flow, bool) {
     let before = store.dirty();
+    let published = state.pubsub.outbox.deliveries.len();
     let mut ctx = Ctx::new(&mut *store, client, state);
     let started = Instant::now();
     let (reply, call) = command::execute_call(&mut ctx, args);
@@ -219,7 +231,16 @@ pub(super) fn execute_args(
     // Keys the command found expired, or evicted to make room, are logged as deletions first;
     // each also counted as a change, so the command itself changed data only if the counter
     // moved further.
+    let outbox_before = state.pubsub.outbox.deliveries.len();
     let dropped = record_dropped(store, state, journal);
+    if state.pubsub.outbox.deliveries.len() > published {
+        // Keys expired or evicted during the command were gone before it acted: their
+        // notifications go first, as Redis sends them.
+        let deliveries = &mut state.pubsub.outbox.deliveries[published..];
+        let late = deliveries.len() - (outbox_before - published);
+        deliveries.rotate_right(late);
+        deliver_own(client, output, mark, state);
+    }
     let changed = store.dirty() - before > dropped as u64;
     let recorded = changed && state.log.enabled;
     if recorded {
@@ -238,6 +259,39 @@ pub(super) fn execute_args(
         Flow::Close | Flow::Continue => {}
     }
     (flow, recorded)
+}
+
+/// Puts the messages this command published to its own client (a RESP3 client subscribed to
+/// the channel it publishes on, or to keyspace events of a key it writes) before the command's
+/// reply at `mark`, where Redis puts them; the loop delivers the rest.
+fn deliver_own(client: &ClientState, output: &mut Vec<u8>, mark: usize, state: &mut ServerState) {
+    let me = client.subscriber();
+    let outbox = &mut state.pubsub.outbox;
+    if !client.subs.active() || !outbox.deliveries.iter().any(|d| d.to == me) {
+        return;
+    }
+    let mut own = Vec::new();
+    let dialect = push_dialect(client);
+    for delivery in outbox.deliveries.iter().filter(|d| d.to == me) {
+        if let Some(message) = outbox.messages.get(delivery.message) {
+            let frame = crate::pubsub::message_frame(message, delivery.pattern.as_deref());
+            protocol::encode_reply(&frame, dialect, &mut own);
+        }
+    }
+    outbox.deliveries.retain(|d| d.to != me);
+    let at = mark.min(output.len());
+    output.splice(at..at, own);
+}
+
+/// The dialect messages reach `client` in.
+pub(super) fn push_dialect(client: &ClientState) -> Dialect {
+    if client.text {
+        Dialect::Text
+    } else if client.resp3 {
+        Dialect::Resp3
+    } else {
+        Dialect::Resp
+    }
 }
 
 /// How replies to `request` are encoded: RESP requests get RESP3 once the client chose it.

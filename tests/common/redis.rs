@@ -1,0 +1,193 @@
+//! A real `redis-server` for differential tests, and a reader of whole RESP2/RESP3 frames (push
+//! frames included) that keeps their raw bytes, for both servers alike.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{resp_bytes, DEADLINE};
+
+/// A `redis-server` on a Unix socket in its own temporary directory; killed on drop.
+pub struct Redis {
+    child: Child,
+    socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// Starts `redis-server` (7.x, from PATH: `bash ci/install-deps.sh` installs it) with
+    /// `extra` arguments, and waits until it answers.
+    pub fn start(extra: &[&str]) -> Redis {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("redis.sock");
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--unixsocket",
+            ])
+            .arg(&socket)
+            .arg("--dir")
+            .arg(dir.path())
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (run `bash ci/install-deps.sh`)");
+        let redis = Redis {
+            child,
+            socket,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Ok(stream) = UnixStream::connect(&redis.socket) {
+                let mut conn = Frames::new(Box::new(stream));
+                conn.send(&resp_bytes(&[b"PING"]));
+                if conn.frame().is_ok() {
+                    return redis;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// A new connection.
+    pub fn connect(&self) -> Frames {
+        let stream = UnixStream::connect(&self.socket).expect("connect to redis-server");
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        Frames::new(Box::new(stream))
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Anything a connection can be.
+pub trait Duplex: Read + Write + Send {}
+impl<T: Read + Write + Send> Duplex for T {}
+
+/// A blocking connection read a frame at a time.
+pub struct Frames {
+    stream: Box<dyn Duplex>,
+    buf: Vec<u8>,
+}
+
+impl Frames {
+    /// Wraps a connected stream (its read timeout is the caller's).
+    pub fn new(stream: Box<dyn Duplex>) -> Frames {
+        Frames {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// A TCP connection to `addr` with the test deadline as read timeout.
+    pub fn tcp(addr: std::net::SocketAddr) -> Frames {
+        let stream = std::net::TcpStream::connect_timeout(&addr, DEADLINE).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        stream.set_nodelay(true).unwrap();
+        Frames::new(Box::new(stream))
+    }
+
+    /// Sends raw bytes (a write error shows as a closed connection on the next read).
+    pub fn send(&mut self, bytes: &[u8]) {
+        let _ = self.stream.write_all(bytes);
+    }
+
+    /// Sends a RESP command.
+    pub fn cmd(&mut self, args: &[&str]) {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.send(&resp_bytes(&args));
+    }
+
+    /// The raw bytes of the next complete frame, or why there is none.
+    pub fn frame(&mut self) -> Result<Vec<u8>, String> {
+        loop {
+            match frame_end(&self.buf, 0) {
+                Ok(Some(end)) => return Ok(self.buf.drain(..end).collect()),
+                Ok(None) => {}
+                Err(e) => return Err(e),
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(format!("closed after {:?}", show(&self.buf))),
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) => return Err(format!("read failed ({e}) after {:?}", show(&self.buf))),
+            }
+        }
+    }
+
+    /// Sends a RESP command and returns its reply frame.
+    pub fn call(&mut self, args: &[&str]) -> Vec<u8> {
+        self.cmd(args);
+        self.frame().unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+}
+
+/// Bytes as printable text, for failure messages.
+pub fn show(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .replace('\r', "\\r")
+        .replace('\n', "\\n")
+}
+
+/// Where the frame starting at `buf[at]` ends; `Ok(None)` while incomplete.
+fn frame_end(buf: &[u8], at: usize) -> Result<Option<usize>, String> {
+    let Some(rest) = buf.get(at..) else {
+        return Ok(None);
+    };
+    let Some(cr) = rest.windows(2).position(|w| w == b"\r\n") else {
+        return Ok(None);
+    };
+    let line_end = at + cr + 2;
+    let Some(&kind) = rest.first() else {
+        return Ok(None);
+    };
+    let number = || -> Result<i64, String> {
+        std::str::from_utf8(&rest[1..cr])
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("bad length line {:?}", show(&rest[..cr])))
+    };
+    match kind {
+        b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => Ok(Some(line_end)),
+        b'$' | b'=' | b'!' => {
+            let n = number()?;
+            if n < 0 {
+                return Ok(Some(line_end));
+            }
+            let end = line_end + n as usize + 2;
+            Ok((buf.len() >= end).then_some(end))
+        }
+        b'*' | b'>' | b'~' | b'%' | b'|' => {
+            let n = number()?;
+            let items = if matches!(kind, b'%' | b'|') {
+                n * 2
+            } else {
+                n
+            };
+            let mut pos = line_end;
+            for _ in 0..items.max(0) {
+                match frame_end(buf, pos)? {
+                    Some(next) => pos = next,
+                    None => return Ok(None),
+                }
+            }
+            Ok(Some(pos))
+        }
+        other => Err(format!("unknown frame type {:?}", other as char)),
+    }
+}
