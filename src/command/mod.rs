@@ -24,6 +24,7 @@ pub use stats::{
 };
 
 use crate::protocol::Reply;
+use crate::pubsub::Events;
 
 /// One argument of a request, borrowed from the input buffer when possible.
 pub type Arg<'a> = Cow<'a, [u8]>;
@@ -268,6 +269,14 @@ pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, C
             return (Reply::error_owned(refusal.clone()), Call::Rejected(spec));
         }
     }
+    if ctx
+        .server
+        .config
+        .notify_keyspace_events
+        .wants(Events::EXPIRED)
+    {
+        reap_keys(ctx, spec, args);
+    }
     if ctx.client.in_subscribe_mode() && !pubsub::allowed_while_subscribed(spec.name) {
         return (
             pubsub::refused_while_subscribed(spec.name),
@@ -275,6 +284,27 @@ pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, C
         );
     }
     ((spec.handler)(ctx, args), Call::Ran(spec))
+}
+
+/// Removes the keys a command names whose time has passed, before it runs, as Redis's lookups
+/// do: their `expired` events then come first, on any command that touches them. Only while
+/// `x` events are wanted; otherwise reads leave such keys to writes and to active expiry, which
+/// nobody can tell apart.
+fn reap_keys(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Arg<'_>]) {
+    let (first, last, step) = spec.keys;
+    let (Ok(first), Ok(step)) = (usize::try_from(first), usize::try_from(step)) else {
+        return;
+    };
+    if first == 0 || step == 0 {
+        return;
+    }
+    let end = match usize::try_from(last) {
+        Ok(last) => last.min(args.len().saturating_sub(1)),
+        Err(_) => args.len().saturating_sub(1),
+    };
+    for key in args.iter().take(end + 1).skip(first).step_by(step) {
+        ctx.db.reap(key);
+    }
 }
 
 /// Most keys one command evicts before it goes on regardless: a turn stays short however far

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{resp_bytes, DEADLINE};
+use super::{resp_bytes, Server, DEADLINE};
 
 /// A `redis-server` on a Unix socket in its own temporary directory; killed on drop.
 pub struct Redis {
@@ -190,4 +190,115 @@ fn frame_end(buf: &[u8], at: usize) -> Result<Option<usize>, String> {
         }
         other => Err(format!("unknown frame type {:?}", other as char)),
     }
+}
+
+// Differential scenarios: the same steps against both servers, every client's frames compared.
+// Each step is followed by a PING on every client: its reply (`+PONG`, or `pong` in the shape of
+// a message while subscribed) ends what that client got for the step, so no step waits on time.
+
+/// One step: a client and its command; `compare` false for set-up whose reply legitimately
+/// differs (HELLO names the server).
+pub struct Step {
+    /// Which connection sends it.
+    pub client: usize,
+    /// The command.
+    pub args: Vec<String>,
+    /// Whether what the clients get for it is compared.
+    pub compare: bool,
+    /// Repeat the command until it answers this (polled with a deadline; the replies of the
+    /// repeats are not compared, what other clients got meanwhile is).
+    pub until: Option<Vec<u8>>,
+}
+
+/// A step repeated until its reply is `reply`: waits for a key to expire without a sleep.
+pub fn poll(client: usize, args: &[&str], reply: &[u8]) -> Step {
+    Step {
+        until: Some(reply.to_vec()),
+        ..step(client, args)
+    }
+}
+
+pub fn step(client: usize, args: &[&str]) -> Step {
+    Step {
+        client,
+        args: args.iter().map(|a| a.to_string()).collect(),
+        compare: true,
+        until: None,
+    }
+}
+
+pub fn setup(client: usize, args: &[&str]) -> Step {
+    Step {
+        compare: false,
+        ..step(client, args)
+    }
+}
+
+fn is_pong(frame: &[u8]) -> bool {
+    frame == b"+PONG\r\n" || frame == b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+}
+
+/// Everything `conn` received up to the reply of the PING sent after it.
+fn until_pong(conn: &mut Frames, side: &str) -> Vec<u8> {
+    conn.cmd(&["PING"]);
+    let mut got = Vec::new();
+    loop {
+        let frame = conn
+            .frame()
+            .unwrap_or_else(|e| panic!("{side}: {e}; so far {}", show(&got)));
+        if is_pong(&frame) {
+            return got;
+        }
+        got.extend(frame);
+    }
+}
+
+/// Runs `steps` with `clients` connections from `connect`; one transcript line per client per
+/// compared step.
+pub fn transcript(
+    side: &str,
+    clients: usize,
+    connect: &dyn Fn() -> Frames,
+    steps: &[Step],
+) -> Vec<String> {
+    let mut conns: Vec<Frames> = (0..clients).map(|_| connect()).collect();
+    let mut lines = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        let args: Vec<&str> = s.args.iter().map(String::as_str).collect();
+        if let Some(wanted) = &s.until {
+            let deadline = std::time::Instant::now() + DEADLINE;
+            while conns[s.client].call(&args) != *wanted {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{side}: {args:?} never gave {}",
+                    show(wanted)
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        conns[s.client].cmd(&args);
+        for offset in 0..clients {
+            // The stepping client first: what it caused reaches the others before their PING.
+            let c = (offset + s.client) % clients;
+            let got = until_pong(&mut conns[c], side);
+            if s.compare {
+                lines.push(format!("step {i} {args:?} client {c}: {}", show(&got)));
+            }
+        }
+    }
+    lines
+}
+
+pub fn compare(clients: usize, steps: &[Step], pocketkv_args: &[&str], redis_args: &[&str]) {
+    let redis = Redis::start(redis_args);
+    let server = Server::start(pocketkv_args);
+    let ours = transcript("pocketkv", clients, &|| Frames::tcp(server.addr), steps);
+    let theirs = transcript("redis", clients, &|| redis.connect(), steps);
+    for (ours, theirs) in ours.iter().zip(&theirs) {
+        assert_eq!(
+            ours, theirs,
+            "pocketkv (left) and redis-server (right) differ"
+        );
+    }
+    assert_eq!(ours.len(), theirs.len());
 }
