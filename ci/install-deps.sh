@@ -4,6 +4,7 @@
 #   redis-server      the reference server        (compatibility test, benches/compare.sh)
 #   netcat-openbsd    nc for the text dialect     (ci/real-clients.sh)
 #   qemu-user-static  qemu-aarch64-static         (.ci/run: integration tests of the arm64 build)
+#   python3-redis     redis-py                    (tests/pubsub_clients.rs: pubsub() as users call it)
 #
 # Idempotent and quiet when everything is present. As root it runs `apt-get update` once and
 # `apt-get install -y --no-install-recommends` for only the missing packages; as anyone else it
@@ -35,6 +36,9 @@ if ! have_openbsd_nc; then
 fi
 if ! have qemu-aarch64-static; then
     missing+=(qemu-user-static)
+fi
+if ! /usr/bin/python3 -c 'import redis' >/dev/null 2>&1; then
+    missing+=(python3-redis)
 fi
 
 if ((${#missing[@]} == 0)); then
