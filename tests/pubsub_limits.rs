@@ -94,8 +94,7 @@ fn one_hundred_thousand_patterns_are_bounded_by_the_limits_and_others_are_served
     let mut reader = server.connect();
     reader.send(&resp_bytes(&args));
     let mut last = Vec::new();
-    for i in 0..100_000usize {
-        let p = &patterns[i];
+    for (i, p) in patterns.iter().enumerate() {
         let line = format!(
             "*3\r\n$10\r\npsubscribe\r\n${}\r\n{p}\r\n:{}\r\n",
             p.len(),
