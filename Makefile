@@ -80,3 +80,19 @@ fuzz:
 soak:
 	$(CARGO) test --release --test soak -- --ignored --nocapture --test-threads=1
 	POCKETKV_EXPIRY_KEYS=1000000 $(CARGO) test --release --test expiry a_mass_expiry -- --nocapture
+
+# twemproxy (deploy/nutcracker.yml) in front of three shards on loopback ports, in a temporary
+# directory; prints what to try, runs until Ctrl-C or `make demo-stop` (which stop it by pid).
+# deploy/demo.sh is the script; `bash deploy/demo.sh where KEY` names a key's shard.
+.PHONY: demo-shards demo-stop bench-shards
+
+demo-shards: build
+	bash deploy/demo.sh shards
+
+demo-stop:
+	bash deploy/demo.sh stop
+
+# redis-benchmark SET/GET at pipeline 1 and 16 through twemproxy, three pocketkv shards beside
+# three redis-server shards (same proxy config, same run), medians of ROUNDS (3) and the ratio.
+bench-shards:
+	bash benches/shards.sh

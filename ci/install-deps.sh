@@ -4,7 +4,9 @@
 #   redis-server      the reference server        (compatibility test, benches/compare.sh)
 #   netcat-openbsd    nc for the text dialect     (ci/real-clients.sh)
 #   qemu-user-static  qemu-aarch64-static         (.ci/run: integration tests of the arm64 build)
-#   python3-redis     redis-py                    (tests/pubsub_clients.rs: pubsub() as users call it)
+#   nutcracker        twemproxy                   (tests/twemproxy.rs, make demo-shards, make bench-shards)
+#   python3-redis     redis-py for python3        (tests/strings_extra.rs: the script-free lock;
+#                                                 tests/pubsub_clients.rs: pubsub())
 #
 # Idempotent and quiet when everything is present. As root it runs `apt-get update` once and
 # `apt-get install -y --no-install-recommends` for only the missing packages; as anyone else it
@@ -37,7 +39,11 @@ fi
 if ! have qemu-aarch64-static; then
     missing+=(qemu-user-static)
 fi
-if ! /usr/bin/python3 -c 'import redis' >/dev/null 2>&1; then
+if ! have nutcracker; then
+    missing+=(nutcracker)
+fi
+# The tests run the Debian interpreter when there is one (a pyenv python3 may lack redis-py).
+if ! /usr/bin/python3 -c 'import redis' 2>/dev/null && ! python3 -c 'import redis' 2>/dev/null; then
     missing+=(python3-redis)
 fi
 
@@ -48,8 +54,8 @@ fi
 if ! have apt-get; then
     echo "install-deps: missing packages: ${missing[*]}" >&2
     echo "install-deps: no apt-get on this machine; install the Debian packages above (or their" \
-        "equivalents providing redis-cli, redis-benchmark, redis-server, OpenBSD nc and" \
-        "qemu-aarch64-static) by hand" >&2
+        "equivalents providing redis-cli, redis-benchmark, redis-server, OpenBSD nc," \
+        "qemu-aarch64-static and nutcracker) by hand" >&2
     exit 1
 fi
 
@@ -89,6 +95,7 @@ still=()
 have redis-server || still+=(redis-server)
 have_openbsd_nc || still+=(netcat-openbsd)
 have qemu-aarch64-static || still+=(qemu-user-static)
+have nutcracker || still+=(nutcracker)
 if ((${#still[@]} > 0)); then
     echo "install-deps: still missing after apt-get install: ${still[*]}" >&2
     exit 1

@@ -305,6 +305,18 @@ for key in $(cli --scan --pattern 'counter:*'); do
     incrs=$((incrs + $(cli get "$key")))
 done
 check "every benchmark INCR was applied" "40000" "$incrs"
+# PING_INLINE sends PING as a text line: under inline-reply-format resp it gets Redis's +PONG.
+expect_cli "CONFIG SET inline-reply-format resp" $'OK\n' config set inline-reply-format resp
+rc=0
+inline_out=$(timeout 120 redis-benchmark -p "$PORT" -n 20000 -c 20 -t ping_inline -q 2>&1 </dev/null) || rc=$?
+inline_final=$(tr '\r' '\n' <<<"$inline_out" | grep -E '^PING_INLINE: .*requests per second' || true)
+if ((rc == 0)) && [[ -n $inline_final ]] && ! grep -qiE 'error|protocol' <<<"$inline_out"; then
+    pass "redis-benchmark -t ping_inline with inline-reply-format resp: $inline_final"
+else
+    fail "redis-benchmark -t ping_inline with inline-reply-format resp" "exit code $rc" \
+        "output: $(tr '\r' '\n' <<<"$inline_out" | tail -n 4 | tr '\n' '|')"
+fi
+expect_cli "CONFIG SET inline-reply-format human" $'OK\n' config set inline-reply-format human
 
 # --- (c) nc speaking the text dialect -----------------------------------------------------------
 # OpenBSD nc: -q1 quits one second after stdin ends (the server may keep the connection open);

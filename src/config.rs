@@ -47,6 +47,9 @@ pub struct Config {
     pub protected_mode: bool,
     /// Seconds a client may stay idle before it is closed; 0 for never.
     pub timeout: u64,
+    /// `inline-reply-format resp`: text lines are answered in RESP, as Redis answers inline
+    /// commands, instead of the human text dialect.
+    pub inline_replies_resp: bool,
     /// A file that gets the log lines too; empty for stderr only.
     pub logfile: String,
     /// A file that gets one line per write command; empty for none.
@@ -206,6 +209,21 @@ const SETTINGS: &[Setting] = &[
         help: "close a client after this many idle seconds (0: never)",
         apply: |c, v| number(v, "a number of seconds").map(|n| c.timeout = n),
         show: |c| c.timeout.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "inline-reply-format",
+        default: "human",
+        help: "how text lines are answered: human (redis-cli style text) or resp (as Redis answers inline commands)",
+        apply: |c, v| {
+            c.inline_replies_resp = match v.to_ascii_lowercase().as_str() {
+                "human" => false,
+                "resp" => true,
+                _ => return Err("human or resp".to_string()),
+            };
+            Ok(())
+        },
+        show: |c| if c.inline_replies_resp { "resp" } else { "human" }.to_string(),
         settable: true,
     },
     Setting {
@@ -525,6 +543,30 @@ const SETTINGS: &[Setting] = &[
     },
 ];
 
+/// One row of the settings table, as `docs/configuration.md` must list it (`tests/docs.rs`
+/// checks the page against [`settings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingInfo {
+    /// The flag without its `--`, the config-file directive and the CONFIG GET/SET name.
+    pub name: &'static str,
+    /// The default, as `--help` prints it (empty: none).
+    pub default: &'static str,
+    /// The `--help` line.
+    pub help: &'static str,
+    /// CONFIG SET may change it while the server runs.
+    pub settable: bool,
+}
+
+/// Every setting, in `--help` order.
+pub fn settings() -> impl Iterator<Item = SettingInfo> {
+    SETTINGS.iter().map(|s| SettingInfo {
+        name: s.name,
+        default: s.default,
+        help: s.help,
+        settable: s.settable,
+    })
+}
+
 /// Settings Redis tools ask for that pocketkv answers with fixed values.
 const FIXED: &[(&str, &str)] = &[("databases", "1")];
 
@@ -548,6 +590,7 @@ impl Default for Config {
             requirepass: String::new(),
             protected_mode: true,
             timeout: 0,
+            inline_replies_resp: false,
             logfile: String::new(),
             audit_log: String::new(),
             renames: Vec::new(),
@@ -764,7 +807,8 @@ pub fn help() -> String {
     text
 }
 
-fn env_name(flag: &str) -> String {
+/// The environment variable of a setting: `POCKETKV_` and the name in upper case, `-` as `_`.
+pub fn env_name(flag: &str) -> String {
     format!("POCKETKV_{}", flag.to_uppercase().replace('-', "_"))
 }
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::redis::{compare, poll, setup, step, Frames, Step};
+use common::frames::{compare, poll, setup, step, Frames, Step};
 use common::Server;
 
 fn future_seconds() -> String {
@@ -52,6 +52,9 @@ fn every_write_command_notifies_as_redis_does() {
         step(1, &["DECR", "j"]),
         step(1, &["DECRBY", "j", "2"]),
         step(1, &["INCR", "a"]),
+        step(1, &["INCRBYFLOAT", "j", "1.5"]),
+        step(1, &["INCRBYFLOAT", "fl", "0.1"]),
+        step(1, &["INCRBYFLOAT", "fl", "x"]),
         step(1, &["APPEND", "k", "x"]),
         step(1, &["APPEND", "k", "y"]),
         step(1, &["SETRANGE", "l", "2", "ab"]),

@@ -10,7 +10,8 @@
 
 mod common;
 
-use common::redis::{compare, setup, step, Frames, Redis};
+use common::frames::{compare, redis_frames, setup, step, Frames};
+use common::redis::Redis;
 use common::Server;
 
 #[test]
@@ -82,11 +83,12 @@ fn frames_and_errors_match_redis_in_resp2_and_resp3() {
 
 #[test]
 fn auth_applies_while_subscribed_and_reset_forgets_it() {
-    let redis = Redis::start(&["--requirepass", "pw"]);
+    let redis = Redis::start(&[]);
+    redis_frames(&redis).call(&["CONFIG", "SET", "requirepass", "pw"]);
     let server = Server::start(&["--requirepass", "pw"]);
     for (side, mut conn) in [
         ("pocketkv", Frames::tcp(server.addr)),
-        ("redis", redis.connect()),
+        ("redis", redis_frames(&redis)),
     ] {
         assert_eq!(conn.call(&["AUTH", "pw"]), b"+OK\r\n", "{side}");
         conn.cmd(&["SUBSCRIBE", "a"]);

@@ -4,14 +4,18 @@
 //! [`Ctx`], and return a [`Reply`]. They never do I/O; anything slow (a snapshot) is asked for
 //! through the context and carried out by the event loop.
 
+mod compare;
 mod connection;
 mod context;
 mod expiry;
 mod keys;
+mod lcs;
+mod long_double;
 mod pubsub;
 mod server;
 mod stats;
 mod strings;
+mod xxh3;
 
 use std::borrow::Cow;
 use std::hash::Hasher;
@@ -158,6 +162,8 @@ pub fn table() -> impl Iterator<Item = &'static Spec> {
     [
         connection::COMMANDS,
         strings::COMMANDS,
+        compare::COMMANDS,
+        lcs::COMMANDS,
         keys::COMMANDS,
         expiry::COMMANDS,
         pubsub::COMMANDS,

@@ -1,15 +1,18 @@
-//! A real `redis-server` for differential tests, and a reader of whole RESP2/RESP3 frames (push
-//! frames included) that keeps their raw bytes, for both servers alike.
+//! A real `redis-server` (7.x, on a Unix socket in its own directory) for differential tests,
+//! and a connection that reads whole RESP replies as raw bytes, so both servers' answers can be
+//! compared byte for byte. `tests/redis_compat.rs` has the full scenario driver; this is the
+//! small part other test files need.
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{resp_bytes, Server, DEADLINE};
+use super::{Server, DEADLINE};
 
-/// A `redis-server` on a Unix socket in its own temporary directory; killed on drop.
+/// A redis-server, killed on drop.
 pub struct Redis {
     child: Child,
     socket: PathBuf,
@@ -17,8 +20,7 @@ pub struct Redis {
 }
 
 impl Redis {
-    /// Starts `redis-server` (7.x, from PATH: `bash ci/install-deps.sh` installs it) with
-    /// `extra` arguments, and waits until it answers.
+    /// Starts redis-server 7.x from PATH with extra flags, and waits until it answers PING.
     pub fn start(extra: &[&str]) -> Redis {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("redis.sock");
@@ -40,7 +42,7 @@ impl Redis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server on PATH (run `bash ci/install-deps.sh`)");
+            .expect("redis-server (Redis 7.x) on PATH; run `bash ci/install-deps.sh`");
         let redis = Redis {
             child,
             socket,
@@ -49,22 +51,28 @@ impl Redis {
         let deadline = Instant::now() + DEADLINE;
         loop {
             if let Ok(stream) = UnixStream::connect(&redis.socket) {
-                let mut conn = Frames::new(Box::new(stream));
-                conn.send(&resp_bytes(&[b"PING"]));
-                if conn.frame().is_ok() {
-                    return redis;
-                }
+                let mut conn = Replies::new(stream);
+                conn.send(b"*1\r\n$4\r\nPING\r\n");
+                assert_eq!(conn.reply(), b"+PONG\r\n", "redis-server answers PING");
+                let mut conn = redis.connect();
+                conn.send(b"*1\r\n$4\r\nINFO\r\n");
+                let info = String::from_utf8_lossy(&conn.reply()).into_owned();
+                assert!(info.contains("redis_version:7."), "redis-server is not 7.x");
+                return redis;
             }
             assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 
     /// A new connection.
-    pub fn connect(&self) -> Frames {
-        let stream = UnixStream::connect(&self.socket).expect("connect to redis-server");
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        Frames::new(Box::new(stream))
+    /// The Unix socket it listens on.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
+    pub fn connect(&self) -> Replies<UnixStream> {
+        Replies::new(UnixStream::connect(&self.socket).expect("connect to redis-server"))
     }
 }
 
@@ -75,230 +83,102 @@ impl Drop for Redis {
     }
 }
 
-/// Anything a connection can be.
-pub trait Duplex: Read + Write + Send {}
-impl<T: Read + Write + Send> Duplex for T {}
+/// A connection to pocketkv that reads whole replies.
+pub fn connect_pocket(server: &Server) -> Replies<TcpStream> {
+    let stream = TcpStream::connect_timeout(&server.addr, DEADLINE).expect("connect pocketkv");
+    stream.set_nodelay(true).expect("nodelay");
+    Replies::new(stream)
+}
 
-/// A blocking connection read a frame at a time.
-pub struct Frames {
-    stream: Box<dyn Duplex>,
+/// A blocking connection that returns each RESP reply's raw bytes.
+pub struct Replies<S: Read + Write> {
+    stream: S,
     buf: Vec<u8>,
 }
 
-impl Frames {
-    /// Wraps a connected stream (its read timeout is the caller's).
-    pub fn new(stream: Box<dyn Duplex>) -> Frames {
-        Frames {
+/// Sets the read deadline of either kind of socket.
+pub trait Deadline {
+    fn deadline(&self);
+}
+
+impl Deadline for UnixStream {
+    fn deadline(&self) {
+        self.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    }
+}
+
+impl Deadline for TcpStream {
+    fn deadline(&self) {
+        self.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    }
+}
+
+impl<S: Read + Write + Deadline> Replies<S> {
+    pub fn new(stream: S) -> Self {
+        stream.deadline();
+        Replies {
             stream,
             buf: Vec::new(),
         }
     }
 
-    /// A TCP connection to `addr` with the test deadline as read timeout.
-    pub fn tcp(addr: std::net::SocketAddr) -> Frames {
-        let stream = std::net::TcpStream::connect_timeout(&addr, DEADLINE).expect("connect");
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Frames::new(Box::new(stream))
-    }
-
-    /// Sends raw bytes (a write error shows as a closed connection on the next read).
     pub fn send(&mut self, bytes: &[u8]) {
-        let _ = self.stream.write_all(bytes);
+        self.stream.write_all(bytes).expect("send");
     }
 
-    /// Sends a RESP command.
-    pub fn cmd(&mut self, args: &[&str]) {
-        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        self.send(&resp_bytes(&args));
-    }
-
-    /// The raw bytes of the next complete frame, or why there is none.
-    pub fn frame(&mut self) -> Result<Vec<u8>, String> {
+    /// The raw bytes of the next complete reply; fails the test on close or timeout.
+    pub fn reply(&mut self) -> Vec<u8> {
         loop {
-            match frame_end(&self.buf, 0) {
-                Ok(Some(end)) => return Ok(self.buf.drain(..end).collect()),
-                Ok(None) => {}
-                Err(e) => return Err(e),
+            if let Some(end) = reply_end(&self.buf, 0) {
+                return self.buf.drain(..end).collect();
             }
             let mut chunk = [0u8; 16 * 1024];
             match self.stream.read(&mut chunk) {
-                Ok(0) => return Err(format!("closed after {:?}", show(&self.buf))),
+                Ok(0) => panic!("connection closed; partial reply {:?}", text(&self.buf)),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) => return Err(format!("read failed ({e}) after {:?}", show(&self.buf))),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => panic!("read failed ({e}); partial reply {:?}", text(&self.buf)),
             }
         }
     }
 
-    /// Sends a RESP command and returns its reply frame.
-    pub fn call(&mut self, args: &[&str]) -> Vec<u8> {
-        self.cmd(args);
-        self.frame().unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    /// Sends `request` and returns its reply.
+    pub fn call(&mut self, request: &[u8]) -> Vec<u8> {
+        self.send(request);
+        self.reply()
     }
 }
 
-/// Bytes as printable text, for failure messages.
-pub fn show(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .replace('\r', "\\r")
-        .replace('\n', "\\n")
-}
-
-/// Where the frame starting at `buf[at]` ends; `Ok(None)` while incomplete.
-fn frame_end(buf: &[u8], at: usize) -> Result<Option<usize>, String> {
-    let Some(rest) = buf.get(at..) else {
-        return Ok(None);
-    };
-    let Some(cr) = rest.windows(2).position(|w| w == b"\r\n") else {
-        return Ok(None);
-    };
-    let line_end = at + cr + 2;
-    let Some(&kind) = rest.first() else {
-        return Ok(None);
-    };
-    let number = || -> Result<i64, String> {
+/// Where the RESP2/RESP3 reply starting at `buf[at]` ends, once it is complete.
+pub fn reply_end(buf: &[u8], at: usize) -> Option<usize> {
+    let rest = buf.get(at..)?;
+    let cr = rest.windows(2).position(|w| w == b"\r\n")?;
+    let next = at + cr + 2;
+    let number = || -> i64 {
         std::str::from_utf8(&rest[1..cr])
             .ok()
-            .and_then(|n| n.parse().ok())
-            .ok_or_else(|| format!("bad length line {:?}", show(&rest[..cr])))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad length line {:?}", text(&rest[..cr])))
     };
-    match kind {
-        b'+' | b'-' | b':' | b'_' | b'#' | b',' | b'(' => Ok(Some(line_end)),
+    match rest.first()? {
         b'$' | b'=' | b'!' => {
-            let n = number()?;
-            if n < 0 {
-                return Ok(Some(line_end));
+            let len = number();
+            let end = next + len.max(0) as usize + if len < 0 { 0 } else { 2 };
+            (buf.len() >= end).then_some(end)
+        }
+        b'*' | b'~' | b'>' | b'%' => {
+            let per = if rest[0] == b'%' { 2 } else { 1 };
+            let mut pos = next;
+            for _ in 0..number().max(0) * per {
+                pos = reply_end(buf, pos)?;
             }
-            let end = line_end + n as usize + 2;
-            Ok((buf.len() >= end).then_some(end))
+            Some(pos)
         }
-        b'*' | b'>' | b'~' | b'%' | b'|' => {
-            let n = number()?;
-            let items = if matches!(kind, b'%' | b'|') {
-                n * 2
-            } else {
-                n
-            };
-            let mut pos = line_end;
-            for _ in 0..items.max(0) {
-                match frame_end(buf, pos)? {
-                    Some(next) => pos = next,
-                    None => return Ok(None),
-                }
-            }
-            Ok(Some(pos))
-        }
-        other => Err(format!("unknown frame type {:?}", other as char)),
+        _ => Some(next),
     }
 }
 
-// Differential scenarios: the same steps against both servers, every client's frames compared.
-// Each step is followed by a PING on every client: its reply (`+PONG`, or `pong` in the shape of
-// a message while subscribed) ends what that client got for the step, so no step waits on time.
-
-/// One step: a client and its command; `compare` false for set-up whose reply legitimately
-/// differs (HELLO names the server).
-pub struct Step {
-    /// Which connection sends it.
-    pub client: usize,
-    /// The command.
-    pub args: Vec<String>,
-    /// Whether what the clients get for it is compared.
-    pub compare: bool,
-    /// Repeat the command until it answers this (polled with a deadline; the replies of the
-    /// repeats are not compared, what other clients got meanwhile is).
-    pub until: Option<Vec<u8>>,
-}
-
-/// A step repeated until its reply is `reply`: waits for a key to expire without a sleep.
-pub fn poll(client: usize, args: &[&str], reply: &[u8]) -> Step {
-    Step {
-        until: Some(reply.to_vec()),
-        ..step(client, args)
-    }
-}
-
-pub fn step(client: usize, args: &[&str]) -> Step {
-    Step {
-        client,
-        args: args.iter().map(|a| a.to_string()).collect(),
-        compare: true,
-        until: None,
-    }
-}
-
-pub fn setup(client: usize, args: &[&str]) -> Step {
-    Step {
-        compare: false,
-        ..step(client, args)
-    }
-}
-
-fn is_pong(frame: &[u8]) -> bool {
-    frame == b"+PONG\r\n" || frame == b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
-}
-
-/// Everything `conn` received up to the reply of the PING sent after it.
-fn until_pong(conn: &mut Frames, side: &str) -> Vec<u8> {
-    conn.cmd(&["PING"]);
-    let mut got = Vec::new();
-    loop {
-        let frame = conn
-            .frame()
-            .unwrap_or_else(|e| panic!("{side}: {e}; so far {}", show(&got)));
-        if is_pong(&frame) {
-            return got;
-        }
-        got.extend(frame);
-    }
-}
-
-/// Runs `steps` with `clients` connections from `connect`; one transcript line per client per
-/// compared step.
-pub fn transcript(
-    side: &str,
-    clients: usize,
-    connect: &dyn Fn() -> Frames,
-    steps: &[Step],
-) -> Vec<String> {
-    let mut conns: Vec<Frames> = (0..clients).map(|_| connect()).collect();
-    let mut lines = Vec::new();
-    for (i, s) in steps.iter().enumerate() {
-        let args: Vec<&str> = s.args.iter().map(String::as_str).collect();
-        if let Some(wanted) = &s.until {
-            let deadline = std::time::Instant::now() + DEADLINE;
-            while conns[s.client].call(&args) != *wanted {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{side}: {args:?} never gave {}",
-                    show(wanted)
-                );
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-        conns[s.client].cmd(&args);
-        for offset in 0..clients {
-            // The stepping client first: what it caused reaches the others before their PING.
-            let c = (offset + s.client) % clients;
-            let got = until_pong(&mut conns[c], side);
-            if s.compare {
-                lines.push(format!("step {i} {args:?} client {c}: {}", show(&got)));
-            }
-        }
-    }
-    lines
-}
-
-pub fn compare(clients: usize, steps: &[Step], pocketkv_args: &[&str], redis_args: &[&str]) {
-    let redis = Redis::start(redis_args);
-    let server = Server::start(pocketkv_args);
-    let ours = transcript("pocketkv", clients, &|| Frames::tcp(server.addr), steps);
-    let theirs = transcript("redis", clients, &|| redis.connect(), steps);
-    for (ours, theirs) in ours.iter().zip(&theirs) {
-        assert_eq!(
-            ours, theirs,
-            "pocketkv (left) and redis-server (right) differ"
-        );
-    }
-    assert_eq!(ours.len(), theirs.len());
+/// Bytes shown as text for failure messages.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
