@@ -591,8 +591,10 @@ impl Server {
                 Err(e) => return self.close(key, &e.to_string()),
             }
         }
-        // What this client published goes out in the same turn as its replies.
+        // What this client published goes out before its own replies, as in Redis: a publisher
+        // that waits for its counts is paced by delivery, not ahead of it.
         self.deliver();
+        self.flush_receivers();
         self.after_io(key);
         if backlogged
             && self
