@@ -252,9 +252,8 @@ const SETTINGS: &[Setting] = &[
     Setting {
         name: "client-output-buffer-limit",
         default: "normal 1gb 64mb 60 replica 256mb 64mb 60 pubsub 32mb 8mb 60",
-        help: "CLASS HARD SOFT SECONDS ...: disconnect a client of the class (normal, pubsub for \
-               subscribed clients, replica) whose unsent replies pass HARD bytes, or stay above \
-               SOFT bytes for SECONDS (0 turns a limit off; kb, mb, gb accepted)",
+        help: "CLASS HARD SOFT SECONDS ...: close a client of the class (normal, pubsub, replica) \
+               whose unsent replies reach HARD bytes, or stay over SOFT for SECONDS (0: no limit)",
         apply: output_limits,
         show: |c| {
             let mut text = String::new();
@@ -279,13 +278,10 @@ const SETTINGS: &[Setting] = &[
     Setting {
         name: "notify-keyspace-events",
         default: "",
-        help: "keyspace notifications: K (keyspace channel), E (keyevent channel) and classes \
-               g (generic), $ (string), x (expired), e (evicted), n (new key), A (g$xe); \
-               empty: off",
+        help: "keyspace notifications, Redis's letters: K and/or E with classes g$xenA (empty: off)",
         apply: |c, v| {
-            let events = crate::pubsub::Events::parse(v).ok_or_else(|| {
-                "letters from 'Ag$lshzxeKEtmdn' (K or E, and classes)".to_string()
-            })?;
+            let events = crate::pubsub::Events::parse(v)
+                .ok_or_else(|| "letters from 'Ag$lshzxeKEtmdn'".to_string())?;
             c.notify_keyspace_events = events;
             Ok(())
         },
@@ -295,8 +291,7 @@ const SETTINGS: &[Setting] = &[
     Setting {
         name: "pubsub-max-subscriptions",
         default: "100000",
-        help: "most channels plus patterns one client may subscribe to (every PUBLISH matches \
-               each pattern, so this bounds its cost too)",
+        help: "most channels plus patterns one client may subscribe to",
         apply: |c, v| match number(v, "a positive number")? {
             0 => Err("a positive number".to_string()),
             n => {
@@ -820,41 +815,38 @@ fn number<T: std::str::FromStr>(value: &str, expected: &str) -> Result<T, String
 /// normal, replica or slave, pubsub), or pocketkv's older `hard soft seconds` for normal. Nothing
 /// changes unless every group is valid.
 fn output_limits(config: &mut Config, value: &str) -> Result<(), String> {
-    let expected = || {
-        "CLASS HARD SOFT SECONDS groups (class normal, replica or pubsub; sizes in bytes, kb, mb \
-         or gb)"
-            .to_string()
-    };
-    let words: Vec<&str> = value.split_whitespace().collect();
-    let groups: Vec<(&str, &[&str])> = match words.as_slice() {
-        [_, _, _] => vec![("normal", &words[..])],
-        _ if !words.is_empty() && words.len() % 4 == 0 => words
-            .chunks(4)
-            .filter_map(|group| group.split_first().map(|(class, rest)| (*class, rest)))
-            .collect(),
-        _ => return Err(expected()),
-    };
+    let mut words: Vec<&str> = value.split_whitespace().collect();
+    if words.len() == 3 {
+        words.insert(0, "normal");
+    }
     let mut limits = [
         config.output_limit,
         config.replica_output_limit,
         config.pubsub_output_limit,
     ];
-    for (class, numbers) in groups {
-        let [hard, soft, seconds] = numbers else {
-            return Err(expected());
+    if words.is_empty() {
+        return Err(LIMITS_EXPECTED.to_string());
+    }
+    for group in words.chunks(4) {
+        let [class, hard, soft, seconds] = group else {
+            return Err(LIMITS_EXPECTED.to_string());
         };
-        let limit = OutputLimit {
-            hard: memory(hard).ok_or_else(expected)?,
-            soft: memory(soft).ok_or_else(expected)?,
-            soft_seconds: seconds.parse().map_err(|_| expected())?,
+        let at = ["normal", "replica", "pubsub", "slave"]
+            .iter()
+            .position(|name| class.eq_ignore_ascii_case(name));
+        let limit = (|| {
+            Some(OutputLimit {
+                hard: memory(hard)?,
+                soft: memory(soft)?,
+                soft_seconds: seconds.parse().ok()?,
+            })
+        })();
+        let (Some(at), Some(limit)) = (at, limit) else {
+            return Err(LIMITS_EXPECTED.to_string());
         };
-        let at = match class.to_ascii_lowercase().as_str() {
-            "normal" => 0,
-            "replica" | "slave" => 1,
-            "pubsub" => 2,
-            _ => return Err(expected()),
-        };
-        limits[at] = limit;
+        if let Some(slot) = limits.get_mut(at % 3) {
+            *slot = limit;
+        }
     }
     [
         config.output_limit,
@@ -863,6 +855,9 @@ fn output_limits(config: &mut Config, value: &str) -> Result<(), String> {
     ] = limits;
     Ok(())
 }
+
+const LIMITS_EXPECTED: &str =
+    "CLASS HARD SOFT SECONDS groups (normal, replica or pubsub; bytes, or kb, mb, gb)";
 
 /// A size as Redis's `memtoull` reads it: `1k` is 1000, `1kb` 1024, and so on up to `gb`.
 pub fn memory(value: &str) -> Option<usize> {

@@ -72,15 +72,10 @@ fn join<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>], patterns: bool) -> Reply<'a>
     let who = ctx.client.subscriber();
     let limit = ctx.server.config.max_subscriptions;
     let kind = if patterns { "psubscribe" } else { "subscribe" };
-    let mut frames = Vec::with_capacity(args.len().saturating_sub(1));
+    let mut frames = Vec::with_capacity(args.len());
     for name in args.iter().skip(1) {
         let subs = &mut ctx.client.subs;
-        let set = if patterns {
-            &mut subs.patterns
-        } else {
-            &mut subs.channels
-        };
-        if !set.contains(name.as_ref()) {
+        if !subs.names(patterns).contains_key(name.as_ref()) {
             if subs.count() >= limit {
                 // pocketkv's own bound, so one client cannot make every PUBLISH walk an
                 // unbounded list of patterns; the frames before it stand.
@@ -89,17 +84,8 @@ fn join<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>], patterns: bool) -> Reply<'a>
                 ));
                 break;
             }
-            let set = if patterns {
-                &mut subs.patterns
-            } else {
-                &mut subs.channels
-            };
-            set.insert(name.to_vec());
-            if patterns {
-                ctx.server.pubsub.psubscribe(who, name);
-            } else {
-                ctx.server.pubsub.subscribe(who, name);
-            }
+            subs.names(patterns).insert(name.to_vec(), Vec::new());
+            ctx.server.pubsub.join(who, name, patterns);
         }
         frames.push(frame(kind, Some(name), ctx.client.subs.count()));
     }
@@ -115,32 +101,29 @@ fn leave<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>], patterns: bool) -> Reply<'a
     } else {
         "unsubscribe"
     };
-    let names: Vec<Vec<u8>> = if args.len() > 1 {
-        args.iter().skip(1).map(|a| a.to_vec()).collect()
-    } else if patterns {
-        ctx.client.subs.patterns.iter().cloned().collect()
+    let named = args.get(1..).unwrap_or_default();
+    // Every one held: taken out of the client's list whole, so nothing is copied.
+    let held = if named.is_empty() {
+        std::mem::take(ctx.client.subs.names(patterns))
     } else {
-        ctx.client.subs.channels.iter().cloned().collect()
+        Default::default()
     };
-    if names.is_empty() {
+    if named.is_empty() && held.is_empty() {
         return Reply::Many(vec![frame(kind, None, ctx.client.subs.count())]);
     }
-    let mut frames = Vec::with_capacity(names.len());
-    for name in names {
-        let subs = &mut ctx.client.subs;
-        let set = if patterns {
-            &mut subs.patterns
-        } else {
-            &mut subs.channels
-        };
-        if set.remove(&name) {
-            if patterns {
-                ctx.server.pubsub.punsubscribe(who, &name);
-            } else {
-                ctx.server.pubsub.unsubscribe(who, &name);
-            }
+    let mut frames = Vec::with_capacity(named.len() + held.len());
+    for name in named.iter().map(|n| n.as_ref()) {
+        if ctx.client.subs.names(patterns).remove(name).is_some() {
+            ctx.server.pubsub.leave(who, name, patterns);
         }
-        frames.push(frame(kind, Some(&name), ctx.client.subs.count()));
+        frames.push(frame(kind, Some(name), ctx.client.subs.count()));
+    }
+    // Each frame counts what is left after it, as if they were left one at a time.
+    let mut left = ctx.client.subs.count() + held.len();
+    for name in held.keys() {
+        ctx.server.pubsub.leave(who, name, patterns);
+        left -= 1;
+        frames.push(frame(kind, Some(name), left));
     }
     Reply::Many(frames)
 }

@@ -1,6 +1,6 @@
 //! The subscription registry and the outbox of messages waiting for delivery.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use crate::store::glob_match;
 
@@ -13,14 +13,31 @@ pub struct Subscriber {
     pub id: u64,
 }
 
-/// What one client is subscribed to; lives in its `ClientState`, so a closing connection can
-/// take its entries out of the registry without a search.
+/// Names to subscribers. The one map type of Pub/Sub: the registry's and each client's own
+/// lists (whose values stay empty) share it, because every instantiation of the hash table
+/// costs kilobytes of the static binary's 1 MiB budget.
+pub type Names = HashMap<Vec<u8>, Vec<Subscriber>>;
+
+/// What one client is subscribed to (the names; their values are unused); lives in its
+/// `ClientState`, so a closing connection can take its entries out of the registry without a
+/// search.
 #[derive(Debug, Default)]
 pub struct Subscriptions {
     /// Channels (SUBSCRIBE).
-    pub channels: HashSet<Vec<u8>>,
+    pub channels: Names,
     /// Patterns (PSUBSCRIBE).
-    pub patterns: HashSet<Vec<u8>>,
+    pub patterns: Names,
+}
+
+impl Subscriptions {
+    /// The channels, or the patterns.
+    pub fn names(&mut self, patterns: bool) -> &mut Names {
+        if patterns {
+            &mut self.patterns
+        } else {
+            &mut self.channels
+        }
+    }
 }
 
 impl Subscriptions {
@@ -74,8 +91,8 @@ impl Outbox {
 /// Every subscription on the server, and the outbox.
 #[derive(Debug, Default)]
 pub struct Registry {
-    channels: HashMap<Vec<u8>, Vec<Subscriber>>,
-    patterns: HashMap<Vec<u8>, Vec<Subscriber>>,
+    channels: Names,
+    patterns: Names,
     /// Messages waiting for the loop.
     pub outbox: Outbox,
 }
@@ -86,33 +103,40 @@ impl Registry {
         self.channels.is_empty() && self.patterns.is_empty()
     }
 
-    /// Adds `who` to `channel`'s subscribers (the caller checked it was not one already).
-    pub fn subscribe(&mut self, who: Subscriber, channel: &[u8]) {
-        self.channels.entry(channel.to_vec()).or_default().push(who);
+    fn names(&mut self, patterns: bool) -> &mut Names {
+        if patterns {
+            &mut self.patterns
+        } else {
+            &mut self.channels
+        }
     }
 
-    /// Adds `who` to `pattern`'s subscribers.
-    pub fn psubscribe(&mut self, who: Subscriber, pattern: &[u8]) {
-        self.patterns.entry(pattern.to_vec()).or_default().push(who);
+    /// Adds `who` to a channel's (or pattern's) subscribers; the caller checked it was not one
+    /// already.
+    pub fn join(&mut self, who: Subscriber, name: &[u8], patterns: bool) {
+        self.names(patterns)
+            .entry(name.to_vec())
+            .or_default()
+            .push(who);
     }
 
-    /// Takes `who` off `channel`.
-    pub fn unsubscribe(&mut self, who: Subscriber, channel: &[u8]) {
-        remove(&mut self.channels, who, channel);
-    }
-
-    /// Takes `who` off `pattern`.
-    pub fn punsubscribe(&mut self, who: Subscriber, pattern: &[u8]) {
-        remove(&mut self.patterns, who, pattern);
+    /// Takes `who` off a channel (or pattern).
+    pub fn leave(&mut self, who: Subscriber, name: &[u8], patterns: bool) {
+        let names = self.names(patterns);
+        if let Some(subscribers) = names.get_mut(name) {
+            subscribers.retain(|s| *s != who);
+            if subscribers.is_empty() {
+                names.remove(name);
+            }
+        }
     }
 
     /// Takes every subscription of a client that is closing or resetting.
     pub fn drop_client(&mut self, who: Subscriber, subs: &Subscriptions) {
-        for channel in &subs.channels {
-            remove(&mut self.channels, who, channel);
-        }
-        for pattern in &subs.patterns {
-            remove(&mut self.patterns, who, pattern);
+        for (names, patterns) in [(&subs.channels, false), (&subs.patterns, true)] {
+            for name in names.keys() {
+                self.leave(who, name, patterns);
+            }
         }
     }
 
@@ -178,16 +202,6 @@ impl Registry {
     }
 }
 
-/// Takes `who` off `name` in `map`, dropping the entry once nobody is left.
-fn remove(map: &mut HashMap<Vec<u8>, Vec<Subscriber>>, who: Subscriber, name: &[u8]) {
-    if let Some(subscribers) = map.get_mut(name) {
-        subscribers.retain(|s| *s != who);
-        if subscribers.is_empty() {
-            map.remove(name);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,10 +211,10 @@ mod tests {
         let mut registry = Registry::default();
         let (a, b) = (Subscriber { key: 1, id: 10 }, Subscriber { key: 2, id: 20 });
         assert_eq!(registry.publish(b"news", b"x"), 0);
-        registry.subscribe(a, b"news");
-        registry.psubscribe(a, b"n*");
-        registry.psubscribe(b, b"n*");
-        registry.psubscribe(b, b"z*");
+        registry.join(a, b"news", false);
+        registry.join(a, b"n*", true);
+        registry.join(b, b"n*", true);
+        registry.join(b, b"z*", true);
         assert_eq!(registry.publish(b"news", b"hello"), 3);
         assert_eq!(registry.publish(b"other", b"x"), 0);
         let outbox = registry.take_outbox();
@@ -212,15 +226,15 @@ mod tests {
         assert_eq!(outbox.deliveries[0].pattern, None);
         assert_eq!(registry.numpat(), 2);
         let subs = Subscriptions {
-            channels: [b"news".to_vec()].into(),
-            patterns: [b"n*".to_vec()].into(),
+            channels: [(b"news".to_vec(), Vec::new())].into(),
+            patterns: [(b"n*".to_vec(), Vec::new())].into(),
         };
         registry.drop_client(a, &subs);
         assert_eq!(registry.numsub(b"news"), 0);
         assert!(registry.channels(None).is_empty());
         assert_eq!(registry.publish(b"news", b"x"), 1);
-        registry.punsubscribe(b, b"n*");
-        registry.punsubscribe(b, b"z*");
+        registry.leave(b, b"n*", true);
+        registry.leave(b, b"z*", true);
         assert!(registry.is_empty());
     }
 }
