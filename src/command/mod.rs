@@ -294,8 +294,8 @@ pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, C
 
 /// Removes the keys a command names whose time has passed, before it runs, as Redis's lookups
 /// do: their `expired` events then come first, on any command that touches them. Only while
-/// `x` events are wanted; otherwise reads leave such keys to writes and to active expiry, which
-/// nobody can tell apart.
+/// `x` events are wanted and someone is subscribed; otherwise reads leave such keys to writes
+/// and to active expiry, which nobody can tell apart.
 fn reap_keys(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Arg<'_>]) {
     let (first, last, step) = spec.keys;
     let (Ok(first), Ok(step)) = (usize::try_from(first), usize::try_from(step)) else {

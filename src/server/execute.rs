@@ -9,9 +9,11 @@ use crate::persist::FsyncPolicy;
 use crate::protocol::{self, Dialect, ParseError, ProtocolError, Reply, Request};
 use crate::store::{Store, PREFETCH_BATCH};
 
-/// Messages waiting for delivery above which a client's pipeline pauses until the loop has
-/// delivered them (next turn): about 100 KB of outbox at most, whatever the pipeline holds.
-const OUTBOX_HIGH_WATER: usize = 2048;
+/// Deliveries waiting in the outbox above which a client's pipeline pauses until the loop has
+/// delivered them (next turn): about 3 MB of outbox at most, whatever the pipeline holds. Not
+/// lower: every pause costs a write to every receiver, and at 2,048 a pipeline of 16 PUBLISHes
+/// to 1,000 subscribers took six turns and 6,000 writes instead of one turn and 1,000.
+const OUTBOX_HIGH_WATER: usize = 65_536;
 
 /// Why [`execute_pending`] stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
