@@ -7,11 +7,14 @@
 #      subscriber count is run ROUNDS times, servers alternating; the table shows medians.
 #   2. The cost of keyspace notifications nobody listens to: redis-benchmark SET at pipeline 16
 #      against pocketkv with notify-keyspace-events "" (off), "Kx" (an idle class) and "KEA"
-#      (every event, no subscriber), alternating, ROUNDS runs each; medians.
+#      (every event, no subscriber), in an order that rotates every round, ROUNDS runs each;
+#      medians of the rate and of
+#      the server's CPU time per SET (from /proc/<pid>/stat: steadier than rates on a shared
+#      machine).
 #
 # Servers run without persistence on free loopback ports; with 2+ CPUs the servers share CPU 0
 # and the load CPU 1. Not measured: patterns, many channels, slow subscribers, other networks.
-# Knobs: ROUNDS=3 DURATION=2 REQUESTS=1000000.
+# Knobs: ROUNDS=3 DURATION=2 REQUESTS=1000000 PARTS="publish notify".
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -19,6 +22,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-2}
 REQUESTS=${REQUESTS:-1000000}
+PARTS=${PARTS:-publish notify}
 
 for tool in redis-server redis-cli redis-benchmark; do
     command -v "$tool" >/dev/null 2>&1 || {
@@ -53,6 +57,8 @@ dir=$(mktemp -d)
 pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    # pocketkv writes its final snapshot into $dir as it stops.
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -72,6 +78,9 @@ wait_ready "$rd_port"
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 field() { tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+if [[ " $PARTS " == *" publish "* ]]; then
 echo
 echo "PUBLISH, one channel, 20-byte payload (medians of $ROUNDS rounds)"
 printf '%-12s %-9s %14s %16s %12s %12s\n' subscribers server "publish/s" "delivered/s" "p50 us" "p99 us"
@@ -93,16 +102,29 @@ for subs in 1 100 1000; do
     done
 done
 
+fi
+
+if [[ " $PARTS " == *" notify "* ]]; then
 echo
-echo "SET -P 16 on pocketkv by notify-keyspace-events, no subscribers (requests/s, medians of $ROUNDS)"
-for setting in "" "Kx" "KEA"; do : >"$dir/notify.${setting:-off}"; done
-for _ in $(seq 1 "$ROUNDS"); do
-    for setting in "" "Kx" "KEA"; do
+echo "SET -P 16 on pocketkv by notify-keyspace-events, no subscribers (medians of $ROUNDS)"
+pk_pid=${pids[0]}
+tick_ns=$((1000000000 / $(getconf CLK_TCK)))
+for setting in "" "Kx" "KEA"; do : >"$dir/notify.${setting:-off}"; : >"$dir/cpu.${setting:-off}"; done
+settings=("" "Kx" "KEA")
+for round in $(seq 1 "$ROUNDS"); do
+    # The order rotates every round, so no setting always runs first.
+    for i in 0 1 2; do
+        setting=${settings[$(((i + round) % 3))]}
         redis-cli -p "$pk_port" config set notify-keyspace-events "$setting" >/dev/null
+        before=$(cpu_ticks "$pk_pid")
         "${load_cpu[@]}" redis-benchmark -p "$pk_port" -t set -P 16 -n "$REQUESTS" -r 100000 -q \
             | sed -n 's/.*SET: \([0-9.]*\) requests per second.*/\1/p' >>"$dir/notify.${setting:-off}"
+        after=$(cpu_ticks "$pk_pid")
+        echo $(((after - before) * tick_ns / REQUESTS)) >>"$dir/cpu.${setting:-off}"
     done
 done
+printf '%-6s %14s %22s\n' setting "requests/s" "server CPU ns per SET"
 for setting in off Kx KEA; do
-    printf '%-6s %12s\n' "$setting" "$(median <"$dir/notify.$setting")"
+    printf '%-6s %14s %22s\n' "$setting" "$(median <"$dir/notify.$setting")" "$(median <"$dir/cpu.$setting")"
 done
+fi
