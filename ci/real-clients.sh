@@ -319,15 +319,16 @@ fi
 expect_cli "CONFIG SET inline-reply-format human" $'OK\n' config set inline-reply-format human
 
 # --- (c) nc speaking the text dialect -----------------------------------------------------------
-# OpenBSD nc: -q1 quits one second after stdin ends (the server may keep the connection open);
+# OpenBSD nc: -q3 quits three seconds after stdin ends (the server keeps the connection open;
+# a second, as users type it, is a bound a busy machine's debug build could miss);
 # -N half-closes after stdin ends, and the server must flush every reply, then close.
 text=$'PUT name Alice\nGET name\nDEL name\nGET name\n'
 want=$'OK\nAlice\n(integer) 1\n(nil)\n'
 got=$(
-    printf '%s' "$text" | timeout "$DEADLINE" "$NC" -q1 127.0.0.1 "$PORT"
+    printf '%s' "$text" | timeout "$DEADLINE" "$NC" -q3 127.0.0.1 "$PORT"
     printf x
 )
-check "nc -q1 text dialect PUT/GET/DEL/GET" "$want" "${got%x}"
+check "nc -q3 text dialect PUT/GET/DEL/GET" "$want" "${got%x}"
 got=$(
     printf '%s' "$text" | timeout "$DEADLINE" "$NC" -N 127.0.0.1 "$PORT"
     printf x

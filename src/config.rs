@@ -25,7 +25,7 @@ pub struct Config {
     pub save_interval: u64,
     /// How snapshots are written (any kind is read).
     pub snapshot_compression: Compression,
-    /// Log level when `RUST_LOG` is not set.
+    /// Which log lines are written (Redis's `loglevel`, by its names); `RUST_LOG` wins at start.
     pub loglevel: log::LevelFilter,
     /// Keep an append-only log of every write.
     pub appendonly: bool,
@@ -54,6 +54,12 @@ pub struct Config {
     pub logfile: String,
     /// A file that gets one line per write command; empty for none.
     pub audit_log: String,
+    /// The aclfile users are loaded from at start and by ACL LOAD, saved to by ACL SAVE.
+    pub aclfile: String,
+    /// Most entries ACL LOG keeps.
+    pub acllog_max_len: usize,
+    /// Users from `user` directives: each a name and its rules, checked when read.
+    pub users: Vec<Vec<String>>,
     /// When a client that does not read its replies is disconnected.
     pub output_limit: OutputLimit,
     /// The same for a client subscribed to a channel or pattern (Redis's `pubsub` class).
@@ -250,6 +256,35 @@ const SETTINGS: &[Setting] = &[
         settable: false,
     },
     Setting {
+        name: "aclfile",
+        default: "",
+        help: "users file (Redis's users.acl format) read at start and by ACL LOAD, written by \
+               ACL SAVE; not together with user directives",
+        apply: |c, v| {
+            c.aclfile = v.to_string();
+            Ok(())
+        },
+        show: |c| c.aclfile.clone(),
+        settable: false,
+    },
+    Setting {
+        name: "acllog-max-len",
+        default: "128",
+        help: "most entries ACL LOG keeps (refused commands and logins)",
+        apply: |c, v| number(v, "a number of entries").map(|n| c.acllog_max_len = n),
+        show: |c| c.acllog_max_len.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "user",
+        default: "",
+        help: "a user and its ACL rules, as redis.conf's user directive (\"alice on >pw ~app:* \
+               +@read\"); repeat for more users",
+        apply: user,
+        show: |_| String::new(),
+        settable: false,
+    },
+    Setting {
         name: "client-output-buffer-limit",
         default: "normal 1gb 64mb 60 replica 256mb 64mb 60 pubsub 32mb 8mb 60",
         help: "CLASS HARD SOFT SECONDS ...: close a client of the class (normal, pubsub, replica) \
@@ -350,12 +385,12 @@ const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "loglevel",
-        default: "info",
-        help:
-            "error, warn, info, debug or trace (Redis's warning/notice/verbose too); RUST_LOG wins",
+        default: "notice",
+        help: "warning, notice, verbose (each client connecting and closing) or debug; \
+               RUST_LOG, if set, wins at start",
         apply: |c, v| level(v).map(|l| c.loglevel = l),
-        show: |c| c.loglevel.to_string().to_lowercase(),
-        settable: false,
+        show: |c| level_name(c.loglevel).to_string(),
+        settable: true,
     },
     Setting {
         name: "appendonly",
@@ -588,6 +623,9 @@ impl Default for Config {
             inline_replies_resp: false,
             logfile: String::new(),
             audit_log: String::new(),
+            aclfile: String::new(),
+            acllog_max_len: 0,
+            users: Vec::new(),
             renames: Vec::new(),
             output_limit: OutputLimit::default(),
             pubsub_output_limit: OutputLimit::default(),
@@ -713,6 +751,10 @@ impl Config {
                 .ok_or_else(|| fail(format!("unknown directive '{name}'")))?;
             // Only this directive takes several words in redis.conf; anything else with more is
             // a mistake (an unquoted space, a trailing comment) better refused than guessed at.
+            if name == "user" {
+                user(self, &quoted_words(values)).map_err(fail)?;
+                continue;
+            }
             if name == "rename-command" {
                 let value = quoted_words(values);
                 if let Err(expected) = renames(self, &value) {
@@ -762,7 +804,7 @@ impl Config {
         let computed = [("save", save)];
         SETTINGS
             .iter()
-            .filter(|s| s.name != "rename-command")
+            .filter(|s| s.name != "rename-command" && s.name != "user")
             .map(|s| (s.name, (s.show)(self)))
             .chain(computed)
             .chain(FIXED.iter().map(|(name, value)| (*name, value.to_string())))
@@ -905,6 +947,32 @@ fn renames(config: &mut Config, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Adds a `user` directive's user (`name rules...`, split as a text line) after checking its
+/// rules as Redis does when it reads the config; an empty value adds nobody.
+fn user(config: &mut Config, value: &str) -> Result<(), String> {
+    let words = crate::protocol::split_args(value.as_bytes())
+        .ok_or_else(|| "unbalanced quotes in user declaration".to_string())?;
+    if words.is_empty() {
+        return Ok(());
+    }
+    let words: Vec<String> = words
+        .iter()
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    if config.users.iter().any(|u| u.first() == words.first()) {
+        return Err(format!(
+            "Error in user declaration '{}': {}",
+            words.first().map_or("", |w| w.as_str()),
+            crate::acl::RuleError::Duplicate.message()
+        ));
+    }
+    let bytes: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+    crate::acl::parse_user(&bytes)
+        .map_err(|(rule, e)| format!("Error in user declaration '{rule}': {}", e.message()))?;
+    config.users.push(words);
+    Ok(())
+}
+
 /// Words joined so that a text-line split gives them back, empty ones included.
 fn quoted_words<S: AsRef<str>>(words: &[S]) -> String {
     let mut out = Vec::new();
@@ -958,13 +1026,29 @@ fn yes_no_name(value: bool) -> String {
     if value { "yes" } else { "no" }.to_string()
 }
 
+/// Redis's level names as the `log` crate's filters: Redis logs at four levels where `log` has
+/// five, so `warning` takes in errors and `debug` is everything. The `log` names (`error`, `warn`,
+/// `info`, `trace`) are accepted too, for settings written before pocketkv used Redis's names.
 fn level(value: &str) -> Result<log::LevelFilter, String> {
-    let expected = || "error, warn, info, debug or trace".to_string();
-    match value.to_ascii_lowercase().as_str() {
-        "warning" => Ok(log::LevelFilter::Warn),
-        "notice" => Ok(log::LevelFilter::Info),
-        "verbose" => Ok(log::LevelFilter::Debug),
-        other => other.parse().map_err(|_| expected()),
+    Ok(match value.to_ascii_lowercase().as_str() {
+        "warning" | "warn" => log::LevelFilter::Warn,
+        "notice" | "info" => log::LevelFilter::Info,
+        "verbose" => log::LevelFilter::Debug,
+        "debug" | "trace" => log::LevelFilter::Trace,
+        "error" => log::LevelFilter::Error,
+        _ => return Err("one of debug, verbose, notice, warning".to_string()),
+    })
+}
+
+/// The Redis name of a level, as CONFIG GET shows it.
+pub fn level_name(level: log::LevelFilter) -> &'static str {
+    match level {
+        log::LevelFilter::Off => "nothing",
+        log::LevelFilter::Error => "error",
+        log::LevelFilter::Warn => "warning",
+        log::LevelFilter::Info => "notice",
+        log::LevelFilter::Debug => "verbose",
+        log::LevelFilter::Trace => "debug",
     }
 }
 

@@ -214,3 +214,46 @@ fn subscriptions_per_client_are_bounded_by_the_setting() {
         b"*2\r\n$24\r\npubsub-max-subscriptions\r\n$1\r\n3\r\n"
     );
 }
+
+#[test]
+fn subscribe_inside_a_transaction_and_reset_match_redis() {
+    // One pipeline per server: MULTI is discarded by RESET; SUBSCRIBE is queued and runs at
+    // EXEC (its frames inside EXEC's array, as Redis writes them); then the client is
+    // subscribed until RESET. The only +PONG is the last reply.
+    let commands: &[&[&str]] = &[
+        &["MULTI"],
+        &["RESET"],
+        &["EXEC"],
+        &["WATCH", "w"],
+        &["MULTI"],
+        &["SUBSCRIBE", "m1", "m2"],
+        &["GET", "k"],
+        &["EXEC"],
+        &["PING"],
+        &["GET", "k"],
+        &["RESET"],
+        &["PING"],
+    ];
+    let redis = Redis::start(&[]);
+    let server = Server::start(&[]);
+    let mut got = Vec::new();
+    for mut conn in [Frames::tcp(server.addr), redis_frames(&redis)] {
+        for args in commands {
+            conn.cmd(args);
+        }
+        let mut all = Vec::new();
+        loop {
+            let frame = conn.frame().expect("reply");
+            let last = frame == b"+PONG\r\n";
+            all.extend(frame);
+            if last {
+                break;
+            }
+        }
+        got.push(common::frames::show(&all));
+    }
+    assert_eq!(
+        got[0], got[1],
+        "pocketkv (left) and redis-server (right) differ"
+    );
+}

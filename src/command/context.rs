@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::stats::{CommandStats, SlowLog};
+use super::transaction::Watches;
 use crate::config::Config;
 use crate::persist::{LogStatus, SnapshotStatus};
 use crate::pubsub::{Events, Registry, Subscriber, Subscriptions};
@@ -84,8 +85,11 @@ pub struct ClientState {
     pub id: u64,
     /// Name set by CLIENT SETNAME.
     pub name: Option<Vec<u8>>,
-    /// Gave the right password (AUTH, HELLO AUTH); only matters while `requirepass` is set.
+    /// Gave the right password (AUTH, HELLO AUTH); only matters while the default user needs a
+    /// password (`requirepass`).
     pub authenticated: bool,
+    /// The user it runs as: `default` until AUTH or HELLO AUTH names another.
+    pub user: crate::acl::UserRef,
     /// Asked for RESP3 replies with HELLO 3.
     pub resp3: bool,
     /// Name of the last command run (`client|list` style), for CLIENT LIST's `cmd=`.
@@ -94,6 +98,16 @@ pub struct ClientState {
     pub flow: Flow,
     /// The client's address (SLOWLOG shows it); None for requests replayed from the log.
     pub peer: Option<std::net::SocketAddr>,
+    /// Inside MULTI: the commands queued for EXEC.
+    pub multi: Option<Box<super::transaction::Queue>>,
+    /// The keys this client watches (the server's [`Watches`] knows who watches each key).
+    pub watched: Vec<Vec<u8>>,
+    /// About what the watches take in memory: they count against the query buffer limit, as
+    /// the queue does, so no client can hold unbounded watch state.
+    pub watched_bytes: usize,
+    /// EXEC is running this client's queue: the memory and write checks were made for the
+    /// whole transaction before it started, so no command inside is refused by them.
+    pub in_exec: bool,
     /// The connection's slab key, which the pub/sub registry files it under.
     pub slot: usize,
     /// The last request came as a text line: messages are printed as text too.
@@ -191,6 +205,8 @@ pub struct ClientInfo {
     pub sub: usize,
     /// Patterns subscribed to.
     pub psub: usize,
+    /// The user it runs as.
+    pub user: crate::acl::UserRef,
 }
 
 /// Server-wide state shared by every command.
@@ -225,6 +241,10 @@ pub struct ServerState {
     pub audit: Option<crate::audit::AuditLog>,
     /// Pub/Sub subscriptions, and messages waiting for the loop to deliver.
     pub pubsub: Registry,
+    /// Users, their permissions, and the log of refusals.
+    pub acl: crate::acl::Acl,
+    /// Keys clients WATCH, and which clients a change reached.
+    pub watches: Watches,
     started: Instant,
     rng: u64,
 }
@@ -233,6 +253,8 @@ impl ServerState {
     /// State for a server started now with `config`, listening on `listening`.
     pub fn new(config: Config, listening: std::net::SocketAddr) -> Self {
         let seed = unix_time().as_nanos() as u64 ^ u64::from(std::process::id());
+        let mut acl = crate::acl::Acl::default();
+        acl.set_requirepass(config.requirepass.as_bytes());
         ServerState {
             config,
             stats: Stats::default(),
@@ -248,6 +270,8 @@ impl ServerState {
             kill: Vec::new(),
             audit: None,
             pubsub: Registry::default(),
+            acl,
+            watches: Watches::default(),
             started: Instant::now(),
             rng: seed | 1,
         }

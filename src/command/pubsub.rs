@@ -177,14 +177,17 @@ fn pubsub_numpat<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
 }
 
 /// RESET: the connection as new, as Redis 7 does it: subscriptions end (without frames), the
-/// name goes, RESP2 again, and the password is asked for again when one is set.
-/// (Transactions, once they exist, are discarded here too.)
+/// name goes, RESP2 again, a transaction and watches are discarded, and the client is the
+/// default user again, asked for the password when it has one.
 fn reset<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     let client = &mut *ctx.client;
     let subs = std::mem::take(&mut client.subs);
     ctx.server.pubsub.drop_client(client.subscriber(), &subs);
+    client.multi = None;
+    ctx.server.watches.unwatch_all(client);
     client.name = None;
     client.resp3 = false;
+    client.user = crate::acl::DEFAULT_USER;
     client.authenticated = false;
     Reply::Status("RESET".into())
 }

@@ -506,16 +506,20 @@ fn setrange<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Ok(offset) => offset,
         Err(e) => return e,
     };
-    let Ok(offset) = usize::try_from(offset) else {
+    // Only a negative offset is out of range, as in Redis; a huge one is too big. Compared as
+    // u64, so a 32-bit build (armv7) answers as a 64-bit one does for offsets past usize.
+    let Ok(offset) = u64::try_from(offset) else {
         return Reply::error("ERR offset is out of range");
     };
     let current = ctx.db.peek(key).map(<[u8]>::len);
     if bytes.is_empty() {
         return Reply::Integer(current.unwrap_or(0) as i64);
     }
-    if offset.saturating_add(bytes.len()) > ctx.server.config.limits.max_bulk_len {
-        return TOO_BIG;
-    }
+    let max = ctx.server.config.limits.max_bulk_len as u64;
+    let offset = match usize::try_from(offset) {
+        Ok(offset) if offset as u64 + bytes.len() as u64 <= max => offset,
+        _ => return TOO_BIG,
+    };
     let new = current.is_none() && ctx.creates(key);
     let len = ctx.db.set_range(key, offset, bytes);
     notify_write(ctx, new, "setrange", key);

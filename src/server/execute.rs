@@ -2,6 +2,7 @@
 
 use super::connection::{Closing, Connection, Hold};
 use super::persistence::{record_dropped, Journal};
+use super::transaction;
 use std::time::{Duration, Instant};
 
 use crate::command::{self, Arg, Call, ClientState, Ctx, Flow, ServerState};
@@ -43,7 +44,7 @@ pub(super) fn execute_pending(
     let mut prefetched = 0;
     loop {
         // Per request: an AUTH earlier in the same pipeline lifts the limits for what follows.
-        limits.unauthenticated = !conn.client.authenticated && !state.config.requirepass.is_empty();
+        limits.unauthenticated = !conn.client.authenticated && !state.acl.default_open();
         if conn.awaiting_snapshot.is_some() || conn.closing != Closing::No {
             return Stopped::Held;
         }
@@ -79,6 +80,17 @@ pub(super) fn execute_pending(
                     if must_wait_for_fsync(state, recorded) {
                         conn.hold = Some(Hold::until(conn.hold, state.log.last_seq, mark));
                     }
+                    let queued = queued(conn);
+                    if queued > 0
+                        && queued + conn.input.pending().len() > state.config.query_buffer_limit
+                    {
+                        // A transaction's queue (and its watches) count as input not yet
+                        // executed (Redis counts the queue too): a client queueing without end is
+                        // closed like one that sends without end.
+                        state.stats.query_buffer_limit_disconnections += 1;
+                        fail(conn, ProtocolError::QueryBufferLimit, state);
+                        return Stopped::Held;
+                    }
                     match flow {
                         Flow::AwaitSnapshot => {
                             conn.awaiting_snapshot =
@@ -90,7 +102,9 @@ pub(super) fn execute_pending(
                 }
                 used
             }
-            Err(ParseError::Incomplete) if input.len() < state.config.query_buffer_limit => {
+            Err(ParseError::Incomplete)
+                if input.len() + queued(conn) < state.config.query_buffer_limit =>
+            {
                 return Stopped::NeedInput;
             }
             Err(ParseError::Incomplete) => {
@@ -112,6 +126,16 @@ pub(super) fn execute_pending(
         };
         conn.input.consume(used);
     }
+}
+
+/// Bytes of commands `conn` queued for EXEC, and of its watches.
+fn queued(conn: &Connection) -> usize {
+    let queue = conn
+        .client
+        .multi
+        .as_ref()
+        .map_or(0, |queue| queue.requests.len());
+    queue + conn.client.watched_bytes
 }
 
 /// Starts loading what the requests at the start of `input` will look up, when more than one
@@ -154,9 +178,26 @@ fn execute_one(
     client.text = dialect == Dialect::Text;
     let mut encode =
         |reply: &Reply<'_>, out: &mut Vec<u8>| protocol::encode_reply(reply, dialect, out);
-    if state.config.renames.is_empty() {
-        return execute_args(
-            &request.args,
+    let renamed_args;
+    let args = if state.config.renames.is_empty() {
+        &request.args[..]
+    } else {
+        // Renamed commands run, and reach the log, under their own names, so the log replays
+        // whatever the renames are at the next start.
+        let Some(args) = renamed(&request.args, &state.config.renames) else {
+            state.stats.commands += 1;
+            state.stats.error_replies += 1;
+            transaction::fail_queue(client);
+            encode(&command::unknown(&request.args), output);
+            return (Flow::Continue, false);
+        };
+        renamed_args = args;
+        &renamed_args[..]
+    };
+    if client.multi.is_some() {
+        return transaction::in_multi(
+            args,
+            dialect,
             client,
             output,
             store,
@@ -165,15 +206,7 @@ fn execute_one(
             &mut encode,
         );
     }
-    // Renamed commands run, and reach the log, under their own names, so the log replays
-    // whatever the renames are at the next start.
-    let Some(args) = renamed(&request.args, &state.config.renames) else {
-        state.stats.commands += 1;
-        state.stats.error_replies += 1;
-        encode(&command::unknown(&request.args), output);
-        return (Flow::Continue, false);
-    };
-    execute_args(&args, client, output, store, state, journal, &mut encode)
+    execute_args(args, client, output, store, state, journal, &mut encode)
 }
 
 /// `args` with a new command name put back to the command's own; `None` for a command renamed
@@ -218,6 +251,12 @@ pub(super) fn execute_args(
 ) -> (Flow, bool) {
     let before = store.dirty();
     let published = state.pubsub.outbox.deliveries.len();
+    // While anyone watches: which watched keys this command may touch (nobody: no lookup).
+    let watched = if state.watches.is_empty() {
+        Vec::new()
+    } else {
+        transaction::watched_before(args, store, state)
+    };
     let mut ctx = Ctx::new(&mut *store, client, state);
     let started = Instant::now();
     let (reply, call) = command::execute_call(&mut ctx, args);
@@ -246,6 +285,9 @@ pub(super) fn execute_args(
         deliver_own(client, output, mark, state);
     }
     let changed = store.dirty() - before > dropped as u64;
+    if changed && !watched.is_empty() {
+        transaction::touch_written(watched, store, state);
+    }
     let recorded = changed && state.log.enabled;
     if recorded {
         match &log_as {
@@ -364,8 +406,9 @@ fn account(
     stat.calls += 1;
     stat.failed_calls += u64::from(is_error);
     stat.latency.record(took);
-    // AUTH and HELLO carry passwords: Redis redacts them; pocketkv does not log them at all.
-    if matches!(spec.name, "auth" | "hello") {
+    // AUTH, HELLO and ACL SETUSER carry passwords: Redis redacts them; pocketkv does not log
+    // them at all.
+    if matches!(spec.name, "auth" | "hello" | "acl|setuser") {
         return;
     }
     let config = &state.config;

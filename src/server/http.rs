@@ -11,7 +11,7 @@ use super::connection::{Closing, Connection, Hold};
 use super::execute::{execute_args, must_wait_for_fsync, Stopped};
 use super::metrics;
 use super::persistence::Journal;
-use crate::command::{constant_time_eq, Arg, ClientState, ServerState};
+use crate::command::{Arg, ClientState, Queue, ServerState};
 use crate::protocol::http::{self, HttpError, HttpLimits, HttpParse, HttpRequest, Method, Version};
 use crate::protocol::Reply;
 use crate::store::Store;
@@ -226,6 +226,7 @@ enum Route<'a> {
     Put(Arg<'a>, Option<&'a [u8]>),
     Delete(Arg<'a>),
     Subscribe(Arg<'a>),
+    Tx,
 }
 
 /// Answers one request into `out`; returns whether the connection stays open, and whether a
@@ -246,12 +247,17 @@ fn serve(
         response
     };
     let (path, _) = http::split_target(request.target);
-    if path != b"/healthz" && !authorized(request, state) {
+    let user = if path == b"/healthz" {
+        Some(crate::acl::DEFAULT_USER)
+    } else {
+        authorized(request, state)
+    };
+    let Some(user) = user else {
         let mut response = Response::new(401, "Unauthorized", TEXT);
         response.authenticate = true;
         shape(response).write(b"unauthorized\n", head_only, out);
         return (keep_alive, false);
-    }
+    };
     let route = match route(request) {
         Ok(route) => route,
         Err((response, body)) => {
@@ -261,19 +267,14 @@ fn serve(
     };
     // Each request carries its own credentials; nothing is remembered between them.
     client.authenticated = true;
+    client.user = user;
     // One call site for every key route, so the command path is compiled once for HTTP.
     let mut command = |kind: Kind, args: Vec<Arg<'_>>| {
         // A command renamed or disabled with --rename-command is hidden from clients that do not
         // know its new name; HTTP clients cannot name it, so its route is refused.
         let name = args.first().map_or(&b""[..], |a| a.as_ref());
-        if let Some((own, _)) = state
-            .config
-            .renames
-            .iter()
-            .find(|(own, _)| own.as_bytes().eq_ignore_ascii_case(name))
-        {
-            let body = format!("the {own} command is renamed or disabled on this server\n");
-            shape(Response::new(403, "Forbidden", TEXT)).write(body.as_bytes(), head_only, out);
+        if let Some((response, body)) = renamed_away(name, state) {
+            shape(response).write(body.as_bytes(), head_only, out);
             return false;
         }
         let mut render = |reply: &Reply<'_>, out: &mut Vec<u8>| match (kind, reply) {
@@ -341,27 +342,198 @@ fn serve(
         Route::List(pattern, limit) => {
             command(Kind::List(limit), vec![Cow::Borrowed(b"KEYS"), pattern])
         }
+        Route::Tx => {
+            let (response, body, recorded) =
+                transaction(request.body, client, store, state, journal);
+            shape(response).write(&body, head_only, out);
+            recorded
+        }
     };
     (keep_alive, recorded)
 }
 
-/// True when no password is set, or the request carries `Authorization: Bearer <password>`.
-fn authorized(request: &HttpRequest<'_>, state: &ServerState) -> bool {
-    let password = state.config.requirepass.as_bytes();
-    if password.is_empty() {
-        return true;
+/// `POST /v1/tx`: the body's commands, checked first (a body that is not an array of commands,
+/// or names an unknown command or one with the wrong arity, runs nothing: 400), then run as one
+/// transaction; the answer is the array of their replies.
+// Kept out of the request loop: only POST /v1/tx comes here.
+#[inline(never)]
+fn transaction(
+    body: &[u8],
+    client: &mut ClientState,
+    store: &mut Store,
+    state: &mut ServerState,
+    journal: &mut Journal,
+) -> (Response, Vec<u8>, bool) {
+    let queue = match tx_queue(body, state) {
+        Ok(queue) => queue,
+        Err((response, text)) => return (response, text.into_bytes(), false),
+    };
+    let mut replies = b"[".to_vec();
+    let mut item = |reply: &Reply<'_>, _: bool, _: &mut Vec<u8>| {
+        if replies.len() > 1 {
+            replies.push(b',');
+        }
+        json_reply(reply, &mut replies);
+    };
+    let mut unused = Vec::new();
+    match super::transaction::exec_queue(
+        &queue,
+        client,
+        &mut unused,
+        store,
+        state,
+        journal,
+        &mut item,
+    ) {
+        Ok(recorded) => {
+            replies.extend_from_slice(b"]\n");
+            (Response::new(200, "OK", JSON), replies, recorded)
+        }
+        Err(refusal) => {
+            let (status, reason, text) = error_status(&refusal);
+            (
+                Response::new(status, reason, TEXT),
+                [text, b"\n"].concat(),
+                false,
+            )
+        }
     }
-    let Some(value) = request.authorization else {
-        return false;
-    };
-    let Some((scheme, token)) = value
+}
+
+/// The queue `POST /v1/tx`'s body asks for, or why it is refused.
+fn tx_queue(body: &[u8], state: &ServerState) -> Result<Queue, Refusal> {
+    const SHAPE: &str = "the body must be a JSON array of commands, each an array of strings";
+    let commands = crate::protocol::json::parse_commands(body).ok_or_else(|| bad_request(SHAPE))?;
+    let mut queue = Queue::default();
+    for command in commands {
+        let args: Vec<Arg<'_>> = command.into_iter().map(Cow::Owned).collect();
+        // Unknown, wrong arity, unknown subcommand: Redis's error text, as a 400.
+        let refuse = |error: Reply<'_>| match error {
+            Reply::Error(text) => bad_request(&String::from_utf8_lossy(&text)),
+            _ => bad_request(SHAPE),
+        };
+        let spec = match crate::command::resolve(&args) {
+            Some(Ok(spec)) => spec,
+            Some(Err(error)) => return Err(refuse(error)),
+            None => return Err(refuse(crate::command::unknown(&args))),
+        };
+        if spec.refused_in_multi() || spec.group == "transactions" {
+            return Err(bad_request(
+                "MULTI, EXEC, DISCARD, WATCH, UNWATCH, SAVE and SHUTDOWN cannot be in a transaction",
+            ));
+        }
+        if let Some(refusal) = renamed_away(spec.name.as_bytes(), state) {
+            return Err(refusal);
+        }
+        queue.push(spec, &args);
+    }
+    Ok(queue)
+}
+
+/// The 403 for a command renamed or disabled with `--rename-command`: HTTP clients cannot use
+/// the new name, so the rename hides the command from them too.
+fn renamed_away(name: &[u8], state: &ServerState) -> Option<Refusal> {
+    let (own, _) = state
+        .config
+        .renames
         .iter()
-        .position(|&b| b == b' ')
-        .map(|space| (&value[..space], &value[space + 1..]))
-    else {
-        return false;
+        .find(|(own, _)| own.as_bytes().eq_ignore_ascii_case(name))?;
+    let body = format!("the {own} command is renamed or disabled on this server\n");
+    Some((Response::new(403, "Forbidden", TEXT), body))
+}
+
+/// A reply as JSON: strings (a value that is not UTF-8 as `{"base64": ...}`), integers, null,
+/// arrays, and `{"error": "..."}`.
+fn json_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
+    match reply {
+        Reply::Status(text) => json_string(text, out),
+        Reply::Text(text) => json_string(text, out),
+        Reply::Bulk(bytes) => json_value(bytes, out),
+        Reply::Integer(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+        Reply::Nil | Reply::NilArray => out.extend_from_slice(b"null"),
+        Reply::Error(text) => {
+            out.extend_from_slice(b"{\"error\":");
+            json_string(&String::from_utf8_lossy(text), out);
+            out.push(b'}');
+        }
+        // SUBSCRIBE's frames inside a transaction read as arrays.
+        Reply::Array(items) | Reply::Push(items) | Reply::Many(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_reply(item, out);
+            }
+            out.push(b']');
+        }
+        Reply::Map(pairs) => {
+            out.push(b'[');
+            for (i, (field, value)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_reply(field, out);
+                out.push(b',');
+                json_reply(value, out);
+            }
+            out.push(b']');
+        }
+    }
+}
+
+/// The user a request runs as: `Authorization: Basic` with user:password, `Bearer <password>`
+/// for the default user, or the default user when it needs no password; `None` (401) when the
+/// credentials are missing or wrong.
+fn authorized(request: &HttpRequest<'_>, state: &ServerState) -> Option<crate::acl::UserRef> {
+    let acl = &state.acl;
+    let Some(value) = request.authorization else {
+        return acl.default_open().then_some(crate::acl::DEFAULT_USER);
     };
-    scheme.eq_ignore_ascii_case(b"Bearer") && constant_time_eq(password, token)
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, token) = (&value[..space], &value[space + 1..]);
+    if scheme.eq_ignore_ascii_case(b"Bearer") {
+        return acl.authenticate(b"default", token);
+    }
+    if !scheme.eq_ignore_ascii_case(b"Basic") {
+        return None;
+    }
+    let decoded = base64_decode(token)?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    acl.authenticate(&decoded[..colon], &decoded[colon + 1..])
+}
+
+/// Standard base64 with padding (RFC 4648), as Basic credentials come; `None` if malformed.
+fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    if text.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    for (i, quad) in text.chunks_exact(4).enumerate() {
+        let last = i == text.len() / 4 - 1;
+        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut bits = 0u32;
+        for &c in &quad[..4 - pad] {
+            bits = bits << 6 | value(c)?;
+        }
+        bits <<= 6 * pad as u32;
+        let bytes = bits.to_be_bytes();
+        out.extend_from_slice(&bytes[1..4 - pad]);
+    }
+    Some(out)
 }
 
 type Refusal = (Response, String);
@@ -397,6 +569,13 @@ fn route<'a>(request: &HttpRequest<'a>) -> Result<Route<'a>, Refusal> {
         b"/v1/keys" => {
             read_only("GET, HEAD")?;
             list_route(query)
+        }
+        b"/v1/tx" => {
+            if method != Method::Post {
+                return Err(not_allowed("POST"));
+            }
+            no_query(query)?;
+            Ok(Route::Tx)
         }
         _ if path.starts_with(b"/v1/subscribe/") => {
             if method != Method::Get {
@@ -449,7 +628,7 @@ fn route<'a>(request: &HttpRequest<'a>) -> Result<Route<'a>, Refusal> {
                     }
                     Ok(Route::Put(key, ttl))
                 }
-                Method::Other => Err(not_allowed("GET, HEAD, PUT, DELETE")),
+                Method::Post | Method::Other => Err(not_allowed("GET, HEAD, PUT, DELETE")),
             }
         }
     }
@@ -513,17 +692,27 @@ fn error_response(
     head_only: bool,
     out: &mut Vec<u8>,
 ) {
+    let (status, reason, text) = error_status(reply);
+    let mut body = text.to_vec();
+    body.push(b'\n');
+    shape(Response::new(status, reason, TEXT)).write(&body, head_only, out);
+}
+
+/// The status for a command's error reply (see [`error_response`]) and the error's text.
+fn error_status<'r>(reply: &'r Reply<'_>) -> (u16, &'static str, &'r [u8]) {
     let text: &[u8] = match reply {
         Reply::Error(text) => text,
         _ => b"ERR unexpected reply",
     };
     let contains = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
-    let (status, reason) = if text.starts_with(b"MISCONF") {
+    let (status, reason) = if text.starts_with(b"MISCONF") || contains(b": MISCONF") {
         (503, "Service Unavailable")
-    } else if text.starts_with(b"OOM") {
+    } else if text.starts_with(b"OOM") || contains(b": OOM") {
         (507, "Insufficient Storage")
     } else if text.starts_with(b"NOAUTH") {
         (401, "Unauthorized")
+    } else if text.starts_with(b"NOPERM") {
+        (403, "Forbidden")
     } else if contains(b"not supported yet") {
         (501, "Not Implemented")
     } else if contains(b"maximum allowed size") {
@@ -533,9 +722,7 @@ fn error_response(
     } else {
         (500, "Internal Server Error")
     };
-    let mut body = text.to_vec();
-    body.push(b'\n');
-    shape(Response::new(status, reason, TEXT)).write(&body, head_only, out);
+    (status, reason, text)
 }
 
 /// One Server-Sent Event for a message: `data: ` and the payload as a JSON string when it is

@@ -12,6 +12,7 @@ mod persistence;
 mod pubsub;
 mod recover;
 mod signals;
+mod transaction;
 
 use std::io;
 use std::net::SocketAddr;
@@ -209,6 +210,10 @@ impl Server {
             notify.send(News::SnapshotDone(done));
         });
         let mut state = ServerState::new(config, listening);
+        state
+            .acl
+            .configure(&state.config)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         if !state.config.audit_log.is_empty() {
             let path = std::path::Path::new(&state.config.audit_log);
             let audit = crate::audit::AuditLog::start(path).map_err(|e| {
@@ -441,7 +446,7 @@ impl Server {
             return;
         }
         let config = &self.state.config;
-        if config.protected_mode && config.requirepass.is_empty() && !is_loopback(peer.ip()) {
+        if config.protected_mode && self.state.acl.default_nopass() && !is_loopback(peer.ip()) {
             self.state.stats.rejected_connections += 1;
             let refusal = if http {
                 // The same explanation, as an HTTP answer.
@@ -490,6 +495,7 @@ impl Server {
             resp: 2,
             sub: 0,
             psub: 0,
+            user: crate::acl::DEFAULT_USER,
         };
         if self.state.clients.len() <= key {
             self.state.clients.resize(key + 1, None);
@@ -753,6 +759,7 @@ impl Server {
         if let Some(mut conn) = self.conns.try_remove(key) {
             self.forget_subscriptions(&conn.client);
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.state.watches.unwatch_all(&mut conn.client);
             debug!("client {} closed: {why}", conn.peer);
         }
         self.state.connected_clients = self.conns.len();
@@ -879,6 +886,7 @@ fn describe(conn: &Connection, info: &mut ClientInfo) {
     info.resp = if conn.client.resp3 { 3 } else { 2 };
     info.sub = conn.client.subs.channels.len();
     info.psub = conn.client.subs.patterns.len();
+    info.user = conn.client.user;
     if info.name != conn.client.name {
         info.name.clone_from(&conn.client.name);
     }

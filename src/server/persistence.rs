@@ -20,20 +20,66 @@ const SNAPSHOT_RETRY: Duration = Duration::from_secs(5);
 
 /// The changes of the current loop turn, encoded as log records, waiting to be handed to the
 /// log thread in one batch (group commit).
+///
+/// A record is the RESP bytes of one unit: one request, or a transaction's writes between a
+/// `MULTI` and an `EXEC` request. A torn tail drops a record whole, so a replay applies all of a
+/// transaction or none of it; replicas are sent the same records.
 #[derive(Debug, Default)]
 pub(super) struct Journal {
     pending: Vec<u8>,
     scratch: Vec<u8>,
+    /// Inside a transaction: its requests so far, and how many.
+    unit: Option<(Vec<u8>, usize)>,
 }
 
 impl Journal {
     /// Records a command that changed data.
     pub(super) fn record<A: AsRef<[u8]>>(&mut self, args: &[A], status: &mut LogStatus) {
+        if let Some((unit, count)) = &mut self.unit {
+            protocol::encode_request(args, unit);
+            *count += 1;
+            return;
+        }
         self.scratch.clear();
         protocol::encode_request(args, &mut self.scratch);
         encode_record(&self.scratch, &mut self.pending);
         status.last_seq += 1;
         status.unsynced_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Starts a unit: what is recorded until [`Journal::end_unit`] becomes one record.
+    pub(super) fn begin_unit(&mut self) {
+        self.unit = Some((std::mem::take(&mut self.scratch), 0));
+        if let Some((unit, _)) = &mut self.unit {
+            unit.clear();
+        }
+    }
+
+    /// Ends the unit begun last; returns whether it recorded anything. A unit of one request is
+    /// recorded as that request alone, as Redis propagates a transaction of one write.
+    pub(super) fn end_unit(&mut self, status: &mut LogStatus) -> bool {
+        let Some((mut unit, count)) = self.unit.take() else {
+            return false;
+        };
+        let recorded = count > 0;
+        if count == 1 {
+            encode_record(&unit, &mut self.pending);
+        } else if count > 1 {
+            self.scratch.clear();
+            protocol::encode_request(&[&b"MULTI"[..]], &mut self.scratch);
+            self.scratch.append(&mut unit);
+            protocol::encode_request(&[&b"EXEC"[..]], &mut self.scratch);
+            encode_record(&self.scratch, &mut self.pending);
+            unit = std::mem::take(&mut self.scratch);
+        }
+        if recorded {
+            status.last_seq += 1;
+            status.unsynced_since.get_or_insert_with(Instant::now);
+        }
+        // The buffer is kept for the next record.
+        unit.clear();
+        self.scratch = unit;
+        recorded
     }
 }
 
@@ -60,6 +106,11 @@ pub(super) fn record_dropped(
     if events.wants(Events::EVICTED) {
         for key in &evicted {
             state.pubsub.notify(events, "evicted", key);
+        }
+    }
+    if !state.watches.is_empty() {
+        for key in expired.iter().chain(&evicted) {
+            state.watches.touch(key, false);
         }
     }
     if state.log.enabled {

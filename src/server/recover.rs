@@ -112,9 +112,12 @@ fn replay_segment(
 ) -> Result<(), String> {
     let bytes =
         std::fs::read(path).map_err(|e| LogError::Unreadable(path.to_path_buf(), e).to_string())?;
+    // A transaction's record holds its queue, bounded by the query buffer limit, plus the
+    // deletions of keys it found expired.
     let max_record = config
         .limits
         .max_bulk_len
+        .max(config.query_buffer_limit)
         .saturating_mul(2)
         .saturating_add(1 << 20);
     let segment =
@@ -197,17 +200,27 @@ impl Replayer {
         }
     }
 
-    /// Runs one logged command against `store`.
+    /// Runs the commands of one record against `store`: one request, or a transaction's
+    /// requests between `MULTI` and `EXEC`, which only mark the unit's bounds here (the record
+    /// is whole, so all of it applies).
     fn execute(&mut self, store: &mut Store, record: &[u8]) -> Result<(), String> {
-        let (request, used) = protocol::parse_request(record, &self.limits)
-            .map_err(|e| format!("not a request: {e:?}"))?;
-        if used != record.len() || request.args.is_empty() {
-            return Err("not exactly one request".to_string());
-        }
-        let mut ctx = Ctx::new(store, &mut self.client, &mut self.server);
-        let reply = command::execute(&mut ctx, &request.args);
-        if reply.is_error() {
-            return Err(format!("it failed: {reply:?}"));
+        let mut rest = record;
+        while !rest.is_empty() {
+            let (request, used) = protocol::parse_request(rest, &self.limits)
+                .map_err(|e| format!("not a request: {e:?}"))?;
+            rest = rest.get(used..).unwrap_or_default();
+            let name = request.args.first().map_or(&b""[..], |a| a.as_ref());
+            if name.is_empty() {
+                return Err("an empty request".to_string());
+            }
+            if name.eq_ignore_ascii_case(b"multi") || name.eq_ignore_ascii_case(b"exec") {
+                continue;
+            }
+            let mut ctx = Ctx::new(store, &mut self.client, &mut self.server);
+            let reply = command::execute(&mut ctx, &request.args);
+            if reply.is_error() {
+                return Err(format!("it failed: {reply:?}"));
+            }
         }
         Ok(())
     }
