@@ -28,6 +28,12 @@ bench:
 bench-durability:
 	bash benches/durability.sh
 
+# PUBLISH throughput and delivery latency with 1, 100 and 1,000 subscribers, pocketkv vs
+# redis-server; and SET throughput with idle keyspace notifications vs off.
+.PHONY: bench-pubsub
+bench-pubsub:
+	bash benches/pubsub.sh
+
 release:
 	$(CARGO) build --release
 	@ls -l target/release/pocketkv

@@ -3,6 +3,7 @@
 //! table drives parsing, the file's directives, `--help`, `CONFIG GET` and `CONFIG SET`.
 
 use std::fmt;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::persist::{Compression, FsyncPolicy};
@@ -61,6 +62,14 @@ pub struct Config {
     pub users: Vec<Vec<String>>,
     /// When a client that does not read its replies is disconnected.
     pub output_limit: OutputLimit,
+    /// The same for a client subscribed to a channel or pattern (Redis's `pubsub` class).
+    pub pubsub_output_limit: OutputLimit,
+    /// The `replica` class: kept and shown, for replication to use.
+    pub replica_output_limit: OutputLimit,
+    /// Which keyspace events are published (`notify-keyspace-events`); none by default.
+    pub notify_keyspace_events: crate::pubsub::Events,
+    /// Most channels plus patterns one client may be subscribed to.
+    pub max_subscriptions: usize,
     /// Commands renamed by `rename-command`: (name, new name), lower case; an empty new name
     /// disables the command.
     pub renames: Vec<(String, String)>,
@@ -86,7 +95,7 @@ pub struct Config {
 /// Redis's `client-output-buffer-limit` for normal clients: a client whose unsent replies pass
 /// `hard` bytes, or stay above `soft` bytes for `soft_seconds`, is disconnected. 0 turns a limit
 /// off.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct OutputLimit {
     /// Bytes of unsent replies that close the connection at once.
     pub hard: usize,
@@ -277,21 +286,55 @@ const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "client-output-buffer-limit",
-        default: "normal 1gb 64mb 60",
-        help:
-            "[normal] HARD SOFT SECONDS: disconnect a client whose unsent replies pass HARD bytes, \
-               or stay above SOFT bytes for SECONDS (0 turns a limit off; kb, mb, gb accepted)",
-        apply: |c, v| {
-            output_limit(v).map(|limit| {
-                if let Some(limit) = limit {
-                    c.output_limit = limit;
-                }
-            })
-        },
+        default: "normal 1gb 64mb 60 replica 256mb 64mb 60 pubsub 32mb 8mb 60",
+        help: "CLASS HARD SOFT SECONDS ...: close a client of the class (normal, pubsub, replica) \
+               whose unsent replies reach HARD bytes, or stay over SOFT for SECONDS (0: no limit)",
+        apply: output_limits,
         show: |c| {
-            let l = c.output_limit;
-            format!("normal {} {} {}", l.hard, l.soft, l.soft_seconds)
+            let mut text = String::new();
+            for (class, l) in [
+                ("normal", c.output_limit),
+                ("slave", c.replica_output_limit),
+                ("pubsub", c.pubsub_output_limit),
+            ] {
+                let _ = write!(
+                    text,
+                    "{}{class} {} {} {}",
+                    if text.is_empty() { "" } else { " " },
+                    l.hard,
+                    l.soft,
+                    l.soft_seconds
+                );
+            }
+            text
         },
+        settable: true,
+    },
+    Setting {
+        name: "notify-keyspace-events",
+        default: "",
+        help: "keyspace notifications, Redis's letters: K and/or E with classes g$xenA (empty: off)",
+        apply: |c, v| {
+            let events = crate::pubsub::Events::parse(v)
+                .ok_or_else(|| "letters from 'Ag$lshzxeKEtmdn'".to_string())?;
+            c.notify_keyspace_events = events;
+            Ok(())
+        },
+        show: |c| c.notify_keyspace_events.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "pubsub-max-subscriptions",
+        default: "100000",
+        help: "most channels plus patterns one client may subscribe to",
+        apply: |c, v| match number(v, "a positive number")? {
+            0 => Err("a positive number".to_string()),
+            n => {
+                c.max_subscriptions = n;
+                Ok(())
+            }
+        },
+        show: |c| c.max_subscriptions.to_string(),
         settable: true,
     },
     Setting {
@@ -584,11 +627,11 @@ impl Default for Config {
             acllog_max_len: 0,
             users: Vec::new(),
             renames: Vec::new(),
-            output_limit: OutputLimit {
-                hard: 0,
-                soft: 0,
-                soft_seconds: 0,
-            },
+            output_limit: OutputLimit::default(),
+            pubsub_output_limit: OutputLimit::default(),
+            replica_output_limit: OutputLimit::default(),
+            notify_keyspace_events: crate::pubsub::Events::default(),
+            max_subscriptions: 0,
             limits: Limits::default(),
             slowlog_log_slower_than: 0,
             slowlog_max_len: 0,
@@ -810,29 +853,53 @@ fn number<T: std::str::FromStr>(value: &str, expected: &str) -> Result<T, String
     value.parse().map_err(|_| expected.to_string())
 }
 
-/// `[class] hard soft seconds`, as in redis.conf. Only `normal` applies to pocketkv's clients;
-/// the replica and pubsub classes are accepted (a redis.conf may carry them) and ignored: `None`.
-fn output_limit(value: &str) -> Result<Option<OutputLimit>, String> {
-    let expected =
-        || "[normal] HARD SOFT SECONDS, sizes in bytes (kb, mb, gb accepted)".to_string();
-    let words: Vec<&str> = value.split_whitespace().collect();
-    let (class, numbers) = match words.as_slice() {
-        [hard, soft, seconds] => ("normal", [*hard, *soft, *seconds]),
-        [class, hard, soft, seconds] => (*class, [*hard, *soft, *seconds]),
-        _ => return Err(expected()),
-    };
-    let [hard, soft, seconds] = numbers;
-    let limit = OutputLimit {
-        hard: memory(hard).ok_or_else(expected)?,
-        soft: memory(soft).ok_or_else(expected)?,
-        soft_seconds: seconds.parse().map_err(|_| expected())?,
-    };
-    match class.to_ascii_lowercase().as_str() {
-        "normal" => Ok(Some(limit)),
-        "replica" | "slave" | "pubsub" => Ok(None),
-        _ => Err(expected()),
+/// `class hard soft seconds ...`, as redis.conf and CONFIG SET take it (one or more classes:
+/// normal, replica or slave, pubsub), or pocketkv's older `hard soft seconds` for normal. Nothing
+/// changes unless every group is valid.
+fn output_limits(config: &mut Config, value: &str) -> Result<(), String> {
+    let mut words: Vec<&str> = value.split_whitespace().collect();
+    if words.len() == 3 {
+        words.insert(0, "normal");
     }
+    let mut limits = [
+        config.output_limit,
+        config.replica_output_limit,
+        config.pubsub_output_limit,
+    ];
+    if words.is_empty() {
+        return Err(LIMITS_EXPECTED.to_string());
+    }
+    for group in words.chunks(4) {
+        let [class, hard, soft, seconds] = group else {
+            return Err(LIMITS_EXPECTED.to_string());
+        };
+        let at = ["normal", "replica", "pubsub", "slave"]
+            .iter()
+            .position(|name| class.eq_ignore_ascii_case(name));
+        let limit = (|| {
+            Some(OutputLimit {
+                hard: memory(hard)?,
+                soft: memory(soft)?,
+                soft_seconds: seconds.parse().ok()?,
+            })
+        })();
+        let (Some(at), Some(limit)) = (at, limit) else {
+            return Err(LIMITS_EXPECTED.to_string());
+        };
+        if let Some(slot) = limits.get_mut(at % 3) {
+            *slot = limit;
+        }
+    }
+    [
+        config.output_limit,
+        config.replica_output_limit,
+        config.pubsub_output_limit,
+    ] = limits;
+    Ok(())
 }
+
+const LIMITS_EXPECTED: &str =
+    "CLASS HARD SOFT SECONDS groups (normal, replica or pubsub; bytes, or kb, mb, gb)";
 
 /// A size as Redis's `memtoull` reads it: `1k` is 1000, `1kb` 1024, and so on up to `gb`.
 pub fn memory(value: &str) -> Option<usize> {
@@ -1093,8 +1160,33 @@ mod tests {
         let c = parse(&["--client-output-buffer-limit", "1k 2KB 3"], &[]).unwrap();
         assert_eq!((c.output_limit.hard, c.output_limit.soft), (1000, 2048));
         let c = parse(&["--client-output-buffer-limit", "pubsub 1 2 3"], &[]).unwrap();
-        assert_eq!(c.output_limit.hard, gb, "other classes are ignored");
-        for bad in ["1 2", "normal 1x 2 3", "vip 1 2 3", "1 2 -3"] {
+        assert_eq!(c.output_limit.hard, gb, "another class leaves normal alone");
+        assert_eq!(
+            c.pubsub_output_limit,
+            OutputLimit {
+                hard: 1,
+                soft: 2,
+                soft_seconds: 3
+            }
+        );
+        assert_eq!(
+            c.matching(b"client-output-buffer-limit")[0].1,
+            "normal 1073741824 67108864 60 slave 268435456 67108864 60 pubsub 1 2 3"
+        );
+        let c = parse(&[], &[]).unwrap();
+        assert_eq!(
+            c.pubsub_output_limit.hard,
+            32 * 1024 * 1024,
+            "Redis's default"
+        );
+        for bad in [
+            "1 2",
+            "normal 1x 2 3",
+            "vip 1 2 3",
+            "1 2 -3",
+            "normal 1 2 3 pubsub 1 2",
+            "normal 1 2 3 vip 1 2 3",
+        ] {
             assert!(
                 parse(&["--client-output-buffer-limit", bad], &[]).is_err(),
                 "{bad}"

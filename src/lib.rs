@@ -15,5 +15,6 @@ pub mod config;
 pub mod logging;
 pub mod persist;
 pub mod protocol;
+pub mod pubsub;
 pub mod server;
 pub mod store;

@@ -48,7 +48,7 @@ fn settings_come_from_the_file_and_flags_win() {
     assert_eq!(config_get(&mut c, "maxclients"), "50", "the flag wins");
     assert_eq!(
         config_get(&mut c, "client-output-buffer-limit"),
-        "normal 67108864 16777216 10"
+        "normal 67108864 16777216 10 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
     );
     c.cmd(&["CONFIG", "SET", "timeout", "5"], b"+OK\r\n");
     assert_eq!(config_get(&mut c, "timeout"), "5");

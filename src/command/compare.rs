@@ -117,6 +117,7 @@ fn delete_if<'a>(ctx: &'a mut Ctx<'_>, key: &[u8], condition: Option<Condition<'
         return Reply::Integer(0);
     }
     ctx.log_as(&[&b"DEL"[..], key]);
+    ctx.notify(crate::pubsub::Events::GENERIC, "del", key);
     Reply::Integer(1)
 }
 

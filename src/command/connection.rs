@@ -41,6 +41,8 @@ pub(super) const COMMANDS: &[Spec] = &[
             Spec::new("client|setname", 3, client_setname).flags(FAST).doc(G, "name", "name this connection"),
             Spec::new("client|getname", 2, client_getname).flags(FAST).doc(G, "", "this connection's name"),
             Spec::new("client|id", 2, client_id).flags(FAST).doc(G, "", "this connection's id"),
+            Spec::new("client|setinfo", 4, client_setinfo).flags(&["noscript", "loading", "stale"])
+                .doc(G, "LIB-NAME name | LIB-VER version", "accept a client library's name or version (not shown)"),
             super::help_entry("client|help"),
         ]),
 ];
@@ -189,7 +191,16 @@ fn check_client_name(name: &[u8]) -> Result<(), Reply<'static>> {
     }
 }
 
-fn ping<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+fn ping<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    if ctx.client.in_subscribe_mode() {
+        // Redis answers a subscribed RESP2 client in the shape of a message: `pong` and the
+        // argument (empty when none).
+        let message = args.get(1).map_or(&b""[..], |m| m.as_ref());
+        return Reply::Array(vec![
+            Reply::bulk(b"pong"),
+            Reply::bulk_owned(message.to_vec()),
+        ]);
+    }
     match args {
         [_] => Reply::Status("PONG".into()),
         [_, message] => Reply::bulk_owned(message.to_vec()),
@@ -284,16 +295,22 @@ pub(super) fn client_line(
     } else {
         now.saturating_duration_since(info.last_active).as_secs()
     };
+    let (sub, psub) = if is_me {
+        (me.subs.channels.len(), me.subs.patterns.len())
+    } else {
+        (info.sub, info.psub)
+    };
     let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags=N db=0 sub=0 psub=0 \
-         ssub=0 multi=-1 qbuf={} qbuf-free={} obl={} oll=0 omem={} events={} cmd={} \
+        "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags={} db=0 sub={sub} \
+         psub={psub} ssub=0 multi=-1 qbuf={} qbuf-free={} obl={} oll=0 omem={} events={} cmd={} \
          user={user} redir=-1 resp={}",
         info.id,
         info.addr,
         info.laddr,
         info.fd,
         now.saturating_duration_since(info.created).as_secs(),
+        if sub + psub > 0 { "P" } else { "N" },
         info.qbuf,
         info.qbuf_free,
         info.obl,
@@ -306,14 +323,14 @@ pub(super) fn client_line(
 
 fn client_list<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let mut ids: Option<Vec<u64>> = None;
+    let mut wanted_type = None;
     let mut options = args.get(2..).unwrap_or_default();
     loop {
         options = match options {
             [] => break,
             [option, kind, rest @ ..] if option.eq_ignore_ascii_case(b"TYPE") => {
                 match client_type(kind) {
-                    Ok(true) => {}
-                    Ok(false) => ids = Some(Vec::new()),
+                    Ok(kind) => wanted_type = Some(kind),
                     Err(error) => return error,
                 }
                 rest
@@ -338,23 +355,54 @@ fn client_list<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let mut infos: Vec<&ClientInfo> = ctx.server.clients.iter().flatten().collect();
     infos.sort_by_key(|info| info.id);
     for info in infos {
-        if ids.as_ref().is_none_or(|ids| ids.contains(&info.id)) {
+        let kind_ok = wanted_type.is_none_or(|kind| type_of(info, ctx.client) == kind);
+        if kind_ok && ids.as_ref().is_none_or(|ids| ids.contains(&info.id)) {
             client_line(info, ctx.client, &ctx.server.acl, now, &mut text);
         }
     }
     Reply::Text(text)
 }
 
-/// CLIENT LIST/KILL TYPE: true for `normal` (every pocketkv client), false for the kinds
-/// pocketkv never has.
-fn client_type(kind: &[u8]) -> Result<bool, Reply<'static>> {
+/// The kinds of client CLIENT LIST and CLIENT KILL filter by, as Redis classifies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    /// Subscribed to a channel or pattern.
+    Pubsub,
+    /// The connection to this server's master (none until replication exists).
+    Master,
+    /// A replica's connection (none until replication exists): TYPE normal never matches it,
+    /// which is what Sentinel relies on to kill clients but never replication links.
+    Replica,
+}
+
+/// CLIENT LIST/KILL TYPE's argument.
+fn client_type(kind: &[u8]) -> Result<ClientType, Reply<'static>> {
     match kind.to_ascii_lowercase().as_slice() {
-        b"normal" => Ok(true),
-        b"master" | b"replica" | b"slave" | b"pubsub" => Ok(false),
-        _ => Err(Reply::error_owned(format!(
-            "ERR Unknown client type '{}'",
-            String::from_utf8_lossy(kind)
-        ))),
+        b"normal" => Ok(ClientType::Normal),
+        b"pubsub" => Ok(ClientType::Pubsub),
+        b"master" => Ok(ClientType::Master),
+        b"replica" | b"slave" => Ok(ClientType::Replica),
+        _ => {
+            let mut message = b"ERR Unknown client type '".to_vec();
+            message.extend_from_slice(kind);
+            message.push(b'\'');
+            Err(Reply::error_bytes(super::one_line(message)))
+        }
+    }
+}
+
+/// What kind of client `info` describes (the caller's own from its live state).
+fn type_of(info: &ClientInfo, me: &ClientState) -> ClientType {
+    let subscribed = if info.id == me.id {
+        me.subs.active()
+    } else {
+        info.sub + info.psub > 0
+    };
+    if subscribed {
+        ClientType::Pubsub
+    } else {
+        ClientType::Normal
     }
 }
 
@@ -375,7 +423,7 @@ struct KillFilter {
     id: Option<u64>,
     addr: Option<String>,
     laddr: Option<String>,
-    none: bool,
+    kind: Option<ClientType>,
     user: Option<crate::acl::UserRef>,
     skip_me: bool,
     max_age: Option<u64>,
@@ -422,7 +470,7 @@ fn client_kill<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
             b"addr" => filter.addr = Some(text),
             b"laddr" => filter.laddr = Some(text),
             b"type" => match client_type(value) {
-                Ok(normal) => filter.none |= !normal,
+                Ok(kind) => filter.kind = Some(kind),
                 Err(error) => return error,
             },
             b"user" => match ctx.server.acl.find(value) {
@@ -449,7 +497,9 @@ fn client_kill<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         .enumerate()
         .filter_map(|(key, slot)| Some((key, slot.as_ref()?)))
         .filter(|(_, info)| {
-            !filter.none
+            filter
+                .kind
+                .is_none_or(|kind| type_of(info, ctx.client) == kind)
                 && filter.id.is_none_or(|id| id == info.id)
                 && filter
                     .addr
@@ -486,6 +536,17 @@ fn kill(ctx: &mut Ctx<'_>, (key, id): (usize, u64)) {
         ctx.client.flow = Flow::Close;
     } else {
         ctx.server.kill.push((key, id));
+    }
+}
+
+/// CLIENT SETINFO (Redis 7.2, which redis-py sends on connecting): acknowledged and not kept;
+/// pocketkv reports Redis 7.0's CLIENT LIST fields, which do not show it.
+fn client_setinfo<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    match args.get(2) {
+        Some(a) if a.eq_ignore_ascii_case(b"lib-name") || a.eq_ignore_ascii_case(b"lib-ver") => {
+            Reply::OK
+        }
+        _ => Reply::error("ERR Unrecognized option"),
     }
 }
 

@@ -6,6 +6,7 @@ use super::stats::{CommandStats, SlowLog};
 use super::transaction::Watches;
 use crate::config::Config;
 use crate::persist::{LogStatus, SnapshotStatus};
+use crate::pubsub::{Events, Registry, Subscriber, Subscriptions};
 use crate::store::Store;
 
 /// Everything a handler works on.
@@ -35,6 +36,23 @@ impl<'s> Ctx<'s> {
             server,
             log_as: None,
         }
+    }
+
+    /// Reports keyspace event `event` of `class` (an [`Events`] bit) on `key`. One branch and
+    /// nothing else unless `notify-keyspace-events` selects the class.
+    #[inline]
+    pub fn notify(&mut self, class: u32, event: &'static str, key: &[u8]) {
+        let events = self.server.config.notify_keyspace_events;
+        if events.wants(class) {
+            self.server.pubsub.notify(events, event, key);
+        }
+    }
+
+    /// True when `key` does not exist and `n` (new key) events are wanted: the handler checks
+    /// before it writes, and reports `new` after.
+    #[inline]
+    pub fn creates(&self, key: &[u8]) -> bool {
+        self.server.config.notify_keyspace_events.wants(Events::NEW) && !self.db.contains(key)
     }
 
     /// Makes the journal record `args` instead of the request.
@@ -90,6 +108,30 @@ pub struct ClientState {
     /// EXEC is running this client's queue: the memory and write checks were made for the
     /// whole transaction before it started, so no command inside is refused by them.
     pub in_exec: bool,
+    /// The connection's slab key, which the pub/sub registry files it under.
+    pub slot: usize,
+    /// The last request came as a text line: messages are printed as text too.
+    pub text: bool,
+    /// An HTTP connection streaming a channel as Server-Sent Events.
+    pub sse: bool,
+    /// Channels and patterns subscribed to.
+    pub subs: Subscriptions,
+}
+
+impl ClientState {
+    /// How the registry knows this client.
+    pub fn subscriber(&self) -> Subscriber {
+        Subscriber {
+            key: self.slot,
+            id: self.id,
+        }
+    }
+
+    /// Subscribed and speaking RESP2 (or text): only (P)(UN)SUBSCRIBE, PING, QUIT and RESET
+    /// may run, as in Redis.
+    pub fn in_subscribe_mode(&self) -> bool {
+        !self.resp3 && self.subs.active()
+    }
 }
 
 /// Counters reported by INFO stats.
@@ -159,6 +201,10 @@ pub struct ClientInfo {
     pub cmd: &'static str,
     /// 3 after HELLO 3, else 2.
     pub resp: u8,
+    /// Channels subscribed to.
+    pub sub: usize,
+    /// Patterns subscribed to.
+    pub psub: usize,
     /// The user it runs as.
     pub user: crate::acl::UserRef,
 }
@@ -193,6 +239,8 @@ pub struct ServerState {
     pub kill: Vec<(usize, u64)>,
     /// The audit log's writer, when `--audit-log` is set.
     pub audit: Option<crate::audit::AuditLog>,
+    /// Pub/Sub subscriptions, and messages waiting for the loop to deliver.
+    pub pubsub: Registry,
     /// Users, their permissions, and the log of refusals.
     pub acl: crate::acl::Acl,
     /// Keys clients WATCH, and which clients a change reached.
@@ -221,6 +269,7 @@ impl ServerState {
             clients: Vec::new(),
             kill: Vec::new(),
             audit: None,
+            pubsub: Registry::default(),
             acl,
             watches: Watches::default(),
             started: Instant::now(),

@@ -6,6 +6,7 @@
 
 use super::{int_arg, wrong_arity, Arg, Ctx, Spec};
 use crate::protocol::Reply;
+use crate::pubsub::Events;
 
 const G: &str = "generic";
 
@@ -156,9 +157,11 @@ fn expire_generic<'a>(
     if already_expired(ctx, at) {
         ctx.db.remove(key);
         ctx.log_as(&[&b"DEL"[..], key]);
+        ctx.notify(Events::GENERIC, "del", key);
     } else {
         let at = u64::try_from(at).unwrap_or(1);
         ctx.db.set_expiry(key, Some(at));
+        ctx.notify(Events::GENERIC, "expire", key);
         ctx.log_as(&[
             &b"PEXPIREAT"[..],
             key,
@@ -235,6 +238,7 @@ fn persist<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     match ctx.db.expires_at(key) {
         Some(Some(_)) => {
             ctx.db.set_expiry(key, None);
+            ctx.notify(Events::GENERIC, "persist", key);
             Reply::Integer(1)
         }
         _ => Reply::Integer(0),

@@ -2,6 +2,7 @@
 
 use super::{int_arg, wrong_arity, Arg, Ctx, Spec, NO_SUCH_KEY, SYNTAX};
 use crate::protocol::Reply;
+use crate::pubsub::Events;
 
 const G: &str = "generic";
 
@@ -20,12 +21,14 @@ pub(super) const COMMANDS: &[Spec] = &[
 ];
 
 fn del<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
-    let removed = args
-        .iter()
-        .skip(1)
-        .filter(|key| ctx.db.remove(key).is_some())
-        .count();
-    Reply::Integer(removed as i64)
+    let mut removed = 0;
+    for key in args.iter().skip(1) {
+        if ctx.db.remove(key).is_some() {
+            removed += 1;
+            ctx.notify(Events::GENERIC, "del", key);
+        }
+    }
+    Reply::Integer(removed)
 }
 
 fn exists<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
@@ -135,6 +138,10 @@ fn move_key<'a>(ctx: &'a mut Ctx<'_>, from: &[u8], to: &[u8], replace: bool) -> 
     }
     if let Some(record) = ctx.db.remove(from) {
         ctx.db.put(to, &record);
+        // Redis deletes the target first and adds the key anew: `new` even when it existed.
+        ctx.notify(Events::NEW, "new", to);
+        ctx.notify(Events::GENERIC, "rename_from", from);
+        ctx.notify(Events::GENERIC, "rename_to", to);
     }
     if replace {
         Reply::OK

@@ -12,6 +12,7 @@ mod expiry;
 mod keys;
 mod lcs;
 mod long_double;
+mod pubsub;
 mod server;
 mod stats;
 mod strings;
@@ -31,6 +32,7 @@ pub use stats::{
 pub use transaction::{exec_abort, Queue, Watches, EXECABORT};
 
 use crate::protocol::Reply;
+use crate::pubsub::Events;
 
 /// One argument of a request, borrowed from the input buffer when possible.
 pub type Arg<'a> = Cow<'a, [u8]>;
@@ -206,6 +208,7 @@ pub fn table() -> impl Iterator<Item = &'static Spec> {
         lcs::COMMANDS,
         keys::COMMANDS,
         expiry::COMMANDS,
+        pubsub::COMMANDS,
         server::COMMANDS,
         transaction::COMMANDS,
     ]
@@ -299,7 +302,13 @@ pub fn execute<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, Call) {
     ctx.server.stats.commands += 1;
     match admit(ctx, args, false) {
-        Ok(spec) => ((spec.handler)(ctx, args), Call::Ran(spec)),
+        Ok(spec) => {
+            let events = ctx.server.config.notify_keyspace_events;
+            if events.wants(Events::EXPIRED) && !ctx.server.pubsub.is_empty() {
+                reap_keys(ctx, spec, args);
+            }
+            ((spec.handler)(ctx, args), Call::Ran(spec))
+        }
         // Redis answers a refused EXEC so even outside MULTI.
         Err((refusal, Call::Rejected(spec))) if spec.name == "exec" => {
             (exec_abort(refusal), Call::Rejected(spec))
@@ -356,7 +365,34 @@ pub fn admit(
             return Err((Reply::error_owned(refusal.clone()), Call::Rejected(spec)));
         }
     }
+    if ctx.client.in_subscribe_mode() && !pubsub::allowed_while_subscribed(spec.name) {
+        return Err((
+            pubsub::refused_while_subscribed(spec.name),
+            Call::Rejected(spec),
+        ));
+    }
     Ok(spec)
+}
+
+/// Removes the keys a command names whose time has passed, before it runs, as Redis's lookups
+/// do: their `expired` events then come first, on any command that touches them. Only while
+/// `x` events are wanted and someone is subscribed; otherwise reads leave such keys to writes
+/// and to active expiry, which nobody can tell apart.
+fn reap_keys(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Arg<'_>]) {
+    let (first, last, step) = spec.keys;
+    let (Ok(first), Ok(step)) = (usize::try_from(first), usize::try_from(step)) else {
+        return;
+    };
+    if first == 0 || step == 0 {
+        return;
+    }
+    let end = match usize::try_from(last) {
+        Ok(last) => last.min(args.len().saturating_sub(1)),
+        Err(_) => args.len().saturating_sub(1),
+    };
+    for key in args.iter().take(end + 1).skip(first).step_by(step) {
+        ctx.db.reap(key);
+    }
 }
 
 /// Most keys one command evicts before it goes on regardless: a turn stays short however far

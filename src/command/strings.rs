@@ -5,6 +5,7 @@ use super::expiry::{already_expired, expire_at, Unit};
 use super::long_double::Ext;
 use super::{int_arg, wrong_arity, Arg, Ctx, Spec, NOT_INTEGER, SYNTAX, TOO_BIG};
 use crate::protocol::{parse_i64, Reply};
+use crate::pubsub::Events;
 
 const G: &str = "string";
 
@@ -165,7 +166,9 @@ fn set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     };
     if options.is_empty() {
         // The common case: no lookup before the write, and the request is its own log form.
+        let new = ctx.creates(key);
         ctx.db.set(key, value);
+        notify_write(ctx, new, "set", key);
         return Reply::OK;
     }
     let name = String::from_utf8_lossy(name).to_lowercase();
@@ -190,8 +193,13 @@ fn set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         if options.keep_ttl {
             expires_at = current.flatten();
         }
+        let new = ctx.creates(key);
         ctx.db.set_expiring(key, value, expires_at);
         log_set(ctx, key, value, expires_at);
+        notify_write(ctx, new, "set", key);
+        if options.expire.is_some() {
+            ctx.notify(Events::GENERIC, "expire", key);
+        }
     }
     match old {
         Some(old) => old.map_or(Reply::Nil, Reply::bulk_owned),
@@ -209,9 +217,21 @@ fn set_expiring<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>], unit: Unit, name: &s
         Ok(at) => at,
         Err(e) => return e,
     };
+    let new = ctx.creates(key);
     ctx.db.set_expiring(key, value, Some(at));
     log_set(ctx, key, value, Some(at));
+    notify_write(ctx, new, "set", key);
+    ctx.notify(Events::GENERIC, "expire", key);
     Reply::OK
+}
+
+/// Reports a string write: `new` first when it created the key (`created` from
+/// [`Ctx::creates`] before the write), then the command's event.
+fn notify_write(ctx: &mut Ctx<'_>, created: bool, event: &'static str, key: &[u8]) {
+    if created {
+        ctx.notify(Events::NEW, "new", key);
+    }
+    ctx.notify(Events::STRING, event, key);
 }
 
 fn setex<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
@@ -242,14 +262,17 @@ fn getex<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Some(at) if absolute && already_expired(ctx, i64::try_from(at).unwrap_or(i64::MAX)) => {
             ctx.db.remove(key);
             ctx.log_as(&[&b"DEL"[..], key]);
+            ctx.notify(Events::GENERIC, "del", key);
         }
         Some(at) => {
             ctx.db.set_expiry(key, Some(at));
+            ctx.notify(Events::GENERIC, "expire", key);
             let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
             ctx.log_as(&[&b"PEXPIREAT"[..], key, &at]);
         }
         None if options.persist && ctx.db.expires_at(key).flatten().is_some() => {
             ctx.db.set_expiry(key, None);
+            ctx.notify(Events::GENERIC, "persist", key);
         }
         None => {}
     }
@@ -264,6 +287,7 @@ fn setnx<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         return Reply::Integer(0);
     }
     ctx.db.set(key, value);
+    notify_write(ctx, true, "set", key);
     Reply::Integer(1)
 }
 
@@ -271,18 +295,20 @@ fn getset<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let [_, key, value] = args else {
         return wrong_arity("getset");
     };
-    ctx.db
-        .set_expiring(key, value, None)
-        .map_or(Reply::Nil, |old| Reply::bulk_owned(old.value().to_vec()))
+    let old = ctx.db.set_expiring(key, value, None);
+    notify_write(ctx, old.is_none(), "set", key);
+    old.map_or(Reply::Nil, |old| Reply::bulk_owned(old.value().to_vec()))
 }
 
 fn getdel<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let [_, key] = args else {
         return wrong_arity("getdel");
     };
-    ctx.db
-        .remove(key)
-        .map_or(Reply::Nil, |old| Reply::bulk_owned(old.value().to_vec()))
+    let Some(old) = ctx.db.remove(key) else {
+        return Reply::Nil;
+    };
+    ctx.notify(Events::GENERIC, "del", key);
+    Reply::bulk_owned(old.value().to_vec())
 }
 
 fn mget<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
@@ -317,7 +343,9 @@ fn mset<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Ok(pairs) => {
             for pair in pairs {
                 if let [key, value] = pair {
+                    let new = ctx.creates(key);
                     ctx.db.set(key, value);
+                    notify_write(ctx, new, "set", key);
                 }
             }
             Reply::OK
@@ -336,7 +364,9 @@ fn msetnx<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     }
     for pair in pairs {
         if let [key, value] = pair {
+            let new = ctx.creates(key);
             ctx.db.set(key, value);
+            notify_write(ctx, new, "set", key);
         }
     }
     Reply::Integer(1)
@@ -344,6 +374,7 @@ fn msetnx<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 
 /// Adds `delta` to the integer stored at `key` (0 when missing) and stores the result.
 fn add<'a>(ctx: &'a mut Ctx<'_>, key: &[u8], delta: i64) -> Reply<'a> {
+    let new = ctx.creates(key);
     let current = match ctx.db.get(key) {
         None => 0,
         Some(value) => match parse_i64(value) {
@@ -356,6 +387,7 @@ fn add<'a>(ctx: &'a mut Ctx<'_>, key: &[u8], delta: i64) -> Reply<'a> {
     };
     ctx.db
         .replace(key, itoa::Buffer::new().format(next).as_bytes());
+    notify_write(ctx, new, "incrby", key);
     Reply::Integer(next)
 }
 
@@ -409,8 +441,10 @@ fn incrbyfloat<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Some(sum @ Ext::Finite { .. }) => sum.to_text(),
         _ => return Reply::error("ERR increment would produce NaN or Infinity"),
     };
+    let new = ctx.creates(key);
     ctx.db.replace(key, &sum);
     ctx.log_as(&[&b"SET"[..], key, &sum, b"KEEPTTL"]);
+    notify_write(ctx, new, "incrbyfloat", key);
     Reply::bulk_owned(sum)
 }
 
@@ -422,7 +456,10 @@ fn append<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     if current + tail.len() > ctx.server.config.limits.max_bulk_len {
         return TOO_BIG;
     }
-    Reply::Integer(ctx.db.append(key, tail) as i64)
+    let new = ctx.creates(key);
+    let len = ctx.db.append(key, tail);
+    notify_write(ctx, new, "append", key);
+    Reply::Integer(len as i64)
 }
 
 fn strlen<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
@@ -483,7 +520,10 @@ fn setrange<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Ok(offset) if offset as u64 + bytes.len() as u64 <= max => offset,
         _ => return TOO_BIG,
     };
-    Reply::Integer(ctx.db.set_range(key, offset, bytes) as i64)
+    let new = current.is_none() && ctx.creates(key);
+    let len = ctx.db.set_range(key, offset, bytes);
+    notify_write(ctx, new, "setrange", key);
+    Reply::Integer(len as i64)
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ fn owned(reply: Reply<'_>) -> Reply<'static> {
     match reply {
         Reply::Bulk(b) => Reply::Bulk(Cow::Owned(b.into_owned())),
         Reply::Array(items) => Reply::Array(items.into_iter().map(owned).collect()),
+        Reply::Push(items) => Reply::Push(items.into_iter().map(owned).collect()),
+        Reply::Many(items) => Reply::Many(items.into_iter().map(owned).collect()),
         Reply::Status(s) => Reply::Status(s),
         Reply::Error(e) => Reply::Error(e),
         Reply::Integer(n) => Reply::Integer(n),

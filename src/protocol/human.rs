@@ -36,8 +36,17 @@ fn encode_at(reply: &Reply<'_>, indent: usize, out: &mut Vec<u8>) {
                 .collect();
             return encode_at(&Reply::Array(flat), indent, out);
         }
-        Reply::Array(items) if items.is_empty() => out.extend_from_slice(b"(empty array)"),
-        Reply::Array(items) => {
+        Reply::Many(replies) => {
+            for reply in replies {
+                encode_at(reply, indent, out);
+            }
+            return;
+        }
+        Reply::Array(items) | Reply::Push(items) if items.is_empty() => {
+            out.extend_from_slice(b"(empty array)")
+        }
+        // A pub/sub message prints as any array does: `1) message`, `2) news`, `3) hello`.
+        Reply::Array(items) | Reply::Push(items) => {
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.resize(out.len() + indent, b' ');

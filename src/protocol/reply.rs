@@ -25,6 +25,10 @@ pub enum Reply<'a> {
     Array(Vec<Reply<'a>>),
     /// Field-value pairs (HELLO, CONFIG GET): a RESP3 map (`%`), a flat array in RESP2.
     Map(Vec<(Reply<'a>, Reply<'a>)>),
+    /// Out-of-band data (pub/sub frames): a RESP3 push (`>`), an array in RESP2 and in text.
+    Push(Vec<Reply<'a>>),
+    /// Several replies sent back to back, as SUBSCRIBE's one frame per channel.
+    Many(Vec<Reply<'a>>),
     /// Multi-line text meant for people (INFO, HELP): a bulk string in RESP2, a verbatim `txt`
     /// string in RESP3, printed raw as text.
     Text(String),

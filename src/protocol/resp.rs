@@ -243,14 +243,24 @@ pub(super) fn encode(reply: &Reply<'_>, resp3: bool, out: &mut Vec<u8>) {
         Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
         Reply::NilArray if resp3 => out.extend_from_slice(b"_\r\n"),
         Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
-        Reply::Array(items) => {
+        Reply::Array(items) | Reply::Push(items) => {
+            let kind = if resp3 && matches!(reply, Reply::Push(_)) {
+                b'>'
+            } else {
+                b'*'
+            };
             line(
                 out,
-                b'*',
+                kind,
                 itoa::Buffer::new().format(items.len()).as_bytes(),
             );
             for item in items {
                 encode(item, resp3, out);
+            }
+        }
+        Reply::Many(replies) => {
+            for reply in replies {
+                encode(reply, resp3, out);
             }
         }
         Reply::Map(pairs) => {

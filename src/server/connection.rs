@@ -155,6 +155,8 @@ pub struct Connection {
     pub http: bool,
     /// A `100 Continue` went out for the request whose body is awaited.
     pub continue_sent: bool,
+    /// On the loop's list of subscribers to flush at the end of the turn.
+    pub queued_flush: bool,
 }
 
 impl Connection {
@@ -177,6 +179,7 @@ impl Connection {
             over_soft_limit_since: None,
             http: false,
             continue_sent: false,
+            queued_flush: false,
         }
     }
 

@@ -19,6 +19,7 @@ use crate::store::Store;
 const TEXT: &str = "text/plain; charset=utf-8";
 const BINARY: &str = "application/octet-stream";
 const JSON: &str = "application/json";
+const EVENT_STREAM: &str = "text/event-stream";
 /// Prometheus's text exposition format.
 const PROMETHEUS: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -40,8 +41,14 @@ pub(super) fn execute_pending(
         max_head: state.config.http_max_header_bytes,
         max_body: state.config.limits.max_bulk_len,
     };
+    if conn.client.sse {
+        // A stream only sends; anything the client sends now is dropped unread.
+        let pending = conn.input.pending().len();
+        conn.input.consume(pending);
+        return Stopped::NeedInput;
+    }
     loop {
-        if conn.closing != Closing::No {
+        if conn.closing != Closing::No || conn.client.sse {
             return Stopped::Held;
         }
         if store.copied().shards >= copy_limit {
@@ -137,6 +144,8 @@ struct Response {
     keep_alive_header: bool,
     authenticate: bool,
     allow: Option<&'static str>,
+    /// A stream: no Content-Length, the body runs until the connection closes.
+    streaming: bool,
 }
 
 impl Response {
@@ -149,6 +158,7 @@ impl Response {
             keep_alive_header: false,
             authenticate: false,
             allow: None,
+            streaming: false,
         }
     }
 
@@ -164,7 +174,11 @@ impl Response {
         out.push(b' ');
         out.extend_from_slice(self.reason.as_bytes());
         out.extend_from_slice(b"\r\n");
-        if self.status != 204 {
+        if self.streaming {
+            out.extend_from_slice(b"Content-Type: ");
+            out.extend_from_slice(self.content_type.as_bytes());
+            out.extend_from_slice(b"\r\nCache-Control: no-cache\r\n");
+        } else if self.status != 204 {
             out.extend_from_slice(b"Content-Type: ");
             out.extend_from_slice(self.content_type.as_bytes());
             out.extend_from_slice(b"\r\nContent-Length: ");
@@ -199,6 +213,8 @@ enum Kind {
     Delete,
     /// At most this many keys.
     List(usize),
+    /// A Server-Sent Events stream of a channel.
+    Subscribe,
 }
 
 /// What a request asks for once its path is understood.
@@ -209,6 +225,7 @@ enum Route<'a> {
     Get(Arg<'a>),
     Put(Arg<'a>, Option<&'a [u8]>),
     Delete(Arg<'a>),
+    Subscribe(Arg<'a>),
     Tx,
 }
 
@@ -270,6 +287,13 @@ fn serve(
             (Kind::Put, Reply::Status(_)) | (Kind::Delete, Reply::Integer(_)) => {
                 shape(Response::new(204, "No Content", TEXT)).write(b"", head_only, out)
             }
+            (Kind::Subscribe, Reply::Many(frames)) if !frames.iter().any(Reply::is_error) => {
+                // No length and no chunking: the stream is the rest of the connection, and ends
+                // cleanly when the server closes it.
+                let mut response = Response::new(200, "OK", EVENT_STREAM).close();
+                response.streaming = true;
+                response.write(b": subscribed\n\n", false, out);
+            }
             (Kind::List(limit), Reply::Array(items)) => {
                 let mut keys: Vec<&[u8]> = items
                     .iter()
@@ -307,6 +331,14 @@ fn serve(
             command(Kind::Put, args)
         }
         Route::Delete(key) => command(Kind::Delete, vec![Cow::Borrowed(b"DEL"), key]),
+        Route::Subscribe(channel) => {
+            let streaming = command(Kind::Subscribe, vec![Cow::Borrowed(b"SUBSCRIBE"), channel]);
+            // Messages are written as events from now on; the connection closes after an error.
+            client.sse = client.subs.active();
+            // A stream stays open (its response says `Connection: close`: it ends with the
+            // connection); after an error the connection closes.
+            return (client.sse, streaming);
+        }
         Route::List(pattern, limit) => {
             command(Kind::List(limit), vec![Cow::Borrowed(b"KEYS"), pattern])
         }
@@ -416,14 +448,7 @@ fn json_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
     match reply {
         Reply::Status(text) => json_string(text, out),
         Reply::Text(text) => json_string(text, out),
-        Reply::Bulk(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) => json_string(text, out),
-            Err(_) => {
-                out.extend_from_slice(b"{\"base64\":\"");
-                base64(bytes, out);
-                out.extend_from_slice(b"\"}");
-            }
-        },
+        Reply::Bulk(bytes) => json_value(bytes, out),
         Reply::Integer(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
         Reply::Nil | Reply::NilArray => out.extend_from_slice(b"null"),
         Reply::Error(text) => {
@@ -431,7 +456,8 @@ fn json_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
             json_string(&String::from_utf8_lossy(text), out);
             out.push(b'}');
         }
-        Reply::Array(items) => {
+        // SUBSCRIBE's frames inside a transaction read as arrays.
+        Reply::Array(items) | Reply::Push(items) | Reply::Many(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -550,6 +576,16 @@ fn route<'a>(request: &HttpRequest<'a>) -> Result<Route<'a>, Refusal> {
             }
             no_query(query)?;
             Ok(Route::Tx)
+        }
+        _ if path.starts_with(b"/v1/subscribe/") => {
+            if method != Method::Get {
+                return Err(not_allowed("GET"));
+            }
+            no_query(query)?;
+            let encoded = path.get(b"/v1/subscribe/".len()..).unwrap_or_default();
+            let channel = http::percent_decode(encoded, false)
+                .ok_or_else(|| bad_request("invalid percent-encoding in the channel"))?;
+            Ok(Route::Subscribe(channel))
         }
         _ => {
             let Some(encoded) = path.strip_prefix(b"/v1/keys/") else {
@@ -689,6 +725,27 @@ fn error_status<'r>(reply: &'r Reply<'_>) -> (u16, &'static str, &'r [u8]) {
     (status, reason, text)
 }
 
+/// One Server-Sent Event for a message: `data: ` and the payload as a JSON string when it is
+/// UTF-8, else as `{"base64": "..."}`, then the blank line that ends the event. Either form is
+/// one line, whatever bytes the payload holds.
+pub(super) fn sse_event(payload: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"data: ");
+    json_value(payload, out);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// `bytes` as a JSON string, or `{"base64": "..."}` when they are not UTF-8.
+fn json_value(bytes: &[u8], out: &mut Vec<u8>) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => json_string(text, out),
+        Err(_) => {
+            out.extend_from_slice(b"{\"base64\":\"");
+            base64(bytes, out);
+            out.extend_from_slice(b"\"}");
+        }
+    }
+}
+
 /// Keys as a JSON array: a key that is valid UTF-8 is a JSON string; any other key is an object
 /// `{"base64": "..."}` holding its bytes, so every key can be told apart and recovered exactly.
 fn json_keys(keys: &[&[u8]]) -> Vec<u8> {
@@ -698,14 +755,7 @@ fn json_keys(keys: &[&[u8]]) -> Vec<u8> {
         if i > 0 {
             out.push(b',');
         }
-        match std::str::from_utf8(key) {
-            Ok(text) => json_string(text, &mut out),
-            Err(_) => {
-                out.extend_from_slice(b"{\"base64\":\"");
-                base64(key, &mut out);
-                out.extend_from_slice(b"\"}");
-            }
-        }
+        json_value(key, &mut out);
     }
     out.extend_from_slice(b"]\n");
     out

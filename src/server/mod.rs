@@ -9,6 +9,7 @@ mod execute;
 mod http;
 mod metrics;
 mod persistence;
+mod pubsub;
 mod recover;
 mod signals;
 mod transaction;
@@ -168,6 +169,8 @@ pub struct Server {
     next_expire_round: Instant,
     /// The store's copy count at which this turn's copy-on-write budget is spent.
     copy_limit: u64,
+    /// Subscribers that got messages this turn, flushed once at its end.
+    to_flush: Vec<usize>,
 }
 
 impl Server {
@@ -255,6 +258,7 @@ impl Server {
             unfinished: Vec::new(),
             next_expire_round: Instant::now(),
             copy_limit: COPY_BUDGET,
+            to_flush: Vec::new(),
         };
         server.log = persistence::start_log(&server)?;
         // Keys whose time passed while the server was down were dropped after the replay. New
@@ -334,6 +338,8 @@ impl Server {
                 }
             }
             self.expire_keys();
+            self.deliver();
+            self.flush_receivers();
             self.reclaim();
             self.submit_log();
             self.tick();
@@ -468,6 +474,7 @@ impl Server {
         let client = ClientState {
             id: self.next_client_id,
             peer: Some(peer),
+            slot: key,
             ..ClientState::default()
         };
         let now = Instant::now();
@@ -486,6 +493,8 @@ impl Server {
             writable: false,
             cmd: "",
             resp: 2,
+            sub: 0,
+            psub: 0,
             user: crate::acl::DEFAULT_USER,
         };
         if self.state.clients.len() <= key {
@@ -535,7 +544,11 @@ impl Server {
                 }
                 stopped
             };
-            let hard = self.state.config.output_limit.hard;
+            let hard = if conn.client.subs.active() {
+                self.state.config.pubsub_output_limit.hard
+            } else {
+                self.state.config.output_limit.hard
+            };
             if hard > 0 && conn.pending_output() >= hard {
                 // Before any of it is sent, as in Redis: a reader as fast as the loop must not
                 // slip a reply past the hard limit.
@@ -584,6 +597,10 @@ impl Server {
                 Err(e) => return self.close(key, &e.to_string()),
             }
         }
+        // What this client published goes out before its own replies, as in Redis: a publisher
+        // that waits for its counts is paced by delivery, not ahead of it.
+        self.deliver();
+        self.flush_receivers();
         self.after_io(key);
         if backlogged
             && self
@@ -660,9 +677,14 @@ impl Server {
 
     /// Closes `key` if its unsent replies break `client-output-buffer-limit`; true if closed.
     fn over_output_limit(&mut self, key: usize, now: Instant) -> bool {
-        let limit = self.state.config.output_limit;
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
+        };
+        // Redis's classes: a subscribed client is held to the pub/sub limit.
+        let limit = if conn.client.subs.active() {
+            self.state.config.pubsub_output_limit
+        } else {
+            self.state.config.output_limit
         };
         let Some(which) = output_limit_broken(conn, &limit, now) else {
             return false;
@@ -735,6 +757,7 @@ impl Server {
             self.state.clients[key] = None;
         }
         if let Some(mut conn) = self.conns.try_remove(key) {
+            self.forget_subscriptions(&conn.client);
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.state.watches.unwatch_all(&mut conn.client);
             debug!("client {} closed: {why}", conn.peer);
@@ -861,6 +884,8 @@ fn describe(conn: &Connection, info: &mut ClientInfo) {
     info.writable = conn.wants_writable;
     info.cmd = conn.client.last_cmd;
     info.resp = if conn.client.resp3 { 3 } else { 2 };
+    info.sub = conn.client.subs.channels.len();
+    info.psub = conn.client.subs.patterns.len();
     info.user = conn.client.user;
     if info.name != conn.client.name {
         info.name.clone_from(&conn.client.name);

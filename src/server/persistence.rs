@@ -12,6 +12,7 @@ use crate::command::{self, ServerState};
 use crate::persist::log::{encode_record, LOG_HEADER};
 use crate::persist::{self, Done, Job, LogStatus, LogWriter, Order, Report};
 use crate::protocol::{self, Reply};
+use crate::pubsub::Events;
 use crate::store::Store;
 
 /// How soon a failed snapshot is tried again (Redis waits 5 s too).
@@ -94,6 +95,19 @@ pub(super) fn record_dropped(
     let evicted = store.take_evicted();
     state.stats.expired_keys += expired.len() as u64;
     state.stats.evicted_keys += evicted.len() as u64;
+    // Keyspace notifications hang off the same place: `expired` when a key is actually removed
+    // (on access or by active expiry), `evicted` when maxmemory takes it.
+    let events = state.config.notify_keyspace_events;
+    if events.wants(Events::EXPIRED) {
+        for key in &expired {
+            state.pubsub.notify(events, "expired", key);
+        }
+    }
+    if events.wants(Events::EVICTED) {
+        for key in &evicted {
+            state.pubsub.notify(events, "evicted", key);
+        }
+    }
     if !state.watches.is_empty() {
         for key in expired.iter().chain(&evicted) {
             state.watches.touch(key, false);

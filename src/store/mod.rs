@@ -401,6 +401,13 @@ impl Store {
         purged
     }
 
+    /// Removes `key` if its time has passed, as Redis does whenever a command looks a key up;
+    /// it then shows among the expired keys ([`Store::take_expired`]).
+    pub fn reap(&mut self, key: &[u8]) {
+        let place = self.place(key);
+        self.expire_if_due(place, key);
+    }
+
     /// The value of `key`, counted as a hit or a miss, and as an access for LRU eviction.
     pub fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
         let place = self.place(key);

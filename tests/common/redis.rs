@@ -71,6 +71,11 @@ impl Redis {
     }
 
     /// A new connection.
+    /// The Unix socket it listens on.
+    pub fn socket(&self) -> &std::path::Path {
+        &self.socket
+    }
+
     pub fn connect(&self) -> Replies<UnixStream> {
         Replies::new(UnixStream::connect(&self.socket).expect("connect to redis-server"))
     }

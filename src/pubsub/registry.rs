@@ -1,0 +1,240 @@
+//! The subscription registry and the outbox of messages waiting for delivery.
+
+use std::collections::HashMap;
+
+use crate::store::glob_match;
+
+/// A subscribed connection: its slab key, and its client id because slab keys are reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscriber {
+    /// The connection's slab key (its token).
+    pub key: usize,
+    /// The client's id (CLIENT ID).
+    pub id: u64,
+}
+
+/// Names to subscribers. The one map type of Pub/Sub: the registry's and each client's own
+/// lists (whose values stay empty) share it, because every instantiation of the hash table
+/// costs kilobytes of the static binary's 1 MiB budget.
+pub type Names = HashMap<Vec<u8>, Vec<Subscriber>>;
+
+/// What one client is subscribed to (the names; their values are unused); lives in its
+/// `ClientState`, so a closing connection can take its entries out of the registry without a
+/// search.
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    /// Channels (SUBSCRIBE).
+    pub channels: Names,
+    /// Patterns (PSUBSCRIBE).
+    pub patterns: Names,
+}
+
+impl Subscriptions {
+    /// The channels, or the patterns.
+    pub fn names(&mut self, patterns: bool) -> &mut Names {
+        if patterns {
+            &mut self.patterns
+        } else {
+            &mut self.channels
+        }
+    }
+}
+
+impl Subscriptions {
+    /// Channels plus patterns: the count Redis puts in every (un)subscribe frame.
+    pub fn count(&self) -> usize {
+        self.channels.len() + self.patterns.len()
+    }
+
+    /// True while subscribed to anything (Redis's `P` flag, the pub/sub output limit class).
+    pub fn active(&self) -> bool {
+        !self.channels.is_empty() || !self.patterns.is_empty()
+    }
+}
+
+/// One published message; a delivery refers to it by index.
+#[derive(Debug)]
+pub struct Message {
+    /// The channel it was published to.
+    pub channel: Vec<u8>,
+    /// Its payload.
+    pub payload: Vec<u8>,
+}
+
+/// One message for one receiver; `pattern` when it matched through PSUBSCRIBE.
+#[derive(Debug)]
+pub struct Delivery {
+    /// Who gets it.
+    pub to: Subscriber,
+    /// Index into [`Outbox::messages`].
+    pub message: usize,
+    /// The pattern it matched (a `pmessage`), or none (a `message`).
+    pub pattern: Option<Vec<u8>>,
+}
+
+/// Messages published since the loop last delivered, in order.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    /// The messages.
+    pub messages: Vec<Message>,
+    /// Who gets which, in the order they must arrive.
+    pub deliveries: Vec<Delivery>,
+}
+
+impl Outbox {
+    /// True when nothing waits for delivery.
+    pub fn is_empty(&self) -> bool {
+        self.deliveries.is_empty()
+    }
+}
+
+/// Every subscription on the server, and the outbox.
+#[derive(Debug, Default)]
+pub struct Registry {
+    channels: Names,
+    patterns: Names,
+    /// Messages waiting for the loop.
+    pub outbox: Outbox,
+}
+
+impl Registry {
+    /// True when nobody is subscribed to anything: publishing then only counts zero.
+    pub fn is_empty(&self) -> bool {
+        self.channels.is_empty() && self.patterns.is_empty()
+    }
+
+    fn names(&mut self, patterns: bool) -> &mut Names {
+        if patterns {
+            &mut self.patterns
+        } else {
+            &mut self.channels
+        }
+    }
+
+    /// Adds `who` to a channel's (or pattern's) subscribers; the caller checked it was not one
+    /// already.
+    pub fn join(&mut self, who: Subscriber, name: &[u8], patterns: bool) {
+        self.names(patterns)
+            .entry(name.to_vec())
+            .or_default()
+            .push(who);
+    }
+
+    /// Takes `who` off a channel (or pattern).
+    pub fn leave(&mut self, who: Subscriber, name: &[u8], patterns: bool) {
+        let names = self.names(patterns);
+        if let Some(subscribers) = names.get_mut(name) {
+            subscribers.retain(|s| *s != who);
+            if subscribers.is_empty() {
+                names.remove(name);
+            }
+        }
+    }
+
+    /// Takes every subscription of a client that is closing or resetting.
+    pub fn drop_client(&mut self, who: Subscriber, subs: &Subscriptions) {
+        for (names, patterns) in [(&subs.channels, false), (&subs.patterns, true)] {
+            for name in names.keys() {
+                self.leave(who, name, patterns);
+            }
+        }
+    }
+
+    /// Queues `payload` for every subscriber of `channel` and of each pattern matching it;
+    /// returns how many deliveries that made (PUBLISH's reply).
+    pub fn publish(&mut self, channel: &[u8], payload: &[u8]) -> usize {
+        if self.is_empty() {
+            return 0;
+        }
+        let message = self.outbox.messages.len();
+        let before = self.outbox.deliveries.len();
+        let deliveries = &mut self.outbox.deliveries;
+        if let Some(subscribers) = self.channels.get(channel) {
+            deliveries.extend(subscribers.iter().map(|&to| Delivery {
+                to,
+                message,
+                pattern: None,
+            }));
+        }
+        for (pattern, subscribers) in &self.patterns {
+            if glob_match(pattern, channel) {
+                for &to in subscribers {
+                    deliveries.push(Delivery {
+                        to,
+                        message,
+                        pattern: Some(pattern.clone()),
+                    });
+                }
+            }
+        }
+        let made = deliveries.len() - before;
+        if made > 0 {
+            self.outbox.messages.push(Message {
+                channel: channel.to_vec(),
+                payload: payload.to_vec(),
+            });
+        }
+        made
+    }
+
+    /// Takes the messages waiting for delivery.
+    pub fn take_outbox(&mut self) -> Outbox {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// Channels with at least one subscriber, matching `pattern` when given (PUBSUB CHANNELS).
+    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<&[u8]> {
+        self.channels
+            .keys()
+            .filter(|channel| pattern.is_none_or(|p| glob_match(p, channel)))
+            .map(Vec::as_slice)
+            .collect()
+    }
+
+    /// Subscribers of `channel` (PUBSUB NUMSUB).
+    pub fn numsub(&self, channel: &[u8]) -> usize {
+        self.channels.get(channel).map_or(0, Vec::len)
+    }
+
+    /// Patterns with at least one subscriber (PUBSUB NUMPAT counts patterns, not clients).
+    pub fn numpat(&self) -> usize {
+        self.patterns.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_reaches_channel_and_pattern_subscribers_once_each() {
+        let mut registry = Registry::default();
+        let (a, b) = (Subscriber { key: 1, id: 10 }, Subscriber { key: 2, id: 20 });
+        assert_eq!(registry.publish(b"news", b"x"), 0);
+        registry.join(a, b"news", false);
+        registry.join(a, b"n*", true);
+        registry.join(b, b"n*", true);
+        registry.join(b, b"z*", true);
+        assert_eq!(registry.publish(b"news", b"hello"), 3);
+        assert_eq!(registry.publish(b"other", b"x"), 0);
+        let outbox = registry.take_outbox();
+        assert_eq!(
+            outbox.messages.len(),
+            1,
+            "a message nobody gets is not kept"
+        );
+        assert_eq!(outbox.deliveries[0].pattern, None);
+        assert_eq!(registry.numpat(), 2);
+        let subs = Subscriptions {
+            channels: [(b"news".to_vec(), Vec::new())].into(),
+            patterns: [(b"n*".to_vec(), Vec::new())].into(),
+        };
+        registry.drop_client(a, &subs);
+        assert_eq!(registry.numsub(b"news"), 0);
+        assert!(registry.channels(None).is_empty());
+        assert_eq!(registry.publish(b"news", b"x"), 1);
+        registry.leave(b, b"n*", true);
+        registry.leave(b, b"z*", true);
+        assert!(registry.is_empty());
+    }
+}
