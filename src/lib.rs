@@ -14,5 +14,6 @@ pub mod config;
 pub mod logging;
 pub mod persist;
 pub mod protocol;
+pub mod replication;
 pub mod server;
 pub mod store;

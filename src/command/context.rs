@@ -57,6 +57,19 @@ pub enum Flow {
         /// Write the final snapshot.
         save: bool,
     },
+    /// Send nothing (REPLCONF ACK and GETACK, which Redis never answers).
+    Silent,
+    /// Hold the reply until `replicas` replicas acknowledged the client's last write, or
+    /// `timeout_ms` passed (0: no limit) (WAIT).
+    Wait {
+        /// Replicas wanted.
+        replicas: u64,
+        /// Longest wait in milliseconds.
+        timeout_ms: u64,
+    },
+    /// The client becomes a replica: the reply (`+FULLRESYNC`/`+CONTINUE`) is followed by an
+    /// image or the backlog (PSYNC).
+    Replicate(crate::replication::Psync),
 }
 
 /// Per-client state a command can read or set.
@@ -76,6 +89,14 @@ pub struct ClientState {
     pub flow: Flow,
     /// The client's address (SLOWLOG shows it); None for requests replayed from the log.
     pub peer: Option<std::net::SocketAddr>,
+    /// The port a replica said it listens on (REPLCONF listening-port).
+    pub replica_port: Option<u16>,
+    /// The replica can take a full sync framed with `$EOF:` (REPLCONF capa eof).
+    pub capa_eof: bool,
+    /// This is the link to our primary: its writes are applied on a read-only replica.
+    pub is_master: bool,
+    /// The stream offset after this client's last write, which WAIT waits for.
+    pub woff: u64,
 }
 
 /// Counters reported by INFO stats.
@@ -177,6 +198,8 @@ pub struct ServerState {
     pub kill: Vec<(usize, u64)>,
     /// The audit log's writer, when `--audit-log` is set.
     pub audit: Option<crate::audit::AuditLog>,
+    /// Replication: role, ids, offsets, backlog, replicas.
+    pub repl: crate::replication::ReplState,
     started: Instant,
     rng: u64,
 }
@@ -199,6 +222,7 @@ impl ServerState {
             clients: Vec::new(),
             kill: Vec::new(),
             audit: None,
+            repl: crate::replication::ReplState::default(),
             started: Instant::now(),
             rng: seed | 1,
         }

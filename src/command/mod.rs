@@ -8,6 +8,7 @@ mod connection;
 mod context;
 mod expiry;
 mod keys;
+mod replication;
 mod server;
 mod stats;
 mod strings;
@@ -159,6 +160,7 @@ pub fn table() -> impl Iterator<Item = &'static Spec> {
         keys::COMMANDS,
         expiry::COMMANDS,
         server::COMMANDS,
+        replication::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -266,8 +268,44 @@ pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, C
             return (Reply::error_owned(refusal.clone()), Call::Rejected(spec));
         }
     }
+    if let Some(refusal) = replication_refusal(ctx, spec) {
+        return (refusal, Call::Rejected(spec));
+    }
     ((spec.handler)(ctx, args), Call::Ran(spec))
 }
+
+/// Redis's replication refusals: writes to a read-only replica, data commands while the link
+/// is down with `replica-serve-stale-data no`, and writes on a primary short of good replicas.
+fn replication_refusal(ctx: &Ctx<'_>, spec: &Spec) -> Option<Reply<'static>> {
+    let (repl, settings) = (&ctx.server.repl, &ctx.server.config.repl);
+    if ctx.client.is_master {
+        return None;
+    }
+    if !repl.is_replica() {
+        let wanted = settings.min_replicas_to_write;
+        let short = wanted > 0
+            && settings.min_replicas_max_lag > 0
+            && repl.good_replicas(settings.min_replicas_max_lag, std::time::Instant::now())
+                < wanted;
+        return (spec.is_write() && short).then_some(NOREPLICAS);
+    }
+    if spec.is_write() && settings.read_only {
+        return Some(READONLY);
+    }
+    let data = spec.is_write() || spec.flags.contains(&"readonly");
+    (data && !settings.serve_stale_data && !repl.link_up()).then_some(MASTERDOWN)
+}
+
+/// A write sent to a read-only replica.
+pub const READONLY: Reply<'static> =
+    Reply::error("READONLY You can't write against a read only replica.");
+/// A write on a primary with fewer good replicas than `min-replicas-to-write`.
+pub const NOREPLICAS: Reply<'static> =
+    Reply::error("NOREPLICAS Not enough good replicas to write.");
+/// A data command on a replica whose link is down, with `replica-serve-stale-data no`.
+pub const MASTERDOWN: Reply<'static> = Reply::error(
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+);
 
 /// Most keys one command evicts before it goes on regardless: a turn stays short however far
 /// over `maxmemory` a `CONFIG SET` left the data.

@@ -155,6 +155,12 @@ pub struct Connection {
     pub http: bool,
     /// A `100 Continue` went out for the request whose body is awaited.
     pub continue_sent: bool,
+    /// WAIT holds this client's reply until replicas acknowledge.
+    pub waiting: Option<super::replicate::Waiting>,
+    /// This client is a replica of ours (it sent PSYNC).
+    pub follower: Option<Box<super::replicate::Follower>>,
+    /// This is our link to the primary we follow.
+    pub link: Option<Box<super::replicate::Link>>,
 }
 
 impl Connection {
@@ -177,6 +183,9 @@ impl Connection {
             over_soft_limit_since: None,
             http: false,
             continue_sent: false,
+            waiting: None,
+            follower: None,
+            link: None,
         }
     }
 

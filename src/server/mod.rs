@@ -10,6 +10,7 @@ mod http;
 mod metrics;
 mod persistence;
 mod recover;
+mod replicate;
 mod signals;
 
 use std::io;
@@ -101,6 +102,18 @@ pub enum News {
     SnapshotDone(Done),
     /// The log thread wrote, fsynced, or failed.
     Log(Report),
+    /// A full sync's thread has chunks ready for replica `key` (client `id`), or finished:
+    /// whether all of the image went, and the image back.
+    Sync {
+        /// The replica's slab key.
+        key: usize,
+        /// Its client id (keys are reused).
+        id: u64,
+        /// Set when the thread is done.
+        done: Option<(bool, crate::store::Image)>,
+    },
+    /// A full sync received from the primary was decoded (for link attempt N).
+    Loaded(u64, Result<Box<Store>, String>),
 }
 
 /// A way to reach a running server from another thread.
@@ -167,6 +180,8 @@ pub struct Server {
     next_expire_round: Instant,
     /// The store's copy count at which this turn's copy-on-write budget is spent.
     copy_limit: u64,
+    /// Replication: the link, held WAITs, timers.
+    repl: replicate::ReplLoop,
 }
 
 impl Server {
@@ -250,7 +265,9 @@ impl Server {
             unfinished: Vec::new(),
             next_expire_round: Instant::now(),
             copy_limit: COPY_BUDGET,
+            repl: replicate::ReplLoop::default(),
         };
+        server.restore_replication(recovered.repl);
         server.log = persistence::start_log(&server)?;
         // Keys whose time passed while the server was down were dropped after the replay. New
         // records go on the end of the same log segment, so it must say they are gone first:
@@ -329,6 +346,7 @@ impl Server {
                 }
             }
             self.expire_keys();
+            self.replication_turn();
             self.reclaim();
             self.submit_log();
             self.tick();
@@ -360,6 +378,9 @@ impl Server {
         }
         if self.store.reclaiming() {
             timeout = Duration::ZERO; // Take back what the last snapshot kept, a slice per turn.
+        }
+        if self.replicating() {
+            timeout = timeout.min(replicate::CRON);
         }
         timeout
     }
@@ -499,6 +520,12 @@ impl Server {
     /// It reads only when every complete request already read has been executed, so input never
     /// piles up behind a backlog of replies.
     fn drive(&mut self, key: usize) {
+        match self.conns.get(key) {
+            None => return,
+            Some(conn) if conn.link.is_some() => return self.drive_link(key),
+            Some(conn) if conn.follower.is_some() => return self.drive_follower(key),
+            Some(_) => {}
+        }
         let high_water = self.state.config.output_buffer_high_water;
         let (mut turns, mut bytes) = (TURN_BUDGET, TURN_BYTES);
         // A short read emptied the socket: the next read would only say WouldBlock, a third
@@ -515,6 +542,7 @@ impl Server {
                 self.store.set_clock(unix_ms());
                 let was_waiting = conn.awaiting_snapshot.is_some();
                 let was_held = conn.hold.is_some();
+                let was_waiting_repl = conn.waiting.is_some();
                 let (store, state, journal) = (&mut self.store, &mut self.state, &mut self.journal);
                 let stopped = if conn.http {
                     http::execute_pending(conn, store, state, journal, self.copy_limit)
@@ -526,6 +554,9 @@ impl Server {
                 }
                 if !was_held && conn.hold.is_some() {
                     self.held.push(key);
+                }
+                if !was_waiting_repl && conn.waiting.is_some() {
+                    self.repl.add_waiter(key, conn.client.id);
                 }
                 stopped
             };
@@ -579,6 +610,10 @@ impl Server {
             }
         }
         self.after_io(key);
+        if self.conns.get(key).is_some_and(|c| c.follower.is_some()) {
+            // It sent PSYNC: from now on it is a replica.
+            return self.start_follower(key);
+        }
         if backlogged
             && self
                 .conns
@@ -658,6 +693,9 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
+        if conn.follower.is_some() || conn.link.is_some() {
+            return false; // Replicas have limits of their own, checked as the stream grows.
+        }
         let Some(which) = output_limit_broken(conn, &limit, now) else {
             return false;
         };
@@ -691,7 +729,10 @@ impl Server {
             let Some(conn) = self.conns.get(key) else {
                 continue;
             };
-            let waiting = conn.awaiting_snapshot.is_some() || conn.hold.is_some();
+            let waiting = conn.awaiting_snapshot.is_some()
+                || conn.hold.is_some()
+                || conn.waiting.is_some()
+                || conn.follower.is_some();
             let idle = match self.state.clients.get(key) {
                 Some(Some(info)) => now.saturating_duration_since(info.last_active),
                 _ => Duration::ZERO,
@@ -731,6 +772,13 @@ impl Server {
         if let Some(mut conn) = self.conns.try_remove(key) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
             debug!("client {} closed: {why}", conn.peer);
+            if let Some(link) = conn.link.take() {
+                self.link_closed(key, &link, why);
+            }
+            if conn.follower.is_some() {
+                info!("replica {} disconnected: {why}", conn.peer);
+                self.state.repl.replicas.retain(|r| r.key != key);
+            }
         }
         self.state.connected_clients = self.conns.len();
     }
@@ -741,6 +789,8 @@ impl Server {
                 News::Shutdown(why) => self.begin_shutdown(why),
                 News::SnapshotDone(done) => self.snapshot_done(done),
                 News::Log(report) => self.log_report(report),
+                News::Sync { key, id, done } => self.sync_news(key, id, done),
+                News::Loaded(generation, result) => self.image_loaded(generation, result),
             }
         }
     }
@@ -802,6 +852,7 @@ impl Server {
         self.snapshot_timer(now);
         self.kill_clients();
         self.client_cron(now);
+        self.replication_cron(now);
         self.apply_config_changes(now);
     }
 
