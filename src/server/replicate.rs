@@ -582,9 +582,19 @@ impl Server {
             }
             self.repl.backoff = RETRY_FIRST;
         }
-        if self.state.repl.master.is_some() {
-            self.link_failed(&format!("lost the link to the primary ({why})"), now);
-        }
+        let Some(master) = &self.state.repl.master else {
+            return;
+        };
+        let target = format!("{}:{}", master.host, master.port);
+        let what = match link.phase {
+            Phase::Connecting => format!("cannot connect to primary {target} ({why})"),
+            Phase::Handshake => format!("handshake with primary {target} failed: {why}"),
+            Phase::Payload | Phase::Loading => {
+                format!("full sync from primary {target} failed: {why}")
+            }
+            Phase::Online => format!("lost the link to primary {target} ({why})"),
+        };
+        self.link_failed(&what, now);
     }
 
     /// Closes a link that went quiet for `repl-timeout`, and acknowledges every second.
@@ -652,7 +662,6 @@ impl Server {
                 Err(e) => return self.close(key, &e.to_string()),
             };
             if let Err(why) = self.link_input(key) {
-                warn!("replication: {why}");
                 return self.close(key, &why);
             }
             if !more {
