@@ -420,7 +420,7 @@ if [[ -n $rb_ceiling ]]; then
 fi
 echo
 
-echo "targets (issue 6):"
+echo "targets (docs/performance.md, \"The targets\"):"
 cat "$TARGETS"
 echo "$MISSED target(s) missed; spread = (max - min) / median over the rounds"
 echo "bench took $((SECONDS - started_at)) s; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end" \

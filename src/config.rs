@@ -633,6 +633,30 @@ const SETTINGS: &[Setting] = &[
     },
 ];
 
+/// One row of the settings table, as `docs/configuration.md` must list it (`tests/docs.rs`
+/// checks the page against [`settings`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettingInfo {
+    /// The flag without its `--`, the config-file directive and the CONFIG GET/SET name.
+    pub name: &'static str,
+    /// The default, as `--help` prints it (empty: none).
+    pub default: &'static str,
+    /// The `--help` line.
+    pub help: &'static str,
+    /// CONFIG SET may change it while the server runs.
+    pub settable: bool,
+}
+
+/// Every setting, in `--help` order.
+pub fn settings() -> impl Iterator<Item = SettingInfo> {
+    SETTINGS.iter().map(|s| SettingInfo {
+        name: s.name,
+        default: s.default,
+        help: s.help,
+        settable: s.settable,
+    })
+}
+
 /// Settings Redis tools ask for that pocketkv answers with fixed values.
 const FIXED: &[(&str, &str)] = &[("databases", "1")];
 
@@ -887,7 +911,8 @@ pub fn help() -> String {
     text
 }
 
-fn env_name(flag: &str) -> String {
+/// The environment variable of a setting: `POCKETKV_` and the name in upper case, `-` as `_`.
+pub fn env_name(flag: &str) -> String {
     format!("POCKETKV_{}", flag.to_uppercase().replace('-', "_"))
 }
 

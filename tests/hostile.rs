@@ -276,7 +276,8 @@ fn connect_disconnect_cycles_leak_no_fds_or_memory() {
 
 /// Trickling connections at once.
 const SLOW_CLIENTS: usize = 1000;
-/// Each trickling connection sends one byte per this period (the issue's "one byte a second").
+/// Each trickling connection sends one byte per this period (slowloris's classic "one byte a
+/// second").
 const TRICKLE_PERIOD: Duration = Duration::from_secs(1);
 /// Length of one measurement window.
 const WINDOW: Duration = Duration::from_secs(1);

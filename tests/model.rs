@@ -60,7 +60,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// `proto-max-bulk-len` at its default: the largest value SETRANGE may build.
 const MAX_BULK: u64 = 512 * 1024 * 1024;
 
-/// A SCAN cursor past every shard (cursors are shard numbers; README: 0-16383), which ends a
+/// A SCAN cursor past every shard (cursors are shard numbers, 0-10239: docs/commands.md, SCAN), which ends a
 /// scan at once with nothing.
 const PAST_EVERY_SHARD: u64 = 1 << 32;
 

@@ -51,7 +51,7 @@ type Notify = Arc<dyn Fn(Done) + Send + Sync>;
 
 /// Handle to the writer thread. The thread starts with the first job, not with the server: a
 /// server that never snapshots has no thread, and an idle one holds no stack and no malloc arena
-/// for it (about 12 KB of RSS, README "Where the idle RSS goes").
+/// for it (about 12 KB of RSS; docs/performance.md, "Memory").
 pub struct Writer {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,

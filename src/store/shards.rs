@@ -23,7 +23,7 @@ use super::table::{self, Table};
 pub(super) const GROUP: usize = 64;
 
 /// Number of groups. At a million keys, 10,240 shards hold about 98 keys each, which fill
-/// 18-bucket tables (126 places) to about 0.78 (README, Performance).
+/// 18-bucket tables (126 places) to about 0.78 (docs/performance.md, "Memory").
 const GROUPS: usize = 160;
 
 /// Number of shards.

@@ -14,7 +14,7 @@
 //! hash (one keyed SipHash per request, shared with the choice of shard); the table only needs
 //! the hasher again when it grows. Bucket counts grow by a quarter, not double: a shard holds
 //! about a hundred keys at a million, and finer steps keep the tables about as full as
-//! hashbrown's 128 slots were (README, Performance).
+//! hashbrown's 128 slots were (docs/performance.md, "Memory").
 
 use super::record::{Record, Slot};
 
