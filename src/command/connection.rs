@@ -163,7 +163,14 @@ fn hello<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         ),
         (field("id"), Reply::Integer(ctx.client.id as i64)),
         (field("mode"), field("standalone")),
-        (field("role"), field("master")),
+        (
+            field("role"),
+            field(if ctx.server.repl.is_replica() {
+                "replica"
+            } else {
+                "master"
+            }),
+        ),
         (field("modules"), Reply::Array(Vec::new())),
     ])
 }

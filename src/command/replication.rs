@@ -20,7 +20,7 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec::new("replconf", -1, replconf).flags(ADMIN).doc(G, "option value [option value ...]", "what a replica tells its primary"),
     Spec::new("psync", -3, psync).flags(ADMIN).doc(G, "replid offset", "a replica asks for the stream from an offset"),
     Spec::new("wait", 3, wait).flags(&["noscript"]).doc(G, "numreplicas timeout", "wait until replicas acknowledged this client's writes"),
-    Spec::new("debug", -2, debug).flags(ADMIN).doc(G, "DIGEST", "a digest of the whole keyspace (equal data, equal digest)"),
+    Spec::new("debug", -2, debug).flags(ADMIN).doc("server", "DIGEST", "a digest of the whole keyspace (equal data, equal digest)"),
 ];
 
 fn replicaof<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {

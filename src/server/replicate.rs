@@ -136,6 +136,10 @@ pub(super) struct ReplLoop {
     getack: bool,
     /// Counts link attempts, so a late image from an old link is thrown away.
     generation: u64,
+    /// Successful snapshots needed before the log may record positions again: after a full
+    /// sync the log's older segments hold another history, so until a snapshot of the loaded
+    /// data is durable a restart must not trust a position (it gets a full sync instead).
+    positions_after_save: u64,
 }
 
 impl ReplLoop {
@@ -159,6 +163,7 @@ impl Default for ReplLoop {
             last_ack: now,
             getack: false,
             generation: 0,
+            positions_after_save: 0,
         }
     }
 }
@@ -264,8 +269,12 @@ impl Server {
             } else {
                 follower.pending.extend_from_slice(&bytes);
             }
-            let waiting = follower.pending.len();
-            let held = conn.pending_output() + waiting;
+            // During a full sync the image's chunks are not counted: they are bounded apart.
+            let held = if follower.online {
+                conn.pending_output()
+            } else {
+                follower.pending.len()
+            };
             let soft_broken = limit.soft > 0 && held >= limit.soft && {
                 let since = *conn.over_soft_limit_since.get_or_insert(now);
                 now.duration_since(since).as_secs() > limit.soft_seconds
@@ -363,10 +372,17 @@ impl Server {
     /// Reads a replica's acknowledgements and sends what it is due.
     pub(super) fn drive_follower(&mut self, key: usize) {
         let mut acked = None;
-        for _ in 0..READS_PER_TURN {
+        let mut reads = 0;
+        loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
+            if reads == READS_PER_TURN {
+                // Edge-triggered: no new event comes for what is left; go on next turn.
+                self.unfinished.push(key);
+                break;
+            }
+            reads += 1;
             match conn.read_once() {
                 Ok(ReadOutcome::Data { n, .. }) => self.state.stats.net_input_bytes += n as u64,
                 Ok(ReadOutcome::WouldBlock) => break,
@@ -621,7 +637,14 @@ impl Server {
     /// Reads and handles what the primary sent, whatever the link's phase.
     pub(super) fn drive_link(&mut self, key: usize) {
         let now = Instant::now();
-        for _ in 0..READS_PER_TURN {
+        let mut reads = 0;
+        loop {
+            if reads == READS_PER_TURN {
+                // Edge-triggered: no new event comes for what is left; go on next turn.
+                self.unfinished.push(key);
+                break;
+            }
+            reads += 1;
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
@@ -909,7 +932,10 @@ impl Server {
         // Their data follows the old history.
         self.drop_followers("this server loaded a full sync");
         // The new data, with its position, goes to disk as a snapshot (and rotates the log).
-        self.state.snapshot.wanted = true;
+        let snapshot = &mut self.state.snapshot;
+        snapshot.wanted = true;
+        self.repl.positions_after_save =
+            snapshot.saves_ok + 1 + u64::from(snapshot.running_since.is_some());
         info!("replication: full sync loaded ({keys} keys at offset {offset}): the link is up");
         if let Some(link) = self.conns.get_mut(key).and_then(|c| c.link.as_mut()) {
             link.phase = Phase::Online;
@@ -1012,7 +1038,8 @@ impl Server {
         };
         self.store.pause_expiry(false);
         super::persistence::record_dropped(&mut self.store, &mut self.state, &mut self.journal);
-        if applied && self.state.log.enabled {
+        let trusted = self.state.snapshot.saves_ok >= self.repl.positions_after_save;
+        if applied && self.state.log.enabled && trusted {
             let repl = &self.state.repl;
             let position = [
                 POSITION_RECORD.to_vec(),
