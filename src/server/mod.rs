@@ -102,15 +102,15 @@ pub enum News {
     SnapshotDone(Done),
     /// The log thread wrote, fsynced, or failed.
     Log(Report),
-    /// A full sync's thread has chunks ready for replica `key` (client `id`), or finished:
-    /// whether all of the image went, and the image back.
+    /// A full sync's thread finished for replica `key` (client `id`): whether all of the
+    /// image went, and the image back.
     Sync {
         /// The replica's slab key.
         key: usize,
         /// Its client id (keys are reused).
         id: u64,
-        /// Set when the thread is done.
-        done: Option<(bool, crate::store::Image)>,
+        /// Whether it all went, and the image.
+        done: (bool, crate::store::Image),
     },
     /// A full sync received from the primary was decoded (for link attempt N).
     Loaded(u64, Result<Box<Store>, String>),
@@ -335,6 +335,11 @@ impl Server {
                     HTTP_LISTENER => self.accept(true),
                     WAKER => self.read_news(),
                     SIGNALS => self.read_signals(),
+                    Token(pipe) if pipe >= replicate::SYNC_TOKENS => {
+                        let key = pipe - replicate::SYNC_TOKENS;
+                        self.pump(key);
+                        self.after_io(key);
+                    }
                     Token(key) => {
                         if event.is_read_closed() || event.is_error() {
                             if let Some(conn) = self.conns.get_mut(key) {

@@ -9,7 +9,6 @@
 
 use std::io::{self, Write};
 use std::net::ToSocketAddrs;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use log::{info, warn};
@@ -24,15 +23,15 @@ use crate::replication::link::{self, Framing, PsyncReply, Step, EOF_MARK};
 use crate::replication::{Asked, Backlog, LinkState, Psync, ReplicaRow};
 use crate::store::{Image, Store};
 
-/// Bytes of image a sync thread hands over at a time.
+/// Bytes of image a sync thread writes to its pipe at a time.
 const SYNC_CHUNK: usize = 64 * 1024;
 
-/// Chunks that may wait in the channel: what a full sync buffers beyond the socket (1 MiB).
-const SYNC_CHUNKS: usize = 16;
-
-/// Unsent output above which the loop leaves further chunks in the channel: the thread then
-/// blocks, so a slow replica slows its sync thread, not the server's memory.
+/// Unsent output above which the loop leaves the image in the pipe: the thread then blocks on
+/// the full pipe, so a slow replica slows its sync thread, not the server's memory.
 const SYNC_HIGH_WATER: usize = 1 << 20;
+
+/// Tokens of full-sync pipes: this plus the replica's slab key.
+pub(super) const SYNC_TOKENS: usize = usize::MAX / 2;
 
 /// How often a replica acknowledges its offset (Redis: every second).
 const ACK_PERIOD: Duration = Duration::from_secs(1);
@@ -73,8 +72,8 @@ pub struct Follower {
     psync: Psync,
     /// Registered in the replica list, its sync started.
     started: bool,
-    /// Chunks of the image from the sync thread.
-    chunks: Option<mpsc::Receiver<Vec<u8>>>,
+    /// The read end of the pipe the sync thread writes the image into.
+    pipe: Option<mio::net::UnixStream>,
     /// The thread sent the whole image.
     image_sent: bool,
     /// Stream bytes that came while the image was being sent.
@@ -89,7 +88,7 @@ impl Follower {
         Follower {
             psync,
             started: false,
-            chunks: None,
+            pipe: None,
             image_sent: false,
             pending: Vec::new(),
             online: false,
@@ -351,8 +350,15 @@ impl Server {
                 conn.output.extend_from_slice(&mark);
                 conn.output.extend_from_slice(b"\r\n");
                 let id = conn.client.id;
-                match spawn_sync(self.handle.clone(), key, id, image, mark) {
-                    Ok(chunks) => follower.chunks = Some(chunks),
+                let pipe =
+                    spawn_sync(self.handle.clone(), key, id, image, mark).and_then(|mut pipe| {
+                        let token = Token(SYNC_TOKENS + key);
+                        let registry = self.poll.registry();
+                        registry.register(&mut pipe, token, Interest::READABLE)?;
+                        Ok(pipe)
+                    });
+                match pipe {
+                    Ok(pipe) => follower.pipe = Some(pipe),
                     Err(e) => {
                         warn!("replica {}: cannot start a full sync: {e}", conn.peer);
                         self.close(key, "full sync failed to start");
@@ -408,27 +414,28 @@ impl Server {
         self.after_io(key);
     }
 
-    /// Moves image chunks from the sync thread into a replica's output while it keeps up; once
-    /// the image is out, the stream that came meanwhile follows and the replica is online.
-    fn pump(&mut self, key: usize) {
+    /// Moves the image from the sync thread's pipe into a replica's output while it keeps up;
+    /// once the image is out, the stream that came meanwhile follows and the replica is online.
+    pub(super) fn pump(&mut self, key: usize) {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
         let Some(follower) = conn.follower.as_mut() else {
             return;
         };
-        let Some(chunks) = &follower.chunks else {
+        let Some(pipe) = follower.pipe.as_mut() else {
             return;
         };
+        let mut chunk = [0u8; 16 * 1024];
         while conn.output.len() < SYNC_HIGH_WATER {
-            match chunks.try_recv() {
-                Ok(chunk) => conn.output.extend_from_slice(&chunk),
-                Err(mpsc::TryRecvError::Empty) => return,
-                Err(mpsc::TryRecvError::Disconnected) => {
+            match io::Read::read(pipe, &mut chunk) {
+                Ok(0) => {
                     if !follower.image_sent {
-                        return; // SyncDone says whether it all went.
+                        return; // The thread's news says whether it all went.
                     }
-                    follower.chunks = None;
+                    if let Some(mut pipe) = follower.pipe.take() {
+                        let _ = self.poll.registry().deregister(&mut pipe);
+                    }
                     conn.output.append(&mut follower.pending);
                     follower.online = true;
                     if let Some(row) = self.state.repl.replicas.iter_mut().find(|r| r.key == key) {
@@ -438,19 +445,19 @@ impl Server {
                     info!("replica {} is online (full sync sent)", conn.peer);
                     return;
                 }
+                Ok(n) => conn
+                    .output
+                    .extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return, // WouldBlock: more comes with the next READABLE.
             }
         }
     }
 
-    /// News from a sync thread: more chunks, or the end of the image.
-    pub(super) fn sync_news(&mut self, key: usize, id: u64, done: Option<(bool, Image)>) {
-        let ok = match done {
-            Some((ok, image)) => {
-                self.store.retire(image);
-                Some(ok)
-            }
-            None => None,
-        };
+    /// A sync thread is done: whether all of the image went, and the image back.
+    pub(super) fn sync_news(&mut self, key: usize, id: u64, done: (bool, Image)) {
+        let (ok, image) = done;
+        self.store.retire(image);
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -460,11 +467,10 @@ impl Server {
         let Some(follower) = conn.follower.as_mut() else {
             return;
         };
-        match ok {
-            Some(false) => return self.close(key, "the full sync could not be serialized"),
-            Some(true) => follower.image_sent = true,
-            None => {}
+        if !ok {
+            return self.close(key, "the full sync could not be serialized");
         }
+        follower.image_sent = true;
         self.pump(key);
         self.after_io(key);
     }
@@ -1127,73 +1133,34 @@ fn load_image(payload: &[u8]) -> Result<Box<Store>, String> {
     Ok(store)
 }
 
-/// Starts a thread that serializes `image` into chunks for the loop, ending with `mark`.
+/// Starts a thread that serializes `image` into a pipe the loop reads, ending with `mark`;
+/// returns the pipe's read end. The pipe is the bound: the thread blocks while it is full.
 fn spawn_sync(
     handle: Handle,
     key: usize,
     id: u64,
     image: Image,
     mark: [u8; EOF_MARK],
-) -> io::Result<mpsc::Receiver<Vec<u8>>> {
-    let (tx, rx) = mpsc::sync_channel(SYNC_CHUNKS);
+) -> io::Result<mio::net::UnixStream> {
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
+    ours.set_nonblocking(true)?;
     std::thread::Builder::new()
         .name("replsync".into())
         .spawn(move || {
-            let mut out = Chunks {
-                tx,
-                buf: Vec::with_capacity(SYNC_CHUNK),
-                handle: handle.clone(),
-                key,
-                id,
-            };
+            let mut out = io::BufWriter::with_capacity(SYNC_CHUNK, theirs);
             let ok = crate::persist::encode(&image, &mut out)
                 .and_then(|()| out.write_all(&mark))
                 .and_then(|()| out.flush())
                 .is_ok();
+            // Closing the pipe tells the loop the image ended; the news says how.
             drop(out);
             handle.send(News::Sync {
                 key,
                 id,
-                done: Some((ok, image)),
+                done: (ok, image),
             });
         })?;
-    Ok(rx)
-}
-
-/// A writer that hands full chunks to the loop through the bounded channel.
-struct Chunks {
-    tx: mpsc::SyncSender<Vec<u8>>,
-    buf: Vec<u8>,
-    handle: Handle,
-    key: usize,
-    id: u64,
-}
-
-impl Write for Chunks {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(bytes);
-        if self.buf.len() >= SYNC_CHUNK {
-            self.flush()?;
-        }
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(SYNC_CHUNK));
-        // Blocks while the channel is full: the replica's pace sets this thread's.
-        self.tx
-            .send(chunk)
-            .map_err(|_| io::Error::from(io::ErrorKind::BrokenPipe))?;
-        self.handle.send(News::Sync {
-            key: self.key,
-            id: self.id,
-            done: None,
-        });
-        Ok(())
-    }
+    Ok(mio::net::UnixStream::from_std(ours))
 }
 
 impl Server {
