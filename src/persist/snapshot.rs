@@ -8,8 +8,8 @@
 //! expires. Keys whose time passed while the server was down are dropped at start-up.
 //! `log_seq` is the first append-only log segment the snapshot does not contain: start-up replays
 //! segments from that one on (0 or absent: every segment).
-//! `repl_id` and `repl_offset`, when present, are the replication history and stream offset the
-//! data holds: a restarted replica continues from there (PSYNC) instead of a full sync.
+//! `repl_id` and `repl_offset` are the replication history and stream offset the data holds (""
+//! and 0 when unknown): a restarted replica continues from there (PSYNC) instead of a full sync.
 //! A full sync sends a replica this same format (without compression).
 //! A key or value that is valid UTF-8 is a JSON string; any other bytes are `{"hex": "..."}`.
 //! `keys` must equal the number of pairs, so a file cut short at a pair boundary is still caught.
@@ -105,10 +105,9 @@ struct FileOut<'a> {
     version: u32,
     saved_at_unix_ms: u64,
     log_seq: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    repl_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    repl_offset: Option<u64>,
+    // Plain fields ("" and 0 when unknown): Options would add their own serializer code.
+    repl_id: &'a str,
+    repl_offset: u64,
     keys: usize,
     data: ImagePairs<'a>,
 }
@@ -138,8 +137,8 @@ pub fn encode_positioned(
         version: VERSION,
         saved_at_unix_ms: crate::command::unix_ms(),
         log_seq,
-        repl_id: position.map(|p| p.0),
-        repl_offset: position.map(|p| p.1),
+        repl_id: position.map_or("", |p| p.0),
+        repl_offset: position.map_or(0, |p| p.1),
         keys: image.len(),
         data: ImagePairs(image),
     };
@@ -225,9 +224,9 @@ struct FileIn {
     #[serde(default)]
     log_seq: u64,
     #[serde(default)]
-    repl_id: Option<String>,
+    repl_id: String,
     #[serde(default)]
-    repl_offset: Option<u64>,
+    repl_offset: u64,
     keys: usize,
     data: Vec<Record>,
 }
@@ -328,7 +327,7 @@ fn decode_json(path: &Path, bytes: &[u8]) -> Result<Snapshot, LoadError> {
             ),
         ));
     }
-    let repl = file.repl_id.zip(file.repl_offset);
+    let repl = (file.repl_id.len() == 40).then_some((file.repl_id, file.repl_offset));
     Ok(Snapshot {
         pairs: file.data.into_iter().map(|r| (r.0, r.1)).collect(),
         log_seq: file.log_seq,

@@ -848,7 +848,7 @@ impl Server {
                 let tail = link.payload.len().min(EOF_MARK - 1);
                 let mut window = link.payload[link.payload.len() - tail..].to_vec();
                 window.extend_from_slice(input);
-                match memchr::memmem::find(&window, mark) {
+                match window.windows(EOF_MARK).position(|w| w == mark) {
                     Some(at) if at < tail => {
                         link.payload.truncate(link.payload.len() - (tail - at));
                         (at + EOF_MARK - tail, true)

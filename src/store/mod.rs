@@ -292,7 +292,10 @@ impl Store {
         }
         let mut text = String::with_capacity(48);
         for part in sum {
-            text.push_str(&format!("{part:016x}"));
+            for shift in (0..16).rev() {
+                let digit = (part >> (shift * 4)) as usize & 15;
+                text.push(char::from(b"0123456789abcdef"[digit]));
+            }
         }
         text.truncate(40);
         text
