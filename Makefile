@@ -1,7 +1,7 @@
 # Thin wrappers that mirror CI. `make run` starts the server with defaults; `make test` installs
 # the test tools when missing (redis-tools, redis-server, netcat-openbsd) and runs every test:
 # unit, integration, and the real-client stage.
-.PHONY: build run test lint bench release release-static release-arm64 clean
+.PHONY: build run test lint bench bench-replication release release-static release-arm64 clean
 
 CARGO ?= cargo
 
@@ -27,6 +27,10 @@ bench:
 .PHONY: bench-durability
 bench-durability:
 	bash benches/durability.sh
+
+# Full sync time, primary throughput with 0/1/2 replicas and replication lag, vs redis-server.
+bench-replication:
+	bash benches/replication.sh
 
 release:
 	$(CARGO) build --release

@@ -514,6 +514,8 @@ fn config_set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 fn config_resetstat<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     // As Redis: counters, commandstats and latencies start over; the slow log stays.
     ctx.server.stats = Default::default();
+    let repl = &mut ctx.server.repl;
+    (repl.sync_full, repl.sync_partial_ok, repl.sync_partial_err) = (0, 0, 0);
     Reply::OK
 }
 

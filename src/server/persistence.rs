@@ -39,20 +39,29 @@ impl Journal {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         protocol::encode_request(args, &mut scratch);
-        self.push(&scratch, state);
+        self.push(&scratch, 1, state);
         self.scratch = scratch;
     }
 
-    /// Records one change whose payload is RESP bytes, as it is: to the log when it is on, to
-    /// the replication stream on a primary that has one.
-    pub(super) fn push(&mut self, payload: &[u8], state: &mut ServerState) {
+    /// Records one change: `requests` RESP requests in `payload` (several for a transaction).
+    /// The log gets them as one record; the replication stream, on a primary that has one, as
+    /// one unit: several are wrapped in MULTI ... EXEC, which a replica applies only once all of
+    /// it has arrived, so a transaction is never half visible there.
+    pub(super) fn push(&mut self, payload: &[u8], requests: usize, state: &mut ServerState) {
         if state.log.enabled {
             encode_record(payload, &mut self.pending);
             state.log.last_seq += 1;
             state.log.unsynced_since.get_or_insert_with(Instant::now);
         }
         if state.repl.streaming() {
+            let unit = requests > 1;
+            if unit {
+                state.repl.feed(b"*1\r\n$5\r\nMULTI\r\n");
+            }
             state.repl.feed(payload);
+            if unit {
+                state.repl.feed(b"*1\r\n$4\r\nEXEC\r\n");
+            }
         }
     }
 }
