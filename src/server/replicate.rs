@@ -882,13 +882,14 @@ impl Server {
             let payload = std::mem::take(&mut link.payload);
             let handle = self.handle.clone();
             let generation = self.repl.generation;
-            let spawned = std::thread::Builder::new()
-                .name("replload".into())
-                .spawn(move || {
+            let spawned = helper(
+                "replload",
+                Box::new(move || {
                     let result = load_image(&payload);
                     drop(payload);
                     handle.send(News::Loaded(generation, result));
-                });
+                }),
+            );
             if let Err(e) = spawned {
                 return Err(format!("cannot start loading the full sync: {e}"));
             }
@@ -925,9 +926,9 @@ impl Server {
         let keys = store.len();
         let old = std::mem::replace(&mut self.store, *store);
         // Freeing millions of records takes a while: not on the loop.
-        let _ = std::thread::Builder::new()
-            .name("replfree".into())
-            .spawn(move || drop(old));
+        if let Err(e) = helper("replfree", Box::new(move || drop(old))) {
+            warn!("replication: the old data was freed on the loop ({e})");
+        }
         let size = self.state.config.repl.backlog_size;
         let repl = &mut self.state.repl;
         repl.replid = replid;
@@ -1144,9 +1145,9 @@ fn spawn_sync(
 ) -> io::Result<mio::net::UnixStream> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     ours.set_nonblocking(true)?;
-    std::thread::Builder::new()
-        .name("replsync".into())
-        .spawn(move || {
+    helper(
+        "replsync",
+        Box::new(move || {
             let mut out = io::BufWriter::with_capacity(SYNC_CHUNK, theirs);
             let ok = crate::persist::encode(&image, &mut out)
                 .and_then(|()| out.write_all(&mark))
@@ -1159,8 +1160,18 @@ fn spawn_sync(
                 id,
                 done: (ok, image),
             });
-        })?;
+        }),
+    )?;
     Ok(mio::net::UnixStream::from_std(ours))
+}
+
+/// Starts a named helper thread. One function for every replication helper, so the thread
+/// machinery is compiled once (binary size).
+fn helper(name: &str, work: Box<dyn FnOnce() + Send>) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(work)
+        .map(drop)
 }
 
 impl Server {
