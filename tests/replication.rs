@@ -361,6 +361,24 @@ fn a_replica_of_something_else_keeps_serving_and_retries() {
     c.cmd(&["PING"], b"+PONG\r\n");
     c.cmd(&["DBSIZE"], b":0\r\n");
     assert_eq!(field(&replica, "replication", "master_link_status"), "down");
+    // A redis-server: the handshake works, its RDB image is refused, the data stays.
+    c.cmd(&["CONFIG", "SET", "replica-read-only", "no"], b"+OK\r\n");
+    c.cmd(&["SET", "mine", "1"], b"+OK\r\n");
+    let redis = redis(&[]);
+    let redis_port = redis.2.to_string();
+    common::Client::connect(([127, 0, 0, 1], redis.2).into())
+        .cmd(&["SET", "theirs", "1"], b"+OK\r\n");
+    c.cmd(&["REPLICAOF", "127.0.0.1", &redis_port], b"+OK\r\n");
+    eventually("the redis-server's image is refused", || {
+        replica.connect().call(&["PING"]) == "+PONG"
+            && field(&replica, "replication", "master_link_status") == "down"
+            && redis
+                .info("stats")
+                .iter()
+                .any(|(k, v)| k == "sync_full" && v != "0")
+    });
+    c.cmd(&["GET", "mine"], b"$1\r\n1\r\n");
+    c.cmd(&["GET", "theirs"], b"$-1\r\n");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -401,6 +419,12 @@ fn redis(extra: &[&str]) -> Redis {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     redis
+}
+
+impl Redis {
+    fn info(&self, section: &str) -> Vec<(String, String)> {
+        common::Client::connect(([127, 0, 0, 1], self.2).into()).info(section)
+    }
 }
 
 fn redis_info(port: u16) -> Vec<(String, String)> {

@@ -260,10 +260,13 @@ pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, C
     if !spec.without_auth() && connection::auth_required(ctx) {
         return (NOAUTH, Call::Rejected(spec));
     }
-    if !make_room(ctx) && spec.may_grow() {
+    // What the primary sends has happened already: a replica applies it whatever its own
+    // memory or persistence state, or it would silently drift from its primary.
+    let obey = ctx.client.is_master;
+    if !make_room(ctx) && spec.may_grow() && !obey {
         return (OOM, Call::Rejected(spec));
     }
-    if spec.is_write() {
+    if spec.is_write() && !obey {
         if let Some(refusal) = &ctx.server.refuse_writes {
             return (Reply::error_owned(refusal.clone()), Call::Rejected(spec));
         }

@@ -57,6 +57,8 @@ fn replicaof<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         }
     }
     log::info!("REPLICAOF {host} {port}: following a new primary");
+    // A primary's id and offset describe its data exactly: it asks to continue them.
+    repl.resumable |= repl.master.is_none();
     repl.master = Some(MasterStatus::new(host.clone(), port));
     repl.asked = Some(Asked::Follow);
     ctx.server.config.repl.replicaof = Some((host, port));

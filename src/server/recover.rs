@@ -194,8 +194,10 @@ impl Replayer {
         let unbound = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
         Replayer {
             // The log holds what authenticated clients did; replaying needs no password.
+            // Nor is it refused for want of replicas (min-replicas-to-write): it already happened.
             client: ClientState {
                 authenticated: true,
+                is_master: true,
                 ..ClientState::default()
             },
             // The log holds the evictions that happened (as DEL); replay must not add its own.
