@@ -2,8 +2,8 @@
 //! handshake's replies, the PSYNC answer, and the framing of a full sync's payload.
 //!
 //! The handshake, as Redis 7 does it: `PING`, then in one write `AUTH` (when `masterauth` is
-//! set), `REPLCONF listening-port <port>`, `REPLCONF capa eof capa psync2` and
-//! `PSYNC <replid> <offset>`; the replies come back in that order.
+//! set), `REPLCONF listening-port <port>` and `REPLCONF capa eof capa psync2`, and once those
+//! are answered `PSYNC <replid> <offset>`.
 
 use std::fmt;
 

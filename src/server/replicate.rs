@@ -762,14 +762,20 @@ impl Server {
             .to_string();
             protocol::encode_request(&["REPLCONF", "listening-port", &port], out);
             protocol::encode_request(&["REPLCONF", "capa", "eof", "capa", "psync2"], out);
+            link.steps.extend([Step::Port, Step::Capa]);
+            return Ok(true);
+        }
+        if step == Step::Capa {
+            // PSYNC goes alone once the rest is answered: Redis refuses a PSYNC that arrives
+            // while replies to the client are still pending.
             let offset = (repl.offset + 1).to_string();
             let (replid, offset) = if repl.resumable {
                 (repl.replid.as_str(), offset.as_str())
             } else {
                 ("?", "-1")
             };
-            protocol::encode_request(&["PSYNC", replid, offset], out);
-            link.steps.extend([Step::Port, Step::Capa, Step::Psync]);
+            protocol::encode_request(&["PSYNC", replid, offset], &mut conn.output);
+            link.steps.push(Step::Psync);
             return Ok(true);
         }
         match answer {
