@@ -20,7 +20,11 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec::new("replconf", -1, replconf).flags(ADMIN).doc(G, "option value [option value ...]", "what a replica tells its primary"),
     Spec::new("psync", -3, psync).flags(ADMIN).doc(G, "replid offset", "a replica asks for the stream from an offset"),
     Spec::new("wait", 3, wait).flags(&["noscript"]).doc(G, "numreplicas timeout", "wait until replicas acknowledged this client's writes"),
-    Spec::new("debug", -2, debug).flags(ADMIN).doc("server", "DIGEST", "a digest of the whole keyspace (equal data, equal digest)"),
+    Spec::new("debug", -2, debug).flags(ADMIN).doc("server", "DIGEST", "debugging aids")
+        .subcommands(&[
+            Spec::new("debug|digest", 2, digest).flags(ADMIN).doc("server", "", "a digest of the whole keyspace (equal data, equal digest)"),
+            super::help_entry("debug|help"),
+        ]),
 ];
 
 fn replicaof<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
@@ -176,15 +180,11 @@ fn wait<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     Reply::OK
 }
 
-fn debug<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
-    match args {
-        [_, sub] if sub.eq_ignore_ascii_case(b"digest") => Reply::Status(ctx.db.digest().into()),
-        [_, sub, ..] => {
-            let mut message = b"ERR unknown subcommand '".to_vec();
-            message.extend(sub.iter().filter(|b| !matches!(b, b'\r' | b'\n')).take(128));
-            message.extend_from_slice(b"'. Try DEBUG HELP.");
-            Reply::error_bytes(message)
-        }
-        _ => SYNTAX,
-    }
+fn debug<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    // Reached only without a subcommand, which the arity check already refuses.
+    super::wrong_arity("debug")
+}
+
+fn digest<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    Reply::Status(ctx.db.digest().into())
 }
