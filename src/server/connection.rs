@@ -247,6 +247,19 @@ impl Connection {
         }
     }
 
+    /// Drops output already sent from the front of the buffer once it is most of it: a
+    /// replica's stream is appended to while earlier bytes are still going out, so the buffer
+    /// might never empty, and would otherwise grow with everything ever sent to it.
+    pub fn compact_sent(&mut self) {
+        if self.written > 0 && self.written >= self.output.len() / 2 {
+            self.output.drain(..self.written);
+            if let Some(hold) = &mut self.hold {
+                hold.from = hold.from.saturating_sub(self.written);
+            }
+            self.written = 0;
+        }
+    }
+
     /// Writes pending output until done or `WouldBlock`; returns bytes written.
     pub fn flush(&mut self) -> io::Result<usize> {
         let mut total = 0;

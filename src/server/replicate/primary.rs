@@ -132,6 +132,7 @@ impl Server {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
+            conn.compact_sent();
             let Some(follower) = conn.follower.as_mut() else {
                 continue;
             };
@@ -292,6 +293,8 @@ impl Server {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        conn.compact_sent();
+        let mut room = SYNC_HIGH_WATER.saturating_sub(conn.pending_output());
         let Some(follower) = conn.follower.as_mut() else {
             return;
         };
@@ -299,7 +302,7 @@ impl Server {
             return;
         };
         let mut chunk = [0u8; 16 * 1024];
-        while conn.output.len() < SYNC_HIGH_WATER {
+        while room > 0 {
             match io::Read::read(pipe, &mut chunk) {
                 Ok(0) => {
                     if !follower.image_sent {
@@ -317,9 +320,11 @@ impl Server {
                     info!("replica {} is online (full sync sent)", conn.peer);
                     return;
                 }
-                Ok(n) => conn
-                    .output
-                    .extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                Ok(n) => {
+                    conn.output
+                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
+                    room = room.saturating_sub(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return, // WouldBlock: more comes with the next READABLE.
             }
