@@ -336,9 +336,7 @@ impl Server {
                     WAKER => self.read_news(),
                     SIGNALS => self.read_signals(),
                     Token(pipe) if pipe >= replicate::SYNC_TOKENS => {
-                        let key = pipe - replicate::SYNC_TOKENS;
-                        self.pump(key);
-                        self.after_io(key);
+                        self.feed_follower(pipe - replicate::SYNC_TOKENS);
                     }
                     Token(key) => {
                         if event.is_read_closed() || event.is_error() {

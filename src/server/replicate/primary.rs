@@ -11,6 +11,9 @@ pub(in crate::server) const SYNC_CHUNK: usize = 64 * 1024;
 /// the full pipe, so a slow replica slows its sync thread, not the server's memory.
 pub(in crate::server) const SYNC_HIGH_WATER: usize = 1 << 20;
 
+/// Most image bytes one round of a sync moves into the output, so a turn stays short.
+const SYNC_SLICE: usize = 256 * 1024;
+
 /// Tokens of full-sync pipes: this plus the replica's slab key.
 pub(in crate::server) const SYNC_TOKENS: usize = usize::MAX / 2;
 
@@ -283,30 +286,52 @@ impl Server {
             }
             self.answer_waiters(Instant::now());
         }
-        self.pump(key);
-        self.after_io(key);
+        self.feed_follower(key);
     }
 
     /// Moves the image from the sync thread's pipe into a replica's output while it keeps up;
     /// once the image is out, the stream that came meanwhile follows and the replica is online.
-    pub(in crate::server) fn pump(&mut self, key: usize) {
+    pub(in crate::server) fn feed_follower(&mut self, key: usize) {
+        // A few rounds at most, so one replica's sync never makes a long turn; the pipe's next
+        // READABLE, the socket's next WRITABLE or the next turn brings it back.
+        for _ in 0..4 {
+            let full = self.pump(key);
+            self.after_io(key);
+            let Some(conn) = self.conns.get(key) else {
+                return;
+            };
+            if !full {
+                return;
+            }
+            if conn.pending_output() > 0 {
+                return; // WRITABLE comes when the replica reads.
+            }
+        }
+        // Sent all it was given and the pipe may hold more, with no event to say so.
+        self.unfinished.push(key);
+    }
+
+    /// One slice of [`Server::feed_follower`]: true when it stopped with room used up (the
+    /// pipe may hold more), false when the pipe is empty for now or the image is done.
+    fn pump(&mut self, key: usize) -> bool {
         let Some(conn) = self.conns.get_mut(key) else {
-            return;
+            return false;
         };
         conn.compact_sent();
-        let mut room = SYNC_HIGH_WATER.saturating_sub(conn.pending_output());
+        let room = SYNC_HIGH_WATER.saturating_sub(conn.pending_output());
+        let mut room = room.min(SYNC_SLICE);
         let Some(follower) = conn.follower.as_mut() else {
-            return;
+            return false;
         };
         let Some(pipe) = follower.pipe.as_mut() else {
-            return;
+            return false;
         };
         let mut chunk = [0u8; 16 * 1024];
         while room > 0 {
             match io::Read::read(pipe, &mut chunk) {
                 Ok(0) => {
                     if !follower.image_sent {
-                        return; // The thread's news says whether it all went.
+                        return false; // The thread's news says whether it all went.
                     }
                     if let Some(mut pipe) = follower.pipe.take() {
                         let _ = self.poll.registry().deregister(&mut pipe);
@@ -318,7 +343,7 @@ impl Server {
                         row.ack_at = Instant::now();
                     }
                     info!("replica {} is online (full sync sent)", conn.peer);
-                    return;
+                    return false;
                 }
                 Ok(n) => {
                     conn.output
@@ -326,9 +351,10 @@ impl Server {
                     room = room.saturating_sub(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return, // WouldBlock: more comes with the next READABLE.
+                Err(_) => return false, // WouldBlock: more comes with the next READABLE.
             }
         }
+        true
     }
 
     /// A sync thread is done: whether all of the image went, and the image back.
@@ -348,8 +374,7 @@ impl Server {
             return self.close(key, "the full sync could not be serialized");
         }
         follower.image_sent = true;
-        self.pump(key);
-        self.after_io(key);
+        self.feed_follower(key);
     }
 
     /// Answers held WAITs that are satisfied or past their deadline.
