@@ -11,6 +11,9 @@ pub(in crate::server) const SYNC_CHUNK: usize = 64 * 1024;
 /// the full pipe, so a slow replica slows its sync thread, not the server's memory.
 pub(in crate::server) const SYNC_HIGH_WATER: usize = 1 << 20;
 
+/// Unfinished input a replica may hold: its acknowledgements are under 50 bytes each.
+const MAX_ACK_INPUT: usize = 64 * 1024;
+
 /// Most image bytes one round of a sync moves into the output, so a turn stays short.
 const SYNC_SLICE: usize = 256 * 1024;
 
@@ -78,6 +81,12 @@ pub(in crate::server) fn read_acks(conn: &mut Connection) -> Option<u64> {
                     }
                 }
                 conn.input.consume(used);
+            }
+            // A replica only sends short acknowledgements: anything long is dropped.
+            Err(ParseError::Incomplete) if conn.input.pending().len() > MAX_ACK_INPUT => {
+                let all = conn.input.pending().len();
+                conn.input.consume(all);
+                return best;
             }
             Err(ParseError::Incomplete) => return best,
             Err(_) => {

@@ -565,6 +565,7 @@ impl Server {
             unauthenticated: false,
             ..self.state.config.limits
         };
+        let query_limit = self.state.config.query_buffer_limit;
         self.store.set_clock(unix_ms());
         // Keys live on the primary must be seen as live by what it sends, whatever our clock.
         self.store.pause_expiry(true);
@@ -585,7 +586,13 @@ impl Server {
             }
             let unit = match transaction_len(pending, &limits) {
                 Ok(Some(unit)) => unit,
-                Ok(None) => break Ok(()),
+                Ok(None) if pending.len() < query_limit => break Ok(()),
+                Ok(None) => {
+                    break Err(format!(
+                        "the primary sent an unfinished request of over {query_limit} bytes \
+                         (client-query-buffer-limit)"
+                    ))
+                }
                 Err(why) => break Err(why),
             };
             let mut at = 0;
