@@ -589,7 +589,7 @@ const SETTINGS: &[Setting] = &[
     Setting {
         name: "replica-announce-ip",
         default: "",
-        help: "address the primary reports for this replica (empty: the one it sees)",
+        help: "address this replica asks its primary to list it at (empty: the one it sees)",
         apply: |c, v| {
             c.repl.announce_ip = v.to_string();
             Ok(())

@@ -78,7 +78,10 @@ fn write_load(primary: &Server, rounds: usize) {
 fn two_replicas_converge_under_writes_and_wait_counts_them() {
     let primary = Server::start(&[]);
     let r1 = Server::replica_of(&primary, &[]);
-    let r2 = Server::replica_of(&primary, &["--appendonly", "yes"]);
+    let r2 = Server::replica_of(
+        &primary,
+        &["--appendonly", "yes", "--replica-announce-ip", "10.1.2.3"],
+    );
     write_load(&primary, 500);
     let writer = {
         let addr = primary.addr;
@@ -112,11 +115,8 @@ fn two_replicas_converge_under_writes_and_wait_counts_them() {
     let info = primary.info("replication");
     assert_eq!(info[0], ("role".into(), "master".into()));
     assert_eq!(info[1], ("connected_slaves".into(), "2".into()));
-    for replica in [&r1, &r2] {
-        let want = format!(
-            "ip=127.0.0.1,port={},state=online,offset=",
-            replica.addr.port()
-        );
+    for (replica, ip) in [(&r1, "127.0.0.1"), (&r2, "10.1.2.3")] {
+        let want = format!("ip={ip},port={},state=online,offset=", replica.addr.port());
         let lines = [&info[2], &info[3]];
         assert!(
             lines

@@ -91,6 +91,8 @@ pub struct ClientState {
     pub peer: Option<std::net::SocketAddr>,
     /// The port a replica said it listens on (REPLCONF listening-port).
     pub replica_port: Option<u16>,
+    /// The address a replica asked to be listed at (REPLCONF ip-address).
+    pub replica_ip: Option<String>,
     /// The replica can take a full sync framed with `$EOF:` (REPLCONF capa eof).
     pub capa_eof: bool,
     /// This is the link to our primary: its writes are applied on a read-only replica.

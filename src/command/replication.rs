@@ -101,7 +101,9 @@ fn replconf<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
                 _ => return Reply::error("ERR value is not an integer or out of range"),
             },
             b"capa" => ctx.client.capa_eof |= value.eq_ignore_ascii_case(b"eof"),
-            b"ip-address" => {}
+            b"ip-address" => {
+                ctx.client.replica_ip = Some(String::from_utf8_lossy(value).into_owned())
+            }
             // Only a replica's connection acknowledges (the loop reads those itself); from
             // anyone else Redis ignores it without a reply, and so does pocketkv.
             b"ack" | b"getack" => {

@@ -106,7 +106,7 @@ pub fn role_reply(server: &ServerState) -> Reply<'static> {
                     .iter()
                     .map(|r| {
                         Reply::Array(vec![
-                            text(r.ip.to_string()),
+                            text(r.ip.clone()),
                             text(r.port.to_string()),
                             text(r.ack.to_string()),
                         ])

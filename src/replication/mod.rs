@@ -11,7 +11,6 @@ mod info;
 pub mod link;
 mod settings;
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 pub use backlog::Backlog;
@@ -135,8 +134,8 @@ pub struct ReplicaRow {
     pub key: usize,
     /// Client id, since keys are reused.
     pub id: u64,
-    /// The address it is reported at.
-    pub ip: IpAddr,
+    /// The address it is reported at (`replica-announce-ip`, or the one seen).
+    pub ip: String,
     /// Its listening port (REPLCONF listening-port).
     pub port: u16,
     /// `wait_bgsave`, `send_bulk` or `online`.

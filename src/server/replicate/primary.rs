@@ -98,6 +98,18 @@ pub(in crate::server) fn read_acks(conn: &mut Connection) -> Option<u64> {
     }
 }
 
+/// The address part of `peer` as text, through SocketAddr's formatting (CLIENT LIST already
+/// has it compiled in; IpAddr's own would add its IPv6 formatter again).
+fn ip_text(peer: std::net::SocketAddr) -> String {
+    let text = peer.to_string();
+    let host = text
+        .rsplit_once(':')
+        .map_or(text.as_str(), |(host, _)| host);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
+}
+
 /// Starts a thread that serializes `image` into a pipe the loop reads, ending with `mark`;
 /// returns the pipe's read end. The pipe is the bound: the thread blocks while it is full.
 pub(in crate::server) fn spawn_sync(
@@ -112,13 +124,18 @@ pub(in crate::server) fn spawn_sync(
     helper(
         "replsync",
         Box::new(move || {
-            let mut out = io::BufWriter::with_capacity(SYNC_CHUNK, theirs);
-            let ok = crate::persist::encode(&image, &mut out)
+            // Written as a File, through the very writer type snapshots use: the serializer is
+            // then compiled once for both (binary size). Nothing seeks: it is uncompressed.
+            let pipe = std::fs::File::from(std::os::fd::OwnedFd::from(theirs));
+            let mut out = io::BufWriter::with_capacity(SYNC_CHUNK, &pipe);
+            let none = crate::persist::Compression::No;
+            let ok = crate::persist::write_snapshot(&image, 0, None, none, &mut out)
                 .and_then(|()| out.write_all(&mark))
                 .and_then(|()| out.flush())
                 .is_ok();
             // Closing the pipe tells the loop the image ended; the news says how.
             drop(out);
+            drop(pipe);
             handle.send(News::Sync {
                 key,
                 id,
@@ -192,7 +209,6 @@ impl Server {
         let backlog_size = self.state.config.repl.backlog_size;
         self.state.repl.ensure_backlog(backlog_size);
         self.state.repl.lonely_since = None;
-        let announce_ip = self.state.config.repl.announce_ip.parse().ok();
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
@@ -204,7 +220,10 @@ impl Server {
         let mut row = ReplicaRow {
             key,
             id: conn.client.id,
-            ip: announce_ip.unwrap_or(conn.peer.ip()),
+            ip: match &conn.client.replica_ip {
+                Some(ip) => ip.clone(),
+                None => ip_text(conn.peer),
+            },
             port: conn.client.replica_port.unwrap_or(conn.peer.port()),
             state: "send_bulk",
             ack: 0,

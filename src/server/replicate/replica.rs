@@ -339,8 +339,14 @@ impl Server {
             }
             .to_string();
             protocol::encode_request(&["REPLCONF", "listening-port", &port], out);
+            link.steps.push(Step::Port);
+            if !settings.announce_ip.is_empty() {
+                let ip = settings.announce_ip.as_str();
+                protocol::encode_request(&["REPLCONF", "ip-address", ip], out);
+                link.steps.push(Step::Port);
+            }
             protocol::encode_request(&["REPLCONF", "capa", "eof", "capa", "psync2"], out);
-            link.steps.extend([Step::Port, Step::Capa]);
+            link.steps.push(Step::Capa);
             return Ok(true);
         }
         if step == Step::Capa {
