@@ -15,7 +15,7 @@ pub(in crate::server) const SYNC_HIGH_WATER: usize = 1 << 20;
 const MAX_ACK_INPUT: usize = 64 * 1024;
 
 /// Most image bytes one round of a sync moves into the output, so a turn stays short.
-const SYNC_SLICE: usize = 256 * 1024;
+const SYNC_SLICE: usize = 128 * 1024;
 
 /// Tokens of full-sync pipes: this plus the replica's slab key.
 pub(in crate::server) const SYNC_TOKENS: usize = usize::MAX / 2;
@@ -322,7 +322,7 @@ impl Server {
     pub(in crate::server) fn feed_follower(&mut self, key: usize) {
         // A few rounds at most, so one replica's sync never makes a long turn; the pipe's next
         // READABLE, the socket's next WRITABLE or the next turn brings it back.
-        for _ in 0..4 {
+        for _ in 0..2 {
             let full = self.pump(key);
             self.after_io(key);
             let Some(conn) = self.conns.get(key) else {
