@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # Installs the outside programs the tests and benchmarks use, when they are missing:
 #   redis-tools       redis-cli, redis-benchmark  (ci/real-clients.sh, benches/compare.sh)
-#   redis-server      the reference server        (compatibility test, benches/compare.sh)
+#   redis-server      the reference server        (differential tests, benches/compare.sh)
 #   netcat-openbsd    nc for the text dialect     (ci/real-clients.sh)
-#   qemu-user-static  qemu-aarch64-static         (.ci/run: integration tests of the arm64 build)
+#   qemu-user-static  qemu-aarch64-static, qemu-arm-static  (.ci/run: integration tests of the
+#                     arm64 and armv7 builds)
+#   musl-dev:armhf, libgcc-N-dev-armhf-cross  musl's libc.a and start files for 32-bit ARM, gcc's
+#                     crtbegin/crtend and unwinder (make release-armv7; N is the host gcc's major
+#                     version). musl-dev:armhf is a foreign-architecture package: armhf is added
+#                     to dpkg's architectures first.
+#   nutcracker        twemproxy                   (tests/twemproxy.rs, make demo-shards)
+#   python3-redis     redis-py for python3        (the redis-py tests: transactions, pub/sub,
+#                     the script-free lock)
 #
 # Idempotent and quiet when everything is present. As root it runs `apt-get update` once and
 # `apt-get install -y --no-install-recommends` for only the missing packages; as anyone else it
 # prints the command to run and exits 1.
 set -euo pipefail
-
-missing=()
 
 have() { command -v "$1" >/dev/null 2>&1; }
 
@@ -24,19 +30,35 @@ have_openbsd_nc() {
     [[ $help == *OpenBSD* ]]
 }
 
-if ! have redis-cli || ! have redis-benchmark; then
-    missing+=(redis-tools)
-fi
-if ! have redis-server; then
-    missing+=(redis-server)
-fi
-if ! have_openbsd_nc; then
-    missing+=(netcat-openbsd)
-fi
-if ! have qemu-aarch64-static; then
-    missing+=(qemu-user-static)
-fi
+# The armv7 build's C runtime (see the Makefile's release-armv7).
+gcc_major=$( (gcc -dumpversion 2>/dev/null || echo 12) | cut -d. -f1)
+have_armv7_libc() { [[ -f /usr/lib/arm-linux-musleabihf/libc.a ]]; }
+have_armv7_gcc() { compgen -G '/usr/lib/gcc-cross/arm-linux-gnueabihf/*/libgcc_eh.a' >/dev/null; }
 
+# The tests run the Debian interpreter when there is one (a pyenv python3 may lack redis-py).
+have_redis_py() { /usr/bin/python3 -c 'import redis' 2>/dev/null || python3 -c 'import redis' 2>/dev/null; }
+
+# Each package and the check that says it is there; the same checks run again after installing.
+PACKAGES=(
+    "redis-tools|have redis-cli && have redis-benchmark"
+    "redis-server|have redis-server"
+    "netcat-openbsd|have_openbsd_nc"
+    "qemu-user-static|have qemu-aarch64-static && have qemu-arm-static"
+    "musl-dev:armhf|have_armv7_libc"
+    "libgcc-$gcc_major-dev-armhf-cross|have_armv7_gcc"
+    "nutcracker|have nutcracker"
+    "python3-redis|have_redis_py"
+)
+
+# Prints the packages whose check fails, one per line.
+missing_packages() {
+    local entry
+    for entry in "${PACKAGES[@]}"; do
+        eval "${entry#*|}" || echo "${entry%%|*}"
+    done
+}
+
+mapfile -t missing < <(missing_packages)
 if ((${#missing[@]} == 0)); then
     exit 0
 fi
@@ -44,15 +66,15 @@ fi
 if ! have apt-get; then
     echo "install-deps: missing packages: ${missing[*]}" >&2
     echo "install-deps: no apt-get on this machine; install the Debian packages above (or their" \
-        "equivalents providing redis-cli, redis-benchmark, redis-server, OpenBSD nc and" \
-        "qemu-aarch64-static) by hand" >&2
+        "equivalents) by hand" >&2
     exit 1
 fi
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "install-deps: missing packages: ${missing[*]}" >&2
     echo "install-deps: run as root, or:" >&2
-    echo "    sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    echo "    sudo dpkg --add-architecture armhf && sudo apt-get update &&" \
+        "sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
     exit 1
 fi
 
@@ -76,15 +98,14 @@ if [[ ! -e $policy ]]; then
     made_policy=1
 fi
 
+if [[ " ${missing[*]} " == *:armhf* ]] && ! dpkg --print-foreign-architectures | grep -qx armhf; then
+    dpkg --add-architecture armhf
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 
 # Check the result rather than trusting apt's exit code alone.
-still=()
-{ have redis-cli && have redis-benchmark; } || still+=(redis-tools)
-have redis-server || still+=(redis-server)
-have_openbsd_nc || still+=(netcat-openbsd)
-have qemu-aarch64-static || still+=(qemu-user-static)
+mapfile -t still < <(missing_packages)
 if ((${#still[@]} > 0)); then
     echo "install-deps: still missing after apt-get install: ${still[*]}" >&2
     exit 1

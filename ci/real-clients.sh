@@ -305,17 +305,30 @@ for key in $(cli --scan --pattern 'counter:*'); do
     incrs=$((incrs + $(cli get "$key")))
 done
 check "every benchmark INCR was applied" "40000" "$incrs"
+# PING_INLINE sends PING as a text line: under inline-reply-format resp it gets Redis's +PONG.
+expect_cli "CONFIG SET inline-reply-format resp" $'OK\n' config set inline-reply-format resp
+rc=0
+inline_out=$(timeout 120 redis-benchmark -p "$PORT" -n 20000 -c 20 -t ping_inline -q 2>&1 </dev/null) || rc=$?
+inline_final=$(tr '\r' '\n' <<<"$inline_out" | grep -E '^PING_INLINE: .*requests per second' || true)
+if ((rc == 0)) && [[ -n $inline_final ]] && ! grep -qiE 'error|protocol' <<<"$inline_out"; then
+    pass "redis-benchmark -t ping_inline with inline-reply-format resp: $inline_final"
+else
+    fail "redis-benchmark -t ping_inline with inline-reply-format resp" "exit code $rc" \
+        "output: $(tr '\r' '\n' <<<"$inline_out" | tail -n 4 | tr '\n' '|')"
+fi
+expect_cli "CONFIG SET inline-reply-format human" $'OK\n' config set inline-reply-format human
 
 # --- (c) nc speaking the text dialect -----------------------------------------------------------
-# OpenBSD nc: -q1 quits one second after stdin ends (the server may keep the connection open);
+# OpenBSD nc: -q3 quits three seconds after stdin ends (the server keeps the connection open;
+# a second, as users type it, is a bound a busy machine's debug build could miss);
 # -N half-closes after stdin ends, and the server must flush every reply, then close.
 text=$'PUT name Alice\nGET name\nDEL name\nGET name\n'
 want=$'OK\nAlice\n(integer) 1\n(nil)\n'
 got=$(
-    printf '%s' "$text" | timeout "$DEADLINE" "$NC" -q1 127.0.0.1 "$PORT"
+    printf '%s' "$text" | timeout "$DEADLINE" "$NC" -q3 127.0.0.1 "$PORT"
     printf x
 )
-check "nc -q1 text dialect PUT/GET/DEL/GET" "$want" "${got%x}"
+check "nc -q3 text dialect PUT/GET/DEL/GET" "$want" "${got%x}"
 got=$(
     printf '%s' "$text" | timeout "$DEADLINE" "$NC" -N 127.0.0.1 "$PORT"
     printf x

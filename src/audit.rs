@@ -90,6 +90,47 @@ impl AuditLog {
             None => line.push('-'),
         }
         line.push_str(if ok { " ok\n" } else { " err\n" });
+        self.send(line);
+    }
+
+    /// Records a command or login refused by the ACL rules: `<ms> <client> <user> denied
+    /// <reason> <object>` (reason: command, key, channel or auth; the object quoted).
+    pub fn denied(
+        &self,
+        unix_ms: u128,
+        peer: Option<SocketAddr>,
+        user: &[u8],
+        reason: &str,
+        object: &[u8],
+    ) {
+        let mut line = String::with_capacity(64);
+        line.push_str(itoa::Buffer::new().format(unix_ms));
+        line.push(' ');
+        match peer {
+            Some(peer) => line.push_str(&peer.to_string()),
+            None => line.push('-'),
+        }
+        for (word, quote) in [(user, true), (b"denied".as_slice(), false)] {
+            line.push(' ');
+            let mut quoted = Vec::new();
+            if quote {
+                crate::protocol::quote(word, &mut quoted);
+            } else {
+                quoted.extend_from_slice(word);
+            }
+            line.push_str(&String::from_utf8_lossy(&quoted));
+        }
+        line.push(' ');
+        line.push_str(reason);
+        line.push(' ');
+        let mut quoted = Vec::new();
+        crate::protocol::quote(object, &mut quoted);
+        line.push_str(&String::from_utf8_lossy(&quoted));
+        line.push('\n');
+        self.send(line);
+    }
+
+    fn send(&self, line: String) {
         match self.sender.try_send(Message::Line(line)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {

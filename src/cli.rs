@@ -1,6 +1,5 @@
 //! Start-up: settings, logging, checks, loading the snapshot, binding, then the event loop.
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use log::info;
@@ -11,7 +10,8 @@ use crate::server::Server;
 /// Runs the server as the command line asks; exit 0 on a clean stop, 2 on bad flags, 1 on
 /// anything else (port in use, unwritable directory, damaged snapshot).
 pub fn main() -> ExitCode {
-    let config = match Config::from_sources(std::env::args().skip(1), |k| std::env::var(k).ok()) {
+    let mut config = match Config::from_sources(std::env::args().skip(1), |k| std::env::var(k).ok())
+    {
         Ok(config) => config,
         Err(e @ (ConfigError::Help | ConfigError::Version)) => {
             println!("{e}");
@@ -28,7 +28,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    init_logging(config.loglevel);
+    config.loglevel = init_logging(config.loglevel);
     match serve(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -38,24 +38,15 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr (and `--logfile`) at `level`, unless `RUST_LOG` says otherwise.
-pub fn init_logging(level: log::LevelFilter) {
-    let mut builder = env_logger::Builder::new();
-    builder.target(env_logger::Target::Pipe(Box::new(crate::logging::Tee)));
-    builder.filter_level(level);
-    if let Ok(spec) = std::env::var("RUST_LOG") {
-        builder.parse_filters(&spec);
-    }
-    builder.format(|out, record| {
-        writeln!(
-            out,
-            "{} {:<5} {}",
-            crate::command::unix_time().as_millis(),
-            record.level(),
-            record.args()
-        )
-    });
-    let _ = builder.try_init();
+/// Logs to stderr (and `--logfile`) at `level`, unless `RUST_LOG` names a level; returns the
+/// level in force, which CONFIG GET loglevel then shows.
+pub fn init_logging(level: log::LevelFilter) -> log::LevelFilter {
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|spec| crate::logging::level_from_env(&spec))
+        .unwrap_or(level);
+    crate::logging::init(level);
+    level
 }
 
 /// Checks the data directory, loads the snapshot, binds, and serves until a signal stops it.

@@ -24,7 +24,7 @@ pub struct Config {
     pub save_interval: u64,
     /// How snapshots are written (any kind is read).
     pub snapshot_compression: Compression,
-    /// Log level when `RUST_LOG` is not set.
+    /// Which log lines are written (Redis's `loglevel`, by its names); `RUST_LOG` wins at start.
     pub loglevel: log::LevelFilter,
     /// Keep an append-only log of every write.
     pub appendonly: bool,
@@ -46,10 +46,19 @@ pub struct Config {
     pub protected_mode: bool,
     /// Seconds a client may stay idle before it is closed; 0 for never.
     pub timeout: u64,
+    /// `inline-reply-format resp`: text lines are answered in RESP, as Redis answers inline
+    /// commands, instead of the human text dialect.
+    pub inline_replies_resp: bool,
     /// A file that gets the log lines too; empty for stderr only.
     pub logfile: String,
     /// A file that gets one line per write command; empty for none.
     pub audit_log: String,
+    /// The aclfile users are loaded from at start and by ACL LOAD, saved to by ACL SAVE.
+    pub aclfile: String,
+    /// Most entries ACL LOG keeps.
+    pub acllog_max_len: usize,
+    /// Users from `user` directives: each a name and its rules, checked when read.
+    pub users: Vec<Vec<String>>,
     /// When a client that does not read its replies is disconnected.
     pub output_limit: OutputLimit,
     /// Commands renamed by `rename-command`: (name, new name), lower case; an empty new name
@@ -202,6 +211,21 @@ const SETTINGS: &[Setting] = &[
         settable: true,
     },
     Setting {
+        name: "inline-reply-format",
+        default: "human",
+        help: "how text lines are answered: human (redis-cli style text) or resp (as Redis answers inline commands)",
+        apply: |c, v| {
+            c.inline_replies_resp = match v.to_ascii_lowercase().as_str() {
+                "human" => false,
+                "resp" => true,
+                _ => return Err("human or resp".to_string()),
+            };
+            Ok(())
+        },
+        show: |c| if c.inline_replies_resp { "resp" } else { "human" }.to_string(),
+        settable: true,
+    },
+    Setting {
         name: "logfile",
         default: "",
         help: "also write log lines to this file (reopened on SIGHUP)",
@@ -222,6 +246,35 @@ const SETTINGS: &[Setting] = &[
             Ok(())
         },
         show: |c| c.audit_log.clone(),
+        settable: false,
+    },
+    Setting {
+        name: "aclfile",
+        default: "",
+        help: "users file (Redis's users.acl format) read at start and by ACL LOAD, written by \
+               ACL SAVE; not together with user directives",
+        apply: |c, v| {
+            c.aclfile = v.to_string();
+            Ok(())
+        },
+        show: |c| c.aclfile.clone(),
+        settable: false,
+    },
+    Setting {
+        name: "acllog-max-len",
+        default: "128",
+        help: "most entries ACL LOG keeps (refused commands and logins)",
+        apply: |c, v| number(v, "a number of entries").map(|n| c.acllog_max_len = n),
+        show: |c| c.acllog_max_len.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "user",
+        default: "",
+        help: "a user and its ACL rules, as redis.conf's user directive (\"alice on >pw ~app:* \
+               +@read\"); repeat for more users",
+        apply: user,
+        show: |_| String::new(),
         settable: false,
     },
     Setting {
@@ -291,12 +344,12 @@ const SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "loglevel",
-        default: "info",
-        help:
-            "error, warn, info, debug or trace (Redis's warning/notice/verbose too); RUST_LOG wins",
+        default: "notice",
+        help: "warning, notice, verbose (each client connecting and closing) or debug; \
+               RUST_LOG, if set, wins at start",
         apply: |c, v| level(v).map(|l| c.loglevel = l),
-        show: |c| c.loglevel.to_string().to_lowercase(),
-        settable: false,
+        show: |c| level_name(c.loglevel).to_string(),
+        settable: true,
     },
     Setting {
         name: "appendonly",
@@ -680,8 +733,12 @@ impl Default for Config {
             requirepass: String::new(),
             protected_mode: true,
             timeout: 0,
+            inline_replies_resp: false,
             logfile: String::new(),
             audit_log: String::new(),
+            aclfile: String::new(),
+            acllog_max_len: 0,
+            users: Vec::new(),
             renames: Vec::new(),
             output_limit: OutputLimit {
                 hard: 0,
@@ -817,6 +874,10 @@ impl Config {
                 .ok_or_else(|| fail(format!("unknown directive '{name}'")))?;
             // Only this directive takes several words in redis.conf; anything else with more is
             // a mistake (an unquoted space, a trailing comment) better refused than guessed at.
+            if name == "user" {
+                user(self, &quoted_words(values)).map_err(fail)?;
+                continue;
+            }
             if name == "rename-command" {
                 let value = quoted_words(values);
                 if let Err(expected) = renames(self, &value) {
@@ -871,7 +932,7 @@ impl Config {
         let computed = [("save", save)];
         SETTINGS
             .iter()
-            .filter(|s| s.name != "rename-command")
+            .filter(|s| s.name != "rename-command" && s.name != "user")
             .map(|s| (s.name, (s.show)(self)))
             .chain(computed)
             .chain(FIXED.iter().map(|(name, value)| (*name, value.to_string())))
@@ -999,6 +1060,32 @@ fn renames(config: &mut Config, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Adds a `user` directive's user (`name rules...`, split as a text line) after checking its
+/// rules as Redis does when it reads the config; an empty value adds nobody.
+fn user(config: &mut Config, value: &str) -> Result<(), String> {
+    let words = crate::protocol::split_args(value.as_bytes())
+        .ok_or_else(|| "unbalanced quotes in user declaration".to_string())?;
+    if words.is_empty() {
+        return Ok(());
+    }
+    let words: Vec<String> = words
+        .iter()
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    if config.users.iter().any(|u| u.first() == words.first()) {
+        return Err(format!(
+            "Error in user declaration '{}': {}",
+            words.first().map_or("", |w| w.as_str()),
+            crate::acl::RuleError::Duplicate.message()
+        ));
+    }
+    let bytes: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+    crate::acl::parse_user(&bytes)
+        .map_err(|(rule, e)| format!("Error in user declaration '{rule}': {}", e.message()))?;
+    config.users.push(words);
+    Ok(())
+}
+
 /// Words joined so that a text-line split gives them back, empty ones included.
 fn quoted_words<S: AsRef<str>>(words: &[S]) -> String {
     let mut out = Vec::new();
@@ -1052,13 +1139,29 @@ fn yes_no_name(value: bool) -> String {
     if value { "yes" } else { "no" }.to_string()
 }
 
+/// Redis's level names as the `log` crate's filters: Redis logs at four levels where `log` has
+/// five, so `warning` takes in errors and `debug` is everything. The `log` names (`error`, `warn`,
+/// `info`, `trace`) are accepted too, for settings written before pocketkv used Redis's names.
 fn level(value: &str) -> Result<log::LevelFilter, String> {
-    let expected = || "error, warn, info, debug or trace".to_string();
-    match value.to_ascii_lowercase().as_str() {
-        "warning" => Ok(log::LevelFilter::Warn),
-        "notice" => Ok(log::LevelFilter::Info),
-        "verbose" => Ok(log::LevelFilter::Debug),
-        other => other.parse().map_err(|_| expected()),
+    Ok(match value.to_ascii_lowercase().as_str() {
+        "warning" | "warn" => log::LevelFilter::Warn,
+        "notice" | "info" => log::LevelFilter::Info,
+        "verbose" => log::LevelFilter::Debug,
+        "debug" | "trace" => log::LevelFilter::Trace,
+        "error" => log::LevelFilter::Error,
+        _ => return Err("one of debug, verbose, notice, warning".to_string()),
+    })
+}
+
+/// The Redis name of a level, as CONFIG GET shows it.
+pub fn level_name(level: log::LevelFilter) -> &'static str {
+    match level {
+        log::LevelFilter::Off => "nothing",
+        log::LevelFilter::Error => "error",
+        log::LevelFilter::Warn => "warning",
+        log::LevelFilter::Info => "notice",
+        log::LevelFilter::Debug => "verbose",
+        log::LevelFilter::Trace => "debug",
     }
 }
 

@@ -7,6 +7,7 @@
 
 #![deny(missing_debug_implementations, missing_docs, rust_2018_idioms)]
 
+pub mod acl;
 pub mod audit;
 pub mod cli;
 pub mod command;

@@ -389,9 +389,12 @@ fn a_big_multibulk_in_small_writes_costs_linear_time() {
     const ELEMENTS: usize = 100_000;
     let whole = upload_cost(&server, ELEMENTS, usize::MAX);
     let trickled = upload_cost(&server, ELEMENTS, 700);
-    // Many small reads cost more syscalls, not more parsing: a few times the one-write cost.
+    // Many small reads cost more syscalls, not more parsing: a few times the one-write cost
+    // (measured about 2x). A sanity bound, not a timing target: re-parsing the request from its
+    // start on each of the ~1,000 reads would cost some 500 times the one-write parse, so 20x
+    // plus a second of CPU catches that and leaves room for a busy machine's stretched CPU time.
     assert!(
-        trickled < 4.0 * whole + 0.3,
+        trickled < 20.0 * whole + 1.0,
         "{ELEMENTS} elements: one write {whole:.2} s of server CPU, 700-byte writes {trickled:.2} s"
     );
 }

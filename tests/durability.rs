@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,8 +28,13 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Writes through `stream` as fast as replies come, counting acknowledged writes, until the
-/// connection dies (the server was killed) or `stop` is set.
-fn writer(addr: std::net::SocketAddr, id: usize, stop: Arc<AtomicBool>) -> (u64, u64) {
+/// connection dies (the server was killed) or `stop` is set; `acks` counts every writer's.
+fn writer(
+    addr: std::net::SocketAddr,
+    id: usize,
+    stop: Arc<AtomicBool>,
+    acks: Arc<AtomicU64>,
+) -> (u64, u64) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
     let (mut sent, mut acked) = (0u64, 0u64);
@@ -41,8 +46,17 @@ fn writer(addr: std::net::SocketAddr, id: usize, stop: Arc<AtomicBool>) -> (u64,
             break;
         }
         sent += 1;
-        match stream.read(&mut buf) {
-            Ok(5) if &buf[..5] == b"+OK\r\n" => acked += 1,
+        let read = loop {
+            match stream.read(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                other => break other,
+            }
+        };
+        match read {
+            Ok(5) if &buf[..5] == b"+OK\r\n" => {
+                acked += 1;
+                acks.fetch_add(1, Ordering::Relaxed);
+            }
             _ => break,
         }
     }
@@ -58,13 +72,20 @@ fn kill_9_under_load_loses_no_acknowledged_write() {
     for round in 0..6 {
         let server = Server::start_in(dir.path(), &flags);
         let stop = Arc::new(AtomicBool::new(false));
+        let acks = Arc::new(AtomicU64::new(0));
         let writers: Vec<_> = (0..8)
             .map(|i| {
-                let (addr, stop) = (server.addr, stop.clone());
-                std::thread::spawn(move || writer(addr, round * 100 + i, stop))
+                let (addr, stop, acks) = (server.addr, stop.clone(), acks.clone());
+                std::thread::spawn(move || writer(addr, round * 100 + i, stop, acks))
             })
             .collect();
-        // Let the load run a while; the kill lands at a different point each round.
+        // Once writes are being acknowledged (an fsync on a busy disk can take a while), let the
+        // load run a while more; the kill lands at a different point each round.
+        let deadline = Instant::now() + DEADLINE;
+        while acks.load(Ordering::Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "no write acknowledged");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         std::thread::sleep(Duration::from_millis(150 + 70 * round as u64));
         server.signal("KILL");
         let results: Vec<(u64, u64)> = writers.into_iter().map(|w| w.join().unwrap()).collect();

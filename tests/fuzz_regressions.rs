@@ -35,8 +35,9 @@ const KNOWN_FAILURES: &[(&str, &str, &str)] = &[
     // snapshot_loader/duplicate-key.
 ];
 
-/// Longest a check may take on one input before it counts as a hang.
-const TIME_LIMIT: Duration = Duration::from_secs(10);
+/// Longest a check may take on one input before it counts as a hang (a debug build on a busy
+/// machine takes milliseconds for the largest input here).
+const TIME_LIMIT: Duration = Duration::from_secs(30);
 
 /// Most memory a check may hold at once beyond what it started with: a fixed allowance plus a
 /// multiple of the input, never anything a length prefix asks for.

@@ -2,7 +2,8 @@
 //!
 //! Random command sequences run against the server and against a small in-test model of the
 //! keyspace (a `BTreeMap` of values and one of expiry times), which computes the exact reply of
-//! every command: every data command (GET, SET and PUT with NX/XX/GET and EX/PX/EXAT/PXAT/KEEPTTL,
+//! every command: every data command (GET, SET and PUT with NX/XX/IFEQ/IFNE/GET and
+//! EX/PX/EXAT/PXAT/KEEPTTL, DELEX with IFEQ/IFNE, DELIFEQ,
 //! SETNX, SETEX, PSETEX, GETSET, GETEX with EX/PX/EXAT/PXAT/PERSIST, GETDEL, MGET, MSET, MSETNX,
 //! DEL, UNLINK, EXISTS, INCR/DECR/INCRBY/DECRBY, APPEND, STRLEN, GETRANGE, SETRANGE, TYPE, RENAME,
 //! RENAMENX, DBSIZE, FLUSHDB/FLUSHALL, KEYS, SCAN, EXPIRE/PEXPIRE/EXPIREAT/PEXPIREAT with
@@ -55,7 +56,7 @@ use common::Server;
 type Bytes = Vec<u8>;
 
 /// How long one reply may take before the test reports a hang (SAVE includes an fsync).
-const READ_TIMEOUT: Duration = Duration::from_secs(5);
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// `proto-max-bulk-len` at its default: the largest value SETRANGE may build.
 const MAX_BULK: u64 = 512 * 1024 * 1024;
@@ -262,6 +263,9 @@ struct SetOptions {
     keep_ttl: bool,
     persist: bool,
     expire: Option<(TimeKind, Bytes)>,
+    /// IFEQ (true) or IFNE (false) and the value compared (Redis 8.4): not with NX or XX, nor
+    /// with the other one; repeated, the last one counts.
+    condition: Option<(bool, Bytes)>,
 }
 
 fn parse_set_options(options: &[Bytes], getex: bool) -> Option<SetOptions> {
@@ -278,8 +282,20 @@ fn parse_set_options(options: &[Bytes], getex: bool) -> Option<SetOptions> {
             _ => None,
         };
         match (upper.as_slice(), kind) {
-            (b"NX", _) if set && !o.xx => o.nx = true,
-            (b"XX", _) if set && !o.nx => o.xx = true,
+            (b"NX", _) if set && !o.xx && o.condition.is_none() => o.nx = true,
+            (b"XX", _) if set && !o.nx && o.condition.is_none() => o.xx = true,
+            (b"IFEQ" | b"IFNE", _)
+                if set
+                    && !o.nx
+                    && !o.xx
+                    && o.condition
+                        .as_ref()
+                        .is_none_or(|(eq, _)| *eq == (upper == b"IFEQ"))
+                    && i + 1 < options.len() =>
+            {
+                o.condition = Some((upper == b"IFEQ", options[i + 1].clone()));
+                i += 1;
+            }
             (b"GET", _) if set => o.get = true,
             (b"KEEPTTL", _) if set && o.expire.is_none() => o.keep_ttl = true,
             (b"PERSIST", _) if getex && o.expire.is_none() => o.persist = true,
@@ -382,6 +398,8 @@ fn arity(name: &str) -> Option<i64> {
         "expire" | "pexpire" | "expireat" | "pexpireat" => -3,
         "setex" | "psetex" => 4,
         "getex" => -2,
+        "delex" => -2,
+        "delifeq" => 3,
         "flushdb" | "flushall" | "ping" => -1,
         _ => return None,
     })
@@ -514,6 +532,25 @@ impl Model {
             "del" | "unlink" => {
                 Expect::Int(a.iter().filter(|k| self.remove(k).is_some()).count() as i64)
             }
+            // Redis 8.4's conditional delete (the digest forms are left to tests/strings_extra.rs).
+            "delex" | "delifeq" => {
+                let (key, condition) = match (name.as_str(), a) {
+                    ("delifeq", [key, value]) => (key, Some((true, value))),
+                    (_, [key]) => (key, None),
+                    (_, [key, token, value]) if token.eq_ignore_ascii_case(b"IFEQ") => {
+                        (key, Some((true, value)))
+                    }
+                    (_, [key, token, value]) if token.eq_ignore_ascii_case(b"IFNE") => {
+                        (key, Some((false, value)))
+                    }
+                    _ => return syntax_error(),
+                };
+                let current = self.data.get(key);
+                let holds = condition.is_none_or(|(eq, v)| (current == Some(v)) == eq);
+                Expect::Int(i64::from(
+                    current.is_some() && holds && self.remove(key).is_some(),
+                ))
+            }
             "exists" => Expect::Int(a.iter().filter(|k| self.data.contains_key(*k)).count() as i64),
             "keys" => Expect::AnyOrder(self.matching(&a[0])),
             "scan" => self.scan(a),
@@ -574,7 +611,11 @@ impl Model {
             None => None,
         };
         let old = self.data.get(key).cloned();
-        let allowed = !(options.nx && old.is_some() || options.xx && old.is_none());
+        let allowed = !(options.nx && old.is_some() || options.xx && old.is_none())
+            && options
+                .condition
+                .as_ref()
+                .is_none_or(|(eq, v)| (old.as_ref() == Some(v)) == *eq);
         if allowed {
             let kept = self.expires.get(key).copied().filter(|_| options.keep_ttl);
             self.put(key.clone(), value.clone());
@@ -1288,6 +1329,10 @@ fn set_options(rng: &mut Rng, durations: &mut Durations) -> Vec<Bytes> {
     if rng.percent(55) {
         groups.push(expiry_option(rng, durations, false));
     }
+    if rng.percent(12) {
+        let condition = rng.pick(&["IFEQ", "IFNE", "ifeq"]).as_bytes().to_vec();
+        groups.push(vec![condition, value(rng)]);
+    }
     if rng.percent(8) {
         groups.push(match rng.below(4) {
             0 => vec![rng.pick(&["NX", "XX"]).as_bytes().to_vec()],
@@ -1495,6 +1540,23 @@ fn command(rng: &mut Rng, with_save: bool, durations: &mut Durations) -> Vec<Byt
             args
         }
         960..=974 if with_save => vec![cased("SAVE", rng)],
+        975..=989 => match rng.below(8) {
+            0 => vec![cased("DELEX", rng), key(rng)],
+            1..=3 => vec![
+                cased("DELEX", rng),
+                key(rng),
+                cased("IFEQ", rng),
+                value(rng),
+            ],
+            4 => vec![
+                cased("DELEX", rng),
+                key(rng),
+                cased("IFNE", rng),
+                value(rng),
+            ],
+            5 => vec![cased("DELEX", rng), key(rng), cased("IFEQ", rng)],
+            _ => vec![cased("DELIFEQ", rng), key(rng), value(rng)],
+        },
         1000.. => expiry_command(rng, durations),
         _ => vec![cased("SET", rng), key(rng), int_text(rng)],
     };

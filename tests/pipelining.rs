@@ -22,6 +22,7 @@ fn expect_exact(client: &mut Client, expected: &[u8]) {
                 filled += n;
                 None
             }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => None,
             Err(e) => Some(e.to_string()),
         };
         if let Some(why) = ended {

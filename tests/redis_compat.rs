@@ -211,14 +211,17 @@ impl Conn {
     /// Reads more bytes into the buffer; `Ok(false)` at EOF.
     fn fill(&mut self) -> Result<bool, String> {
         let mut chunk = vec![0u8; 64 * 1024];
-        match self.stream.read(&mut chunk) {
-            Ok(0) => Ok(false),
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Ok(true)
-            }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => Ok(false),
-            Err(e) => Err(format!("<{}: read failed: {e}>", self.side)),
+        loop {
+            return match self.stream.read(&mut chunk) {
+                Ok(0) => Ok(false),
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    Ok(true)
+                }
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => Ok(false),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => Err(format!("<{}: read failed: {e}>", self.side)),
+            };
         }
     }
 
@@ -1788,6 +1791,24 @@ fn binary_and_large_values_match_redis() {
 #[test]
 fn protocol_errors_match_redis() {
     check("protocol_errors", protocol_errors);
+}
+
+/// `loglevel` reads and shows Redis's level names, in any case.
+#[test]
+fn loglevel_matches_redis() {
+    check("loglevel", |t| {
+        t.words(&[
+            "CONFIG GET loglevel",
+            "CONFIG SET loglevel WARNING",
+            "CONFIG GET loglevel",
+            "CONFIG SET loglevel verbose",
+            "CONFIG GET loglevel",
+            "CONFIG SET loglevel debug",
+            "CONFIG GET loglevel",
+            "CONFIG SET loglevel Notice",
+            "CONFIG GET loglevel",
+        ])
+    });
 }
 
 #[test]

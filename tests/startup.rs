@@ -123,7 +123,7 @@ fn help_lists_every_flag_with_its_default_and_variable() {
             ("dir", ".", "POCKETKV_DIR"),
             ("dbfilename", "data.json", "POCKETKV_DBFILENAME"),
             ("save-interval", "60", "POCKETKV_SAVE_INTERVAL"),
-            ("loglevel", "info", "POCKETKV_LOGLEVEL"),
+            ("loglevel", "notice", "POCKETKV_LOGLEVEL"),
             ("maxclients", "10000", "POCKETKV_MAXCLIENTS"),
             (
                 "proto-max-bulk-len",
@@ -200,7 +200,7 @@ fn bad_flags_and_values_exit_2_with_one_line_naming_them() {
         ),
         (
             &["--loglevel", "loud"],
-            "pocketkv: invalid value 'loud' for --loglevel: expected error, warn, info, debug or trace",
+            "pocketkv: invalid value 'loud' for --loglevel: expected one of debug, verbose, notice, warning",
         ),
         (
             &["--dbfilename", "a/b.json"],
@@ -413,6 +413,7 @@ fn read_line(client: &mut Client) -> Option<Vec<u8>> {
     while !line.ends_with(b"\r\n") {
         match client.stream.read(&mut byte) {
             Ok(1) => line.push(byte[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             _ => return None,
         }
     }

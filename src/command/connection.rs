@@ -45,25 +45,33 @@ pub(super) const COMMANDS: &[Spec] = &[
         ]),
 ];
 
-/// True when the client must authenticate before running anything but AUTH, HELLO, QUIT, HELP.
+/// True when the client must authenticate before running anything but AUTH, HELLO, QUIT, HELP:
+/// the default user needs a password (or is off) and the client has not given one.
 pub(super) fn auth_required(ctx: &Ctx<'_>) -> bool {
-    !ctx.server.config.requirepass.is_empty() && !ctx.client.authenticated
+    !ctx.client.authenticated && !ctx.server.acl.default_open()
 }
 
 const WRONGPASS: Reply<'static> =
     Reply::error("WRONGPASS invalid username-password pair or user is disabled.");
 
-/// Checks `user` and `password` against the only user, `default`, and marks the client
-/// authenticated when they match. With no password set, `default` accepts any, as in Redis.
-fn authenticate(ctx: &mut Ctx<'_>, user: &[u8], password: &[u8]) -> Result<(), Reply<'static>> {
-    let expected = ctx.server.config.requirepass.as_bytes();
-    let password_ok = expected.is_empty() || constant_time_eq(expected, password);
-    // Both checks always run, so the time taken does not tell which one failed.
-    if user == b"default" && password_ok {
-        ctx.client.authenticated = true;
-        Ok(())
-    } else {
-        Err(WRONGPASS)
+/// Checks `user` and `password` and, when they match, logs the client in as that user. A
+/// failure goes to ACL LOG (`object` is the command name as sent).
+fn authenticate(
+    ctx: &mut Ctx<'_>,
+    object: &[u8],
+    user: &[u8],
+    password: &[u8],
+) -> Result<(), Reply<'static>> {
+    match ctx.server.acl.authenticate(user, password) {
+        Some(handle) => {
+            ctx.client.authenticated = true;
+            ctx.client.user = handle;
+            Ok(())
+        }
+        None => {
+            super::acl::record_failed_login(ctx, object, user);
+            Err(WRONGPASS)
+        }
     }
 }
 
@@ -79,17 +87,18 @@ pub fn constant_time_eq(secret: &[u8], given: &[u8]) -> bool {
 }
 
 fn auth<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let object = args.first().map_or(&b"auth"[..], |a| a.as_ref());
     let result = match args {
         [_, password] => {
-            if ctx.server.config.requirepass.is_empty() {
+            if ctx.server.acl.default_user().nopass {
                 return Reply::error(
                     "ERR AUTH <password> called without any password configured for the default \
                      user. Are you sure your configuration is correct?",
                 );
             }
-            authenticate(ctx, b"default", password)
+            authenticate(ctx, object, b"default", password)
         }
-        [_, user, password] => authenticate(ctx, user, password),
+        [_, user, password] => authenticate(ctx, object, user, password),
         _ => return SYNTAX,
     };
     match result {
@@ -136,7 +145,8 @@ fn hello<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         };
     }
     if let Some((user, password)) = credentials {
-        if let Err(error) = authenticate(ctx, user, password) {
+        let object = args.first().map_or(&b"hello"[..], |a| a.as_ref());
+        if let Err(error) = authenticate(ctx, object, user, password) {
             return error;
         }
     }
@@ -253,9 +263,19 @@ fn client_setname<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     Reply::OK
 }
 
-/// One CLIENT LIST line for `info`; the calling client's own line uses its live state.
-fn client_line(info: &ClientInfo, me: &ClientState, now: Instant, out: &mut String) {
+/// One CLIENT LIST line for `info`; the calling client's own line uses its live state. Not
+/// inlined: CLIENT LIST, CLIENT INFO and ACL LOG share one copy.
+#[inline(never)]
+pub(super) fn client_line(
+    info: &ClientInfo,
+    me: &ClientState,
+    acl: &crate::acl::Acl,
+    now: Instant,
+    out: &mut String,
+) {
     let is_me = info.id == me.id;
+    let user = super::acl::user_name(acl, if is_me { me.user } else { info.user });
+    let user = String::from_utf8_lossy(user);
     let name = if is_me { &me.name } else { &info.name };
     let name = name
         .as_deref()
@@ -275,7 +295,7 @@ fn client_line(info: &ClientInfo, me: &ClientState, now: Instant, out: &mut Stri
         out,
         "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags=N db=0 sub=0 psub=0 \
          ssub=0 multi=-1 qbuf={} qbuf-free={} obl={} oll=0 omem={} events={} cmd={} \
-         user=default redir=-1 resp={}",
+         user={user} redir=-1 resp={}",
         info.id,
         info.addr,
         info.laddr,
@@ -326,7 +346,7 @@ fn client_list<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     infos.sort_by_key(|info| info.id);
     for info in infos {
         if ids.as_ref().is_none_or(|ids| ids.contains(&info.id)) {
-            client_line(info, ctx.client, now, &mut text);
+            client_line(info, ctx.client, &ctx.server.acl, now, &mut text);
         }
     }
     Reply::Text(text)
@@ -352,7 +372,7 @@ fn client_info<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
         return Reply::Text(String::new());
     };
     let mut text = String::new();
-    client_line(info, ctx.client, Instant::now(), &mut text);
+    client_line(info, ctx.client, &ctx.server.acl, Instant::now(), &mut text);
     Reply::Text(text)
 }
 
@@ -363,6 +383,7 @@ struct KillFilter {
     addr: Option<String>,
     laddr: Option<String>,
     none: bool,
+    user: Option<crate::acl::UserRef>,
     skip_me: bool,
     max_age: Option<u64>,
 }
@@ -411,10 +432,10 @@ fn client_kill<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
                 Ok(normal) => filter.none |= !normal,
                 Err(error) => return error,
             },
-            b"user" if text == "default" => {}
-            b"user" => {
-                return Reply::error_owned(format!("ERR No such user '{text}'"));
-            }
+            b"user" => match ctx.server.acl.find(value) {
+                Some((user, _)) => filter.user = Some(user),
+                None => return Reply::error_owned(format!("ERR No such user '{text}'")),
+            },
             b"skipme" => match text.to_ascii_lowercase().as_str() {
                 "yes" => filter.skip_me = true,
                 "no" => filter.skip_me = false,
@@ -445,6 +466,13 @@ fn client_kill<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
                     .laddr
                     .as_ref()
                     .is_none_or(|a| *a == info.laddr.to_string())
+                && filter.user.is_none_or(|u| {
+                    u == if info.id == me {
+                        ctx.client.user
+                    } else {
+                        info.user
+                    }
+                })
                 && filter
                     .max_age
                     .is_none_or(|age| now.saturating_duration_since(info.created).as_secs() > age)

@@ -79,8 +79,11 @@ pub struct ClientState {
     pub id: u64,
     /// Name set by CLIENT SETNAME.
     pub name: Option<Vec<u8>>,
-    /// Gave the right password (AUTH, HELLO AUTH); only matters while `requirepass` is set.
+    /// Gave the right password (AUTH, HELLO AUTH); only matters while the default user needs a
+    /// password (`requirepass`).
     pub authenticated: bool,
+    /// The user it runs as: `default` until AUTH or HELLO AUTH names another.
+    pub user: crate::acl::UserRef,
     /// Asked for RESP3 replies with HELLO 3.
     pub resp3: bool,
     /// Name of the last command run (`client|list` style), for CLIENT LIST's `cmd=`.
@@ -168,6 +171,8 @@ pub struct ClientInfo {
     pub cmd: &'static str,
     /// 3 after HELLO 3, else 2.
     pub resp: u8,
+    /// The user it runs as.
+    pub user: crate::acl::UserRef,
 }
 
 /// Server-wide state shared by every command.
@@ -202,6 +207,8 @@ pub struct ServerState {
     pub audit: Option<crate::audit::AuditLog>,
     /// Replication: role, ids, offsets, backlog, replicas.
     pub repl: crate::replication::ReplState,
+    /// Users, their permissions, and the log of refusals.
+    pub acl: crate::acl::Acl,
     started: Instant,
     rng: u64,
 }
@@ -210,6 +217,8 @@ impl ServerState {
     /// State for a server started now with `config`, listening on `listening`.
     pub fn new(config: Config, listening: std::net::SocketAddr) -> Self {
         let seed = unix_time().as_nanos() as u64 ^ u64::from(std::process::id());
+        let mut acl = crate::acl::Acl::default();
+        acl.set_requirepass(config.requirepass.as_bytes());
         ServerState {
             config,
             stats: Stats::default(),
@@ -225,6 +234,7 @@ impl ServerState {
             kill: Vec::new(),
             audit: None,
             repl: crate::replication::ReplState::default(),
+            acl,
             started: Instant::now(),
             rng: seed | 1,
         }

@@ -4,18 +4,24 @@
 //! [`Ctx`], and return a [`Reply`]. They never do I/O; anything slow (a snapshot) is asked for
 //! through the context and carried out by the event loop.
 
+mod acl;
+mod compare;
 mod connection;
 mod context;
 mod expiry;
 mod keys;
+mod lcs;
+mod long_double;
 mod replication;
 mod server;
 mod stats;
 mod strings;
+mod xxh3;
 
 use std::borrow::Cow;
 use std::hash::Hasher;
 
+pub use acl::check_acl;
 pub use connection::constant_time_eq;
 pub use context::{unix_ms, unix_time, ClientInfo, ClientState, Ctx, Flow, ServerState, Stats};
 pub use stats::{
@@ -55,6 +61,9 @@ pub struct Spec {
     /// `flags` read once, when the table is built, so dispatch never compares flag strings:
     /// `write`, `denyoom` and `no_auth`, in that order.
     marks: (bool, bool, bool),
+    /// Its id in Redis's command table, found when the program is compiled, which ACL rules
+    /// name it by ([`crate::acl::NO_ID`] for commands Redis lacks).
+    acl: u16,
 }
 
 impl Spec {
@@ -71,6 +80,7 @@ impl Spec {
             handler,
             subcommands: &[],
             marks: (false, false, false),
+            acl: crate::acl::command_id(name),
         }
     }
 
@@ -141,6 +151,20 @@ impl Spec {
         self.marks.2
     }
 
+    /// Its id in Redis's command table ([`crate::acl::NO_ID`] when Redis lacks it).
+    pub fn acl_id(&self) -> u16 {
+        self.acl
+    }
+
+    /// What the ACL checks need to know of it.
+    pub fn acl_command(&self) -> crate::acl::Command {
+        crate::acl::Command {
+            id: self.acl,
+            no_auth: self.without_auth(),
+            keys: self.keys,
+        }
+    }
+
     fn arity_ok(&self, argc: usize) -> bool {
         let argc = argc as i64;
         let arity = i64::from(self.arity);
@@ -156,7 +180,10 @@ impl Spec {
 pub fn table() -> impl Iterator<Item = &'static Spec> {
     [
         connection::COMMANDS,
+        acl::COMMANDS,
         strings::COMMANDS,
+        compare::COMMANDS,
+        lcs::COMMANDS,
         keys::COMMANDS,
         expiry::COMMANDS,
         server::COMMANDS,
@@ -259,6 +286,12 @@ pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, C
     ctx.client.last_cmd = spec.name;
     if !spec.without_auth() && connection::auth_required(ctx) {
         return (NOAUTH, Call::Rejected(spec));
+    }
+    // One flag for a user allowed everything; the full check only for restricted users.
+    if !ctx.server.acl.unrestricted(ctx.client.user) {
+        if let Err(denied) = check_acl(ctx, spec, args, crate::acl::Context::Toplevel) {
+            return (denied, Call::Rejected(spec));
+        }
     }
     // What the primary sends has happened already: a replica applies it whatever its own
     // memory or persistence state, or it would silently drift from its primary.

@@ -507,6 +507,13 @@ fn config_set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         }
         seen.push(name);
     }
+    crate::logging::set_level(config.loglevel);
+    if seen.iter().any(|name| name == "requirepass") {
+        // As Redis: requirepass is the default user's password.
+        ctx.server
+            .acl
+            .set_requirepass(config.requirepass.as_bytes());
+    }
     ctx.server.config = config;
     Reply::OK
 }

@@ -1,12 +1,15 @@
 //! String commands: GET, SET and friends, counters, ranges.
 
+use super::compare::Condition;
 use super::expiry::{already_expired, expire_at, Unit};
+use super::long_double::Ext;
 use super::{int_arg, wrong_arity, Arg, Ctx, Spec, NOT_INTEGER, SYNTAX, TOO_BIG};
 use crate::protocol::{parse_i64, Reply};
 
 const G: &str = "string";
 
-const SET_USAGE: &str = "key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]";
+const SET_USAGE: &str =
+    "key value [NX|XX|IFEQ v|IFNE v|IFDEQ digest|IFDNE digest] [GET] [EX s|PX ms|EXAT t|PXAT t|KEEPTTL]";
 
 /// This family's table entries.
 #[rustfmt::skip]
@@ -27,6 +30,7 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec::new("decr", 2, decr).grows().keys(1, 1, 1).doc(G, "key", "subtract 1 from an integer value"),
     Spec::new("incrby", 3, incrby).grows().keys(1, 1, 1).doc(G, "key increment", "add to an integer value"),
     Spec::new("decrby", 3, decrby).grows().keys(1, 1, 1).doc(G, "key decrement", "subtract from an integer value"),
+    Spec::new("incrbyfloat", 3, incrbyfloat).grows().keys(1, 1, 1).doc(G, "key increment", "add to a floating point value; the new value"),
     Spec::new("append", 3, append).grows().keys(1, 1, 1).doc(G, "key value", "append to a value; the new length"),
     Spec::new("strlen", 2, strlen).read().keys(1, 1, 1).doc(G, "key", "length of a value"),
     Spec::new("getrange", 4, getrange).read().keys(1, 1, 1).doc(G, "key start end", "part of a value (negative counts from the end)"),
@@ -58,6 +62,8 @@ struct SetOptions<'x> {
     keep_ttl: bool,
     persist: bool,
     expire: Option<TimeOption<'x>>,
+    /// IFEQ, IFNE, IFDEQ or IFDNE (Redis 8.4): none of them with NX or XX, nor with each other.
+    condition: Option<Condition<'x>>,
 }
 
 impl<'x> SetOptions<'x> {
@@ -78,11 +84,11 @@ impl<'x> SetOptions<'x> {
                 })
             };
             let expire = match option.to_ascii_uppercase().as_slice() {
-                b"NX" if !getex && !parsed.only_if_present => {
+                b"NX" if !getex && !parsed.only_if_present && parsed.condition.is_none() => {
                     parsed.only_if_missing = true;
                     None
                 }
-                b"XX" if !getex && !parsed.only_if_missing => {
+                b"XX" if !getex && !parsed.only_if_missing && parsed.condition.is_none() => {
                     parsed.only_if_present = true;
                     None
                 }
@@ -102,7 +108,25 @@ impl<'x> SetOptions<'x> {
                 b"PX" => Some(time(Unit::Millis, false).ok_or(SYNTAX)?),
                 b"EXAT" => Some(time(Unit::Seconds, true).ok_or(SYNTAX)?),
                 b"PXAT" => Some(time(Unit::Millis, true).ok_or(SYNTAX)?),
-                _ => return Err(SYNTAX),
+                token => {
+                    // A condition may be repeated (the last one counts), as NX may.
+                    let free = !getex && !parsed.only_if_missing && !parsed.only_if_present;
+                    let condition = match next.and_then(|arg| Condition::parse(token, arg)) {
+                        Some(Ok(c)) if free => c,
+                        Some(Err(e)) if free => return Err(e),
+                        _ => return Err(SYNTAX),
+                    };
+                    let kind = std::mem::discriminant(&condition);
+                    if parsed
+                        .condition
+                        .is_some_and(|old| std::mem::discriminant(&old) != kind)
+                    {
+                        return Err(SYNTAX);
+                    }
+                    parsed.condition = Some(condition);
+                    i += 1;
+                    None
+                }
             };
             if expire.is_some() {
                 parsed.expire = expire;
@@ -155,7 +179,10 @@ fn set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     };
     let current = ctx.db.expires_at(key);
     let exists = current.is_some();
-    let allowed = !(options.only_if_missing && exists || options.only_if_present && !exists);
+    let allowed = !(options.only_if_missing && exists || options.only_if_present && !exists)
+        && options
+            .condition
+            .is_none_or(|condition| condition.holds(ctx.db.peek(key)));
     let old = options
         .return_old
         .then(|| ctx.db.get(key).map(<[u8]>::to_vec));
@@ -367,6 +394,26 @@ fn decrby<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     }
 }
 
+/// Adds a decimal (or hex) float to the value of `key`, as Redis does in `long double`, and
+/// stores the result as Redis prints it. Logged as `SET key <result> KEEPTTL`, the form Redis
+/// propagates, so a replay never re-rounds.
+fn incrbyfloat<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
+    let [_, key, by] = args else {
+        return wrong_arity("incrbyfloat");
+    };
+    let current = ctx.db.peek(key).map_or(Some(Ext::ZERO), Ext::parse);
+    let (Some(current), Some(by)) = (current, Ext::parse(by)) else {
+        return Reply::error("ERR value is not a valid float");
+    };
+    let sum = match current.add(by) {
+        Some(sum @ Ext::Finite { .. }) => sum.to_text(),
+        _ => return Reply::error("ERR increment would produce NaN or Infinity"),
+    };
+    ctx.db.replace(key, &sum);
+    ctx.log_as(&[&b"SET"[..], key, &sum, b"KEEPTTL"]);
+    Reply::bulk_owned(sum)
+}
+
 fn append<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let [_, key, tail] = args else {
         return wrong_arity("append");
@@ -422,16 +469,20 @@ fn setrange<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Ok(offset) => offset,
         Err(e) => return e,
     };
-    let Ok(offset) = usize::try_from(offset) else {
+    // Only a negative offset is out of range, as in Redis; a huge one is too big. Compared as
+    // u64, so a 32-bit build (armv7) answers as a 64-bit one does for offsets past usize.
+    let Ok(offset) = u64::try_from(offset) else {
         return Reply::error("ERR offset is out of range");
     };
     let current = ctx.db.peek(key).map(<[u8]>::len);
     if bytes.is_empty() {
         return Reply::Integer(current.unwrap_or(0) as i64);
     }
-    if offset.saturating_add(bytes.len()) > ctx.server.config.limits.max_bulk_len {
-        return TOO_BIG;
-    }
+    let max = ctx.server.config.limits.max_bulk_len as u64;
+    let offset = match usize::try_from(offset) {
+        Ok(offset) if offset as u64 + bytes.len() as u64 <= max => offset,
+        _ => return TOO_BIG,
+    };
     Reply::Integer(ctx.db.set_range(key, offset, bytes) as i64)
 }
 

@@ -37,7 +37,7 @@ pub(super) fn execute_pending(
     let mut prefetched = 0;
     loop {
         // Per request: an AUTH earlier in the same pipeline lifts the limits for what follows.
-        limits.unauthenticated = !conn.client.authenticated && !state.config.requirepass.is_empty();
+        limits.unauthenticated = !conn.client.authenticated && !state.acl.default_open();
         if conn.awaiting_snapshot.is_some()
             || conn.closing != Closing::No
             || conn.waiting.is_some()
@@ -74,7 +74,8 @@ pub(super) fn execute_pending(
                     }
                     match flow {
                         Flow::AwaitSnapshot => {
-                            conn.awaiting_snapshot = Some(reply_dialect(&request, &conn.client))
+                            conn.awaiting_snapshot =
+                                Some(reply_dialect(&request, &conn.client, state))
                         }
                         Flow::Shutdown { .. } | Flow::Close => conn.closing = Closing::AfterFlush,
                         Flow::Wait {
@@ -86,7 +87,7 @@ pub(super) fn execute_pending(
                                 offset: conn.client.woff,
                                 deadline: (timeout_ms > 0)
                                     .then(|| Instant::now() + Duration::from_millis(timeout_ms)),
-                                dialect: reply_dialect(&request, &conn.client),
+                                dialect: reply_dialect(&request, &conn.client, state),
                             })
                         }
                         Flow::Replicate(psync) => {
@@ -107,7 +108,8 @@ pub(super) fn execute_pending(
             }
             Err(ParseError::Invalid { consumed, error }) => {
                 let reply = Reply::error_owned(error.to_string());
-                protocol::encode_reply(&reply, Dialect::Text, &mut conn.output);
+                let dialect = line_dialect(&conn.client, state);
+                protocol::encode_reply(&reply, dialect, &mut conn.output);
                 state.stats.error_replies += 1;
                 consumed
             }
@@ -147,14 +149,14 @@ fn execute_one(
     // Decided before the command runs (its reply borrows the client); HELLO 3's own reply is
     // already RESP3, and errors read the same in both versions.
     let dialect = match command::protocol_requested(&request.args) {
-        Some(resp3) if request.dialect == Dialect::Resp => {
+        Some(resp3) if reply_dialect(request, client, state) != Dialect::Text => {
             if resp3 {
                 Dialect::Resp3
             } else {
                 Dialect::Resp
             }
         }
-        _ => reply_dialect(request, client),
+        _ => reply_dialect(request, client, state),
     };
     let mut encode =
         |reply: &Reply<'_>, out: &mut Vec<u8>| protocol::encode_reply(reply, dialect, out);
@@ -260,11 +262,22 @@ pub(super) fn execute_args(
     (flow, recorded && state.log.enabled)
 }
 
-/// How replies to `request` are encoded: RESP requests get RESP3 once the client chose it.
-fn reply_dialect(request: &Request<'_>, client: &ClientState) -> Dialect {
+/// How replies to `request` are encoded: RESP requests get RESP3 once the client chose it;
+/// text lines get the human dialect, or RESP like any request under `inline-reply-format resp`.
+fn reply_dialect(request: &Request<'_>, client: &ClientState, state: &ServerState) -> Dialect {
     match request.dialect {
-        Dialect::Resp if client.resp3 => Dialect::Resp3,
-        other => other,
+        Dialect::Text => line_dialect(client, state),
+        _ if client.resp3 => Dialect::Resp3,
+        _ => Dialect::Resp,
+    }
+}
+
+/// How a text line is answered: as text, or as Redis answers inline commands.
+fn line_dialect(client: &ClientState, state: &ServerState) -> Dialect {
+    match (state.config.inline_replies_resp, client.resp3) {
+        (false, _) => Dialect::Text,
+        (true, false) => Dialect::Resp,
+        (true, true) => Dialect::Resp3,
     }
 }
 
@@ -315,8 +328,9 @@ fn account(
     stat.calls += 1;
     stat.failed_calls += u64::from(is_error);
     stat.latency.record(took);
-    // AUTH and HELLO carry passwords: Redis redacts them; pocketkv does not log them at all.
-    if matches!(spec.name, "auth" | "hello") {
+    // AUTH, HELLO and ACL SETUSER carry passwords: Redis redacts them; pocketkv does not log
+    // them at all.
+    if matches!(spec.name, "auth" | "hello" | "acl|setuser") {
         return;
     }
     let config = &state.config;
@@ -335,7 +349,7 @@ fn account(
 fn fail(conn: &mut Connection, error: ProtocolError, state: &mut ServerState) {
     let dialect = match conn.input.pending().first() {
         Some(b'*') => Dialect::Resp,
-        _ => Dialect::Text,
+        _ => line_dialect(&conn.client, state),
     };
     let reply = Reply::error_owned(error.to_string());
     protocol::encode_reply(&reply, dialect, &mut conn.output);

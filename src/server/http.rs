@@ -11,7 +11,7 @@ use super::connection::{Closing, Connection, Hold};
 use super::execute::{execute_args, must_wait_for_fsync, Stopped};
 use super::metrics;
 use super::persistence::Journal;
-use crate::command::{constant_time_eq, Arg, ClientState, ServerState};
+use crate::command::{Arg, ClientState, ServerState};
 use crate::protocol::http::{self, HttpError, HttpLimits, HttpParse, HttpRequest, Method, Version};
 use crate::protocol::Reply;
 use crate::store::Store;
@@ -229,12 +229,17 @@ fn serve(
         response
     };
     let (path, _) = http::split_target(request.target);
-    if path != b"/healthz" && !authorized(request, state) {
+    let user = if path == b"/healthz" {
+        Some(crate::acl::DEFAULT_USER)
+    } else {
+        authorized(request, state)
+    };
+    let Some(user) = user else {
         let mut response = Response::new(401, "Unauthorized", TEXT);
         response.authenticate = true;
         shape(response).write(b"unauthorized\n", head_only, out);
         return (keep_alive, false);
-    }
+    };
     let route = match route(request) {
         Ok(route) => route,
         Err((response, body)) => {
@@ -244,6 +249,7 @@ fn serve(
     };
     // Each request carries its own credentials; nothing is remembered between them.
     client.authenticated = true;
+    client.user = user;
     // One call site for every key route, so the command path is compiled once for HTTP.
     let mut command = |kind: Kind, args: Vec<Arg<'_>>| {
         // A command renamed or disabled with --rename-command is hidden from clients that do not
@@ -313,23 +319,58 @@ fn serve(
     (keep_alive, recorded)
 }
 
-/// True when no password is set, or the request carries `Authorization: Bearer <password>`.
-fn authorized(request: &HttpRequest<'_>, state: &ServerState) -> bool {
-    let password = state.config.requirepass.as_bytes();
-    if password.is_empty() {
-        return true;
-    }
+/// The user a request runs as: `Authorization: Basic` with user:password, `Bearer <password>`
+/// for the default user, or the default user when it needs no password; `None` (401) when the
+/// credentials are missing or wrong.
+fn authorized(request: &HttpRequest<'_>, state: &ServerState) -> Option<crate::acl::UserRef> {
+    let acl = &state.acl;
     let Some(value) = request.authorization else {
-        return false;
+        return acl.default_open().then_some(crate::acl::DEFAULT_USER);
     };
-    let Some((scheme, token)) = value
-        .iter()
-        .position(|&b| b == b' ')
-        .map(|space| (&value[..space], &value[space + 1..]))
-    else {
-        return false;
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, token) = (&value[..space], &value[space + 1..]);
+    if scheme.eq_ignore_ascii_case(b"Bearer") {
+        return acl.authenticate(b"default", token);
+    }
+    if !scheme.eq_ignore_ascii_case(b"Basic") {
+        return None;
+    }
+    let decoded = base64_decode(token)?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    acl.authenticate(&decoded[..colon], &decoded[colon + 1..])
+}
+
+/// Standard base64 with padding (RFC 4648), as Basic credentials come; `None` if malformed.
+fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
     };
-    scheme.eq_ignore_ascii_case(b"Bearer") && constant_time_eq(password, token)
+    if text.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    for (i, quad) in text.chunks_exact(4).enumerate() {
+        let last = i == text.len() / 4 - 1;
+        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut bits = 0u32;
+        for &c in &quad[..4 - pad] {
+            bits = bits << 6 | value(c)?;
+        }
+        bits <<= 6 * pad as u32;
+        let bytes = bits.to_be_bytes();
+        out.extend_from_slice(&bytes[1..4 - pad]);
+    }
+    Some(out)
 }
 
 type Refusal = (Response, String);
@@ -482,6 +523,8 @@ fn error_response(
         (507, "Insufficient Storage")
     } else if text.starts_with(b"NOAUTH") {
         (401, "Unauthorized")
+    } else if text.starts_with(b"NOPERM") {
+        (403, "Forbidden")
     } else if contains(b"not supported yet") {
         (501, "Not Implemented")
     } else if contains(b"maximum allowed size") {

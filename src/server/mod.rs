@@ -221,6 +221,10 @@ impl Server {
             notify.send(News::SnapshotDone(done));
         });
         let mut state = ServerState::new(config, listening);
+        state
+            .acl
+            .configure(&state.config)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         if !state.config.audit_log.is_empty() {
             let path = std::path::Path::new(&state.config.audit_log);
             let audit = crate::audit::AuditLog::start(path).map_err(|e| {
@@ -459,7 +463,7 @@ impl Server {
             return;
         }
         let config = &self.state.config;
-        if config.protected_mode && config.requirepass.is_empty() && !is_loopback(peer.ip()) {
+        if config.protected_mode && self.state.acl.default_nopass() && !is_loopback(peer.ip()) {
             self.state.stats.rejected_connections += 1;
             let refusal = if http {
                 // The same explanation, as an HTTP answer.
@@ -505,6 +509,7 @@ impl Server {
             writable: false,
             cmd: "",
             resp: 2,
+            user: crate::acl::DEFAULT_USER,
         };
         if self.state.clients.len() <= key {
             self.state.clients.resize(key + 1, None);
@@ -908,6 +913,7 @@ fn describe(conn: &Connection, info: &mut ClientInfo) {
     info.writable = conn.wants_writable;
     info.cmd = conn.client.last_cmd;
     info.resp = if conn.client.resp3 { 3 } else { 2 };
+    info.user = conn.client.user;
     if info.name != conn.client.name {
         info.name.clone_from(&conn.client.name);
     }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -10,8 +12,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// How long anything in a test may take before it counts as a hang.
-pub const DEADLINE: Duration = Duration::from_secs(10);
+/// How long anything in a test may take before it counts as a hang: generous, for a busy
+/// 2-core machine running a debug build or a binary under qemu-user (some 20x slower).
+pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A running server process.
 pub struct Server {
@@ -55,6 +58,20 @@ impl Server {
             .spawn()
             .expect("start pocketkv");
         let mut server = Server::attach(child, &dir);
+        server._tempdir = Some(tempdir);
+        server
+    }
+
+    /// Starts `command` (from `server_command`, with its flags, `--port 0` among them) with its
+    /// output piped; the server keeps `tempdir` alive.
+    pub fn start_command(mut command: Command, tempdir: tempfile::TempDir) -> Server {
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start pocketkv");
+        let mut server = Server::attach(child, tempdir.path());
         server._tempdir = Some(tempdir);
         server
     }
@@ -228,6 +245,8 @@ impl Client {
                     String::from_utf8_lossy(&buf[..got])
                 ),
                 Ok(k) => got += k,
+                // A signal (a stop and continue, say) interrupts a read with a timeout set.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => panic!(
                     "read failed after {got} of {n} bytes ({e}): {:?}",
                     String::from_utf8_lossy(&buf[..got])
@@ -282,14 +301,17 @@ impl Client {
     /// Asserts the server closes the connection (EOF) within the deadline.
     pub fn expect_closed(&mut self) {
         let mut buf = [0u8; 256];
-        match self.stream.read(&mut buf) {
-            Ok(0) => {}
-            Ok(n) => panic!(
-                "expected close, got {:?}",
-                String::from_utf8_lossy(&buf[..n])
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
-            Err(e) => panic!("expected close, got error {e}"),
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => panic!(
+                    "expected close, got {:?}",
+                    String::from_utf8_lossy(&buf[..n])
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("expected close, got error {e}"),
+            }
         }
     }
 }

@@ -12,6 +12,25 @@ use std::time::{Duration, Instant};
 
 use crate::common::{resp, Client, Server, DEADLINE};
 
+/// Whether this run asserts timing targets (latency ratios, CPU per loop turn, how fast a burst
+/// is served): only when `POCKETKV_TIMING_TARGETS=1`, which `make soak` sets for a release build
+/// on a machine kept quiet for it. Everywhere else (`make test`, CI, under qemu) a test asserts
+/// only what always holds, prints the figures, and leaves the targets to that run: another
+/// process's burst of work on a shared 2-core machine can stretch any time a test measures.
+pub fn timing_targets() -> bool {
+    std::env::var("POCKETKV_TIMING_TARGETS").is_ok_and(|v| v == "1")
+}
+
+/// Asserts `holds` when timing targets are asserted (see [`timing_targets`]); otherwise says on
+/// stdout that the target was missed, so the figure is still seen in the test's output.
+pub fn timing_target(holds: bool, what: &str) {
+    if timing_targets() {
+        assert!(holds, "timing target missed: {what}");
+    } else if !holds {
+        println!("timing target missed (not asserted outside make soak): {what}");
+    }
+}
+
 /// Raises this process's open-files soft limit to its hard limit (capped at 2^20, for a hard
 /// limit of "unlimited"); returns the soft limit now in force.
 pub fn raise_fd_limit() -> u64 {
@@ -198,10 +217,13 @@ fn one_cycle(addr: SocketAddr, n: usize) -> Result<(), String> {
     }
     if server_closes {
         let mut rest = [0u8; 64];
-        match stream.read(&mut rest) {
-            Ok(0) => {}
-            Ok(k) => return Err(format!("cycle {n}: {k} bytes after QUIT's reply")),
-            Err(e) => return Err(format!("cycle {n}: no clean close after QUIT: {e}")),
+        loop {
+            match stream.read(&mut rest) {
+                Ok(0) => break,
+                Ok(k) => return Err(format!("cycle {n}: {k} bytes after QUIT's reply")),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("cycle {n}: no clean close after QUIT: {e}")),
+            }
         }
     }
     Ok(())
