@@ -609,3 +609,22 @@ fn a_full_sync_of_many_keys_while_clients_write() {
     assert_eq!(replica.connect().call(&["DBSIZE"]), ":100000");
     assert_eq!(replica.connect().call(&["GET", "key:1999"]), "changed");
 }
+
+#[test]
+fn client_kill_type_normal_spares_replicas_and_type_replica_reaches_them() {
+    let primary = Server::start(&[]);
+    let replica = Server::replica_of(&primary, &[]);
+    converged(&primary, &replica);
+    let mut c = primary.connect();
+    let listed = c.call(&["CLIENT", "LIST", "TYPE", "replica"]);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.contains(" flags=S "), "{listed}");
+    let _other = primary.connect();
+    assert_eq!(c.call(&["CLIENT", "KILL", "TYPE", "normal"]), ":1");
+    assert_eq!(field(&primary, "replication", "connected_slaves"), "1");
+    assert_eq!(c.call(&["CLIENT", "KILL", "TYPE", "replica"]), ":1");
+    c.cmd(&["SET", "after", "kill"], b"+OK\r\n");
+    converged(&primary, &replica);
+    assert_eq!(number(&primary, "stats", "sync_partial_ok"), 1);
+    assert_eq!(number(&primary, "stats", "sync_full"), 1);
+}

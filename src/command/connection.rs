@@ -293,7 +293,7 @@ pub(super) fn client_line(
     };
     let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags=N db=0 sub=0 psub=0 \
+        "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags={} db=0 sub=0 psub=0 \
          ssub=0 multi=-1 qbuf={} qbuf-free={} obl={} oll=0 omem={} events={} cmd={} \
          user={user} redir=-1 resp={}",
         info.id,
@@ -301,6 +301,7 @@ pub(super) fn client_line(
         info.laddr,
         info.fd,
         now.saturating_duration_since(info.created).as_secs(),
+        if info.replica { "S" } else { "N" },
         info.qbuf,
         info.qbuf_free,
         info.obl,
@@ -313,14 +314,14 @@ pub(super) fn client_line(
 
 fn client_list<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let mut ids: Option<Vec<u64>> = None;
+    let mut kind_wanted: Option<Kind> = None;
     let mut options = args.get(2..).unwrap_or_default();
     loop {
         options = match options {
             [] => break,
             [option, kind, rest @ ..] if option.eq_ignore_ascii_case(b"TYPE") => {
                 match client_type(kind) {
-                    Ok(true) => {}
-                    Ok(false) => ids = Some(Vec::new()),
+                    Ok(wanted) => kind_wanted = Some(wanted),
                     Err(error) => return error,
                 }
                 rest
@@ -345,19 +346,41 @@ fn client_list<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let mut infos: Vec<&ClientInfo> = ctx.server.clients.iter().flatten().collect();
     infos.sort_by_key(|info| info.id);
     for info in infos {
-        if ids.as_ref().is_none_or(|ids| ids.contains(&info.id)) {
+        if ids.as_ref().is_none_or(|ids| ids.contains(&info.id))
+            && kind_wanted.is_none_or(|kind| kind.matches(info))
+        {
             client_line(info, ctx.client, &ctx.server.acl, now, &mut text);
         }
     }
     Reply::Text(text)
 }
 
-/// CLIENT LIST/KILL TYPE: true for `normal` (every pocketkv client), false for the kinds
-/// pocketkv never has.
-fn client_type(kind: &[u8]) -> Result<bool, Reply<'static>> {
+/// A client kind CLIENT LIST/KILL TYPE names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Normal,
+    Replica,
+    /// `master` and `pubsub`: kinds no connection listed here has.
+    Other,
+}
+
+impl Kind {
+    fn matches(self, info: &ClientInfo) -> bool {
+        match self {
+            Kind::Normal => !info.replica,
+            Kind::Replica => info.replica,
+            Kind::Other => false,
+        }
+    }
+}
+
+/// CLIENT LIST/KILL TYPE: replicas of this server are `replica` (or `slave`), every other
+/// client `normal`; the link to our own primary is not listed.
+fn client_type(kind: &[u8]) -> Result<Kind, Reply<'static>> {
     match kind.to_ascii_lowercase().as_slice() {
-        b"normal" => Ok(true),
-        b"master" | b"replica" | b"slave" | b"pubsub" => Ok(false),
+        b"normal" => Ok(Kind::Normal),
+        b"replica" | b"slave" => Ok(Kind::Replica),
+        b"master" | b"pubsub" => Ok(Kind::Other),
         _ => Err(Reply::error_owned(format!(
             "ERR Unknown client type '{}'",
             String::from_utf8_lossy(kind)
@@ -382,8 +405,8 @@ struct KillFilter {
     id: Option<u64>,
     addr: Option<String>,
     laddr: Option<String>,
-    none: bool,
     user: Option<crate::acl::UserRef>,
+    kind: Option<Kind>,
     skip_me: bool,
     max_age: Option<u64>,
 }
@@ -429,7 +452,7 @@ fn client_kill<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
             b"addr" => filter.addr = Some(text),
             b"laddr" => filter.laddr = Some(text),
             b"type" => match client_type(value) {
-                Ok(normal) => filter.none |= !normal,
+                Ok(kind) => filter.kind = Some(kind),
                 Err(error) => return error,
             },
             b"user" => match ctx.server.acl.find(value) {
@@ -456,7 +479,7 @@ fn client_kill<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         .enumerate()
         .filter_map(|(key, slot)| Some((key, slot.as_ref()?)))
         .filter(|(_, info)| {
-            !filter.none
+            filter.kind.is_none_or(|kind| kind.matches(info))
                 && filter.id.is_none_or(|id| id == info.id)
                 && filter
                     .addr

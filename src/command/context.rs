@@ -171,6 +171,8 @@ pub struct ClientInfo {
     pub cmd: &'static str,
     /// 3 after HELLO 3, else 2.
     pub resp: u8,
+    /// A replica of this server (CLIENT LIST `flags=S`, `TYPE replica`).
+    pub replica: bool,
     /// The user it runs as.
     pub user: crate::acl::UserRef,
 }

@@ -509,6 +509,7 @@ impl Server {
             writable: false,
             cmd: "",
             resp: 2,
+            replica: false,
             user: crate::acl::DEFAULT_USER,
         };
         if self.state.clients.len() <= key {

@@ -216,6 +216,9 @@ impl Server {
             return;
         };
         follower.started = true;
+        if let Some(Some(info)) = self.state.clients.get_mut(key) {
+            info.replica = true;
+        }
         let now = Instant::now();
         let mut row = ReplicaRow {
             key,
