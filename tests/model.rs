@@ -1678,7 +1678,7 @@ fn error_case(rng: &mut Rng) -> Vec<Bytes> {
             args
         }
         4 => {
-            let command = rng.pick(&["FROB", "hset", "LPUSH", "MULTI", "CLUSTER", "x"]);
+            let command = rng.pick(&["FROB", "hset", "LPUSH", "EVAL", "CLUSTER", "x"]);
             let mut args = vec![cased(command, rng)];
             for _ in 0..rng.below(4) {
                 args.push(value(rng));

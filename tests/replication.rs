@@ -147,6 +147,7 @@ fn replicas_refuse_writes_and_primaries_without_enough_replicas_too() {
     );
     p.cmd(&["CONFIG", "SET", "min-replicas-to-write", "1"], b"+OK\r\n");
     p.cmd(&["SET", "k", "v"], b"+OK\r\n");
+    p.cmd(&["WAIT", "1", "0"], b":1\r\n");
     // A writable replica takes local writes.
     r.cmd(&["CONFIG", "SET", "replica-read-only", "no"], b"+OK\r\n");
     r.cmd(&["SET", "local", "1"], b"+OK\r\n");
@@ -627,4 +628,29 @@ fn client_kill_type_normal_spares_replicas_and_type_replica_reaches_them() {
     converged(&primary, &replica);
     assert_eq!(number(&primary, "stats", "sync_partial_ok"), 1);
     assert_eq!(number(&primary, "stats", "sync_full"), 1);
+}
+
+#[test]
+fn a_transaction_reaches_replicas_as_one_unit_and_wait_counts_it() {
+    let primary = Server::start(&[]);
+    let replica = Server::replica_of(&primary, &[]);
+    converged(&primary, &replica);
+    let mut c = primary.connect();
+    c.cmd(&["MULTI"], b"+OK\r\n");
+    c.cmd(&["SET", "t1", "a"], b"+QUEUED\r\n");
+    c.cmd(&["INCR", "t2"], b"+QUEUED\r\n");
+    c.cmd(&["WAIT", "1", "0"], b"+QUEUED\r\n");
+    c.send(&resp(&["EXEC"]));
+    let reply = c.read_line();
+    assert_eq!(reply, "*3\r\n");
+    c.expect(b"+OK\r\n:1\r\n");
+    let _in_exec = c.read_line(); // WAIT inside EXEC answers at once, whatever the count.
+    assert_eq!(
+        c.call(&["WAIT", "1", "0"]),
+        ":1",
+        "after EXEC it waits for all of it"
+    );
+    assert_eq!(replica.connect().call(&["GET", "t1"]), "a");
+    assert_eq!(replica.connect().call(&["GET", "t2"]), "1");
+    converged(&primary, &replica);
 }

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::stats::{CommandStats, SlowLog};
+use super::transaction::Watches;
 use crate::config::Config;
 use crate::persist::{LogStatus, SnapshotStatus};
 use crate::store::Store;
@@ -102,6 +103,16 @@ pub struct ClientState {
     pub is_master: bool,
     /// The stream offset after this client's last write, which WAIT waits for.
     pub woff: u64,
+    /// Inside MULTI: the commands queued for EXEC.
+    pub multi: Option<Box<super::transaction::Queue>>,
+    /// The keys this client watches (the server's [`Watches`] knows who watches each key).
+    pub watched: Vec<Vec<u8>>,
+    /// About what the watches take in memory: they count against the query buffer limit, as
+    /// the queue does, so no client can hold unbounded watch state.
+    pub watched_bytes: usize,
+    /// EXEC is running this client's queue: the memory and write checks were made for the
+    /// whole transaction before it started, so no command inside is refused by them.
+    pub in_exec: bool,
 }
 
 /// Counters reported by INFO stats.
@@ -211,6 +222,8 @@ pub struct ServerState {
     pub repl: crate::replication::ReplState,
     /// Users, their permissions, and the log of refusals.
     pub acl: crate::acl::Acl,
+    /// Keys clients WATCH, and which clients a change reached.
+    pub watches: Watches,
     started: Instant,
     rng: u64,
 }
@@ -237,6 +250,7 @@ impl ServerState {
             audit: None,
             repl: crate::replication::ReplState::default(),
             acl,
+            watches: Watches::default(),
             started: Instant::now(),
             rng: seed | 1,
         }

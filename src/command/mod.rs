@@ -16,6 +16,7 @@ mod replication;
 mod server;
 mod stats;
 mod strings;
+mod transaction;
 mod xxh3;
 
 use std::borrow::Cow;
@@ -28,6 +29,7 @@ pub use stats::{
     CommandStat, CommandStats, Histogram, SlowEntry, SlowLog, BUCKET_BOUNDS_SECONDS,
     BUCKET_BOUNDS_USEC,
 };
+pub use transaction::{exec_abort, Queue, Watches, EXECABORT};
 
 use crate::protocol::Reply;
 
@@ -146,6 +148,25 @@ impl Spec {
         self.marks.1
     }
 
+    /// True for commands Redis refuses inside MULTI (SAVE, SHUTDOWN).
+    pub fn refused_in_multi(&self) -> bool {
+        has_flag(self.flags, "no_multi")
+    }
+
+    /// The arguments at the command's key positions.
+    pub fn keys_of<'a, 'b>(&self, args: &'b [Arg<'a>]) -> impl Iterator<Item = &'b Arg<'a>> {
+        let (first, last, step) = self.keys;
+        let first = usize::try_from(first).unwrap_or(0);
+        let end = match usize::try_from(last) {
+            Ok(last) => last.saturating_add(1).min(args.len()),
+            // -1 is the last argument, -2 the one before it.
+            Err(_) => args.len().saturating_sub(last.unsigned_abs() as usize - 1),
+        };
+        let step = usize::try_from(step).unwrap_or(1).max(1);
+        let range = if first == 0 { 0..0 } else { first..end };
+        args.get(range).unwrap_or_default().iter().step_by(step)
+    }
+
     /// True for commands a client may run before it authenticates.
     pub fn without_auth(&self) -> bool {
         self.marks.2
@@ -188,6 +209,7 @@ pub fn table() -> impl Iterator<Item = &'static Spec> {
         expiry::COMMANDS,
         server::COMMANDS,
         replication::COMMANDS,
+        transaction::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -278,36 +300,71 @@ pub fn execute<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 /// [`execute`], also saying which command ran or was refused.
 pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, Call) {
     ctx.server.stats.commands += 1;
+    match admit(ctx, args, false) {
+        Ok(spec) => ((spec.handler)(ctx, args), Call::Ran(spec)),
+        // Redis answers a refused EXEC so even outside MULTI.
+        Err((refusal, Call::Rejected(spec))) if spec.name == "exec" => {
+            (exec_abort(refusal), Call::Rejected(spec))
+        }
+        Err(refused) => refused,
+    }
+}
+
+/// The checks a request passes before it runs, or is queued (`queueing`) inside MULTI, in
+/// Redis's order: known command, arity, authentication, MULTI's own refusals, memory, writes.
+/// While queueing, every command is refused at `maxmemory`, not only those that add data: a
+/// queue could otherwise grow without bound (Redis does the same).
+#[inline]
+pub fn admit(
+    ctx: &mut Ctx<'_>,
+    args: &[Arg<'_>],
+    queueing: bool,
+) -> Result<&'static Spec, (Reply<'static>, Call)> {
     let spec = match find(args) {
-        Found::Unknown => return (unknown(args), Call::Unknown),
-        Found::Refused(spec, error) => return (error, spec.map_or(Call::Unknown, Call::Rejected)),
+        Found::Unknown => return Err((unknown(args), Call::Unknown)),
+        Found::Refused(spec, error) => {
+            return Err((error, spec.map_or(Call::Unknown, Call::Rejected)))
+        }
         Found::Spec(spec) => spec,
     };
     ctx.client.last_cmd = spec.name;
     if !spec.without_auth() && connection::auth_required(ctx) {
-        return (NOAUTH, Call::Rejected(spec));
+        return Err((NOAUTH, Call::Rejected(spec)));
     }
-    // One flag for a user allowed everything; the full check only for restricted users.
+    // One flag for a user allowed everything; the full check only for restricted users. Inside
+    // MULTI the check runs when the command is queued and again when EXEC runs it, as in Redis.
     if !ctx.server.acl.unrestricted(ctx.client.user) {
-        if let Err(denied) = check_acl(ctx, spec, args, crate::acl::Context::Toplevel) {
-            return (denied, Call::Rejected(spec));
+        let context = if queueing || ctx.client.in_exec {
+            crate::acl::Context::Multi
+        } else {
+            crate::acl::Context::Toplevel
+        };
+        if let Err(denied) = check_acl(ctx, spec, args, context) {
+            return Err((denied, Call::Rejected(spec)));
         }
+    }
+    if queueing && spec.refused_in_multi() {
+        let refusal = Reply::error("ERR Command not allowed inside a transaction");
+        return Err((refusal, Call::Rejected(spec)));
+    }
+    if ctx.client.in_exec {
+        return Ok(spec);
     }
     // What the primary sends has happened already: a replica applies it whatever its own
     // memory or persistence state, or it would silently drift from its primary.
     let obey = ctx.client.is_master;
-    if !make_room(ctx) && spec.may_grow() && !obey {
-        return (OOM, Call::Rejected(spec));
+    if !make_room(ctx) && (queueing || spec.may_grow()) && !obey {
+        return Err((OOM, Call::Rejected(spec)));
     }
     if spec.is_write() && !obey {
         if let Some(refusal) = &ctx.server.refuse_writes {
-            return (Reply::error_owned(refusal.clone()), Call::Rejected(spec));
+            return Err((Reply::error_owned(refusal.clone()), Call::Rejected(spec)));
         }
     }
     if let Some(refusal) = replication_refusal(ctx, spec) {
-        return (refusal, Call::Rejected(spec));
+        return Err((refusal, Call::Rejected(spec)));
     }
-    ((spec.handler)(ctx, args), Call::Ran(spec))
+    Ok(spec)
 }
 
 /// Redis's replication refusals: writes to a read-only replica, data commands while the link
@@ -349,7 +406,7 @@ const EVICTIONS_PER_COMMAND: usize = 1000;
 
 /// Evicts keys while the data is over `maxmemory`, as the policy allows; false when it is still
 /// over. Runs before every command, as in Redis, so memory freed by a read also counts.
-fn make_room(ctx: &mut Ctx<'_>) -> bool {
+pub fn make_room(ctx: &mut Ctx<'_>) -> bool {
     let config = &ctx.server.config;
     let (limit, policy, samples) = (
         config.maxmemory,

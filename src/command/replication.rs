@@ -18,7 +18,7 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec::new("slaveof", 3, replicaof).flags(ADMIN).doc(G, "host port | NO ONE", "the old name of REPLICAOF"),
     Spec::new("role", 1, role).flags(&["noscript", "loading", "stale", "fast"]).doc(G, "", "master or slave, with offsets and replicas"),
     Spec::new("replconf", -1, replconf).flags(ADMIN).doc(G, "option value [option value ...]", "what a replica tells its primary"),
-    Spec::new("psync", -3, psync).flags(ADMIN).doc(G, "replid offset", "a replica asks for the stream from an offset"),
+    Spec::new("psync", -3, psync).flags(&["admin", "noscript", "no_multi"]).doc(G, "replid offset", "a replica asks for the stream from an offset"),
     Spec::new("wait", 3, wait).flags(&["noscript"]).doc(G, "numreplicas timeout", "wait until replicas acknowledged this client's writes"),
     Spec::new("debug", -2, debug).flags(ADMIN).doc("server", "DIGEST", "debugging aids")
         .subcommands(&[
@@ -172,7 +172,8 @@ fn wait<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Err(e) => return e,
     };
     let acked = ctx.server.repl.acknowledged(ctx.client.woff);
-    if acked >= replicas {
+    // Inside EXEC nothing can block: the count as it stands, as Redis answers.
+    if acked >= replicas || ctx.client.in_exec {
         return Reply::Integer(acked as i64);
     }
     ctx.client.flow = Flow::Wait {

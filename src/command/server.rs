@@ -14,6 +14,8 @@ const G: &str = "server";
 pub(super) const REDIS_VERSION: &str = "7.0.0";
 const ADMIN: &[&str] = &["admin", "noscript", "loading", "stale"];
 const INSPECT: &[&str] = &["loading", "stale"];
+/// Admin commands Redis refuses inside MULTI.
+const ADMIN_NO_MULTI: &[&str] = &["admin", "noscript", "loading", "stale", "no_multi"];
 
 /// This family's table entries.
 #[rustfmt::skip]
@@ -21,9 +23,9 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec::new("dbsize", 1, dbsize).read().doc(G, "", "number of keys"),
     Spec::new("flushdb", -1, flush).write().doc(G, "[ASYNC|SYNC]", "delete every key"),
     Spec::new("flushall", -1, flush).write().doc(G, "[ASYNC|SYNC]", "delete every key"),
-    Spec::new("save", 1, save).flags(ADMIN).doc(G, "", "write a snapshot; replies once it is on disk"),
+    Spec::new("save", 1, save).flags(ADMIN_NO_MULTI).doc(G, "", "write a snapshot; replies once it is on disk"),
     Spec::new("bgsave", -1, bgsave).flags(ADMIN).doc(G, "[SCHEDULE]", "write a snapshot in the background"),
-    Spec::new("shutdown", -1, shutdown).flags(ADMIN).doc(G, "[NOSAVE|SAVE]", "stop the server, saving a snapshot unless NOSAVE"),
+    Spec::new("shutdown", -1, shutdown).flags(ADMIN_NO_MULTI).doc(G, "[NOSAVE|SAVE]", "stop the server, saving a snapshot unless NOSAVE"),
     Spec::new("lastsave", 1, lastsave).flags(&["fast"]).doc(G, "", "Unix time of the last successful snapshot"),
     Spec::new("info", -1, info).flags(INSPECT).doc(G, "[section ...]", "server, clients, memory, persistence, stats, replication, commandstats, latencystats, keyspace"),
     Spec::new("time", 1, time).flags(&["fast"]).doc(G, "", "server time: seconds and microseconds"),

@@ -42,6 +42,7 @@ fn owned(reply: Reply<'_>) -> Reply<'static> {
         Reply::Error(e) => Reply::Error(e),
         Reply::Integer(n) => Reply::Integer(n),
         Reply::Nil => Reply::Nil,
+        Reply::NilArray => Reply::NilArray,
         Reply::Map(pairs) => Reply::Map(
             pairs
                 .into_iter()

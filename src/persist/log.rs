@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! POCKETKV-LOG 1\n
-//! [len: u32 LE][crc32: u32 LE][len bytes: the command as a RESP multi-bulk request]
+//! [len: u32 LE][crc32: u32 LE][len bytes: one unit as RESP multi-bulk requests]
 //! ...
 //! ```
 //! The checksum covers the payload. A record cut short by the end of the file, or whose checksum

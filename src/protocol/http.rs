@@ -28,6 +28,8 @@ pub enum Method {
     Put,
     /// DELETE.
     Delete,
+    /// POST.
+    Post,
     /// Any other token (POST, PATCH, ...).
     Other,
 }
@@ -263,6 +265,7 @@ fn request_line_parts(line: &[u8]) -> Result<(Method, &[u8], Version), HttpError
         b"HEAD" => Method::Head,
         b"PUT" => Method::Put,
         b"DELETE" => Method::Delete,
+        b"POST" => Method::Post,
         _ => Method::Other,
     };
     Ok((method, target, version))

@@ -21,7 +21,7 @@ fn encode_at(reply: &Reply<'_>, indent: usize, out: &mut Vec<u8>) {
             out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
         }
         Reply::Bulk(bytes) => quote(bytes, out),
-        Reply::Nil => out.extend_from_slice(b"(nil)"),
+        Reply::Nil | Reply::NilArray => out.extend_from_slice(b"(nil)"),
         Reply::Text(text) => {
             out.extend_from_slice(text.as_bytes());
             if text.ends_with('\n') {
@@ -38,20 +38,32 @@ fn encode_at(reply: &Reply<'_>, indent: usize, out: &mut Vec<u8>) {
         }
         Reply::Array(items) if items.is_empty() => out.extend_from_slice(b"(empty array)"),
         Reply::Array(items) => {
-            let width = items.len().to_string().len();
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.resize(out.len() + indent, b' ');
                 }
-                let number = format!("{:>width$}) ", i + 1);
-                out.extend_from_slice(number.as_bytes());
-                encode_at(item, indent + number.len(), out);
+                numbered(item, i, items.len(), indent, out);
             }
             // Each element already ended its own line.
             return;
         }
     }
     out.push(b'\n');
+}
+
+/// Element `index` of an array of `count` at the top level, numbered as [`encode`] numbers it,
+/// for a caller that produces an array's elements one at a time (EXEC). An empty array is
+/// `(empty array)`, left to the caller.
+pub(super) fn encode_item(reply: &Reply<'_>, index: usize, count: usize, out: &mut Vec<u8>) {
+    numbered(reply, index, count, 0, out);
+}
+
+/// `N) ` right-aligned to the widest number of `count`, then the element.
+fn numbered(item: &Reply<'_>, index: usize, count: usize, indent: usize, out: &mut Vec<u8>) {
+    let width = count.to_string().len();
+    let number = format!("{:>width$}) ", index + 1);
+    out.extend_from_slice(number.as_bytes());
+    encode_at(item, indent + number.len(), out);
 }
 
 /// Prints `bytes` bare when that is unambiguous, otherwise double-quoted with escapes.

@@ -6,6 +6,7 @@
 mod error;
 pub mod http;
 mod human;
+pub mod json;
 mod reply;
 mod resp;
 mod text;
@@ -111,6 +112,34 @@ pub fn encode_reply(reply: &Reply<'_>, dialect: Dialect, out: &mut Vec<u8>) {
         Dialect::Resp => resp::encode(reply, false, out),
         Dialect::Resp3 => resp::encode(reply, true, out),
         Dialect::Text => human::encode(reply, out),
+    }
+}
+
+/// Appends the start of an array of `count` elements that will follow one by one through
+/// [`encode_item`] (EXEC's reply, whose elements are produced as its commands run).
+pub fn encode_array_start(count: usize, dialect: Dialect, out: &mut Vec<u8>) {
+    match dialect {
+        Dialect::Resp | Dialect::Resp3 => {
+            out.push(b'*');
+            out.extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        Dialect::Text if count == 0 => human::encode(&Reply::Array(Vec::new()), out),
+        Dialect::Text => {}
+    }
+}
+
+/// Appends element `index` of the array [`encode_array_start`] began, in `dialect`.
+pub fn encode_item(
+    reply: &Reply<'_>,
+    dialect: Dialect,
+    index: usize,
+    count: usize,
+    out: &mut Vec<u8>,
+) {
+    match dialect {
+        Dialect::Text => human::encode_item(reply, index, count, out),
+        resp => encode_reply(reply, resp, out),
     }
 }
 

@@ -19,6 +19,8 @@ pub enum Reply<'a> {
     Bulk(Cow<'a, [u8]>),
     /// A missing value (RESP `$-1`).
     Nil,
+    /// A missing array: EXEC of a transaction a watched key aborted (RESP2 `*-1`, RESP3 `_`).
+    NilArray,
     /// An ordered list of replies (RESP `*`).
     Array(Vec<Reply<'a>>),
     /// Field-value pairs (HELLO, CONFIG GET): a RESP3 map (`%`), a flat array in RESP2.

@@ -241,6 +241,8 @@ pub(super) fn encode(reply: &Reply<'_>, resp3: bool, out: &mut Vec<u8>) {
         Reply::Text(text) => bulk(out, text.as_bytes()),
         Reply::Nil if resp3 => out.extend_from_slice(b"_\r\n"),
         Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
+        Reply::NilArray if resp3 => out.extend_from_slice(b"_\r\n"),
+        Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
         Reply::Array(items) => {
             line(
                 out,

@@ -2,6 +2,7 @@
 
 use super::connection::{Closing, Connection, Hold};
 use super::persistence::{record_dropped, Journal};
+use super::transaction;
 use std::time::{Duration, Instant};
 
 use crate::command::{self, Arg, Call, ClientState, Ctx, Flow, ServerState};
@@ -72,6 +73,17 @@ pub(super) fn execute_pending(
                     if must_wait_for_fsync(state, recorded) {
                         conn.hold = Some(Hold::until(conn.hold, state.log.last_seq, mark));
                     }
+                    let queued = queued(conn);
+                    if queued > 0
+                        && queued + conn.input.pending().len() > state.config.query_buffer_limit
+                    {
+                        // A transaction's queue (and its watches) count as input not yet
+                        // executed (Redis counts the queue too): a client queueing without end is
+                        // closed like one that sends without end.
+                        state.stats.query_buffer_limit_disconnections += 1;
+                        fail(conn, ProtocolError::QueryBufferLimit, state);
+                        return Stopped::Held;
+                    }
                     match flow {
                         Flow::AwaitSnapshot => {
                             conn.awaiting_snapshot =
@@ -98,7 +110,9 @@ pub(super) fn execute_pending(
                 }
                 used
             }
-            Err(ParseError::Incomplete) if input.len() < state.config.query_buffer_limit => {
+            Err(ParseError::Incomplete)
+                if input.len() + queued(conn) < state.config.query_buffer_limit =>
+            {
                 return Stopped::NeedInput;
             }
             Err(ParseError::Incomplete) => {
@@ -120,6 +134,16 @@ pub(super) fn execute_pending(
         };
         conn.input.consume(used);
     }
+}
+
+/// Bytes of commands `conn` queued for EXEC, and of its watches.
+fn queued(conn: &Connection) -> usize {
+    let queue = conn
+        .client
+        .multi
+        .as_ref()
+        .map_or(0, |queue| queue.requests.len());
+    queue + conn.client.watched_bytes
 }
 
 /// Starts loading what the requests at the start of `input` will look up, when more than one
@@ -160,9 +184,26 @@ fn execute_one(
     };
     let mut encode =
         |reply: &Reply<'_>, out: &mut Vec<u8>| protocol::encode_reply(reply, dialect, out);
-    if state.config.renames.is_empty() {
-        return execute_args(
-            &request.args,
+    let renamed_args;
+    let args = if state.config.renames.is_empty() {
+        &request.args[..]
+    } else {
+        // Renamed commands run, and reach the log, under their own names, so the log replays
+        // whatever the renames are at the next start.
+        let Some(args) = renamed(&request.args, &state.config.renames) else {
+            state.stats.commands += 1;
+            state.stats.error_replies += 1;
+            transaction::fail_queue(client);
+            encode(&command::unknown(&request.args), output);
+            return (Flow::Continue, false);
+        };
+        renamed_args = args;
+        &renamed_args[..]
+    };
+    if client.multi.is_some() {
+        return transaction::in_multi(
+            args,
+            dialect,
             client,
             output,
             store,
@@ -171,15 +212,7 @@ fn execute_one(
             &mut encode,
         );
     }
-    // Renamed commands run, and reach the log, under their own names, so the log replays
-    // whatever the renames are at the next start.
-    let Some(args) = renamed(&request.args, &state.config.renames) else {
-        state.stats.commands += 1;
-        state.stats.error_replies += 1;
-        encode(&command::unknown(&request.args), output);
-        return (Flow::Continue, false);
-    };
-    execute_args(&args, client, output, store, state, journal, &mut encode)
+    execute_args(args, client, output, store, state, journal, &mut encode)
 }
 
 /// `args` with a new command name put back to the command's own; `None` for a command renamed
@@ -223,6 +256,12 @@ pub(super) fn execute_args(
     encode: &mut dyn FnMut(&Reply<'_>, &mut Vec<u8>),
 ) -> (Flow, bool) {
     let before = store.dirty();
+    // While anyone watches: which watched keys this command may touch (nobody: no lookup).
+    let watched = if state.watches.is_empty() {
+        Vec::new()
+    } else {
+        transaction::watched_before(args, store, state)
+    };
     let mut ctx = Ctx::new(&mut *store, client, state);
     let started = Instant::now();
     let (reply, call) = command::execute_call(&mut ctx, args);
@@ -242,6 +281,9 @@ pub(super) fn execute_args(
     // moved further.
     let dropped = record_dropped(store, state, journal);
     let changed = store.dirty() - before > dropped as u64;
+    if changed && !watched.is_empty() {
+        transaction::touch_written(watched, store, state);
+    }
     let recorded = changed && Journal::active(state);
     if recorded {
         match &log_as {

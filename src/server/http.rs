@@ -11,7 +11,7 @@ use super::connection::{Closing, Connection, Hold};
 use super::execute::{execute_args, must_wait_for_fsync, Stopped};
 use super::metrics;
 use super::persistence::Journal;
-use crate::command::{Arg, ClientState, ServerState};
+use crate::command::{Arg, ClientState, Queue, ServerState};
 use crate::protocol::http::{self, HttpError, HttpLimits, HttpParse, HttpRequest, Method, Version};
 use crate::protocol::Reply;
 use crate::store::Store;
@@ -209,6 +209,7 @@ enum Route<'a> {
     Get(Arg<'a>),
     Put(Arg<'a>, Option<&'a [u8]>),
     Delete(Arg<'a>),
+    Tx,
 }
 
 /// Answers one request into `out`; returns whether the connection stays open, and whether a
@@ -255,14 +256,8 @@ fn serve(
         // A command renamed or disabled with --rename-command is hidden from clients that do not
         // know its new name; HTTP clients cannot name it, so its route is refused.
         let name = args.first().map_or(&b""[..], |a| a.as_ref());
-        if let Some((own, _)) = state
-            .config
-            .renames
-            .iter()
-            .find(|(own, _)| own.as_bytes().eq_ignore_ascii_case(name))
-        {
-            let body = format!("the {own} command is renamed or disabled on this server\n");
-            shape(Response::new(403, "Forbidden", TEXT)).write(body.as_bytes(), head_only, out);
+        if let Some((response, body)) = renamed_away(name, state) {
+            shape(response).write(body.as_bytes(), head_only, out);
             return false;
         }
         let mut render = |reply: &Reply<'_>, out: &mut Vec<u8>| match (kind, reply) {
@@ -315,8 +310,150 @@ fn serve(
         Route::List(pattern, limit) => {
             command(Kind::List(limit), vec![Cow::Borrowed(b"KEYS"), pattern])
         }
+        Route::Tx => {
+            let (response, body, recorded) =
+                transaction(request.body, client, store, state, journal);
+            shape(response).write(&body, head_only, out);
+            recorded
+        }
     };
     (keep_alive, recorded)
+}
+
+/// `POST /v1/tx`: the body's commands, checked first (a body that is not an array of commands,
+/// or names an unknown command or one with the wrong arity, runs nothing: 400), then run as one
+/// transaction; the answer is the array of their replies.
+// Kept out of the request loop: only POST /v1/tx comes here.
+#[inline(never)]
+fn transaction(
+    body: &[u8],
+    client: &mut ClientState,
+    store: &mut Store,
+    state: &mut ServerState,
+    journal: &mut Journal,
+) -> (Response, Vec<u8>, bool) {
+    let queue = match tx_queue(body, state) {
+        Ok(queue) => queue,
+        Err((response, text)) => return (response, text.into_bytes(), false),
+    };
+    let mut replies = b"[".to_vec();
+    let mut item = |reply: &Reply<'_>, _: bool, _: &mut Vec<u8>| {
+        if replies.len() > 1 {
+            replies.push(b',');
+        }
+        json_reply(reply, &mut replies);
+    };
+    let mut unused = Vec::new();
+    match super::transaction::exec_queue(
+        &queue,
+        client,
+        &mut unused,
+        store,
+        state,
+        journal,
+        &mut item,
+    ) {
+        Ok(recorded) => {
+            replies.extend_from_slice(b"]\n");
+            (Response::new(200, "OK", JSON), replies, recorded)
+        }
+        Err(refusal) => {
+            let (status, reason, text) = error_status(&refusal);
+            (
+                Response::new(status, reason, TEXT),
+                [text, b"\n"].concat(),
+                false,
+            )
+        }
+    }
+}
+
+/// The queue `POST /v1/tx`'s body asks for, or why it is refused.
+fn tx_queue(body: &[u8], state: &ServerState) -> Result<Queue, Refusal> {
+    const SHAPE: &str = "the body must be a JSON array of commands, each an array of strings";
+    let commands = crate::protocol::json::parse_commands(body).ok_or_else(|| bad_request(SHAPE))?;
+    let mut queue = Queue::default();
+    for command in commands {
+        let args: Vec<Arg<'_>> = command.into_iter().map(Cow::Owned).collect();
+        // Unknown, wrong arity, unknown subcommand: Redis's error text, as a 400.
+        let refuse = |error: Reply<'_>| match error {
+            Reply::Error(text) => bad_request(&String::from_utf8_lossy(&text)),
+            _ => bad_request(SHAPE),
+        };
+        let spec = match crate::command::resolve(&args) {
+            Some(Ok(spec)) => spec,
+            Some(Err(error)) => return Err(refuse(error)),
+            None => return Err(refuse(crate::command::unknown(&args))),
+        };
+        if spec.refused_in_multi() || spec.group == "transactions" {
+            return Err(bad_request(
+                "MULTI, EXEC, DISCARD, WATCH, UNWATCH, SAVE and SHUTDOWN cannot be in a transaction",
+            ));
+        }
+        if let Some(refusal) = renamed_away(spec.name.as_bytes(), state) {
+            return Err(refusal);
+        }
+        queue.push(spec, &args);
+    }
+    Ok(queue)
+}
+
+/// The 403 for a command renamed or disabled with `--rename-command`: HTTP clients cannot use
+/// the new name, so the rename hides the command from them too.
+fn renamed_away(name: &[u8], state: &ServerState) -> Option<Refusal> {
+    let (own, _) = state
+        .config
+        .renames
+        .iter()
+        .find(|(own, _)| own.as_bytes().eq_ignore_ascii_case(name))?;
+    let body = format!("the {own} command is renamed or disabled on this server\n");
+    Some((Response::new(403, "Forbidden", TEXT), body))
+}
+
+/// A reply as JSON: strings (a value that is not UTF-8 as `{"base64": ...}`), integers, null,
+/// arrays, and `{"error": "..."}`.
+fn json_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
+    match reply {
+        Reply::Status(text) => json_string(text, out),
+        Reply::Text(text) => json_string(text, out),
+        Reply::Bulk(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) => json_string(text, out),
+            Err(_) => {
+                out.extend_from_slice(b"{\"base64\":\"");
+                base64(bytes, out);
+                out.extend_from_slice(b"\"}");
+            }
+        },
+        Reply::Integer(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
+        Reply::Nil | Reply::NilArray => out.extend_from_slice(b"null"),
+        Reply::Error(text) => {
+            out.extend_from_slice(b"{\"error\":");
+            json_string(&String::from_utf8_lossy(text), out);
+            out.push(b'}');
+        }
+        Reply::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_reply(item, out);
+            }
+            out.push(b']');
+        }
+        Reply::Map(pairs) => {
+            out.push(b'[');
+            for (i, (field, value)) in pairs.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                json_reply(field, out);
+                out.push(b',');
+                json_reply(value, out);
+            }
+            out.push(b']');
+        }
+    }
 }
 
 /// The user a request runs as: `Authorization: Basic` with user:password, `Bearer <password>`
@@ -407,6 +544,13 @@ fn route<'a>(request: &HttpRequest<'a>) -> Result<Route<'a>, Refusal> {
             read_only("GET, HEAD")?;
             list_route(query)
         }
+        b"/v1/tx" => {
+            if method != Method::Post {
+                return Err(not_allowed("POST"));
+            }
+            no_query(query)?;
+            Ok(Route::Tx)
+        }
         _ => {
             let Some(encoded) = path.strip_prefix(b"/v1/keys/") else {
                 return Err((
@@ -448,7 +592,7 @@ fn route<'a>(request: &HttpRequest<'a>) -> Result<Route<'a>, Refusal> {
                     }
                     Ok(Route::Put(key, ttl))
                 }
-                Method::Other => Err(not_allowed("GET, HEAD, PUT, DELETE")),
+                Method::Post | Method::Other => Err(not_allowed("GET, HEAD, PUT, DELETE")),
             }
         }
     }
@@ -512,14 +656,22 @@ fn error_response(
     head_only: bool,
     out: &mut Vec<u8>,
 ) {
+    let (status, reason, text) = error_status(reply);
+    let mut body = text.to_vec();
+    body.push(b'\n');
+    shape(Response::new(status, reason, TEXT)).write(&body, head_only, out);
+}
+
+/// The status for a command's error reply (see [`error_response`]) and the error's text.
+fn error_status<'r>(reply: &'r Reply<'_>) -> (u16, &'static str, &'r [u8]) {
     let text: &[u8] = match reply {
         Reply::Error(text) => text,
         _ => b"ERR unexpected reply",
     };
     let contains = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
-    let (status, reason) = if text.starts_with(b"MISCONF") {
+    let (status, reason) = if text.starts_with(b"MISCONF") || contains(b": MISCONF") {
         (503, "Service Unavailable")
-    } else if text.starts_with(b"OOM") {
+    } else if text.starts_with(b"OOM") || contains(b": OOM") {
         (507, "Insufficient Storage")
     } else if text.starts_with(b"NOAUTH") {
         (401, "Unauthorized")
@@ -534,9 +686,7 @@ fn error_response(
     } else {
         (500, "Internal Server Error")
     };
-    let mut body = text.to_vec();
-    body.push(b'\n');
-    shape(Response::new(status, reason, TEXT)).write(&body, head_only, out);
+    (status, reason, text)
 }
 
 /// Keys as a JSON array: a key that is valid UTF-8 is a JSON string; any other key is an object

@@ -12,6 +12,7 @@ mod persistence;
 mod recover;
 mod replicate;
 mod signals;
+mod transaction;
 
 use std::io;
 use std::net::SocketAddr;
@@ -780,6 +781,7 @@ impl Server {
         }
         if let Some(mut conn) = self.conns.try_remove(key) {
             let _ = self.poll.registry().deregister(&mut conn.stream);
+            self.state.watches.unwatch_all(&mut conn.client);
             debug!("client {} closed: {why}", conn.peer);
             if let Some(link) = conn.link.take() {
                 self.link_closed(key, &link, why);

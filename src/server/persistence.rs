@@ -19,12 +19,17 @@ const SNAPSHOT_RETRY: Duration = Duration::from_secs(5);
 
 /// The changes of the current loop turn: encoded as log records, waiting to be handed to the
 /// log thread in one batch (group commit), and fed to the replication stream as they happen.
-/// Both take the same bytes: a record's payload is RESP, one request or several (a
-/// transaction), and goes to the log and to replicas whole.
+///
+/// A record is the RESP bytes of one unit: one request, or a transaction's writes between a
+/// `MULTI` and an `EXEC` request. A torn tail drops a record whole, so a replay applies all of a
+/// transaction or none of it; replicas are sent the same records, and apply a transaction only
+/// once all of it has arrived.
 #[derive(Debug, Default)]
 pub(super) struct Journal {
     pending: Vec<u8>,
     scratch: Vec<u8>,
+    /// Inside a transaction: its requests so far, and how many.
+    unit: Option<(Vec<u8>, usize)>,
 }
 
 impl Journal {
@@ -36,33 +41,60 @@ impl Journal {
 
     /// Records a command that changed data.
     pub(super) fn record<A: AsRef<[u8]>>(&mut self, args: &[A], state: &mut ServerState) {
+        if let Some((unit, count)) = &mut self.unit {
+            protocol::encode_request(args, unit);
+            *count += 1;
+            return;
+        }
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         protocol::encode_request(args, &mut scratch);
-        self.push(&scratch, 1, state);
+        self.push(&scratch, state);
         self.scratch = scratch;
     }
 
-    /// Records one change: `requests` RESP requests in `payload` (several for a transaction).
-    /// The log gets them as one record; the replication stream, on a primary that has one, as
-    /// one unit: several are wrapped in MULTI ... EXEC, which a replica applies only once all of
-    /// it has arrived, so a transaction is never half visible there.
-    pub(super) fn push(&mut self, payload: &[u8], requests: usize, state: &mut ServerState) {
+    /// Records one unit whose payload is RESP bytes, as it is: to the log when it is on, to the
+    /// replication stream on a primary that has one.
+    fn push(&mut self, payload: &[u8], state: &mut ServerState) {
         if state.log.enabled {
             encode_record(payload, &mut self.pending);
             state.log.last_seq += 1;
             state.log.unsynced_since.get_or_insert_with(Instant::now);
         }
         if state.repl.streaming() {
-            let unit = requests > 1;
-            if unit {
-                state.repl.feed(b"*1\r\n$5\r\nMULTI\r\n");
-            }
             state.repl.feed(payload);
-            if unit {
-                state.repl.feed(b"*1\r\n$4\r\nEXEC\r\n");
-            }
         }
+    }
+
+    /// Starts a unit: what is recorded until [`Journal::end_unit`] becomes one record.
+    pub(super) fn begin_unit(&mut self) {
+        self.unit = Some((std::mem::take(&mut self.scratch), 0));
+        if let Some((unit, _)) = &mut self.unit {
+            unit.clear();
+        }
+    }
+
+    /// Ends the unit begun last; returns whether it recorded anything. A unit of one request is
+    /// recorded as that request alone, as Redis propagates a transaction of one write.
+    pub(super) fn end_unit(&mut self, state: &mut ServerState) -> bool {
+        let Some((mut unit, count)) = self.unit.take() else {
+            return false;
+        };
+        if count == 1 {
+            self.push(&unit, state);
+        } else if count > 1 {
+            let mut whole = std::mem::take(&mut self.scratch);
+            whole.clear();
+            protocol::encode_request(&[&b"MULTI"[..]], &mut whole);
+            whole.append(&mut unit);
+            protocol::encode_request(&[&b"EXEC"[..]], &mut whole);
+            self.push(&whole, state);
+            unit = whole;
+        }
+        // The buffer is kept for the next record.
+        unit.clear();
+        self.scratch = unit;
+        count > 0
     }
 }
 
@@ -78,6 +110,11 @@ pub(super) fn record_dropped(
     let evicted = store.take_evicted();
     state.stats.expired_keys += expired.len() as u64;
     state.stats.evicted_keys += evicted.len() as u64;
+    if !state.watches.is_empty() {
+        for key in expired.iter().chain(&evicted) {
+            state.watches.touch(key, false);
+        }
+    }
     if Journal::active(state) {
         for key in expired.iter().chain(&evicted) {
             journal.record(&[&b"DEL"[..], key], state);

@@ -126,9 +126,12 @@ fn replay_segment(
 ) -> Result<(), String> {
     let bytes =
         std::fs::read(path).map_err(|e| LogError::Unreadable(path.to_path_buf(), e).to_string())?;
+    // A transaction's record holds its queue, bounded by the query buffer limit, plus the
+    // deletions of keys it found expired.
     let max_record = config
         .limits
         .max_bulk_len
+        .max(config.query_buffer_limit)
         .saturating_mul(2)
         .saturating_add(1 << 20);
     let segment =
@@ -219,27 +222,37 @@ impl Replayer {
         }
     }
 
-    /// Runs one logged command against `store`.
+    /// Runs the commands of one record against `store`: one request, or a transaction's
+    /// requests between `MULTI` and `EXEC`, which only mark the unit's bounds here (the record
+    /// is whole, so all of it applies).
     fn execute(&mut self, store: &mut Store, record: &[u8]) -> Result<(), String> {
-        let (request, used) = protocol::parse_request(record, &self.limits)
-            .map_err(|e| format!("not a request: {e:?}"))?;
-        if used != record.len() || request.args.is_empty() {
-            return Err("not exactly one request".to_string());
-        }
-        if let [name, replid, offset] = request.args.as_slice() {
-            if name.as_ref() == super::replicate::POSITION_RECORD {
-                let offset = protocol::parse_i64(offset).and_then(|o| u64::try_from(o).ok());
-                let replid = String::from_utf8_lossy(replid).into_owned();
-                self.position = offset.map(|offset| (replid, offset));
-                self.since_position = 0;
-                return Ok(());
+        let mut rest = record;
+        while !rest.is_empty() {
+            let (request, used) = protocol::parse_request(rest, &self.limits)
+                .map_err(|e| format!("not a request: {e:?}"))?;
+            rest = rest.get(used..).unwrap_or_default();
+            let name = request.args.first().map_or(&b""[..], |a| a.as_ref());
+            if name.is_empty() {
+                return Err("an empty request".to_string());
             }
-        }
-        self.since_position += 1;
-        let mut ctx = Ctx::new(store, &mut self.client, &mut self.server);
-        let reply = command::execute(&mut ctx, &request.args);
-        if reply.is_error() {
-            return Err(format!("it failed: {reply:?}"));
+            if name.eq_ignore_ascii_case(b"multi") || name.eq_ignore_ascii_case(b"exec") {
+                continue;
+            }
+            if let [name, replid, offset] = request.args.as_slice() {
+                if name.as_ref() == super::replicate::POSITION_RECORD {
+                    let offset = protocol::parse_i64(offset).and_then(|o| u64::try_from(o).ok());
+                    let replid = String::from_utf8_lossy(replid).into_owned();
+                    self.position = offset.map(|offset| (replid, offset));
+                    self.since_position = 0;
+                    continue;
+                }
+            }
+            self.since_position += 1;
+            let mut ctx = Ctx::new(store, &mut self.client, &mut self.server);
+            let reply = command::execute(&mut ctx, &request.args);
+            if reply.is_error() {
+                return Err(format!("it failed: {reply:?}"));
+            }
         }
         Ok(())
     }

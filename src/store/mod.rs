@@ -475,6 +475,13 @@ impl Store {
         self.live(key).is_some()
     }
 
+    /// True when `key` is stored, even if its time has passed and it only waits to be removed
+    /// (WATCH tells such a key from a live one).
+    pub fn present(&self, key: &[u8]) -> bool {
+        let place = self.place(key);
+        self.shards.get(place.shard).get(place.hash, key).is_some()
+    }
+
     /// When `key` expires: `None` when there is no such key, `Some(None)` when it never does,
     /// else Unix milliseconds.
     pub fn expires_at(&self, key: &[u8]) -> Option<Option<u64>> {
