@@ -1,7 +1,7 @@
 # Thin wrappers that mirror CI. `make run` starts the server with defaults; `make test` installs
 # the test tools when missing (redis-tools, redis-server, netcat-openbsd) and runs every test:
 # unit, integration, and the real-client stage.
-.PHONY: build run test lint bench release release-static release-arm64 release-armv7 dist clean
+.PHONY: build run test lint bench bench-replication release release-static release-arm64 release-armv7 dist clean
 
 CARGO ?= cargo
 
@@ -33,6 +33,11 @@ bench-durability:
 .PHONY: bench-pubsub
 bench-pubsub:
 	bash benches/pubsub.sh
+
+# Full sync time, primary throughput with 0/1/2 replicas and replication lag, vs redis-server.
+.PHONY: bench-replication
+bench-replication:
+	bash benches/replication.sh
 
 release:
 	$(CARGO) build --release

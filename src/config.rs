@@ -64,8 +64,6 @@ pub struct Config {
     pub output_limit: OutputLimit,
     /// The same for a client subscribed to a channel or pattern (Redis's `pubsub` class).
     pub pubsub_output_limit: OutputLimit,
-    /// The `replica` class: kept and shown, for replication to use.
-    pub replica_output_limit: OutputLimit,
     /// Which keyspace events are published (`notify-keyspace-events`); none by default.
     pub notify_keyspace_events: crate::pubsub::Events,
     /// Most channels plus patterns one client may be subscribed to.
@@ -90,6 +88,8 @@ pub struct Config {
     pub http_port: Option<u16>,
     /// Largest HTTP request head (request line and headers) in bytes.
     pub http_max_header_bytes: usize,
+    /// Replication: the primary to follow, links, backlog, replica limits.
+    pub repl: crate::replication::Settings,
 }
 
 /// Redis's `client-output-buffer-limit` for normal clients: a client whose unsent replies pass
@@ -294,7 +294,7 @@ const SETTINGS: &[Setting] = &[
             let mut text = String::new();
             for (class, l) in [
                 ("normal", c.output_limit),
-                ("slave", c.replica_output_limit),
+                ("slave", c.repl.output_limit),
                 ("pubsub", c.pubsub_output_limit),
             ] {
                 let _ = write!(
@@ -571,6 +571,160 @@ const SETTINGS: &[Setting] = &[
         show: |c| c.http_max_header_bytes.to_string(),
         settable: false,
     },
+    Setting {
+        name: "replicaof",
+        default: "",
+        help: "HOST PORT: follow this primary as a read-only replica (REPLICAOF changes it)",
+        apply: |c, v| crate::replication::parse_replicaof(v).map(|r| c.repl.replicaof = r),
+        show: |c| {
+            c.repl
+                .replicaof
+                .as_ref()
+                .map_or(String::new(), |(h, p)| format!("{h} {p}"))
+        },
+        settable: false,
+    },
+    Setting {
+        name: "masterauth",
+        default: "",
+        help: "password this replica gives its primary (AUTH)",
+        apply: |c, v| {
+            c.repl.masterauth = v.to_string();
+            Ok(())
+        },
+        show: |c| c.repl.masterauth.clone(),
+        settable: true,
+    },
+    Setting {
+        name: "masteruser",
+        default: "",
+        help: "user name this replica gives its primary with masterauth",
+        apply: |c, v| {
+            c.repl.masteruser = v.to_string();
+            Ok(())
+        },
+        show: |c| c.repl.masteruser.clone(),
+        settable: true,
+    },
+    Setting {
+        name: "replica-read-only",
+        default: "yes",
+        help: "a replica refuses writes from its clients (-READONLY)",
+        apply: |c, v| yes_no(v).map(|b| c.repl.read_only = b),
+        show: |c| yes_no_name(c.repl.read_only),
+        settable: true,
+    },
+    Setting {
+        name: "replica-serve-stale-data",
+        default: "yes",
+        help: "a replica whose link is down serves the data it has (no: -MASTERDOWN)",
+        apply: |c, v| yes_no(v).map(|b| c.repl.serve_stale_data = b),
+        show: |c| yes_no_name(c.repl.serve_stale_data),
+        settable: true,
+    },
+    Setting {
+        name: "repl-backlog-size",
+        default: "1mb",
+        help: "bytes of recent changes kept so a replica that reconnects gets only what it missed",
+        apply: |c, v| match memory(v) {
+            Some(n) if n >= 16 * 1024 => {
+                c.repl.backlog_size = n;
+                Ok(())
+            }
+            _ => Err("a size of at least 16kb (k, kb, m, mb, g, gb accepted)".into()),
+        },
+        show: |c| c.repl.backlog_size.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "repl-backlog-ttl",
+        default: "3600",
+        help: "seconds a primary without replicas keeps its backlog (0: for ever)",
+        apply: |c, v| number(v, "a number of seconds").map(|n| c.repl.backlog_ttl = n),
+        show: |c| c.repl.backlog_ttl.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "repl-timeout",
+        default: "60",
+        help: "seconds of silence after which a primary or a replica gives its link up",
+        apply: |c, v| match number(v, "a positive number of seconds")? {
+            0 => Err("a positive number of seconds".into()),
+            n => {
+                c.repl.timeout = n;
+                Ok(())
+            }
+        },
+        show: |c| c.repl.timeout.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "repl-ping-replica-period",
+        default: "10",
+        help: "seconds between a primary's PINGs to its replicas",
+        apply: |c, v| match number(v, "a positive number of seconds")? {
+            0 => Err("a positive number of seconds".into()),
+            n => {
+                c.repl.ping_period = n;
+                Ok(())
+            }
+        },
+        show: |c| c.repl.ping_period.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "replica-priority",
+        default: "100",
+        help: "Sentinel promotes replicas with a lower number first; 0: never this one",
+        apply: |c, v| number(v, "a number").map(|n| c.repl.priority = n),
+        show: |c| c.repl.priority.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "replica-announce-ip",
+        default: "",
+        help: "address this replica asks its primary to list it at (empty: the one it sees)",
+        apply: |c, v| {
+            c.repl.announce_ip = v.to_string();
+            Ok(())
+        },
+        show: |c| c.repl.announce_ip.clone(),
+        settable: true,
+    },
+    Setting {
+        name: "replica-announce-port",
+        default: "0",
+        help: "port the primary reports for this replica (0: the one it listens on)",
+        apply: |c, v| number(v, "a port 0-65535").map(|n| c.repl.announce_port = n),
+        show: |c| c.repl.announce_port.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "replica-announced",
+        default: "yes",
+        help: "whether Sentinel lists this replica",
+        apply: |c, v| yes_no(v).map(|b| c.repl.announced = b),
+        show: |c| yes_no_name(c.repl.announced),
+        settable: true,
+    },
+    Setting {
+        name: "min-replicas-to-write",
+        default: "0",
+        help: "refuse writes (-NOREPLICAS) unless this many replicas are within \
+               min-replicas-max-lag (0: off)",
+        apply: |c, v| number(v, "a number").map(|n| c.repl.min_replicas_to_write = n),
+        show: |c| c.repl.min_replicas_to_write.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "min-replicas-max-lag",
+        default: "10",
+        help: "seconds since its last acknowledgement under which a replica counts for \
+               min-replicas-to-write",
+        apply: |c, v| number(v, "a number of seconds").map(|n| c.repl.min_replicas_max_lag = n),
+        show: |c| c.repl.min_replicas_max_lag.to_string(),
+        settable: true,
+    },
 ];
 
 /// One row of the settings table, as `docs/configuration.md` must list it (`tests/docs.rs`
@@ -629,7 +783,6 @@ impl Default for Config {
             renames: Vec::new(),
             output_limit: OutputLimit::default(),
             pubsub_output_limit: OutputLimit::default(),
-            replica_output_limit: OutputLimit::default(),
             notify_keyspace_events: crate::pubsub::Events::default(),
             max_subscriptions: 0,
             limits: Limits::default(),
@@ -640,6 +793,7 @@ impl Default for Config {
             maxmemory_samples: 0,
             http_port: None,
             http_max_header_bytes: 0,
+            repl: crate::replication::Settings::default(),
         };
         for setting in SETTINGS {
             // Defaults are written as strings so they read exactly as `--help` prints them.
@@ -694,6 +848,15 @@ impl Config {
                     (Some(name), Some(new_name)) => quoted_words(&[&name, &new_name]),
                     _ => return Err(ConfigError::MissingValue(flag)),
                 },
+                // Redis's form: `--replicaof HOST PORT`, two arguments (or one, quoted).
+                None if setting.name == "replicaof" => match args.next() {
+                    Some(host) if host.contains(' ') || host.is_empty() => host,
+                    Some(host) => match args.next() {
+                        Some(port) => format!("{host} {port}"),
+                        None => return Err(ConfigError::MissingValue(flag)),
+                    },
+                    None => return Err(ConfigError::MissingValue(flag)),
+                },
                 None => match args.next() {
                     Some(value) => value,
                     None => return Err(ConfigError::MissingValue(flag)),
@@ -747,7 +910,7 @@ impl Config {
             }
             let setting = SETTINGS
                 .iter()
-                .find(|s| s.name == name)
+                .find(|s| s.name == name || name == "slaveof" && s.name == "replicaof")
                 .ok_or_else(|| fail(format!("unknown directive '{name}'")))?;
             // Only this directive takes several words in redis.conf; anything else with more is
             // a mistake (an unquoted space, a trailing comment) better refused than guessed at.
@@ -762,7 +925,12 @@ impl Config {
                 }
                 continue;
             }
-            if values.len() > 1 && name != "client-output-buffer-limit" {
+            let name = if name == "slaveof" {
+                "replicaof".to_string()
+            } else {
+                name
+            };
+            if values.len() > 1 && name != "client-output-buffer-limit" && name != "replicaof" {
                 return Err(fail(format!(
                     "'{name}' takes one value (quote it if it holds spaces)"
                 )));
@@ -863,7 +1031,7 @@ fn output_limits(config: &mut Config, value: &str) -> Result<(), String> {
     }
     let mut limits = [
         config.output_limit,
-        config.replica_output_limit,
+        config.repl.output_limit,
         config.pubsub_output_limit,
     ];
     if words.is_empty() {
@@ -892,7 +1060,7 @@ fn output_limits(config: &mut Config, value: &str) -> Result<(), String> {
     }
     [
         config.output_limit,
-        config.replica_output_limit,
+        config.repl.output_limit,
         config.pubsub_output_limit,
     ] = limits;
     Ok(())

@@ -16,5 +16,6 @@ pub mod logging;
 pub mod persist;
 pub mod protocol;
 pub mod pubsub;
+pub mod replication;
 pub mod server;
 pub mod store;

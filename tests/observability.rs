@@ -174,6 +174,7 @@ fn info_sections_select_like_redis() {
             "# Memory",
             "# Persistence",
             "# Stats",
+            "# Replication",
             "# Commandstats",
             "# Latencystats",
             "# Keyspace"

@@ -175,7 +175,14 @@ fn hello<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         ),
         (field("id"), Reply::Integer(ctx.client.id as i64)),
         (field("mode"), field("standalone")),
-        (field("role"), field("master")),
+        (
+            field("role"),
+            field(if ctx.server.repl.is_replica() {
+                "replica"
+            } else {
+                "master"
+            }),
+        ),
         (field("modules"), Reply::Array(Vec::new())),
     ])
 }
@@ -310,7 +317,13 @@ pub(super) fn client_line(
         info.laddr,
         info.fd,
         now.saturating_duration_since(info.created).as_secs(),
-        if sub + psub > 0 { "P" } else { "N" },
+        if info.replica {
+            "S"
+        } else if sub + psub > 0 {
+            "P"
+        } else {
+            "N"
+        },
         info.qbuf,
         info.qbuf_free,
         info.obl,
@@ -369,10 +382,10 @@ enum ClientType {
     Normal,
     /// Subscribed to a channel or pattern.
     Pubsub,
-    /// The connection to this server's master (none until replication exists).
+    /// The connection to this server's primary: never listed, as it is no client of ours.
     Master,
-    /// A replica's connection (none until replication exists): TYPE normal never matches it,
-    /// which is what Sentinel relies on to kill clients but never replication links.
+    /// A replica's connection: TYPE normal never matches it, which is what Sentinel relies on
+    /// to kill clients but never replication links.
     Replica,
 }
 
@@ -394,6 +407,9 @@ fn client_type(kind: &[u8]) -> Result<ClientType, Reply<'static>> {
 
 /// What kind of client `info` describes (the caller's own from its live state).
 fn type_of(info: &ClientInfo, me: &ClientState) -> ClientType {
+    if info.replica {
+        return ClientType::Replica;
+    }
     let subscribed = if info.id == me.id {
         me.subs.active()
     } else {

@@ -76,6 +76,19 @@ pub enum Flow {
         /// Write the final snapshot.
         save: bool,
     },
+    /// Send nothing (REPLCONF ACK and GETACK, which Redis never answers).
+    Silent,
+    /// Hold the reply until `replicas` replicas acknowledged the client's last write, or
+    /// `timeout_ms` passed (0: no limit) (WAIT).
+    Wait {
+        /// Replicas wanted.
+        replicas: u64,
+        /// Longest wait in milliseconds.
+        timeout_ms: u64,
+    },
+    /// The client becomes a replica: the reply (`+FULLRESYNC`/`+CONTINUE`) is followed by an
+    /// image or the backlog (PSYNC).
+    Replicate(crate::replication::Psync),
 }
 
 /// Per-client state a command can read or set.
@@ -98,6 +111,16 @@ pub struct ClientState {
     pub flow: Flow,
     /// The client's address (SLOWLOG shows it); None for requests replayed from the log.
     pub peer: Option<std::net::SocketAddr>,
+    /// The port a replica said it listens on (REPLCONF listening-port).
+    pub replica_port: Option<u16>,
+    /// The address a replica asked to be listed at (REPLCONF ip-address).
+    pub replica_ip: Option<String>,
+    /// The replica can take a full sync framed with `$EOF:` (REPLCONF capa eof).
+    pub capa_eof: bool,
+    /// This is the link to our primary: its writes are applied on a read-only replica.
+    pub is_master: bool,
+    /// The stream offset after this client's last write, which WAIT waits for.
+    pub woff: u64,
     /// Inside MULTI: the commands queued for EXEC.
     pub multi: Option<Box<super::transaction::Queue>>,
     /// The keys this client watches (the server's [`Watches`] knows who watches each key).
@@ -205,6 +228,8 @@ pub struct ClientInfo {
     pub sub: usize,
     /// Patterns subscribed to.
     pub psub: usize,
+    /// A replica of this server (CLIENT LIST `flags=S`, `TYPE replica`).
+    pub replica: bool,
     /// The user it runs as.
     pub user: crate::acl::UserRef,
 }
@@ -241,6 +266,8 @@ pub struct ServerState {
     pub audit: Option<crate::audit::AuditLog>,
     /// Pub/Sub subscriptions, and messages waiting for the loop to deliver.
     pub pubsub: Registry,
+    /// Replication: role, ids, offsets, backlog, replicas.
+    pub repl: crate::replication::ReplState,
     /// Users, their permissions, and the log of refusals.
     pub acl: crate::acl::Acl,
     /// Keys clients WATCH, and which clients a change reached.
@@ -270,6 +297,7 @@ impl ServerState {
             kill: Vec::new(),
             audit: None,
             pubsub: Registry::default(),
+            repl: crate::replication::ReplState::default(),
             acl,
             watches: Watches::default(),
             started: Instant::now(),

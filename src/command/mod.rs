@@ -13,6 +13,7 @@ mod keys;
 mod lcs;
 mod long_double;
 mod pubsub;
+mod replication;
 mod server;
 mod stats;
 mod strings;
@@ -210,6 +211,7 @@ pub fn table() -> impl Iterator<Item = &'static Spec> {
         expiry::COMMANDS,
         pubsub::COMMANDS,
         server::COMMANDS,
+        replication::COMMANDS,
         transaction::COMMANDS,
     ]
     .into_iter()
@@ -357,19 +359,31 @@ pub fn admit(
     if ctx.client.in_exec {
         return Ok(spec);
     }
-    if !make_room(ctx) && (queueing || spec.may_grow()) {
+    // What the primary sends has happened already: a replica applies it whatever its own
+    // memory or persistence state, or it would silently drift from its primary.
+    let obey = ctx.client.is_master;
+    if !make_room(ctx) && (queueing || spec.may_grow()) && !obey {
         return Err((OOM, Call::Rejected(spec)));
     }
-    if spec.is_write() {
+    if spec.is_write() && !obey {
         if let Some(refusal) = &ctx.server.refuse_writes {
             return Err((Reply::error_owned(refusal.clone()), Call::Rejected(spec)));
         }
+    }
+    // Redis's order: a write refused by replication state before the pub/sub context check,
+    // a stale replica's MASTERDOWN after it.
+    let refusal = replication_refusal(ctx, spec);
+    if let Some(refusal) = refusal.clone().filter(|r| *r != MASTERDOWN) {
+        return Err((refusal, Call::Rejected(spec)));
     }
     if ctx.client.in_subscribe_mode() && !pubsub::allowed_while_subscribed(spec.name) {
         return Err((
             pubsub::refused_while_subscribed(spec.name),
             Call::Rejected(spec),
         ));
+    }
+    if let Some(refusal) = refusal {
+        return Err((refusal, Call::Rejected(spec)));
     }
     Ok(spec)
 }
@@ -394,6 +408,39 @@ fn reap_keys(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Arg<'_>]) {
         ctx.db.reap(key);
     }
 }
+
+/// Redis's replication refusals: writes to a read-only replica, data commands while the link
+/// is down with `replica-serve-stale-data no`, and writes on a primary short of good replicas.
+fn replication_refusal(ctx: &Ctx<'_>, spec: &Spec) -> Option<Reply<'static>> {
+    let (repl, settings) = (&ctx.server.repl, &ctx.server.config.repl);
+    if ctx.client.is_master {
+        return None;
+    }
+    if !repl.is_replica() {
+        let wanted = settings.min_replicas_to_write;
+        let short = wanted > 0
+            && settings.min_replicas_max_lag > 0
+            && repl.good_replicas(settings.min_replicas_max_lag, std::time::Instant::now())
+                < wanted;
+        return (spec.is_write() && short).then_some(NOREPLICAS);
+    }
+    if spec.is_write() && settings.read_only {
+        return Some(READONLY);
+    }
+    let data = spec.is_write() || spec.flags.contains(&"readonly");
+    (data && !settings.serve_stale_data && !repl.link_up()).then_some(MASTERDOWN)
+}
+
+/// A write sent to a read-only replica.
+pub const READONLY: Reply<'static> =
+    Reply::error("READONLY You can't write against a read only replica.");
+/// A write on a primary with fewer good replicas than `min-replicas-to-write`.
+pub const NOREPLICAS: Reply<'static> =
+    Reply::error("NOREPLICAS Not enough good replicas to write.");
+/// A data command on a replica whose link is down, with `replica-serve-stale-data no`.
+pub const MASTERDOWN: Reply<'static> = Reply::error(
+    "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+);
 
 /// Most keys one command evicts before it goes on regardless: a turn stays short however far
 /// over `maxmemory` a `CONFIG SET` left the data.

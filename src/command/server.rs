@@ -27,7 +27,7 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec::new("bgsave", -1, bgsave).flags(ADMIN).doc(G, "[SCHEDULE]", "write a snapshot in the background"),
     Spec::new("shutdown", -1, shutdown).flags(ADMIN_NO_MULTI).doc(G, "[NOSAVE|SAVE]", "stop the server, saving a snapshot unless NOSAVE"),
     Spec::new("lastsave", 1, lastsave).flags(&["fast"]).doc(G, "", "Unix time of the last successful snapshot"),
-    Spec::new("info", -1, info).flags(INSPECT).doc(G, "[section ...]", "server, clients, memory, persistence, stats, commandstats, latencystats, keyspace"),
+    Spec::new("info", -1, info).flags(INSPECT).doc(G, "[section ...]", "server, clients, memory, persistence, stats, replication, commandstats, latencystats, keyspace"),
     Spec::new("time", 1, time).flags(&["fast"]).doc(G, "", "server time: seconds and microseconds"),
     Spec::new("command", -1, command_all).flags(INSPECT)
         .doc(G, "[COUNT | LIST | INFO name ... | DOCS [name ...]]", "describe the commands")
@@ -135,6 +135,7 @@ const SECTIONS: &[&str] = &[
     "memory",
     "persistence",
     "stats",
+    "replication",
     "commandstats",
     "latencystats",
     "keyspace",
@@ -185,6 +186,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field!("arch", &std::env::consts::ARCH);
             field!("multiplexing_api", &"mio");
             field!("process_id", &std::process::id());
+            field!("run_id", &server.repl.run_id);
             field!("tcp_port", &server.listening.port());
             field!("uptime_in_seconds", &uptime);
             field!("uptime_in_days", &(uptime / 86_400));
@@ -275,6 +277,9 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field!("total_net_input_bytes", &stats.net_input_bytes);
             field!("total_net_output_bytes", &stats.net_output_bytes);
             field!("rejected_connections", &stats.rejected_connections);
+            field!("sync_full", &server.repl.sync_full);
+            field!("sync_partial_ok", &server.repl.sync_partial_ok);
+            field!("sync_partial_err", &server.repl.sync_partial_err);
             field!("expired_keys", &stats.expired_keys);
             field!("evicted_keys", &stats.evicted_keys);
             field!("keyspace_hits", &hits);
@@ -303,6 +308,7 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
                 &stats.longest_turn_cpu.as_micros()
             );
         }
+        "replication" => crate::replication::write_info(server, out),
         "commandstats" => {
             out.push_str("# Commandstats\r\n");
             for (name, stat) in sorted(&server.stats.per_command) {
@@ -517,6 +523,8 @@ fn config_set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 fn config_resetstat<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     // As Redis: counters, commandstats and latencies start over; the slow log stays.
     ctx.server.stats = Default::default();
+    let repl = &mut ctx.server.repl;
+    (repl.sync_full, repl.sync_partial_ok, repl.sync_partial_err) = (0, 0, 0);
     Reply::OK
 }
 

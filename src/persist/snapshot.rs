@@ -8,6 +8,9 @@
 //! expires. Keys whose time passed while the server was down are dropped at start-up.
 //! `log_seq` is the first append-only log segment the snapshot does not contain: start-up replays
 //! segments from that one on (0 or absent: every segment).
+//! `repl_id` and `repl_offset` are the replication history and stream offset the data holds (""
+//! and 0 when unknown): a restarted replica continues from there (PSYNC) instead of a full sync.
+//! A full sync sends a replica this same format (without compression).
 //! A key or value that is valid UTF-8 is a JSON string; any other bytes are `{"hex": "..."}`.
 //! `keys` must equal the number of pairs, so a file cut short at a pair boundary is still caught.
 
@@ -102,9 +105,15 @@ struct FileOut<'a> {
     version: u32,
     saved_at_unix_ms: u64,
     log_seq: u64,
+    // Plain fields ("" and 0 when unknown): Options would add their own serializer code.
+    repl_id: &'a str,
+    repl_offset: u64,
     keys: usize,
     data: ImagePairs<'a>,
 }
+
+/// The replication history and offset a snapshot's data holds.
+pub type Position<'a> = Option<(&'a str, u64)>;
 
 /// Writes `image` as a snapshot to `out`, with no log segments behind it.
 pub fn encode(image: &Image, out: impl Write) -> std::io::Result<()> {
@@ -113,11 +122,23 @@ pub fn encode(image: &Image, out: impl Write) -> std::io::Result<()> {
 
 /// Writes `image` as a snapshot to `out`; `log_seq` is the first log segment it does not hold.
 pub fn encode_snapshot(image: &Image, log_seq: u64, out: impl Write) -> std::io::Result<()> {
+    encode_positioned(image, log_seq, None, out)
+}
+
+/// [`encode_snapshot`], also recording the replication position the data holds.
+pub fn encode_positioned(
+    image: &Image,
+    log_seq: u64,
+    position: Position<'_>,
+    out: impl Write,
+) -> std::io::Result<()> {
     let file = FileOut {
         format: FORMAT,
         version: VERSION,
         saved_at_unix_ms: crate::command::unix_ms(),
         log_seq,
+        repl_id: position.map_or("", |p| p.0),
+        repl_offset: position.map_or(0, |p| p.1),
         keys: image.len(),
         data: ImagePairs(image),
     };
@@ -202,6 +223,10 @@ struct FileIn {
     version: u32,
     #[serde(default)]
     log_seq: u64,
+    #[serde(default)]
+    repl_id: String,
+    #[serde(default)]
+    repl_offset: u64,
     keys: usize,
     data: Vec<Record>,
 }
@@ -213,6 +238,8 @@ pub struct Snapshot {
     pub pairs: Pairs,
     /// The first log segment the snapshot does not contain.
     pub log_seq: u64,
+    /// The replication history and offset the data holds, when recorded.
+    pub repl: Option<(String, u64)>,
 }
 
 /// Reads a snapshot's pairs from `bytes`; `path` is only used in messages.
@@ -245,14 +272,15 @@ pub fn decode_snapshot(path: &Path, bytes: &[u8]) -> Result<Snapshot, LoadError>
 pub fn write_snapshot<W: Write + Seek>(
     image: &Image,
     log_seq: u64,
+    position: Position<'_>,
     compression: Compression,
     out: &mut W,
 ) -> std::io::Result<()> {
     match compression {
-        Compression::No => encode_snapshot(image, log_seq, out),
+        Compression::No => encode_positioned(image, log_seq, position, out),
         Compression::Lz4 => {
             let mut packer = Packer::start(out)?;
-            encode_snapshot(image, log_seq, &mut packer)?;
+            encode_positioned(image, log_seq, position, &mut packer)?;
             packer.finish()
         }
     }
@@ -299,9 +327,11 @@ fn decode_json(path: &Path, bytes: &[u8]) -> Result<Snapshot, LoadError> {
             ),
         ));
     }
+    let repl = (file.repl_id.len() == 40).then_some((file.repl_id, file.repl_offset));
     Ok(Snapshot {
         pairs: file.data.into_iter().map(|r| (r.0, r.1)).collect(),
         log_seq: file.log_seq,
+        repl,
     })
 }
 

@@ -27,6 +27,8 @@ pub struct Job {
     pub log_base: Option<String>,
     /// Whether the file is compressed.
     pub compression: super::Compression,
+    /// The replication history and offset the image holds.
+    pub repl: Option<(String, u64)>,
 }
 
 /// What became of a [`Job`].
@@ -104,7 +106,14 @@ impl Writer {
                 for job in queue {
                     let started = Instant::now();
                     let result = write_atomically(&job.path, |out| {
-                        super::write_snapshot(&job.image, job.log_seq, job.compression, out)
+                        let position = job.repl.as_ref().map(|(id, offset)| (id.as_str(), *offset));
+                        super::write_snapshot(
+                            &job.image,
+                            job.log_seq,
+                            position,
+                            job.compression,
+                            out,
+                        )
                     });
                     if let (Ok(_), Some(base)) = (&result, &job.log_base) {
                         prune_segments(&job.path, base, job.log_seq);
@@ -240,6 +249,7 @@ mod tests {
             log_seq: 0,
             log_base: None,
             compression: crate::persist::Compression::Lz4,
+            repl: None,
         };
         assert_eq!(writer.submit(job(&path)), Ok(()));
         assert!(writer.started());

@@ -157,6 +157,12 @@ pub struct Connection {
     pub continue_sent: bool,
     /// On the loop's list of subscribers to flush at the end of the turn.
     pub queued_flush: bool,
+    /// WAIT holds this client's reply until replicas acknowledge.
+    pub waiting: Option<super::replicate::Waiting>,
+    /// This client is a replica of ours (it sent PSYNC).
+    pub follower: Option<Box<super::replicate::Follower>>,
+    /// This is our link to the primary we follow.
+    pub link: Option<Box<super::replicate::Link>>,
 }
 
 impl Connection {
@@ -180,6 +186,9 @@ impl Connection {
             http: false,
             continue_sent: false,
             queued_flush: false,
+            waiting: None,
+            follower: None,
+            link: None,
         }
     }
 
@@ -238,6 +247,19 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => Err(e),
             };
+        }
+    }
+
+    /// Drops output already sent from the front of the buffer once it is most of it: a
+    /// replica's stream is appended to while earlier bytes are still going out, so the buffer
+    /// might never empty, and would otherwise grow with everything ever sent to it.
+    pub fn compact_sent(&mut self) {
+        if self.written > 0 && self.written >= self.output.len() / 2 {
+            self.output.drain(..self.written);
+            if let Some(hold) = &mut self.hold {
+                hold.from = hold.from.saturating_sub(self.written);
+            }
+            self.written = 0;
         }
     }
 

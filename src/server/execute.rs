@@ -45,7 +45,11 @@ pub(super) fn execute_pending(
     loop {
         // Per request: an AUTH earlier in the same pipeline lifts the limits for what follows.
         limits.unauthenticated = !conn.client.authenticated && !state.acl.default_open();
-        if conn.awaiting_snapshot.is_some() || conn.closing != Closing::No {
+        if conn.awaiting_snapshot.is_some()
+            || conn.closing != Closing::No
+            || conn.waiting.is_some()
+            || conn.follower.is_some()
+        {
             return Stopped::Held;
         }
         if store.copied().shards >= copy_limit {
@@ -97,7 +101,22 @@ pub(super) fn execute_pending(
                                 Some(reply_dialect(&request, &conn.client, state))
                         }
                         Flow::Shutdown { .. } | Flow::Close => conn.closing = Closing::AfterFlush,
-                        Flow::Continue => {}
+                        Flow::Wait {
+                            replicas,
+                            timeout_ms,
+                        } => {
+                            conn.waiting = Some(super::replicate::Waiting {
+                                replicas,
+                                offset: conn.client.woff,
+                                deadline: (timeout_ms > 0)
+                                    .then(|| Instant::now() + Duration::from_millis(timeout_ms)),
+                                dialect: reply_dialect(&request, &conn.client, state),
+                            })
+                        }
+                        Flow::Replicate(psync) => {
+                            conn.follower = Some(Box::new(super::replicate::Follower::new(psync)))
+                        }
+                        Flow::Continue | Flow::Silent => {}
                     }
                 }
                 used
@@ -288,23 +307,24 @@ pub(super) fn execute_args(
     if changed && !watched.is_empty() {
         transaction::touch_written(watched, store, state);
     }
-    let recorded = changed && state.log.enabled;
+    let recorded = changed && Journal::active(state);
     if recorded {
         match &log_as {
-            Some(rewritten) => journal.record(rewritten, &mut state.log),
-            None => journal.record(args, &mut state.log),
+            Some(rewritten) => journal.record(rewritten, state),
+            None => journal.record(args, state),
         }
+        client.woff = state.repl.offset;
     }
     let flow = std::mem::take(&mut client.flow);
     match flow {
-        Flow::AwaitSnapshot => output.truncate(mark),
+        Flow::AwaitSnapshot | Flow::Silent | Flow::Wait { .. } => output.truncate(mark),
         Flow::Shutdown { save } => {
             output.truncate(mark);
             state.shutdown = Some(save);
         }
-        Flow::Close | Flow::Continue => {}
+        Flow::Close | Flow::Continue | Flow::Replicate(_) => {}
     }
-    (flow, recorded)
+    (flow, recorded && state.log.enabled)
 }
 
 /// Puts the messages this command published to its own client (a RESP3 client subscribed to

@@ -11,6 +11,7 @@ mod metrics;
 mod persistence;
 mod pubsub;
 mod recover;
+mod replicate;
 mod signals;
 mod transaction;
 
@@ -103,6 +104,18 @@ pub enum News {
     SnapshotDone(Done),
     /// The log thread wrote, fsynced, or failed.
     Log(Report),
+    /// A full sync's thread finished for replica `key` (client `id`): whether all of the
+    /// image went, and the image back.
+    Sync {
+        /// The replica's slab key.
+        key: usize,
+        /// Its client id (keys are reused).
+        id: u64,
+        /// Whether it all went, and the image.
+        done: (bool, crate::store::Image),
+    },
+    /// A full sync received from the primary was decoded (for link attempt N).
+    Loaded(u64, Result<Box<Store>, String>),
 }
 
 /// A way to reach a running server from another thread.
@@ -171,6 +184,8 @@ pub struct Server {
     copy_limit: u64,
     /// Subscribers that got messages this turn, flushed once at its end.
     to_flush: Vec<usize>,
+    /// Replication: the link, held WAITs, timers.
+    repl: replicate::ReplLoop,
 }
 
 impl Server {
@@ -259,7 +274,9 @@ impl Server {
             next_expire_round: Instant::now(),
             copy_limit: COPY_BUDGET,
             to_flush: Vec::new(),
+            repl: replicate::ReplLoop::default(),
         };
+        server.restore_replication(recovered.repl);
         server.log = persistence::start_log(&server)?;
         // Keys whose time passed while the server was down were dropped after the replay. New
         // records go on the end of the same log segment, so it must say they are gone first:
@@ -327,6 +344,9 @@ impl Server {
                     HTTP_LISTENER => self.accept(true),
                     WAKER => self.read_news(),
                     SIGNALS => self.read_signals(),
+                    Token(pipe) if pipe >= replicate::SYNC_TOKENS => {
+                        self.feed_follower(pipe - replicate::SYNC_TOKENS);
+                    }
                     Token(key) => {
                         if event.is_read_closed() || event.is_error() {
                             if let Some(conn) = self.conns.get_mut(key) {
@@ -340,6 +360,7 @@ impl Server {
             self.expire_keys();
             self.deliver();
             self.flush_receivers();
+            self.replication_turn();
             self.reclaim();
             self.submit_log();
             self.tick();
@@ -371,6 +392,9 @@ impl Server {
         }
         if self.store.reclaiming() {
             timeout = Duration::ZERO; // Take back what the last snapshot kept, a slice per turn.
+        }
+        if self.replicating() {
+            timeout = timeout.min(replicate::CRON);
         }
         timeout
     }
@@ -495,6 +519,7 @@ impl Server {
             resp: 2,
             sub: 0,
             psub: 0,
+            replica: false,
             user: crate::acl::DEFAULT_USER,
         };
         if self.state.clients.len() <= key {
@@ -514,6 +539,12 @@ impl Server {
     /// It reads only when every complete request already read has been executed, so input never
     /// piles up behind a backlog of replies.
     fn drive(&mut self, key: usize) {
+        match self.conns.get(key) {
+            None => return,
+            Some(conn) if conn.link.is_some() => return self.drive_link(key),
+            Some(conn) if conn.follower.is_some() => return self.drive_follower(key),
+            Some(_) => {}
+        }
         let high_water = self.state.config.output_buffer_high_water;
         let (mut turns, mut bytes) = (TURN_BUDGET, TURN_BYTES);
         // A short read emptied the socket: the next read would only say WouldBlock, a third
@@ -530,6 +561,7 @@ impl Server {
                 self.store.set_clock(unix_ms());
                 let was_waiting = conn.awaiting_snapshot.is_some();
                 let was_held = conn.hold.is_some();
+                let was_waiting_repl = conn.waiting.is_some();
                 let (store, state, journal) = (&mut self.store, &mut self.state, &mut self.journal);
                 let stopped = if conn.http {
                     http::execute_pending(conn, store, state, journal, self.copy_limit)
@@ -541,6 +573,9 @@ impl Server {
                 }
                 if !was_held && conn.hold.is_some() {
                     self.held.push(key);
+                }
+                if !was_waiting_repl && conn.waiting.is_some() {
+                    self.repl.add_waiter(key, conn.client.id);
                 }
                 stopped
             };
@@ -602,6 +637,10 @@ impl Server {
         self.deliver();
         self.flush_receivers();
         self.after_io(key);
+        if self.conns.get(key).is_some_and(|c| c.follower.is_some()) {
+            // It sent PSYNC: from now on it is a replica.
+            return self.start_follower(key);
+        }
         if backlogged
             && self
                 .conns
@@ -686,6 +725,9 @@ impl Server {
         } else {
             self.state.config.output_limit
         };
+        if conn.follower.is_some() || conn.link.is_some() {
+            return false; // Replicas have limits of their own, checked as the stream grows.
+        }
         let Some(which) = output_limit_broken(conn, &limit, now) else {
             return false;
         };
@@ -719,7 +761,10 @@ impl Server {
             let Some(conn) = self.conns.get(key) else {
                 continue;
             };
-            let waiting = conn.awaiting_snapshot.is_some() || conn.hold.is_some();
+            let waiting = conn.awaiting_snapshot.is_some()
+                || conn.hold.is_some()
+                || conn.waiting.is_some()
+                || conn.follower.is_some();
             let idle = match self.state.clients.get(key) {
                 Some(Some(info)) => now.saturating_duration_since(info.last_active),
                 _ => Duration::ZERO,
@@ -761,6 +806,13 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut conn.stream);
             self.state.watches.unwatch_all(&mut conn.client);
             debug!("client {} closed: {why}", conn.peer);
+            if let Some(link) = conn.link.take() {
+                self.link_closed(key, &link, why);
+            }
+            if conn.follower.is_some() {
+                info!("replica {} disconnected: {why}", conn.peer);
+                self.state.repl.replicas.retain(|r| r.key != key);
+            }
         }
         self.state.connected_clients = self.conns.len();
     }
@@ -771,6 +823,8 @@ impl Server {
                 News::Shutdown(why) => self.begin_shutdown(why),
                 News::SnapshotDone(done) => self.snapshot_done(done),
                 News::Log(report) => self.log_report(report),
+                News::Sync { key, id, done } => self.sync_news(key, id, done),
+                News::Loaded(generation, result) => self.image_loaded(generation, result),
             }
         }
     }
@@ -832,6 +886,7 @@ impl Server {
         self.snapshot_timer(now);
         self.kill_clients();
         self.client_cron(now);
+        self.replication_cron(now);
         self.apply_config_changes(now);
     }
 

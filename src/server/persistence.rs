@@ -10,7 +10,7 @@ use log::{error, info};
 use super::{News, Server};
 use crate::command::{self, ServerState};
 use crate::persist::log::{encode_record, LOG_HEADER};
-use crate::persist::{self, Done, Job, LogStatus, LogWriter, Order, Report};
+use crate::persist::{self, Done, Job, LogWriter, Order, Report};
 use crate::protocol::{self, Reply};
 use crate::pubsub::Events;
 use crate::store::Store;
@@ -18,12 +18,13 @@ use crate::store::Store;
 /// How soon a failed snapshot is tried again (Redis waits 5 s too).
 const SNAPSHOT_RETRY: Duration = Duration::from_secs(5);
 
-/// The changes of the current loop turn, encoded as log records, waiting to be handed to the
-/// log thread in one batch (group commit).
+/// The changes of the current loop turn: encoded as log records, waiting to be handed to the
+/// log thread in one batch (group commit), and fed to the replication stream as they happen.
 ///
 /// A record is the RESP bytes of one unit: one request, or a transaction's writes between a
 /// `MULTI` and an `EXEC` request. A torn tail drops a record whole, so a replay applies all of a
-/// transaction or none of it; replicas are sent the same records.
+/// transaction or none of it; replicas are sent the same records, and apply a transaction only
+/// once all of it has arrived.
 #[derive(Debug, Default)]
 pub(super) struct Journal {
     pending: Vec<u8>,
@@ -33,18 +34,37 @@ pub(super) struct Journal {
 }
 
 impl Journal {
+    /// True when changes must be recorded: the log is on, or this is a primary with a
+    /// replication backlog (its replicas, and those that will reconnect, need the stream).
+    pub(super) fn active(state: &ServerState) -> bool {
+        state.log.enabled || state.repl.streaming()
+    }
+
     /// Records a command that changed data.
-    pub(super) fn record<A: AsRef<[u8]>>(&mut self, args: &[A], status: &mut LogStatus) {
+    pub(super) fn record<A: AsRef<[u8]>>(&mut self, args: &[A], state: &mut ServerState) {
         if let Some((unit, count)) = &mut self.unit {
             protocol::encode_request(args, unit);
             *count += 1;
             return;
         }
-        self.scratch.clear();
-        protocol::encode_request(args, &mut self.scratch);
-        encode_record(&self.scratch, &mut self.pending);
-        status.last_seq += 1;
-        status.unsynced_since.get_or_insert_with(Instant::now);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        protocol::encode_request(args, &mut scratch);
+        self.push(&scratch, state);
+        self.scratch = scratch;
+    }
+
+    /// Records one unit whose payload is RESP bytes, as it is: to the log when it is on, to the
+    /// replication stream on a primary that has one.
+    fn push(&mut self, payload: &[u8], state: &mut ServerState) {
+        if state.log.enabled {
+            encode_record(payload, &mut self.pending);
+            state.log.last_seq += 1;
+            state.log.unsynced_since.get_or_insert_with(Instant::now);
+        }
+        if state.repl.streaming() {
+            state.repl.feed(payload);
+        }
     }
 
     /// Starts a unit: what is recorded until [`Journal::end_unit`] becomes one record.
@@ -57,35 +77,31 @@ impl Journal {
 
     /// Ends the unit begun last; returns whether it recorded anything. A unit of one request is
     /// recorded as that request alone, as Redis propagates a transaction of one write.
-    pub(super) fn end_unit(&mut self, status: &mut LogStatus) -> bool {
+    pub(super) fn end_unit(&mut self, state: &mut ServerState) -> bool {
         let Some((mut unit, count)) = self.unit.take() else {
             return false;
         };
-        let recorded = count > 0;
         if count == 1 {
-            encode_record(&unit, &mut self.pending);
+            self.push(&unit, state);
         } else if count > 1 {
-            self.scratch.clear();
-            protocol::encode_request(&[&b"MULTI"[..]], &mut self.scratch);
-            self.scratch.append(&mut unit);
-            protocol::encode_request(&[&b"EXEC"[..]], &mut self.scratch);
-            encode_record(&self.scratch, &mut self.pending);
-            unit = std::mem::take(&mut self.scratch);
-        }
-        if recorded {
-            status.last_seq += 1;
-            status.unsynced_since.get_or_insert_with(Instant::now);
+            let mut whole = std::mem::take(&mut self.scratch);
+            whole.clear();
+            protocol::encode_request(&[&b"MULTI"[..]], &mut whole);
+            whole.append(&mut unit);
+            protocol::encode_request(&[&b"EXEC"[..]], &mut whole);
+            self.push(&whole, state);
+            unit = whole;
         }
         // The buffer is kept for the next record.
         unit.clear();
         self.scratch = unit;
-        recorded
+        count > 0
     }
 }
 
-/// Counts the keys the store removed by expiry or eviction since last asked and, when the log is
-/// on, records each as a `DEL` (as Redis propagates both), so a replay removes them at the same
-/// point in the history; returns how many there were.
+/// Counts the keys the store removed by expiry or eviction since last asked and, when changes
+/// are recorded, records each as a `DEL` (as Redis propagates both), so a replay or a replica
+/// removes them at the same point in the history; returns how many there were.
 pub(super) fn record_dropped(
     store: &mut Store,
     state: &mut ServerState,
@@ -113,9 +129,9 @@ pub(super) fn record_dropped(
             state.watches.touch(key, false);
         }
     }
-    if state.log.enabled {
+    if Journal::active(state) {
         for key in expired.iter().chain(&evicted) {
-            journal.record(&[&b"DEL"[..], key], &mut state.log);
+            journal.record(&[&b"DEL"[..], key], state);
         }
     }
     expired.len() + evicted.len()
@@ -277,6 +293,7 @@ impl Server {
             log_seq,
             log_base,
             compression: self.state.config.snapshot_compression,
+            repl: self.replication_position(),
         };
         if let Err(why) = self.writer.submit(job) {
             self.snapshot_done(Done {
@@ -347,10 +364,15 @@ impl Server {
             info!("SHUTDOWN NOSAVE: exiting without a final snapshot");
             return Ok(());
         }
-        if self.store.dirty() == self.state.snapshot.dirty_at_last_save {
+        // A replica's offset moves without its data changing (PINGs): its snapshot must record
+        // where it stopped, or a restart would ask for bytes it already applied.
+        let replica = self.state.repl.is_replica();
+        if !replica && self.store.dirty() == self.state.snapshot.dirty_at_last_save {
             info!("no changes since the last snapshot; exiting");
             return Ok(());
         }
+        let position = self.replication_position();
+        let position = position.as_ref().map(|(id, offset)| (id.as_str(), *offset));
         let config = &self.state.config;
         let path = config.snapshot_path();
         let log_seq = self.state.log.segment + u64::from(config.appendonly);
@@ -358,7 +380,7 @@ impl Server {
         let image = self.store.image();
         let compression = config.snapshot_compression;
         let size = persist::write_atomically(&path, |out| {
-            persist::write_snapshot(&image, log_seq, compression, out)
+            persist::write_snapshot(&image, log_seq, position, compression, out)
         })?;
         if config.appendonly {
             persist::prune_segments(&path, &config.appendfilename, log_seq);

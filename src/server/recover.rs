@@ -31,6 +31,9 @@ pub struct Recovered {
     pub expired: usize,
     /// Time spent loading.
     pub elapsed: Duration,
+    /// The replication history and offset the data holds, when the snapshot or the log says
+    /// so exactly.
+    pub repl: Option<(String, u64)>,
 }
 
 /// Loads the snapshot and replays the log after it, as the configuration says.
@@ -55,6 +58,7 @@ pub fn recover(config: &Config) -> Result<Recovered, String> {
         torn_tails: 0,
         expired: 0,
         elapsed: Duration::ZERO,
+        repl: snapshot.repl.clone(),
     };
     if !config.appendonly {
         let ignored = segments.iter().filter(|(seq, _)| *seq >= first).count();
@@ -66,7 +70,7 @@ pub fn recover(config: &Config) -> Result<Recovered, String> {
         }
         // A snapshot taken now must not be followed by those segments if the log is turned on.
         found.segment = found.segment.max(newest + 1);
-        return Ok(found.finish(started));
+        return Ok(found.finish(started, config));
     }
     let live: Vec<&(u64, PathBuf)> = segments.iter().filter(|(seq, _)| *seq >= first).collect();
     for (seq, path) in segments.iter().filter(|(seq, _)| *seq < first) {
@@ -80,22 +84,32 @@ pub fn recover(config: &Config) -> Result<Recovered, String> {
         }
     }
     let mut replayer = Replayer::new(config);
+    replayer.position = found.repl.take();
     for (i, (_, path)) in live.iter().enumerate() {
         let last = i + 1 == live.len();
         replay_segment(path, last, config, &mut replayer, &mut found)?;
     }
+    // Changes after the last recorded position (local writes, or a tail whose position record
+    // was torn off) make it wrong: better a full sync than applying bytes twice.
+    found.repl = replayer
+        .position
+        .take()
+        .filter(|_| replayer.since_position == 0);
     found.segment = live
         .last()
         .map_or(found.segment.max(newest + 1), |(seq, _)| *seq);
-    Ok(found.finish(started))
+    Ok(found.finish(started, config))
 }
 
 impl Recovered {
-    /// Resumes expiry and drops the keys whose time passed while the server was down.
-    fn finish(mut self, started: Instant) -> Self {
+    /// Resumes expiry and drops the keys whose time passed while the server was down (not on
+    /// a replica: its primary's DELs say when keys go).
+    fn finish(mut self, started: Instant, config: &Config) -> Self {
         self.store.pause_expiry(false);
         self.store.set_clock(command::unix_ms());
-        self.expired = self.store.purge_expired();
+        if config.repl.replicaof.is_none() {
+            self.expired = self.store.purge_expired();
+        }
         self.elapsed = started.elapsed();
         self
     }
@@ -172,6 +186,10 @@ struct Replayer {
     client: ClientState,
     server: ServerState,
     limits: Limits,
+    /// The last replication position recorded (snapshot, then the log's position records).
+    position: Option<(String, u64)>,
+    /// Records replayed since it.
+    since_position: u64,
 }
 
 impl Replayer {
@@ -179,8 +197,10 @@ impl Replayer {
         let unbound = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
         Replayer {
             // The log holds what authenticated clients did; replaying needs no password.
+            // Nor is it refused for want of replicas (min-replicas-to-write): it already happened.
             client: ClientState {
                 authenticated: true,
+                is_master: true,
                 ..ClientState::default()
             },
             // The log holds the evictions that happened (as DEL); replay must not add its own.
@@ -197,6 +217,8 @@ impl Replayer {
                 max_multibulk_len: usize::MAX,
                 ..config.limits
             },
+            position: None,
+            since_position: 0,
         }
     }
 
@@ -216,6 +238,16 @@ impl Replayer {
             if name.eq_ignore_ascii_case(b"multi") || name.eq_ignore_ascii_case(b"exec") {
                 continue;
             }
+            if let [name, replid, offset] = request.args.as_slice() {
+                if name.as_ref() == super::replicate::POSITION_RECORD {
+                    let offset = protocol::parse_i64(offset).and_then(|o| u64::try_from(o).ok());
+                    let replid = String::from_utf8_lossy(replid).into_owned();
+                    self.position = offset.map(|offset| (replid, offset));
+                    self.since_position = 0;
+                    continue;
+                }
+            }
+            self.since_position += 1;
             let mut ctx = Ctx::new(store, &mut self.client, &mut self.server);
             let reply = command::execute(&mut ctx, &request.args);
             if reply.is_error() {

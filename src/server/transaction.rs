@@ -252,7 +252,11 @@ pub(super) fn run_queue(
             flow = asked;
         }
     }
-    let recorded = journal.end_unit(&mut state.log);
+    let recorded = journal.end_unit(state);
+    if recorded {
+        // WAIT after EXEC waits for the whole transaction, which only now is in the stream.
+        client.woff = state.repl.offset;
+    }
     client.in_exec = false;
     (flow, recorded)
 }

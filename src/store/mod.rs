@@ -93,6 +93,9 @@ pub struct Store {
     /// Set while the log is replayed: a logged command saw keys live, and logged deletions say
     /// when they expired, so replay must not expire anything on its own.
     expiry_paused: bool,
+    /// Set on a replica: keys are never removed by time here (the primary's DELs say when), but
+    /// reads still treat a key whose time passed as missing, as Redis replicas do.
+    expiry_deferred: bool,
     /// Keys with an expiry time, in all and per shard (so active expiry skips shards without).
     volatile: usize,
     /// Empty until the first key with an expiry time: 64 KiB an idle server need not touch.
@@ -146,6 +149,7 @@ impl Default for Store {
             copied: CopyOnWrite::default(),
             now: 0,
             expiry_paused: false,
+            expiry_deferred: false,
             volatile: 0,
             volatile_in: Vec::new(),
             expire_cursor: 0,
@@ -260,6 +264,41 @@ impl Store {
     /// Stops (true) or resumes (false) expiring keys; replaying the log runs paused.
     pub fn pause_expiry(&mut self, paused: bool) {
         self.expiry_paused = paused;
+    }
+
+    /// Defers (true) or resumes (false) removing keys whose time passed: a replica leaves that
+    /// to its primary's DELs.
+    pub fn defer_expiry(&mut self, deferred: bool) {
+        self.expiry_deferred = deferred;
+    }
+
+    /// A digest of every live key with its value and expiry time, independent of order (DEBUG
+    /// DIGEST): two stores with the same data have the same digest; 40 zeros when empty.
+    pub fn digest(&self) -> String {
+        let mut sum = [0u64; 3];
+        for record in self.shards.iter().flat_map(|shard| shard.iter()) {
+            if !self.is_live(record) {
+                continue;
+            }
+            for (lane, part) in sum.iter_mut().enumerate() {
+                let mut hasher = std::hash::DefaultHasher::new();
+                std::hash::Hasher::write_usize(&mut hasher, lane);
+                std::hash::Hasher::write(&mut hasher, record.key());
+                std::hash::Hasher::write_usize(&mut hasher, record.key().len());
+                std::hash::Hasher::write(&mut hasher, record.value());
+                std::hash::Hasher::write_u64(&mut hasher, record.expires_at().unwrap_or(0));
+                *part ^= std::hash::Hasher::finish(&hasher);
+            }
+        }
+        let mut text = String::with_capacity(48);
+        for part in sum {
+            for shift in (0..16).rev() {
+                let digit = (part >> (shift * 4)) as usize & 15;
+                text.push(char::from(b"0123456789abcdef"[digit]));
+            }
+        }
+        text.truncate(40);
+        text
     }
 
     /// Keys removed by expiry since the last call, oldest first: the deletions to log.
@@ -412,7 +451,13 @@ impl Store {
     pub fn get(&mut self, key: &[u8]) -> Option<&[u8]> {
         let place = self.place(key);
         self.expire_if_due(place, key);
-        let found = self.shards.get(place.shard).get(place.hash, key);
+        let deferred = self.expiry_deferred;
+        let now = self.now;
+        let found = self
+            .shards
+            .get(place.shard)
+            .get(place.hash, key)
+            .filter(|r| !deferred || !r.is_expired(now));
         match found {
             Some(record) => {
                 self.hits += 1;
@@ -636,7 +681,7 @@ impl Store {
     /// budget (plus one shard), never by the size of the keyspace.
     pub fn expire_some(&mut self, budget: usize) -> ExpireRound {
         let mut round = ExpireRound::default();
-        if self.expiry_paused || self.volatile == 0 {
+        if self.expiry_paused || self.expiry_deferred || self.volatile == 0 {
             return round;
         }
         let mut visited = 0;
@@ -808,7 +853,7 @@ impl Store {
 
     /// Removes `key` if it has expired, so the caller then finds it missing.
     fn expire_if_due(&mut self, place: Place, key: &[u8]) {
-        if self.expiry_paused || self.volatile_in(place.shard) == 0 {
+        if self.expiry_paused || self.expiry_deferred || self.volatile_in(place.shard) == 0 {
             return;
         }
         if self

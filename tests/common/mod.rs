@@ -360,3 +360,63 @@ pub fn resp_bytes(args: &[&[u8]]) -> Vec<u8> {
 pub fn bulk(s: &str) -> Vec<u8> {
     format!("${}\r\n{s}\r\n", s.len()).into_bytes()
 }
+
+/// How long replication tests wait for something to happen (generous: qemu in CI).
+pub const REPL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Polls `check` until it is true; fails the test with `what` after `REPL_DEADLINE`.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + REPL_DEADLINE;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not so within {REPL_DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Server {
+    /// Starts a replica of `primary` in a new temporary directory.
+    pub fn replica_of(primary: &Server, args: &[&str]) -> Server {
+        let target = format!("127.0.0.1 {}", primary.addr.port());
+        let mut all = vec!["--replicaof", target.as_str()];
+        all.extend_from_slice(args);
+        Server::start(&all)
+    }
+
+    /// The lines of `INFO section` as (field, value) pairs, in order.
+    pub fn info(&self, section: &str) -> Vec<(String, String)> {
+        self.connect().info(section)
+    }
+}
+
+impl Client {
+    /// The lines of `INFO section` as (field, value) pairs, in order.
+    pub fn info(&mut self, section: &str) -> Vec<(String, String)> {
+        self.send(&resp(&["INFO", section]));
+        let header = self.read_line();
+        let len: usize = header[1..].trim_end().parse().expect("bulk length");
+        let text = String::from_utf8(self.read_n(len + 2)).expect("utf-8 INFO");
+        text.lines()
+            .filter_map(|line| line.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// Sends a command and returns its reply line (a status, error or integer; a bulk
+    /// string's payload).
+    pub fn call(&mut self, args: &[&str]) -> String {
+        self.send(&resp(args));
+        let line = self.read_line();
+        match line.as_bytes().first() {
+            Some(b'$') if line.starts_with("$-1") => String::new(),
+            Some(b'$') => {
+                let len: usize = line[1..].trim_end().parse().expect("bulk length");
+                let body = self.read_n(len + 2);
+                String::from_utf8_lossy(&body[..len]).into_owned()
+            }
+            _ => line.trim_end().to_string(),
+        }
+    }
+}

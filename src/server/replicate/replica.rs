@@ -1,0 +1,665 @@
+//! The replica's side: the link to the primary, a connection in the loop with its own state
+//! machine (connect, handshake, full sync, stream), and what a replica does with what comes.
+
+use super::*;
+
+/// How often a replica acknowledges its offset (Redis: every second).
+pub(in crate::server) const ACK_PERIOD: Duration = Duration::from_secs(1);
+
+/// First pause before a failed link is tried again; it doubles up to `RETRY_MAX`.
+pub(in crate::server) const RETRY_FIRST: Duration = Duration::from_millis(100);
+
+pub(in crate::server) const RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// The log record a replica appends after the changes it applied: the history and offset they
+/// reach, so a replica restarted even after kill -9 knows exactly what it holds.
+pub(in crate::server) const POSITION_RECORD: &[u8] = b"REPLPOS";
+
+/// Where the link to our primary is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::server) enum Phase {
+    Connecting,
+    Handshake,
+    Payload,
+    Loading,
+    Online,
+}
+
+/// Our link to the primary, on its connection.
+#[derive(Debug)]
+pub(in crate::server) struct Link {
+    phase: Phase,
+    /// Replies still due, in order.
+    steps: Vec<Step>,
+    framing: Option<Framing>,
+    payload: Vec<u8>,
+    /// The FULLRESYNC's id and offset, taken on once the image is loaded.
+    full: Option<(String, u64)>,
+    since: Instant,
+}
+
+/// `REPLCONF ACK <offset>` onto the link's output.
+pub(in crate::server) fn send_ack(conn: &mut Connection, offset: u64) {
+    protocol::encode_request(&["REPLCONF", "ACK", &offset.to_string()], &mut conn.output);
+}
+
+/// Bytes of the unit starting `input`: one request, or a whole MULTI ... EXEC; None until all
+/// of it is in.
+pub(in crate::server) fn transaction_len(
+    input: &[u8],
+    limits: &crate::protocol::Limits,
+) -> Result<Option<usize>, String> {
+    let mut at = 0;
+    let mut open = false;
+    loop {
+        match protocol::parse_request(&input[at..], limits) {
+            Ok((request, used)) => {
+                at += used;
+                let name = request.args.first().map_or(&b""[..], |a| a.as_ref());
+                if name.eq_ignore_ascii_case(b"MULTI") {
+                    open = true;
+                } else if name.eq_ignore_ascii_case(b"EXEC") || !open {
+                    return Ok(Some(at));
+                }
+            }
+            Err(ParseError::Incomplete) => return Ok(None),
+            Err(e) => return Err(format!("the primary sent a bad request: {e:?}")),
+        }
+    }
+}
+
+/// Decodes a full sync's image into a fresh store (on the loader thread).
+pub(in crate::server) fn load_image(payload: &[u8]) -> Result<Box<Store>, String> {
+    let snapshot = crate::persist::decode_snapshot(std::path::Path::new("the full sync"), payload)
+        .map_err(|e| e.to_string())?;
+    let mut store = Box::new(Store::new());
+    store.load(snapshot.pairs);
+    Ok(store)
+}
+
+impl Server {
+    /// REPLICAOF host port: drop the old link and replicas, and connect (on the next cron).
+    pub(in crate::server) fn follow(&mut self) {
+        if let Some(key) = self.repl.link.take() {
+            self.close(key, "REPLICAOF changed the primary");
+        }
+        let keys: Vec<usize> = self.state.repl.replicas.iter().map(|r| r.key).collect();
+        for key in keys {
+            // They follow a history that is about to change; they reconnect and resync.
+            self.close(key, "this server follows another primary now");
+        }
+        self.store.defer_expiry(true);
+        self.repl.retry_at = Instant::now();
+        self.repl.backoff = RETRY_FIRST;
+        self.repl.next_cron = Instant::now();
+        self.answer_waiters(Instant::now());
+    }
+
+    /// REPLICAOF NO ONE: drop the link; the data stays, and so do this server's replicas.
+    pub(in crate::server) fn promote(&mut self) {
+        if let Some(key) = self.repl.link.take() {
+            self.close(key, "REPLICAOF NO ONE");
+        }
+        self.store.defer_expiry(false);
+    }
+
+    /// Opens the link's TCP connection, without waiting for it.
+    pub(in crate::server) fn connect_link(&mut self, now: Instant) {
+        let Some(master) = self.state.repl.master.as_mut() else {
+            return;
+        };
+        let target = format!("{}:{}", master.host, master.port);
+        let addr = match (master.host.as_str(), master.port).to_socket_addrs() {
+            Ok(mut addrs) => addrs.next(),
+            Err(e) => return self.link_failed(&format!("cannot resolve {target}: {e}"), now),
+        };
+        let Some(addr) = addr else {
+            return self.link_failed(&format!("{target} resolves to no address"), now);
+        };
+        let mut stream = match mio::net::TcpStream::connect(addr) {
+            Ok(stream) => stream,
+            Err(e) => return self.link_failed(&format!("cannot connect to {target}: {e}"), now),
+        };
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, Token(key), interest)
+        {
+            return self.link_failed(&format!("cannot register the link: {e}"), now);
+        }
+        let client = ClientState {
+            id: self.next_client_id,
+            peer: Some(addr),
+            authenticated: true,
+            is_master: true,
+            ..ClientState::default()
+        };
+        self.next_client_id += 1;
+        let mut conn = Connection::new(stream, addr, client);
+        conn.wants_writable = true;
+        conn.link = Some(Box::new(Link {
+            phase: Phase::Connecting,
+            steps: Vec::new(),
+            framing: None,
+            payload: Vec::new(),
+            full: None,
+            since: now,
+        }));
+        entry.insert(conn);
+        self.repl.link = Some(key);
+        self.repl.generation += 1;
+        master.state = LinkState::Connecting;
+        info!("replication: connecting to primary {target}");
+    }
+
+    /// Notes a failed attempt and when the next one is due.
+    pub(in crate::server) fn link_failed(&mut self, why: &str, now: Instant) {
+        let backoff = self.repl.backoff;
+        warn!(
+            "replication: {why}; serving the data held, retrying in {:.1} s",
+            backoff.as_secs_f64()
+        );
+        self.repl.retry_at = now + backoff;
+        self.repl.backoff = (backoff * 2).min(RETRY_MAX);
+        if let Some(master) = self.state.repl.master.as_mut() {
+            master.state = LinkState::Connect;
+        }
+    }
+
+    /// The link's connection was closed, for whatever reason.
+    pub(in crate::server) fn link_closed(&mut self, key: usize, link: &Link, why: &str) {
+        if self.repl.link != Some(key) {
+            return;
+        }
+        self.repl.link = None;
+        let now = Instant::now();
+        if link.phase == Phase::Online {
+            if let Some(master) = self.state.repl.master.as_mut() {
+                master.down_since = Some(now);
+            }
+            self.repl.backoff = RETRY_FIRST;
+        }
+        let Some(master) = &self.state.repl.master else {
+            return;
+        };
+        let target = format!("{}:{}", master.host, master.port);
+        let what = match link.phase {
+            Phase::Connecting => format!("cannot connect to primary {target} ({why})"),
+            Phase::Handshake => format!("handshake with primary {target} failed: {why}"),
+            Phase::Payload | Phase::Loading => {
+                format!("full sync from primary {target} failed: {why}")
+            }
+            Phase::Online => format!("lost the link to primary {target} ({why})"),
+        };
+        self.link_failed(&what, now);
+    }
+
+    /// Closes a link that went quiet for `repl-timeout`, and acknowledges every second.
+    pub(in crate::server) fn link_timers(&mut self, key: usize, now: Instant, timeout: Duration) {
+        let offset = self.state.repl.offset;
+        let last_io = self.state.repl.master.as_ref().and_then(|m| m.last_io);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(link) = conn.link.as_ref() else {
+            return;
+        };
+        let heard = last_io.map_or(link.since, |at| at.max(link.since));
+        if link.phase != Phase::Loading && now.duration_since(heard) > timeout {
+            return self.close(key, "no news from the primary for repl-timeout");
+        }
+        if link.phase == Phase::Online && now.duration_since(self.repl.last_ack) >= ACK_PERIOD {
+            self.repl.last_ack = now;
+            send_ack(conn, offset);
+            self.after_io(key);
+        }
+    }
+
+    /// Reads and handles what the primary sent, whatever the link's phase.
+    pub(in crate::server) fn drive_link(&mut self, key: usize) {
+        let now = Instant::now();
+        let mut reads = 0;
+        loop {
+            if reads == READS_PER_TURN {
+                // Edge-triggered: no new event comes for what is left; go on next turn.
+                self.unfinished.push(key);
+                break;
+            }
+            reads += 1;
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            let Some(link) = conn.link.as_mut() else {
+                return;
+            };
+            match link.phase {
+                Phase::Connecting => match conn.stream.take_error() {
+                    Ok(Some(e)) | Err(e) => return self.close(key, &format!("connect: {e}")),
+                    // Not connected yet: WRITABLE stays registered and says when it is.
+                    Ok(None) if conn.stream.peer_addr().is_err() => return,
+                    Ok(None) => {
+                        link.phase = Phase::Handshake;
+                        link.steps = vec![Step::Pong];
+                        link.since = now;
+                        protocol::encode_request(&["PING"], &mut conn.output);
+                        self.set_link_state(LinkState::Handshake);
+                        continue;
+                    }
+                },
+                // Stream bytes wait in the socket until the image is in.
+                Phase::Loading => break,
+                _ => {}
+            }
+            let more = match conn.read_once() {
+                Ok(ReadOutcome::Data { n, .. }) => {
+                    self.state.stats.net_input_bytes += n as u64;
+                    if let Some(master) = self.state.repl.master.as_mut() {
+                        master.last_io = Some(now);
+                    }
+                    true
+                }
+                Ok(ReadOutcome::WouldBlock) => false,
+                Ok(ReadOutcome::Closed) => {
+                    conn.peer_closed = true;
+                    false
+                }
+                Err(e) => return self.close(key, &e.to_string()),
+            };
+            if let Err(why) = self.link_input(key) {
+                return self.close(key, &why);
+            }
+            if !more {
+                break;
+            }
+        }
+        self.after_io(key);
+    }
+
+    /// Handles the input the link holds; an error closes it.
+    pub(in crate::server) fn link_input(&mut self, key: usize) -> Result<(), String> {
+        loop {
+            let Some(phase) = self
+                .conns
+                .get(key)
+                .and_then(|c| c.link.as_ref())
+                .map(|l| l.phase)
+            else {
+                return Ok(());
+            };
+            let progressed = match phase {
+                Phase::Handshake => self.handshake(key)?,
+                Phase::Payload => self.payload(key)?,
+                Phase::Online => return self.apply_stream(key),
+                Phase::Connecting | Phase::Loading => return Ok(()),
+            };
+            if !progressed {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Checks the next handshake reply; true if one was complete.
+    pub(in crate::server) fn handshake(&mut self, key: usize) -> Result<bool, String> {
+        let settings = &self.state.config.repl;
+        let repl = &self.state.repl;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Ok(false);
+        };
+        let Some(link) = conn.link.as_mut() else {
+            return Ok(false);
+        };
+        let Some(&step) = link.steps.first() else {
+            return Ok(false);
+        };
+        let Some((line, used)) = link::line(conn.input.pending()).map_err(|e| e.to_string())?
+        else {
+            return Ok(false);
+        };
+        let answer = link::check(step, line).map_err(|e| e.to_string())?;
+        conn.input.consume(used);
+        link.steps.remove(0);
+        if step == Step::Pong {
+            // The rest in one write, as Redis 7 does.
+            let out = &mut conn.output;
+            if !settings.masterauth.is_empty() {
+                link.steps.push(Step::Auth);
+                if settings.masteruser.is_empty() {
+                    protocol::encode_request(&["AUTH", &settings.masterauth], out);
+                } else {
+                    let (user, pass) = (&settings.masteruser, &settings.masterauth);
+                    protocol::encode_request(&["AUTH", user, pass], out);
+                }
+            }
+            let port = match settings.announce_port {
+                0 => self.state.listening.port(),
+                port => port,
+            }
+            .to_string();
+            protocol::encode_request(&["REPLCONF", "listening-port", &port], out);
+            link.steps.push(Step::Port);
+            if !settings.announce_ip.is_empty() {
+                let ip = settings.announce_ip.as_str();
+                protocol::encode_request(&["REPLCONF", "ip-address", ip], out);
+                link.steps.push(Step::Port);
+            }
+            protocol::encode_request(&["REPLCONF", "capa", "eof", "capa", "psync2"], out);
+            link.steps.push(Step::Capa);
+            return Ok(true);
+        }
+        if step == Step::Capa {
+            // PSYNC goes alone once the rest is answered: Redis refuses a PSYNC that arrives
+            // while replies to the client are still pending.
+            let offset = (repl.offset + 1).to_string();
+            let (replid, offset) = if repl.resumable {
+                (repl.replid.as_str(), offset.as_str())
+            } else {
+                ("?", "-1")
+            };
+            protocol::encode_request(&["PSYNC", replid, offset], &mut conn.output);
+            link.steps.push(Step::Psync);
+            return Ok(true);
+        }
+        match answer {
+            Some(PsyncReply::Full { replid, offset }) => {
+                info!("replication: the primary sends a full sync ({replid} at offset {offset})");
+                link.full = Some((replid, offset));
+                link.phase = Phase::Payload;
+                link.since = Instant::now();
+                self.set_link_state(LinkState::Sync);
+                if let Some(master) = self.state.repl.master.as_mut() {
+                    master.sync_read = 0;
+                    master.sync_total = None;
+                }
+            }
+            Some(PsyncReply::Continue(new_id)) => {
+                link.phase = Phase::Online;
+                let repl = &mut self.state.repl;
+                if let Some(new_id) = new_id.filter(|id| *id != repl.replid) {
+                    // The primary was promoted: our history goes on under its new id.
+                    repl.replid2 = std::mem::replace(&mut repl.replid, new_id);
+                    repl.second_offset = repl.offset as i64 + 1;
+                    self.drop_followers("the primary's history has a new id");
+                }
+                let repl = &mut self.state.repl;
+                repl.ensure_backlog(self.state.config.repl.backlog_size);
+                info!(
+                    "replication: partial resync from offset {}: the link is up",
+                    repl.offset + 1
+                );
+                self.link_up();
+            }
+            None => {}
+        }
+        Ok(true)
+    }
+
+    /// Takes in payload bytes of a full sync; true if it made progress.
+    pub(in crate::server) fn payload(&mut self, key: usize) -> Result<bool, String> {
+        let limit = self.state.config.query_buffer_limit;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Ok(false);
+        };
+        let Some(link) = conn.link.as_mut() else {
+            return Ok(false);
+        };
+        let Some(framing) = link.framing.clone() else {
+            let Some((line, used)) = link::line(conn.input.pending()).map_err(|e| e.to_string())?
+            else {
+                return Ok(false);
+            };
+            // Redis primaries send newlines to keep the link alive while they prepare.
+            if !line.is_empty() {
+                let framing = link::framing(line).map_err(|e| e.to_string())?;
+                if let (Framing::Length(n), Some(master)) =
+                    (&framing, self.state.repl.master.as_mut())
+                {
+                    master.sync_total = Some(*n);
+                }
+                link.framing = Some(framing);
+            }
+            conn.input.consume(used);
+            return Ok(true);
+        };
+        let input = conn.input.pending();
+        if input.is_empty() {
+            return Ok(false);
+        }
+        let (take, done) = match &framing {
+            Framing::Length(n) => {
+                let left = (*n as usize).saturating_sub(link.payload.len());
+                let take = left.min(input.len());
+                (take, take == left)
+            }
+            Framing::Eof(mark) => {
+                // The mark may straddle reads: look in the payload's tail and the input.
+                let tail = link.payload.len().min(EOF_MARK - 1);
+                let mut window = link.payload[link.payload.len() - tail..].to_vec();
+                window.extend_from_slice(input);
+                match window.windows(EOF_MARK).position(|w| w == mark) {
+                    Some(at) if at < tail => {
+                        link.payload.truncate(link.payload.len() - (tail - at));
+                        (at + EOF_MARK - tail, true)
+                    }
+                    Some(at) => {
+                        link.payload.extend_from_slice(&input[..at - tail]);
+                        (at - tail + EOF_MARK, true)
+                    }
+                    None => {
+                        link.payload.extend_from_slice(input);
+                        (input.len(), false)
+                    }
+                }
+            }
+        };
+        if let Framing::Length(_) = framing {
+            link.payload.extend_from_slice(&input[..take]);
+        }
+        conn.input.consume(take);
+        let size = link.payload.len();
+        if let Some(master) = self.state.repl.master.as_mut() {
+            master.sync_read = size as u64;
+        }
+        if size > limit {
+            return Err(format!(
+                "the full sync is larger than client-query-buffer-limit ({limit} bytes)"
+            ));
+        }
+        if done {
+            link.phase = Phase::Loading;
+            let payload = std::mem::take(&mut link.payload);
+            let handle = self.handle.clone();
+            let generation = self.repl.generation;
+            let spawned = helper(
+                "replload",
+                Box::new(move || {
+                    let result = load_image(&payload);
+                    drop(payload);
+                    handle.send(News::Loaded(generation, result));
+                }),
+            );
+            if let Err(e) = spawned {
+                return Err(format!("cannot start loading the full sync: {e}"));
+            }
+        }
+        Ok(!done)
+    }
+
+    /// A received image was decoded: swap it in and let the stream flow.
+    pub(in crate::server) fn image_loaded(
+        &mut self,
+        generation: u64,
+        result: Result<Box<Store>, String>,
+    ) {
+        let Some(key) = self
+            .repl
+            .link
+            .filter(|_| generation == self.repl.generation)
+        else {
+            return; // From a link given up since.
+        };
+        let full = self
+            .conns
+            .get_mut(key)
+            .and_then(|c| c.link.as_mut())
+            .and_then(|l| l.full.take());
+        let (store, Some((replid, offset))) = (result, full) else {
+            return;
+        };
+        let mut store = match store {
+            Ok(store) => store,
+            Err(why) => {
+                warn!("replication: the full sync cannot be loaded: {why}; the data held is kept");
+                return self.close(key, "bad full sync");
+            }
+        };
+        store.defer_expiry(true);
+        store.set_clock(unix_ms());
+        let keys = store.len();
+        let old = std::mem::replace(&mut self.store, *store);
+        // Freeing millions of records takes a while: not on the loop.
+        if let Err(e) = helper("replfree", Box::new(move || drop(old))) {
+            warn!("replication: the old data was freed on the loop ({e})");
+        }
+        let size = self.state.config.repl.backlog_size;
+        let repl = &mut self.state.repl;
+        repl.replid = replid;
+        repl.offset = offset;
+        repl.clear_replid2();
+        repl.backlog = Some(Backlog::new(size, offset + 1));
+        repl.resumable = true;
+        // Their data follows the old history.
+        self.drop_followers("this server loaded a full sync");
+        // The new data, with its position, goes to disk as a snapshot (and rotates the log).
+        let snapshot = &mut self.state.snapshot;
+        snapshot.wanted = true;
+        self.repl.positions_after_save =
+            snapshot.saves_ok + 1 + u64::from(snapshot.running_since.is_some());
+        info!("replication: full sync loaded ({keys} keys at offset {offset}): the link is up");
+        if let Some(link) = self.conns.get_mut(key).and_then(|c| c.link.as_mut()) {
+            link.phase = Phase::Online;
+        }
+        self.link_up();
+        self.drive_link(key);
+    }
+
+    pub(in crate::server) fn link_up(&mut self) {
+        self.repl.backoff = RETRY_FIRST;
+        if let Some(master) = self.state.repl.master.as_mut() {
+            master.state = LinkState::Connected;
+            master.down_since = None;
+            master.last_io = Some(Instant::now());
+        }
+    }
+
+    pub(in crate::server) fn set_link_state(&mut self, state: LinkState) {
+        if let Some(master) = self.state.repl.master.as_mut() {
+            master.state = state;
+        }
+    }
+
+    /// Applies the primary's stream: each complete request runs as the primary's client (a
+    /// transaction only once all of it is in), and its bytes go on to our own backlog and
+    /// replicas unchanged, so offsets agree along a chain.
+    pub(in crate::server) fn apply_stream(&mut self, key: usize) -> Result<(), String> {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Ok(());
+        };
+        let limits = crate::protocol::Limits {
+            unauthenticated: false,
+            ..self.state.config.limits
+        };
+        let query_limit = self.state.config.query_buffer_limit;
+        self.store.set_clock(unix_ms());
+        // Keys live on the primary must be seen as live by what it sends, whatever our clock.
+        self.store.pause_expiry(true);
+        let mut discard = Vec::new();
+        let mut applied = false;
+        let mut ack = false;
+        let Connection { input, client, .. } = conn;
+        let result = loop {
+            let pending = input.pending();
+            if pending.is_empty() {
+                break Ok(());
+            }
+            if pending.first() != Some(&b'*') {
+                break Err(format!(
+                    "the primary sent something that is not a RESP request: {:?}",
+                    String::from_utf8_lossy(&pending[..pending.len().min(40)])
+                ));
+            }
+            let unit = match transaction_len(pending, &limits) {
+                Ok(Some(unit)) => unit,
+                Ok(None) if pending.len() < query_limit => break Ok(()),
+                Ok(None) => {
+                    break Err(format!(
+                        "the primary sent an unfinished request of over {query_limit} bytes \
+                         (client-query-buffer-limit)"
+                    ))
+                }
+                Err(why) => break Err(why),
+            };
+            let mut at = 0;
+            while at < unit {
+                let Ok((request, used)) = protocol::parse_request(&pending[at..], &limits) else {
+                    break;
+                };
+                at += used;
+                let args = &request.args;
+                let name = args.first().map_or(&b""[..], |a| a.as_ref());
+                if name.eq_ignore_ascii_case(b"PING")
+                    || name.eq_ignore_ascii_case(b"MULTI")
+                    || name.eq_ignore_ascii_case(b"EXEC")
+                {
+                    continue;
+                }
+                if name.eq_ignore_ascii_case(b"REPLCONF") {
+                    ack |= args
+                        .get(1)
+                        .is_some_and(|a| a.eq_ignore_ascii_case(b"GETACK"));
+                    continue;
+                }
+                discard.clear();
+                let (store, state, journal) = (&mut self.store, &mut self.state, &mut self.journal);
+                execute_args(
+                    args,
+                    client,
+                    &mut discard,
+                    store,
+                    state,
+                    journal,
+                    &mut |_, _| {},
+                );
+                applied = true;
+            }
+            self.state.repl.feed(&pending[..unit]);
+            input.consume(unit);
+        };
+        self.store.pause_expiry(false);
+        crate::server::persistence::record_dropped(
+            &mut self.store,
+            &mut self.state,
+            &mut self.journal,
+        );
+        let trusted = self.state.snapshot.saves_ok >= self.repl.positions_after_save;
+        if applied && self.state.log.enabled && trusted {
+            let repl = &self.state.repl;
+            let position = [
+                POSITION_RECORD.to_vec(),
+                repl.replid.as_bytes().to_vec(),
+                repl.offset.to_string().into_bytes(),
+            ];
+            self.journal.record(&position, &mut self.state);
+        }
+        if ack {
+            let offset = self.state.repl.offset;
+            if let Some(conn) = self.conns.get_mut(key) {
+                send_ack(conn, offset);
+            }
+            self.repl.last_ack = Instant::now();
+        }
+        result
+    }
+}
