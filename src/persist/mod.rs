@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 pub use compress::Compression;
 pub use log_writer::{FsyncPolicy, LogWriter, Order, Report};
 pub use snapshot::{
-    decode, decode_snapshot, encode, encode_positioned, encode_snapshot, load_file, write_snapshot,
-    LoadError, Pairs, Position, Snapshot, FORMAT, VERSION,
+    decode, decode_json_each, decode_snapshot, encode, encode_positioned, encode_snapshot,
+    load_file, write_snapshot, Header, LoadError, Pairs, Position, Sink, Snapshot, FORMAT, VERSION,
 };
 pub use writer::{prune_segments, write_atomically, Done, Job, Writer};
 

@@ -18,7 +18,7 @@ use std::fmt;
 use std::io::{Seek, Write};
 use std::path::{Path, PathBuf};
 
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -142,6 +142,10 @@ pub fn encode_positioned(
         keys: image.len(),
         data: ImagePairs(image),
     };
+    // Through `dyn Write`: one copy of the serializer serves every writer (file, compressor,
+    // a replica's socket), for binary size; a call per piece costs little beside the rest.
+    let mut out = out;
+    let out: &mut dyn Write = &mut out;
     serde_json::to_writer(out, &file).map_err(std::io::Error::other)
 }
 
@@ -217,18 +221,95 @@ impl<'de> Visitor<'de> for RecordVisitor {
     }
 }
 
-#[derive(Deserialize)]
-struct FileIn {
-    format: String,
-    version: u32,
-    #[serde(default)]
+/// Where decoded records go, one at a time: a list (start-up) or straight into a store (a
+/// replica's full sync), so no second copy of the data is built. An error stops the decoding.
+pub type Sink<'a> = &'a mut dyn FnMut(Vec<u8>, Entry) -> Result<(), String>;
+
+/// What a snapshot says besides its records.
+#[derive(Debug, Default)]
+pub struct Header {
+    /// The first log segment the snapshot does not contain.
+    pub log_seq: u64,
+    /// The replication history and offset the data holds, when recorded.
+    pub repl: Option<(String, u64)>,
+    /// Records handed to the sink.
+    pub keys: usize,
+}
+
+/// The top-level object, read field by field so `data` goes to the sink as it is parsed.
+struct FileSeed<'a, 'b>(&'a mut Sink<'b>);
+
+/// The fields of the top-level object, as read.
+#[derive(Default)]
+struct Fields {
+    format: Option<String>,
+    version: Option<u32>,
     log_seq: u64,
-    #[serde(default)]
     repl_id: String,
-    #[serde(default)]
     repl_offset: u64,
-    keys: usize,
-    data: Vec<Record>,
+    keys: Option<usize>,
+    data: Option<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for FileSeed<'_, '_> {
+    type Value = Fields;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Fields, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FileSeed<'_, '_> {
+    type Value = Fields;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a pocketkv snapshot object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(name) = map.next_key::<&str>()? {
+            match name {
+                "format" => fields.format = Some(map.next_value()?),
+                "version" => fields.version = Some(map.next_value()?),
+                "log_seq" => fields.log_seq = map.next_value()?,
+                "repl_id" => fields.repl_id = map.next_value()?,
+                "repl_offset" => fields.repl_offset = map.next_value()?,
+                "keys" => fields.keys = Some(map.next_value()?),
+                "data" => fields.data = Some(map.next_value_seed(DataSeed(&mut *self.0))?),
+                _ => drop(map.next_value::<de::IgnoredAny>()?),
+            }
+        }
+        Ok(fields)
+    }
+}
+
+/// The `data` array: each record to the sink; its value is how many there were.
+struct DataSeed<'a, 'b>(&'a mut Sink<'b>);
+
+impl<'de> DeserializeSeed<'de> for DataSeed<'_, '_> {
+    type Value = usize;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DataSeed<'_, '_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of records")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        let mut count = 0;
+        while let Some(Record(key, entry)) = seq.next_element()? {
+            (self.0)(key, entry).map_err(de::Error::custom)?;
+            count += 1;
+        }
+        Ok(count)
+    }
 }
 
 /// A loaded snapshot.
@@ -287,38 +368,13 @@ pub fn write_snapshot<W: Write + Seek>(
 }
 
 fn decode_json(path: &Path, bytes: &[u8]) -> Result<Snapshot, LoadError> {
-    if bytes.is_empty() {
-        return Err(LoadError::Empty(path.to_path_buf()));
-    }
-    let file: FileIn = serde_json::from_slice(bytes)
-        .map_err(|e| LoadError::Malformed(path.to_path_buf(), e.to_string()))?;
-    if file.format != FORMAT {
-        return Err(LoadError::Unsupported(
-            path.to_path_buf(),
-            format!("format is '{}', expected '{FORMAT}'", file.format),
-        ));
-    }
-    if file.version != VERSION {
-        return Err(LoadError::Unsupported(
-            path.to_path_buf(),
-            format!(
-                "snapshot version {} is not supported by this build (reads {VERSION})",
-                file.version
-            ),
-        ));
-    }
-    if file.keys != file.data.len() {
-        return Err(LoadError::Malformed(
-            path.to_path_buf(),
-            format!(
-                "header says {} keys but the file holds {}",
-                file.keys,
-                file.data.len()
-            ),
-        ));
-    }
-    let mut seen = std::collections::HashSet::with_capacity(file.data.len());
-    if let Some(Record(key, _)) = file.data.iter().find(|record| !seen.insert(&record.0)) {
+    let mut pairs = Vec::new();
+    let header = decode_json_each(path, bytes, &mut |key, entry| {
+        pairs.push((key, entry));
+        Ok(())
+    })?;
+    let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+    if let Some((key, _)) = pairs.iter().find(|(key, _)| !seen.insert(key)) {
         return Err(LoadError::Malformed(
             path.to_path_buf(),
             format!(
@@ -327,11 +383,58 @@ fn decode_json(path: &Path, bytes: &[u8]) -> Result<Snapshot, LoadError> {
             ),
         ));
     }
-    let repl = (file.repl_id.len() == 40).then_some((file.repl_id, file.repl_offset));
+    drop(seen);
     Ok(Snapshot {
-        pairs: file.data.into_iter().map(|r| (r.0, r.1)).collect(),
-        log_seq: file.log_seq,
+        pairs,
+        log_seq: header.log_seq,
+        repl: header.repl,
+    })
+}
+
+/// Reads an uncompressed snapshot from `bytes`, handing each record to `sink` as it is parsed
+/// (a replica loads a full sync this way, into its fresh store); `path` is only used in
+/// messages. What the sink took before an error is the caller's to throw away.
+pub fn decode_json_each(
+    path: &Path,
+    bytes: &[u8],
+    mut sink: Sink<'_>,
+) -> Result<Header, LoadError> {
+    let malformed = |why: String| LoadError::Malformed(path.to_path_buf(), why);
+    if bytes.is_empty() {
+        return Err(LoadError::Empty(path.to_path_buf()));
+    }
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    let fields = FileSeed(&mut sink)
+        .deserialize(&mut json)
+        .and_then(|fields| json.end().map(|()| fields))
+        .map_err(|e| malformed(e.to_string()))?;
+    let missing = |name: &str| malformed(format!("missing field `{name}`"));
+    let format = fields.format.ok_or_else(|| missing("format"))?;
+    let version = fields.version.ok_or_else(|| missing("version"))?;
+    let keys = fields.keys.ok_or_else(|| missing("keys"))?;
+    let held = fields.data.ok_or_else(|| missing("data"))?;
+    if format != FORMAT {
+        return Err(LoadError::Unsupported(
+            path.to_path_buf(),
+            format!("format is '{format}', expected '{FORMAT}'"),
+        ));
+    }
+    if version != VERSION {
+        return Err(LoadError::Unsupported(
+            path.to_path_buf(),
+            format!("snapshot version {version} is not supported by this build (reads {VERSION})"),
+        ));
+    }
+    if keys != held {
+        return Err(malformed(format!(
+            "header says {keys} keys but the file holds {held}"
+        )));
+    }
+    let repl = (fields.repl_id.len() == 40).then_some((fields.repl_id, fields.repl_offset));
+    Ok(Header {
+        log_seq: fields.log_seq,
         repl,
+        keys: held,
     })
 }
 

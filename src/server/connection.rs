@@ -263,6 +263,14 @@ impl Connection {
         }
     }
 
+    /// Takes the output not yet sent, leaving none (a full sync's thread sends it first).
+    pub fn take_unsent(&mut self) -> Vec<u8> {
+        let mut unsent = std::mem::take(&mut self.output);
+        unsent.drain(..self.written.min(unsent.len()));
+        self.written = 0;
+        unsent
+    }
+
     /// Writes pending output until done or `WouldBlock`; returns bytes written.
     pub fn flush(&mut self) -> io::Result<usize> {
         let mut total = 0;

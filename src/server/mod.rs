@@ -344,9 +344,6 @@ impl Server {
                     HTTP_LISTENER => self.accept(true),
                     WAKER => self.read_news(),
                     SIGNALS => self.read_signals(),
-                    Token(pipe) if pipe >= replicate::SYNC_TOKENS => {
-                        self.feed_follower(pipe - replicate::SYNC_TOKENS);
-                    }
                     Token(key) => {
                         if event.is_read_closed() || event.is_error() {
                             if let Some(conn) = self.conns.get_mut(key) {
@@ -809,7 +806,13 @@ impl Server {
             if let Some(link) = conn.link.take() {
                 self.link_closed(key, &link, why);
             }
-            if conn.follower.is_some() {
+            if let Some(follower) = &conn.follower {
+                if follower.sending {
+                    // The sync thread writes to a duplicate of the socket: shutting it down
+                    // ends the thread's writes and tells the replica at once.
+                    // SAFETY: the descriptor is open until `conn` drops, below.
+                    unsafe { libc::shutdown(conn.stream.as_raw_fd(), libc::SHUT_RDWR) };
+                }
                 info!("replica {} disconnected: {why}", conn.peer);
                 self.state.repl.replicas.retain(|r| r.key != key);
             }

@@ -27,7 +27,7 @@ use crate::replication::link::{self, Framing, PsyncReply, Step, EOF_MARK};
 use crate::replication::{Asked, Backlog, LinkState, Psync, ReplicaRow};
 use crate::store::{Image, Store};
 
-pub(super) use primary::{Follower, Waiting, SYNC_TOKENS};
+pub(super) use primary::{Follower, Waiting};
 pub(super) use replica::{Link, POSITION_RECORD, RETRY_FIRST};
 
 /// How often the replication timers run while replication is in use.

@@ -422,6 +422,14 @@ impl Store {
         }
     }
 
+    /// Adds one record to a store being filled (a replica's full sync, as it is decoded); false
+    /// when the key was there already (the new record replaced it). Not counted as a change.
+    pub fn load_one(&mut self, key: &[u8], entry: &Entry) -> bool {
+        let place = self.place(key);
+        let record = Record::new(key, &entry.value, entry.expires_at(), self.lru_clock());
+        self.insert(place, record).is_none()
+    }
+
     /// Removes every key whose time has passed, as start-up does after replaying the log; the
     /// keys join [`Store::take_expired`], so the log can say they are gone before anything else
     /// is appended to it.

@@ -4,21 +4,11 @@
 
 use super::*;
 
-/// Bytes of image a sync thread writes to its pipe at a time.
+/// Bytes of image a sync thread buffers before each write to the replica's socket.
 pub(in crate::server) const SYNC_CHUNK: usize = 64 * 1024;
-
-/// Unsent output above which the loop leaves the image in the pipe: the thread then blocks on
-/// the full pipe, so a slow replica slows its sync thread, not the server's memory.
-pub(in crate::server) const SYNC_HIGH_WATER: usize = 1 << 20;
 
 /// Unfinished input a replica may hold: its acknowledgements are under 50 bytes each.
 const MAX_ACK_INPUT: usize = 64 * 1024;
-
-/// Most image bytes one round of a sync moves into the output, so a turn stays short.
-const SYNC_SLICE: usize = 128 * 1024;
-
-/// Tokens of full-sync pipes: this plus the replica's slab key.
-pub(in crate::server) const SYNC_TOKENS: usize = usize::MAX / 2;
 
 /// A WAIT whose reply is held.
 #[derive(Debug, Clone, Copy)]
@@ -39,10 +29,9 @@ pub(in crate::server) struct Follower {
     psync: Psync,
     /// Registered in the replica list, its sync started.
     started: bool,
-    /// The read end of the pipe the sync thread writes the image into.
-    pipe: Option<mio::net::UnixStream>,
-    /// The thread sent the whole image.
-    image_sent: bool,
+    /// A sync thread is writing the image to the socket: the loop writes nothing to it
+    /// meanwhile, and shuts the socket down to stop the thread if it closes the replica.
+    pub sending: bool,
     /// Stream bytes that came while the image was being sent.
     pending: Vec<u8>,
     /// The image is sent: stream bytes go straight to the output.
@@ -55,8 +44,7 @@ impl Follower {
         Follower {
             psync,
             started: false,
-            pipe: None,
-            image_sent: false,
+            sending: false,
             pending: Vec::new(),
             online: false,
         }
@@ -110,40 +98,87 @@ fn ip_text(peer: std::net::SocketAddr) -> String {
         .to_string()
 }
 
-/// Starts a thread that serializes `image` into a pipe the loop reads, ending with `mark`;
-/// returns the pipe's read end. The pipe is the bound: the thread blocks while it is full.
+/// The replica's socket as the sync thread writes it: a blocking writer over the loop's
+/// non-blocking socket (a duplicate of its descriptor, so the loop's own stays non-blocking),
+/// each wait for room bounded by `repl-timeout`.
+struct SockOut {
+    fd: std::os::fd::OwnedFd,
+    timeout_ms: i32,
+}
+
+impl Write for SockOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        let fd = self.fd.as_raw_fd();
+        loop {
+            // SAFETY: `buf` is valid for `buf.len()` bytes and `fd` is open while self lives.
+            // MSG_NOSIGNAL: a replica gone away is an error here, not a SIGPIPE.
+            let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+            if let Ok(n) = usize::try_from(n) {
+                return Ok(n);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::Interrupted => continue,
+                io::ErrorKind::WouldBlock => {}
+                _ => return Err(e),
+            }
+            let mut want = libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            match unsafe { libc::poll(&mut want, 1, self.timeout_ms) } {
+                0 => return Err(io::ErrorKind::TimedOut.into()),
+                n if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted => {
+                    return Err(io::Error::last_os_error())
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Starts a thread that writes `head` (the replies still unsent and the image's opening
+/// line), then `image` in the snapshot format, then `mark`, straight into the replica's socket
+/// `fd`. The socket's send buffer is the bound: the thread waits while the replica is slow, and
+/// the loop's turns carry none of the image (a snapshot's cost, nothing more).
 pub(in crate::server) fn spawn_sync(
     handle: Handle,
     key: usize,
     id: u64,
     image: Image,
+    head: Vec<u8>,
     mark: [u8; EOF_MARK],
-) -> io::Result<mio::net::UnixStream> {
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
-    ours.set_nonblocking(true)?;
+    socket: (std::os::fd::OwnedFd, i32),
+) -> io::Result<()> {
     helper(
         "replsync",
         Box::new(move || {
-            // Written as a File, through the very writer type snapshots use: the serializer is
-            // then compiled once for both (binary size). Nothing seeks: it is uncompressed.
-            let pipe = std::fs::File::from(std::os::fd::OwnedFd::from(theirs));
-            let mut out = io::BufWriter::with_capacity(SYNC_CHUNK, &pipe);
-            let none = crate::persist::Compression::No;
-            let ok = crate::persist::write_snapshot(&image, 0, None, none, &mut out)
+            let (fd, timeout_ms) = socket;
+            let mut out = io::BufWriter::with_capacity(SYNC_CHUNK, SockOut { fd, timeout_ms });
+            let ok = out
+                .write_all(&head)
+                .and_then(|()| crate::persist::encode_positioned(&image, 0, None, &mut out))
                 .and_then(|()| out.write_all(&mark))
-                .and_then(|()| out.flush())
-                .is_ok();
-            // Closing the pipe tells the loop the image ended; the news says how.
+                .and_then(|()| out.flush());
+            if let Err(e) = &ok {
+                warn!("full sync to a replica failed: {e}");
+            }
+            // The descriptor is closed before the news: the loop owns the socket again.
             drop(out);
-            drop(pipe);
             handle.send(News::Sync {
                 key,
                 id,
-                done: (ok, image),
+                done: (ok.is_ok(), image),
             });
         }),
-    )?;
-    Ok(mio::net::UnixStream::from_std(ours))
+    )
 }
 
 impl Server {
@@ -216,6 +251,7 @@ impl Server {
             return;
         };
         follower.started = true;
+        let psync = follower.psync;
         if let Some(Some(info)) = self.state.clients.get_mut(key) {
             info.replica = true;
         }
@@ -232,14 +268,16 @@ impl Server {
             ack: 0,
             ack_at: now,
         };
-        match follower.psync {
+        match psync {
             Psync::Continue(from) => {
                 let repl = &self.state.repl;
                 if let Some((a, b)) = repl.backlog.as_ref().and_then(|b| b.since(from)) {
                     conn.output.extend_from_slice(a);
                     conn.output.extend_from_slice(b);
                 }
-                follower.online = true;
+                if let Some(follower) = conn.follower.as_mut() {
+                    follower.online = true;
+                }
                 row.state = "online";
                 row.ack = from.saturating_sub(1);
                 info!(
@@ -248,29 +286,43 @@ impl Server {
                 );
             }
             Psync::Full(_) => {
-                let image = self.store.image();
                 let mark: [u8; EOF_MARK] = crate::replication::random_id()
                     .as_bytes()
                     .try_into()
                     .unwrap_or([b'0'; EOF_MARK]);
-                conn.output.extend_from_slice(b"$EOF:");
-                conn.output.extend_from_slice(&mark);
-                conn.output.extend_from_slice(b"\r\n");
+                // What is still unsent (the +FULLRESYNC line) goes first, from the thread:
+                // from here until its news the loop writes nothing to this socket.
+                let mut head = conn.take_unsent();
+                head.extend_from_slice(b"$EOF:");
+                head.extend_from_slice(&mark);
+                head.extend_from_slice(b"\r\n");
+                let timeout = self.state.config.repl.timeout.saturating_mul(1000);
+                let timeout = i32::try_from(timeout).unwrap_or(i32::MAX);
                 let id = conn.client.id;
-                let pipe =
-                    spawn_sync(self.handle.clone(), key, id, image, mark).and_then(|mut pipe| {
-                        let token = Token(SYNC_TOKENS + key);
-                        let registry = self.poll.registry();
-                        registry.register(&mut pipe, token, Interest::READABLE)?;
-                        Ok(pipe)
-                    });
-                match pipe {
-                    Ok(pipe) => follower.pipe = Some(pipe),
+                let fd = std::os::fd::AsFd::as_fd(&conn.stream).try_clone_to_owned();
+                let image = self.store.image();
+                let started = match fd {
+                    Ok(fd) => spawn_sync(
+                        self.handle.clone(),
+                        key,
+                        id,
+                        image,
+                        head,
+                        mark,
+                        (fd, timeout),
+                    ),
                     Err(e) => {
-                        warn!("replica {}: cannot start a full sync: {e}", conn.peer);
-                        self.close(key, "full sync failed to start");
-                        return;
+                        self.store.retire(image);
+                        Err(e)
                     }
+                };
+                if let Err(e) = started {
+                    warn!("replica {}: cannot start a full sync: {e}", conn.peer);
+                    self.close(key, "full sync failed to start");
+                    return;
+                }
+                if let Some(follower) = conn.follower.as_mut() {
+                    follower.sending = true;
                 }
                 info!(
                     "replica {} gets a full sync at offset {}",
@@ -317,75 +369,7 @@ impl Server {
             }
             self.answer_waiters(Instant::now());
         }
-        self.feed_follower(key);
-    }
-
-    /// Moves the image from the sync thread's pipe into a replica's output while it keeps up;
-    /// once the image is out, the stream that came meanwhile follows and the replica is online.
-    pub(in crate::server) fn feed_follower(&mut self, key: usize) {
-        // A few rounds at most, so one replica's sync never makes a long turn; the pipe's next
-        // READABLE, the socket's next WRITABLE or the next turn brings it back.
-        for _ in 0..2 {
-            let full = self.pump(key);
-            self.after_io(key);
-            let Some(conn) = self.conns.get(key) else {
-                return;
-            };
-            if !full {
-                return;
-            }
-            if conn.pending_output() > 0 {
-                return; // WRITABLE comes when the replica reads.
-            }
-        }
-        // Sent all it was given and the pipe may hold more, with no event to say so.
-        self.unfinished.push(key);
-    }
-
-    /// One slice of [`Server::feed_follower`]: true when it stopped with room used up (the
-    /// pipe may hold more), false when the pipe is empty for now or the image is done.
-    fn pump(&mut self, key: usize) -> bool {
-        let Some(conn) = self.conns.get_mut(key) else {
-            return false;
-        };
-        conn.compact_sent();
-        let room = SYNC_HIGH_WATER.saturating_sub(conn.pending_output());
-        let mut room = room.min(SYNC_SLICE);
-        let Some(follower) = conn.follower.as_mut() else {
-            return false;
-        };
-        let Some(pipe) = follower.pipe.as_mut() else {
-            return false;
-        };
-        let mut chunk = [0u8; 16 * 1024];
-        while room > 0 {
-            match io::Read::read(pipe, &mut chunk) {
-                Ok(0) => {
-                    if !follower.image_sent {
-                        return false; // The thread's news says whether it all went.
-                    }
-                    if let Some(mut pipe) = follower.pipe.take() {
-                        let _ = self.poll.registry().deregister(&mut pipe);
-                    }
-                    conn.output.append(&mut follower.pending);
-                    follower.online = true;
-                    if let Some(row) = self.state.repl.replicas.iter_mut().find(|r| r.key == key) {
-                        row.state = "online";
-                        row.ack_at = Instant::now();
-                    }
-                    info!("replica {} is online (full sync sent)", conn.peer);
-                    return false;
-                }
-                Ok(n) => {
-                    conn.output
-                        .extend_from_slice(chunk.get(..n).unwrap_or_default());
-                    room = room.saturating_sub(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return false, // WouldBlock: more comes with the next READABLE.
-            }
-        }
-        true
+        self.after_io(key);
     }
 
     /// A sync thread is done: whether all of the image went, and the image back.
@@ -401,11 +385,19 @@ impl Server {
         let Some(follower) = conn.follower.as_mut() else {
             return;
         };
+        follower.sending = false;
         if !ok {
-            return self.close(key, "the full sync could not be serialized");
+            return self.close(key, "the full sync could not be sent");
         }
-        follower.image_sent = true;
-        self.feed_follower(key);
+        let mut pending = std::mem::take(&mut follower.pending);
+        follower.online = true;
+        conn.output.append(&mut pending);
+        if let Some(row) = self.state.repl.replicas.iter_mut().find(|r| r.key == key) {
+            row.state = "online";
+            row.ack_at = Instant::now();
+        }
+        info!("replica {} is online (full sync sent)", conn.peer);
+        self.after_io(key);
     }
 
     /// Answers held WAITs that are satisfied or past their deadline.

@@ -32,7 +32,8 @@ pub(in crate::server) struct Link {
     /// Replies still due, in order.
     steps: Vec<Step>,
     framing: Option<Framing>,
-    payload: Vec<u8>,
+    /// Where a full sync's image goes as it arrives.
+    spool: Option<Spool>,
     /// The FULLRESYNC's id and offset, taken on once the image is loaded.
     full: Option<(String, u64)>,
     since: Instant,
@@ -68,12 +69,116 @@ pub(in crate::server) fn transaction_len(
     }
 }
 
-/// Decodes a full sync's image into a fresh store (on the loader thread).
-pub(in crate::server) fn load_image(payload: &[u8]) -> Result<Box<Store>, String> {
-    let snapshot = crate::persist::decode_snapshot(std::path::Path::new("the full sync"), payload)
-        .map_err(|e| e.to_string())?;
+/// A full sync's image on its way in: written to a file as it arrives (as a Redis replica
+/// does by default), so the replica holds only what it has loaded, never the image as well.
+#[derive(Debug)]
+pub(in crate::server) struct Spool {
+    /// Already unlinked: nothing is left behind, whatever happens.
+    file: std::fs::File,
+    /// Bytes written.
+    size: u64,
+    /// The last bytes received, held back while they may be the start of the end mark.
+    tail: Vec<u8>,
+}
+
+impl Spool {
+    /// A fresh spool file in `dir`.
+    fn open(dir: &std::path::Path) -> Result<Spool, String> {
+        let path = dir.join(format!("temp-fullsync-{}.spool", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .and_then(|file| std::fs::remove_file(&path).map(|()| file))
+            .map_err(|e| format!("cannot spool the full sync at {}: {e}", path.display()))?;
+        Ok(Spool {
+            file,
+            size: 0,
+            tail: Vec::new(),
+        })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.file
+            .write_all(bytes)
+            .map_err(|e| format!("cannot spool the full sync: {e}"))?;
+        self.size += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Takes `input` of an image ended by `mark`: writes what cannot be part of the mark and
+    /// returns how much of `input` belongs to the image and its mark once the mark is seen.
+    fn take_until(&mut self, input: &[u8], mark: &[u8]) -> Result<Option<usize>, String> {
+        let tail = std::mem::take(&mut self.tail);
+        // The mark may straddle reads: look across the held tail and the input's start first.
+        let mut edge = tail.clone();
+        edge.extend_from_slice(input.get(..EOF_MARK - 1).unwrap_or(input));
+        let found = memchr::memmem::find(&edge, mark)
+            .or_else(|| memchr::memmem::find(input, mark).map(|at| at + tail.len()));
+        let total = tail.len() + input.len();
+        let cut = found.unwrap_or(total.saturating_sub(EOF_MARK - 1));
+        let from_tail = cut.min(tail.len());
+        let from_input = cut - from_tail;
+        self.write(tail.get(..from_tail).unwrap_or_default())?;
+        self.write(input.get(..from_input).unwrap_or_default())?;
+        if let Some(at) = found {
+            return Ok(Some(at + EOF_MARK - tail.len()));
+        }
+        self.tail = tail.get(from_tail..).unwrap_or_default().to_vec();
+        self.tail
+            .extend_from_slice(input.get(from_input..).unwrap_or_default());
+        Ok(None)
+    }
+}
+
+/// Decodes a full sync's image from its spool file into a fresh store (on the loader thread),
+/// record by record: no key or value over `max_bulk` bytes (`proto-max-bulk-len`, as the
+/// stream is held to), no key twice.
+pub(in crate::server) fn load_image(spool: Spool, max_bulk: usize) -> Result<Box<Store>, String> {
+    use std::os::fd::AsRawFd;
+    let len = usize::try_from(spool.size).map_err(|e| e.to_string())?;
+    if len == 0 {
+        return Err("the image is empty".into());
+    }
+    // SAFETY: a private read-only mapping of `len` bytes of a file only this process has (it
+    // was unlinked at creation), all written before and not written or truncated while mapped.
+    let map = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            spool.file.as_raw_fd(),
+            0,
+        )
+    };
+    if map == libc::MAP_FAILED {
+        return Err(format!(
+            "cannot map the spooled image: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: the mapping is `len` readable bytes and lives until the munmap below.
+    let bytes = unsafe { std::slice::from_raw_parts(map.cast::<u8>().cast_const(), len) };
     let mut store = Box::new(Store::new());
-    store.load(snapshot.pairs);
+    let path = std::path::Path::new("the full sync");
+    let decoded = crate::persist::decode_json_each(path, bytes, &mut |key, entry| {
+        if key.len() > max_bulk || entry.value.len() > max_bulk {
+            return Err(format!(
+                "a key or value is over proto-max-bulk-len ({max_bulk} bytes)"
+            ));
+        }
+        if !store.load_one(&key, &entry) {
+            let key = String::from_utf8_lossy(&key);
+            return Err(format!("key {key:?} appears more than once"));
+        }
+        Ok(())
+    });
+    // SAFETY: the mapping made above, no longer borrowed (`bytes` is not used past here).
+    unsafe { libc::munmap(map, len) };
+    decoded.map_err(|e| e.to_string())?;
     Ok(store)
 }
 
@@ -144,7 +249,7 @@ impl Server {
             phase: Phase::Connecting,
             steps: Vec::new(),
             framing: None,
-            payload: Vec::new(),
+            spool: None,
             full: None,
             since: now,
         }));
@@ -396,9 +501,9 @@ impl Server {
         Ok(true)
     }
 
-    /// Takes in payload bytes of a full sync; true if it made progress.
+    /// Takes in payload bytes of a full sync, into the spool file; true if it made progress.
     pub(in crate::server) fn payload(&mut self, key: usize) -> Result<bool, String> {
-        let limit = self.state.config.query_buffer_limit;
+        let max_bulk = self.state.config.limits.max_bulk_len;
         let Some(conn) = self.conns.get_mut(key) else {
             return Ok(false);
         };
@@ -419,64 +524,45 @@ impl Server {
                     master.sync_total = Some(*n);
                 }
                 link.framing = Some(framing);
+                link.spool = Some(Spool::open(&self.state.config.dir)?);
             }
             conn.input.consume(used);
             return Ok(true);
         };
         let input = conn.input.pending();
+        let Some(spool) = link.spool.as_mut() else {
+            return Ok(false);
+        };
         if input.is_empty() {
             return Ok(false);
         }
         let (take, done) = match &framing {
             Framing::Length(n) => {
-                let left = (*n as usize).saturating_sub(link.payload.len());
-                let take = left.min(input.len());
-                (take, take == left)
+                let left = n.saturating_sub(spool.size);
+                let take = usize::try_from(left).map_or(input.len(), |l| l.min(input.len()));
+                spool.write(input.get(..take).unwrap_or_default())?;
+                (take, take as u64 == left)
             }
-            Framing::Eof(mark) => {
-                // The mark may straddle reads: look in the payload's tail and the input.
-                let tail = link.payload.len().min(EOF_MARK - 1);
-                let mut window = link.payload[link.payload.len() - tail..].to_vec();
-                window.extend_from_slice(input);
-                match window.windows(EOF_MARK).position(|w| w == mark) {
-                    Some(at) if at < tail => {
-                        link.payload.truncate(link.payload.len() - (tail - at));
-                        (at + EOF_MARK - tail, true)
-                    }
-                    Some(at) => {
-                        link.payload.extend_from_slice(&input[..at - tail]);
-                        (at - tail + EOF_MARK, true)
-                    }
-                    None => {
-                        link.payload.extend_from_slice(input);
-                        (input.len(), false)
-                    }
-                }
-            }
+            Framing::Eof(mark) => match spool.take_until(input, mark)? {
+                Some(used) => (used, true),
+                None => (input.len(), false),
+            },
         };
-        if let Framing::Length(_) = framing {
-            link.payload.extend_from_slice(&input[..take]);
-        }
         conn.input.consume(take);
-        let size = link.payload.len();
         if let Some(master) = self.state.repl.master.as_mut() {
-            master.sync_read = size as u64;
-        }
-        if size > limit {
-            return Err(format!(
-                "the full sync is larger than client-query-buffer-limit ({limit} bytes)"
-            ));
+            master.sync_read = spool.size;
         }
         if done {
             link.phase = Phase::Loading;
-            let payload = std::mem::take(&mut link.payload);
+            let Some(spool) = link.spool.take() else {
+                return Ok(false);
+            };
             let handle = self.handle.clone();
             let generation = self.repl.generation;
             let spawned = helper(
                 "replload",
                 Box::new(move || {
-                    let result = load_image(&payload);
-                    drop(payload);
+                    let result = load_image(spool, max_bulk);
                     handle.send(News::Loaded(generation, result));
                 }),
             );
