@@ -123,7 +123,8 @@ fuzz:
 # cycles (SOAK_CYCLES) with an fd and RSS leak check, then a mixed-load soak of SOAK_SECONDS
 # (default 600) at SOAK_LOAD_PERCENT (80) % of the peak it first measures, a snapshot every 30 s;
 # prints RSS, p99 per minute, errors and ops; then a million keys expiring at once
-# (tests/expiry.rs), and tests/hostile.rs. Release build. POCKETKV_TIMING_TARGETS=1 makes the
+# (tests/expiry.rs), tests/hostile.rs, and a full sync of a million keys while clients write
+# (tests/replication.rs, DEBUG DIGEST equal on both sides). Release build. POCKETKV_TIMING_TARGETS=1 makes the
 # hostile and expiry tests assert their timing targets (latency ratios, CPU per loop turn, burst
 # time), which `make test` only prints: run it on a machine kept quiet for it.
 .PHONY: soak
@@ -132,6 +133,7 @@ soak:
 	$(CARGO) test --release --test soak -- --ignored --nocapture --test-threads=1
 	POCKETKV_TIMING_TARGETS=1 POCKETKV_EXPIRY_KEYS=1000000 $(CARGO) test --release --test expiry a_mass_expiry -- --nocapture
 	POCKETKV_TIMING_TARGETS=1 $(CARGO) test --release --test hostile -- --nocapture
+	POCKETKV_REPL_SYNC_KEYS=1000000 $(CARGO) test --release --test replication a_full_sync_of_many_keys -- --nocapture
 
 # twemproxy (deploy/nutcracker.yml) in front of three shards on loopback ports, in a temporary
 # directory; prints what to try, runs until Ctrl-C or `make demo-stop` (which stop it by pid).
