@@ -501,6 +501,15 @@ fn shape(info: &[(String, String)]) -> Vec<String> {
         .collect()
 }
 
+/// INFO clients' `connected_clients` as a fresh client sees it.
+fn connected_clients(port: u16) -> String {
+    let info = common::Client::connect(([127, 0, 0, 1], port).into()).info("clients");
+    info.into_iter()
+        .find(|(k, _)| k == "connected_clients")
+        .map(|(_, v)| v)
+        .expect("connected_clients")
+}
+
 #[test]
 fn info_replication_has_redis_fields_in_redis_order() {
     let primary = Server::start(&[]);
@@ -540,6 +549,17 @@ fn info_replication_has_redis_fields_in_redis_order() {
             assert_eq!(get(&ours), get(&theirs), "{name}");
         }
     }
+    // Replicas are not clients there (Redis: "excluding connections from replicas"); a
+    // replica's link to its primary is.
+    assert_eq!(
+        connected_clients(primary.addr.port()),
+        connected_clients(rp.2)
+    );
+    assert_eq!(
+        connected_clients(replica.addr.port()),
+        connected_clients(rr.2)
+    );
+    assert_eq!(connected_clients(primary.addr.port()), "1");
     // The replica side of a link that is down, too.
     drop(primary);
     drop(rp);

@@ -527,7 +527,7 @@ impl Server {
         let mut conn = Connection::new(stream, peer, client);
         conn.http = http;
         entry.insert(conn);
-        self.state.connected_clients = self.conns.len();
+        self.count_clients();
         debug!("client {peer} connected");
     }
 
@@ -794,6 +794,13 @@ impl Server {
         }
     }
 
+    /// INFO's `connected_clients`: connections, excluding replicas of this server, as Redis
+    /// counts them (a replica's link to its primary is counted, as Redis counts its master).
+    fn count_clients(&mut self) {
+        let replicas = self.state.repl.replicas.len();
+        self.state.connected_clients = self.conns.len().saturating_sub(replicas);
+    }
+
     fn close(&mut self, key: usize, why: &str) {
         if let Some(Some(_)) = self.state.clients.get(key) {
             self.state.clients[key] = None;
@@ -817,7 +824,7 @@ impl Server {
                 self.state.repl.replicas.retain(|r| r.key != key);
             }
         }
-        self.state.connected_clients = self.conns.len();
+        self.count_clients();
     }
 
     fn read_news(&mut self) {

@@ -331,6 +331,7 @@ impl Server {
             }
         }
         self.state.repl.replicas.push(row);
+        self.count_clients();
         self.after_io(key);
     }
 
