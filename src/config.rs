@@ -615,6 +615,14 @@ const SETTINGS: &[Setting] = &[
         settable: true,
     },
     Setting {
+        name: "replica-ignore-maxmemory",
+        default: "yes",
+        help: "a replica does not evict at maxmemory: its primary's DELs keep it in step",
+        apply: |c, v| yes_no(v).map(|b| c.repl.ignore_maxmemory = b),
+        show: |c| yes_no_name(c.repl.ignore_maxmemory),
+        settable: true,
+    },
+    Setting {
         name: "replica-serve-stale-data",
         default: "yes",
         help: "a replica whose link is down serves the data it has (no: -MASTERDOWN)",

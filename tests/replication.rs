@@ -755,3 +755,48 @@ fn a_transaction_reaches_replicas_as_one_unit_and_wait_counts_it() {
     assert_eq!(replica.connect().call(&["GET", "t2"]), "1");
     converged(&primary, &replica);
 }
+
+#[test]
+fn a_replica_over_maxmemory_keeps_what_its_primary_keeps_unless_told_otherwise() {
+    let primary = Server::start(&[]);
+    let replica = Server::replica_of(
+        &primary,
+        &["--maxmemory", "1mb", "--maxmemory-policy", "allkeys-lru"],
+    );
+    let mut r = replica.connect();
+    r.cmd(
+        &["CONFIG", "GET", "replica-ignore-maxmemory"],
+        b"*2\r\n$24\r\nreplica-ignore-maxmemory\r\n$3\r\nyes\r\n",
+    );
+    let value = "x".repeat(1024);
+    let mut c = primary.connect();
+    for i in 0..3000 {
+        c.cmd(&["SET", &format!("big{i}"), &value], b"+OK\r\n");
+    }
+    converged(&primary, &replica);
+    r.cmd(&["DBSIZE"], b":3000\r\n");
+    assert_eq!(number(&replica, "stats", "evicted_keys"), 0);
+    // The primary's DELs are what shrink it.
+    for i in 0..100 {
+        c.cmd(&["DEL", &format!("big{i}")], b":1\r\n");
+    }
+    converged(&primary, &replica);
+    r.cmd(&["DBSIZE"], b":2900\r\n");
+    // Told otherwise, it evicts on its own, as a primary would.
+    r.cmd(
+        &["CONFIG", "SET", "replica-ignore-maxmemory", "no"],
+        b"+OK\r\n",
+    );
+    c.cmd(&["SET", "one-more", "1"], b"+OK\r\n");
+    eventually("the replica evicts on its own", || {
+        number(&replica, "stats", "evicted_keys") > 0
+    });
+    assert_ne!(digest(&primary), digest(&replica));
+    // The same setting, the same default and reply in Redis.
+    let redis = redis(&[]);
+    let mut theirs = common::Client::connect(([127, 0, 0, 1], redis.2).into());
+    theirs.cmd(
+        &["CONFIG", "GET", "replica-ignore-maxmemory"],
+        b"*2\r\n$24\r\nreplica-ignore-maxmemory\r\n$3\r\nyes\r\n",
+    );
+}

@@ -455,7 +455,9 @@ pub fn make_room(ctx: &mut Ctx<'_>) -> bool {
         config.maxmemory_policy,
         config.maxmemory_samples,
     );
-    if limit == 0 {
+    // A replica keeps what its primary keeps (`replica-ignore-maxmemory yes`, Redis's default):
+    // evicting on its own would make the copies differ.
+    if limit == 0 || config.repl.ignore_maxmemory && ctx.server.repl.is_replica() {
         return true;
     }
     for _ in 0..EVICTIONS_PER_COMMAND {

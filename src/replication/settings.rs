@@ -15,6 +15,8 @@ pub struct Settings {
     pub read_only: bool,
     /// Serve the data held while the link is down or a full sync loads.
     pub serve_stale_data: bool,
+    /// A replica never evicts on its own (`maxmemory` aside): it follows its primary's DELs.
+    pub ignore_maxmemory: bool,
     /// Bytes of the stream kept for replicas that reconnect (partial resync).
     pub backlog_size: usize,
     /// Seconds a primary without replicas keeps its backlog; 0: for ever.
@@ -47,6 +49,7 @@ impl Default for Settings {
             masteruser: String::new(),
             read_only: true,
             serve_stale_data: true,
+            ignore_maxmemory: true,
             backlog_size: 1024 * 1024,
             backlog_ttl: 3600,
             timeout: 60,
