@@ -800,3 +800,23 @@ fn a_replica_over_maxmemory_keeps_what_its_primary_keeps_unless_told_otherwise()
         b"*2\r\n$24\r\nreplica-ignore-maxmemory\r\n$3\r\nyes\r\n",
     );
 }
+
+#[test]
+fn a_primary_named_by_host_name_is_resolved_off_the_loop() {
+    let primary = Server::start(&[]);
+    primary.connect().cmd(&["SET", "k", "v"], b"+OK\r\n");
+    let port = primary.addr.port().to_string();
+    let mut replica = Server::start(&["--replicaof", &format!("localhost {port}")]);
+    converged(&primary, &replica);
+    replica.connect().cmd(&["GET", "k"], b"$1\r\nv\r\n");
+    // A name that never resolves: a log line, retries, and the data served meanwhile.
+    let mut c = replica.connect();
+    c.cmd(&["REPLICAOF", "no-such-host.invalid", &port], b"+OK\r\n");
+    replica.wait_log("cannot resolve no-such-host.invalid");
+    replica.wait_log("retrying in");
+    c.cmd(&["GET", "k"], b"$1\r\nv\r\n");
+    assert_eq!(field(&replica, "replication", "master_link_status"), "down");
+    // And back to a name that does.
+    c.cmd(&["REPLICAOF", "localhost", &port], b"+OK\r\n");
+    converged(&primary, &replica);
+}

@@ -116,6 +116,8 @@ pub enum News {
     },
     /// A full sync received from the primary was decoded (for link attempt N).
     Loaded(u64, Result<Box<Store>, String>),
+    /// The primary's name was resolved (for link attempt N).
+    Resolved(u64, Result<SocketAddr, String>),
 }
 
 /// A way to reach a running server from another thread.
@@ -835,6 +837,7 @@ impl Server {
                 News::Log(report) => self.log_report(report),
                 News::Sync { key, id, done } => self.sync_news(key, id, done),
                 News::Loaded(generation, result) => self.image_loaded(generation, result),
+                News::Resolved(generation, addr) => self.resolved(generation, addr),
             }
         }
     }

@@ -56,8 +56,10 @@ pub(super) struct ReplLoop {
     last_ack: Instant,
     /// A WAIT came this turn: ask the replicas for their offsets.
     getack: bool,
-    /// Counts link attempts, so a late image from an old link is thrown away.
+    /// Counts link attempts, so a late image or name from an old one is thrown away.
     generation: u64,
+    /// A helper thread is resolving the primary's name for attempt `generation`.
+    resolving: bool,
     /// Successful snapshots needed before the log may record positions again: after a full
     /// sync the log's older segments hold another history, so until a snapshot of the loaded
     /// data is durable a restart must not trust a position (it gets a full sync instead).
@@ -85,6 +87,7 @@ impl Default for ReplLoop {
             last_ack: now,
             getack: false,
             generation: 0,
+            resolving: false,
             positions_after_save: 0,
         }
     }
@@ -132,7 +135,10 @@ impl Server {
         self.repl.next_cron = now + CRON;
         let settings = self.state.config.repl.clone();
         let timeout = Duration::from_secs(settings.timeout);
-        if self.state.repl.master.is_some() && self.repl.link.is_none() && now >= self.repl.retry_at
+        if self.state.repl.master.is_some()
+            && self.repl.link.is_none()
+            && !self.repl.resolving
+            && now >= self.repl.retry_at
         {
             self.connect_link(now);
         }

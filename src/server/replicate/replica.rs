@@ -194,6 +194,8 @@ impl Server {
             self.close(key, "this server follows another primary now");
         }
         self.store.defer_expiry(true);
+        self.repl.resolving = false;
+        self.repl.generation += 1;
         self.repl.retry_at = Instant::now();
         self.repl.backoff = RETRY_FIRST;
         self.repl.next_cron = Instant::now();
@@ -205,22 +207,75 @@ impl Server {
         if let Some(key) = self.repl.link.take() {
             self.close(key, "REPLICAOF NO ONE");
         }
+        self.repl.resolving = false;
         self.store.defer_expiry(false);
     }
 
-    /// Opens the link's TCP connection, without waiting for it.
+    /// Starts a link attempt: at once for an IP address, else after a helper thread has
+    /// resolved the name (a DNS query can take seconds; the loop never waits for one).
     pub(in crate::server) fn connect_link(&mut self, now: Instant) {
         let Some(master) = self.state.repl.master.as_mut() else {
             return;
         };
+        if let Ok(ip) = master.host.parse::<std::net::IpAddr>() {
+            let addr = std::net::SocketAddr::new(ip, master.port);
+            return self.connect_addr(addr, now);
+        }
+        master.state = LinkState::Connecting;
+        self.repl.generation += 1;
+        self.repl.resolving = true;
+        let (host, port) = (master.host.clone(), master.port);
+        let (handle, generation) = (self.handle.clone(), self.repl.generation);
+        let spawned = helper(
+            "replresolve",
+            Box::new(move || {
+                let addr = match (host.as_str(), port).to_socket_addrs() {
+                    Ok(mut addrs) => addrs.next().ok_or_else(|| "no address".to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                handle.send(News::Resolved(generation, addr));
+            }),
+        );
+        if let Err(e) = spawned {
+            self.repl.resolving = false;
+            self.link_failed(
+                &format!("cannot start resolving the primary's name: {e}"),
+                now,
+            );
+        }
+    }
+
+    /// A name resolved (or not) for link attempt `generation`.
+    pub(in crate::server) fn resolved(
+        &mut self,
+        generation: u64,
+        addr: Result<std::net::SocketAddr, String>,
+    ) {
+        if generation != self.repl.generation || !self.repl.resolving {
+            return; // REPLICAOF changed the primary meanwhile.
+        }
+        self.repl.resolving = false;
+        let now = Instant::now();
+        match addr {
+            Ok(addr) => self.connect_addr(addr, now),
+            Err(e) => {
+                let target = self
+                    .state
+                    .repl
+                    .master
+                    .as_ref()
+                    .map_or(String::new(), |m| format!("{}:{}", m.host, m.port));
+                self.link_failed(&format!("cannot resolve {target}: {e}"), now);
+            }
+        }
+    }
+
+    /// Opens the link's TCP connection to `addr`, without waiting for it.
+    fn connect_addr(&mut self, addr: std::net::SocketAddr, now: Instant) {
+        let Some(master) = self.state.repl.master.as_mut() else {
+            return;
+        };
         let target = format!("{}:{}", master.host, master.port);
-        let addr = match (master.host.as_str(), master.port).to_socket_addrs() {
-            Ok(mut addrs) => addrs.next(),
-            Err(e) => return self.link_failed(&format!("cannot resolve {target}: {e}"), now),
-        };
-        let Some(addr) = addr else {
-            return self.link_failed(&format!("{target} resolves to no address"), now);
-        };
         let mut stream = match mio::net::TcpStream::connect(addr) {
             Ok(stream) => stream,
             Err(e) => return self.link_failed(&format!("cannot connect to {target}: {e}"), now),
