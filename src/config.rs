@@ -653,6 +653,14 @@ const SETTINGS: &[Setting] = &[
         settable: true,
     },
     Setting {
+        name: "shutdown-timeout",
+        default: "10",
+        help: "seconds a primary's shutdown waits for its replicas to catch up (0: no wait)",
+        apply: |c, v| number(v, "a number of seconds").map(|n| c.repl.shutdown_timeout = n),
+        show: |c| c.repl.shutdown_timeout.to_string(),
+        settable: true,
+    },
+    Setting {
         name: "repl-timeout",
         default: "60",
         help: "seconds of silence after which a primary or a replica gives its link up",

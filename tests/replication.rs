@@ -820,3 +820,49 @@ fn a_primary_named_by_host_name_is_resolved_off_the_loop() {
     c.cmd(&["REPLICAOF", "localhost", &port], b"+OK\r\n");
     converged(&primary, &replica);
 }
+
+#[test]
+fn a_primary_shutting_down_waits_for_its_replicas_unless_told_now() {
+    let mut primary = Server::start(&["--shutdown-timeout", "60"]);
+    let replica = Server::replica_of(&primary, &[]);
+    converged(&primary, &replica);
+    replica.signal("STOP");
+    let mut c = primary.connect();
+    c.cmd(&["SET", "last", "write"], b"+OK\r\n");
+    c.send(&resp(&["SHUTDOWN"]));
+    primary.wait_log("waiting for replicas before shutting down");
+    assert!(primary.child.try_wait().unwrap().is_none(), "it waits");
+    replica.signal("CONT");
+    primary.wait_log("replicas caught up");
+    assert!(primary.wait_exit().success());
+    replica.connect().cmd(&["GET", "last"], b"$5\r\nwrite\r\n");
+
+    // Past shutdown-timeout it goes anyway, naming the replica left behind.
+    let mut primary = Server::start(&["--shutdown-timeout", "1"]);
+    let replica = Server::replica_of(&primary, &[]);
+    converged(&primary, &replica);
+    replica.signal("STOP");
+    primary.connect().cmd(&["SET", "k", "v"], b"+OK\r\n");
+    primary.connect().send(&resp(&["SHUTDOWN"]));
+    primary.wait_log("has not caught up");
+    assert!(primary.wait_exit().success());
+    replica.signal("CONT");
+
+    // SHUTDOWN NOW does not wait.
+    let mut primary = Server::start(&["--shutdown-timeout", "60"]);
+    let replica = Server::replica_of(&primary, &[]);
+    converged(&primary, &replica);
+    replica.signal("STOP");
+    primary.connect().cmd(&["SET", "k", "v"], b"+OK\r\n");
+    primary.connect().send(&resp(&["SHUTDOWN", "NOW"]));
+    assert!(primary.wait_exit().success());
+    assert!(
+        !primary
+            .log_lines
+            .iter()
+            .any(|l| l.contains("waiting for replicas")),
+        "{:?}",
+        primary.log_lines
+    );
+    replica.signal("CONT");
+}

@@ -253,6 +253,8 @@ pub struct ServerState {
     pub listening: std::net::SocketAddr,
     /// Set by SHUTDOWN: stop, saving a final snapshot when true.
     pub shutdown: Option<bool>,
+    /// SHUTDOWN NOW: stop without waiting for replicas to catch up.
+    pub shutdown_now: bool,
     /// Resident memory, sampled by the event loop (commands never read /proc themselves).
     pub rss_bytes: usize,
     /// Commands that ran longer than `slowlog-log-slower-than`.
@@ -291,6 +293,7 @@ impl ServerState {
             connected_clients: 0,
             listening,
             shutdown: None,
+            shutdown_now: false,
             rss_bytes: 0,
             slowlog: SlowLog::default(),
             clients: Vec::new(),

@@ -96,12 +96,15 @@ fn bgsave<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 }
 
 fn shutdown<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
-    let (mut save, mut nosave) = (false, false);
+    let (mut save, mut nosave, mut now) = (false, false, false);
     for option in args.iter().skip(1) {
         match option.to_ascii_uppercase().as_slice() {
             b"NOSAVE" => nosave = true,
             b"SAVE" => save = true,
-            b"NOW" | b"FORCE" => {}
+            // Not waiting for replicas (shutdown-timeout) to catch up.
+            b"NOW" => now = true,
+            // pocketkv always exits, even when the final snapshot fails (and says so).
+            b"FORCE" => {}
             // Shutdown is never left pending here, so there is nothing to abort.
             b"ABORT" if args.len() == 2 => return Reply::error("ERR No shutdown in progress."),
             _ => return SYNTAX,
@@ -111,6 +114,7 @@ fn shutdown<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         return SYNTAX;
     }
     let save = !nosave;
+    ctx.server.shutdown_now = now;
     // Like Redis, a successful SHUTDOWN answers nothing: the connection just closes.
     ctx.client.flow = Flow::Shutdown { save };
     Reply::OK

@@ -15,6 +15,8 @@ pub struct Settings {
     pub read_only: bool,
     /// Serve the data held while the link is down or a full sync loads.
     pub serve_stale_data: bool,
+    /// Seconds a primary's shutdown waits for its replicas to catch up (0: not at all).
+    pub shutdown_timeout: u64,
     /// A replica never evicts on its own (`maxmemory` aside): it follows its primary's DELs.
     pub ignore_maxmemory: bool,
     /// Bytes of the stream kept for replicas that reconnect (partial resync).
@@ -50,6 +52,7 @@ impl Default for Settings {
             read_only: true,
             serve_stale_data: true,
             ignore_maxmemory: true,
+            shutdown_timeout: 10,
             backlog_size: 1024 * 1024,
             backlog_ttl: 3600,
             timeout: 60,

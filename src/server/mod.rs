@@ -370,7 +370,8 @@ impl Server {
                 .max(thread_cpu_time().saturating_sub(cpu));
             if let Some(since) = self.stopping {
                 let drained = self.conns.iter().all(|(_, c)| c.pending_output() == 0);
-                if drained || since.elapsed() >= DRAIN_DEADLINE {
+                let replicas_done = self.replicas_done(Instant::now());
+                if replicas_done && (drained || since.elapsed() >= DRAIN_DEADLINE) {
                     return self.finish();
                 }
             }
@@ -832,7 +833,7 @@ impl Server {
     fn read_news(&mut self) {
         while let Ok(news) = self.news.try_recv() {
             match news {
-                News::Shutdown(why) => self.begin_shutdown(why),
+                News::Shutdown(why) => self.begin_shutdown(why, false),
                 News::SnapshotDone(done) => self.snapshot_done(done),
                 News::Log(report) => self.log_report(report),
                 News::Sync { key, id, done } => self.sync_news(key, id, done),
@@ -850,7 +851,7 @@ impl Server {
             .unwrap_or_default();
         for asked in asked {
             match asked {
-                signals::Asked::Shutdown(name) => self.begin_shutdown(name),
+                signals::Asked::Shutdown(name) => self.begin_shutdown(name, false),
                 signals::Asked::Reopen => self.reopen_files(),
             }
         }
@@ -866,7 +867,9 @@ impl Server {
         info!("SIGHUP: log files reopened");
     }
 
-    fn begin_shutdown(&mut self, why: &str) {
+    /// Stops accepting and running commands; the loop exits once replies are out and, unless
+    /// `now` (SHUTDOWN NOW), the replicas caught up or `shutdown-timeout` passed.
+    fn begin_shutdown(&mut self, why: &str, now: bool) {
         if self.stopping.is_some() {
             return;
         }
@@ -878,6 +881,7 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut listener);
         }
         self.stopping = Some(Instant::now());
+        self.wait_for_replicas(now);
     }
 
     /// Timers and deferred work, once per loop turn.
@@ -886,7 +890,8 @@ impl Server {
             if !save {
                 self.skip_final_save = true;
             }
-            self.begin_shutdown("SHUTDOWN command");
+            let now = self.state.shutdown_now;
+            self.begin_shutdown("SHUTDOWN command", now);
         }
         let now = Instant::now();
         if self
