@@ -238,6 +238,8 @@ pub struct ClientInfo {
     pub sub: usize,
     /// Patterns subscribed to.
     pub psub: usize,
+    /// Commands queued after MULTI; `None` outside MULTI (CLIENT LIST `multi=-1`).
+    pub multi: Option<usize>,
     /// A replica of this server (CLIENT LIST `flags=S`, `TYPE replica`).
     pub replica: bool,
     /// The user it runs as.
