@@ -866,3 +866,36 @@ fn a_primary_shutting_down_waits_for_its_replicas_unless_told_now() {
     );
     replica.signal("CONT");
 }
+
+#[test]
+fn a_replica_that_stops_reading_during_a_full_sync_is_dropped_after_repl_timeout() {
+    let mut primary = Server::start(&["--repl-timeout", "1"]);
+    // About 20 MB of data: more than the sockets' buffers hold between the two ends.
+    let mut c = primary.connect();
+    let value = "x".repeat(1000);
+    let mut batch = Vec::new();
+    for i in 0..20_000 {
+        batch.extend(resp(&["SET", &format!("k{i}"), &value]));
+    }
+    batch.extend(resp(&["DBSIZE"]));
+    c.send(&batch);
+    let mut seen = Vec::new();
+    while !seen.ends_with(b":20000\r\n") {
+        seen.extend(c.read_n(1));
+    }
+    // A replica that asks for a full sync, then never reads.
+    let mut stuck = std::net::TcpStream::connect(primary.addr).unwrap();
+    let mut hello = resp(&["REPLCONF", "capa", "eof"]);
+    hello.extend(resp(&["PSYNC", "?", "-1"]));
+    stuck.write_all(&hello).unwrap();
+    primary.wait_log("gets a full sync");
+    // The loop serves everyone else while the sync thread waits on the stuck socket.
+    c.cmd(&["SET", "during", "sync"], b"+OK\r\n");
+    assert_eq!(number(&primary, "replication", "connected_slaves"), 1);
+    primary.wait_log("full sync to a replica failed: the replica read nothing for repl-timeout");
+    eventually("the stuck replica is dropped", || {
+        number(&primary, "replication", "connected_slaves") == 0
+    });
+    c.cmd(&["GET", "during"], b"$4\r\nsync\r\n");
+    drop(stuck);
+}

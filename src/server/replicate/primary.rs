@@ -130,7 +130,10 @@ impl Write for SockOut {
             };
             // SAFETY: one valid pollfd.
             match unsafe { libc::poll(&mut want, 1, self.timeout_ms) } {
-                0 => return Err(io::ErrorKind::TimedOut.into()),
+                0 => {
+                    let why = "the replica read nothing for repl-timeout";
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+                }
                 n if n < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted => {
                     return Err(io::Error::last_os_error())
                 }
