@@ -10,6 +10,9 @@ use crate::persist::{Compression, FsyncPolicy};
 use crate::protocol::Limits;
 use crate::store::EvictionPolicy;
 
+mod rewrite;
+pub use rewrite::{rewrite, Directive, SIGNATURE};
+
 /// Everything the server can be told at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -90,6 +93,8 @@ pub struct Config {
     pub http_max_header_bytes: usize,
     /// Replication: the primary to follow, links, backlog, replica limits.
     pub repl: crate::replication::Settings,
+    /// The config file the server was started with, made absolute: CONFIG REWRITE writes it.
+    pub config_file: Option<PathBuf>,
 }
 
 /// Redis's `client-output-buffer-limit` for normal clients: a client whose unsent replies pass
@@ -794,6 +799,7 @@ impl Default for Config {
             http_port: None,
             http_max_header_bytes: 0,
             repl: crate::replication::Settings::default(),
+            config_file: None,
         };
         for setting in SETTINGS {
             // Defaults are written as strings so they read exactly as `--help` prints them.
@@ -825,6 +831,13 @@ impl Config {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| ConfigError::FileUnreadable(path.clone(), e.to_string()))?;
             config.apply_file(&path, &text)?;
+            // Absolute, as Redis keeps it: the rewrite must find the same file whatever the
+            // working directory is by then.
+            let path = PathBuf::from(path);
+            config.config_file = Some(match std::env::current_dir() {
+                Ok(cwd) if path.is_relative() => cwd.join(path),
+                _ => path,
+            });
         }
         while let Some(arg) = args.next() {
             if arg == "--help" || arg == "-h" {
@@ -957,6 +970,77 @@ impl Config {
         (setting.apply)(self, value).map_err(SetError::Bad)
     }
 
+    /// Every directive as CONFIG REWRITE writes it, in `--help` order (`save` last): each
+    /// setting's line, marked to be written where the file lacks it when its value is not the
+    /// default.
+    pub fn directives(&self) -> Vec<Directive> {
+        let default = Config::default();
+        let mut out = Vec::with_capacity(SETTINGS.len() + 1);
+        for s in SETTINGS {
+            let lines = match s.name {
+                // Redis never rewrites renames; users are the ACL's (see `rewrite_file`).
+                "rename-command" | "user" => None,
+                "replicaof" => Some(
+                    self.repl
+                        .replicaof
+                        .iter()
+                        .map(|(host, port)| {
+                            (format!("replicaof {} {port}", quoted_words(&[host])), true)
+                        })
+                        .collect(),
+                ),
+                "client-output-buffer-limit" => Some(self.output_limit_lines(&default)),
+                _ => {
+                    let value = (s.show)(self);
+                    let force = value != (s.show)(&default);
+                    let value = match (s.name, value.parse()) {
+                        ("maxmemory" | "repl-backlog-size", Ok(bytes)) => memory_text(bytes),
+                        _ => quoted_words(&[value]),
+                    };
+                    Some(vec![(format!("{} {value}", s.name), force)])
+                }
+            };
+            out.push(Directive {
+                name: s.name,
+                lines,
+            });
+        }
+        // `save` lines the file has say what save-interval says; none is added.
+        let save = match self.save_interval {
+            0 => "save \"\"".to_string(),
+            n => format!("save {n} 1"),
+        };
+        out.push(Directive {
+            name: "save",
+            lines: Some(vec![(save, false)]),
+        });
+        out
+    }
+
+    /// One `client-output-buffer-limit` line per class, as Redis writes them.
+    fn output_limit_lines(&self, default: &Config) -> Vec<(String, bool)> {
+        [
+            ("normal", self.output_limit, default.output_limit),
+            ("replica", self.repl.output_limit, default.repl.output_limit),
+            (
+                "pubsub",
+                self.pubsub_output_limit,
+                default.pubsub_output_limit,
+            ),
+        ]
+        .into_iter()
+        .map(|(class, now, default)| {
+            let line = format!(
+                "client-output-buffer-limit {class} {} {} {}",
+                memory_text(now.hard),
+                memory_text(now.soft),
+                now.soft_seconds
+            );
+            (line, now != default)
+        })
+        .collect()
+    }
+
     /// Path of the snapshot file.
     pub fn snapshot_path(&self) -> PathBuf {
         self.dir.join(&self.dbfilename)
@@ -1015,6 +1099,61 @@ pub fn help() -> String {
 /// The environment variable of a setting: `POCKETKV_` and the name in upper case, `-` as `_`.
 pub fn env_name(flag: &str) -> String {
     format!("POCKETKV_{}", flag.to_uppercase().replace('-', "_"))
+}
+
+/// Writes `directives` into the config file at `path` (CONFIG REWRITE): the new text goes to a
+/// temporary file beside it with the old file's permissions, is fsynced, renamed over the old
+/// file, and the directory fsynced, so a crash or a failure leaves the old file or the new one,
+/// never a mix. A missing file is created, as Redis does.
+pub fn rewrite_file(path: &std::path::Path, directives: &[Directive]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let (old, mode) = match std::fs::File::open(path) {
+        Ok(mut file) => {
+            let mode = file.metadata()?.permissions().mode() & 0o7777;
+            let mut old = Vec::new();
+            std::io::Read::read_to_end(&mut file, &mut old)?;
+            (String::from_utf8_lossy(&old).into_owned(), mode)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), 0o644),
+        Err(e) => return Err(e),
+    };
+    let text = rewrite(&old, directives);
+    // As long as Redis's `<file>.XXXXXX`, so a name too long for one fails for both alike.
+    let mut temp = path.as_os_str().to_os_string();
+    temp.push(format!(".rewrite-{}", std::process::id()));
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&temp)?;
+        // The mode given at creation loses what the umask masks; the old file's is kept whole.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        // The rename is durable once the directory is.
+        match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
+            _ => Ok(()),
+        }
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+/// A size as Redis's `rewriteConfigFormatMemory` writes it: in gb, mb or kb when whole.
+fn memory_text(bytes: usize) -> String {
+    for (unit, name) in [(1 << 30, "gb"), (1 << 20, "mb"), (1 << 10, "kb")] {
+        if bytes != 0 && bytes % unit == 0 {
+            return format!("{}{name}", bytes / unit);
+        }
+    }
+    bytes.to_string()
 }
 
 fn number<T: std::str::FromStr>(value: &str, expected: &str) -> Result<T, String> {
