@@ -972,26 +972,39 @@ impl Config {
 
     /// Every directive as CONFIG REWRITE writes it, in `--help` order (`save` last): each
     /// setting's line, marked to be written where the file lacks it when its value is not the
-    /// default.
-    pub fn directives(&self) -> Vec<Directive> {
+    /// default. `users` are the ACL's users as `user` lines; as in Redis they are all written,
+    /// unless an aclfile holds them, and then the file's `user` lines go.
+    pub fn directives(&self, users: Vec<String>) -> Vec<Directive> {
         let default = Config::default();
         let mut out = Vec::with_capacity(SETTINGS.len() + 1);
         for s in SETTINGS {
             let lines = match s.name {
-                // Redis never rewrites renames; users are the ACL's (see `rewrite_file`).
-                "rename-command" | "user" => None,
-                "replicaof" => Some(
-                    self.repl
-                        .replicaof
-                        .iter()
-                        .map(|(host, port)| {
-                            (format!("replicaof {} {port}", quoted_words(&[host])), true)
-                        })
-                        .collect(),
-                ),
+                // Redis never rewrites renames.
+                "rename-command" => None,
+                "user" if !self.aclfile.is_empty() => Some(Vec::new()),
+                "user" => Some(users.iter().map(|line| (line.clone(), true)).collect()),
+                "replicaof" => match &self.repl.replicaof {
+                    None => Some(Vec::new()),
+                    // A host the file could not take back (REPLICAOF takes any) is not written.
+                    Some((host, port)) => {
+                        let value = format!("{} {port}", quoted_words(&[host]));
+                        crate::replication::parse_replicaof(&value)
+                            .ok()
+                            .map(|_| vec![(format!("replicaof {value}"), true)])
+                    }
+                },
                 "client-output-buffer-limit" => Some(self.output_limit_lines(&default)),
                 _ => {
                     let value = (s.show)(self);
+                    // A value the file could not take back (a level only RUST_LOG can set)
+                    // would stop the next start: the file's line stays as it is.
+                    if (s.apply)(&mut default.clone(), &value).is_err() {
+                        out.push(Directive {
+                            name: s.name,
+                            lines: None,
+                        });
+                        continue;
+                    }
                     let force = value != (s.show)(&default);
                     let value = match (s.name, value.parse()) {
                         ("maxmemory" | "repl-backlog-size", Ok(bytes)) => memory_text(bytes),
@@ -1500,6 +1513,46 @@ mod tests {
             );
         }
         assert_eq!(memory("99999999999999gb"), None);
+    }
+
+    #[test]
+    fn a_rewritten_file_reads_back_as_the_settings_it_was_written_from() {
+        let mut c = Config::default();
+        for (name, value) in [
+            ("timeout", "300"),
+            ("requirepass", "a \"quoted\" pass word"),
+            ("maxmemory", "100mb"),
+            ("repl-backlog-size", "1000000"),
+            ("client-output-buffer-limit", "normal 0 0 0 pubsub 1kb 1 2"),
+            ("notify-keyspace-events", "KEA"),
+            ("loglevel", "warning"),
+            ("save-interval", "0"),
+        ] {
+            c.set(name, value).unwrap();
+        }
+        c.repl.replicaof = Some(("10.0.0.2".into(), 6380));
+        let text = rewrite("", &c.directives(Vec::new()));
+        assert!(text.contains("\nmaxmemory 100mb\n"), "{text}");
+        assert!(text.contains("\nrequirepass \"a \\\"quoted\\\" pass word\"\n"));
+        assert!(text.contains("\nclient-output-buffer-limit normal 0 0 0\n"));
+        assert!(text.contains("\nclient-output-buffer-limit pubsub 1kb 1 2\n"));
+        assert!(
+            !text.contains("replica 256mb"),
+            "a class at its default is not added"
+        );
+        assert!(text.contains("\nreplicaof 10.0.0.2 6380\n"));
+        assert!(
+            !text.contains("\nsave "),
+            "save lines are only rewritten, never added"
+        );
+        let mut back = Config::default();
+        back.apply_file("rewritten.conf", &text).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(
+            rewrite("", &Config::default().directives(Vec::new())),
+            "",
+            "defaults add nothing"
+        );
     }
 
     #[test]

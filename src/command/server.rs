@@ -534,7 +534,16 @@ fn config_rewrite<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     let Some(path) = &config.config_file else {
         return Reply::error("ERR The server is running without a config file");
     };
-    match crate::config::rewrite_file(path, &config.directives()) {
+    let users: Vec<String> = (ctx.server.acl.users().iter())
+        .map(|user| {
+            let mut line = b"user ".to_vec();
+            line.extend_from_slice(&user.name);
+            line.push(b' ');
+            line.extend_from_slice(&user.describe());
+            String::from_utf8_lossy(&line).into_owned()
+        })
+        .collect();
+    match crate::config::rewrite_file(path, &config.directives(users)) {
         Ok(()) => {
             log::info!("CONFIG REWRITE executed with success.");
             Reply::OK
