@@ -269,8 +269,9 @@ fn sentinel_s_failover_transaction_runs_as_in_redis() {
     );
 }
 
-/// A file the rewrite cannot replace (here: a name so long no temporary file beside it can be
-/// made, which fails for root too) answers Redis's error and stays exactly as it was.
+/// A file the rewrite cannot replace (a name so long no temporary file beside it can be made,
+/// which fails for root too; a read-only directory, which stops anyone else) answers Redis's
+/// error and stays exactly as it was.
 #[test]
 fn a_failed_rewrite_leaves_the_old_file_and_answers_redis_s_error() {
     let name = format!("{}.conf", "c".repeat(250));
@@ -298,6 +299,30 @@ fn a_failed_rewrite_leaves_the_old_file_and_answers_redis_s_error() {
     for (dir, file) in [(&pocket_dir, &pocket_file), (&redis_dir, &redis_file)] {
         assert_eq!(std::fs::read_to_string(file).unwrap(), original);
         assert_eq!(files_in(dir.path()), vec![name.clone()]);
+    }
+    drop((pocket, redis));
+
+    // A read-only directory, where it stops this user (root passes through it).
+    let pair = Pair::start(original);
+    let dirs = [&pair.pocket_file, &pair.redis_file].map(|f| f.parent().unwrap().to_owned());
+    for dir in &dirs {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    }
+    if std::fs::write(dirs[0].join("probe"), "").is_ok() {
+        eprintln!("running as root: read-only directories do not stop writes, not tested");
+    } else {
+        pair.both(&["CONFIG", "SET", "timeout", "9"]);
+        assert_eq!(
+            pair.both(&["CONFIG", "REWRITE"]),
+            "-ERR Rewriting config file: Permission denied\r\n"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&pair.pocket_file).unwrap(),
+            original
+        );
+    }
+    for dir in &dirs {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 }
 
