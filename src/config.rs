@@ -1001,6 +1001,12 @@ impl Config {
                         })
                     }
                 },
+                // Redis holds these as "no value" when empty, and drops their lines.
+                "requirepass" | "masterauth" | "masteruser" | "replica-announce-ip"
+                    if (s.show)(self).is_empty() =>
+                {
+                    Some(Vec::new())
+                }
                 _ => {
                     let value = (s.show)(self);
                     // A value the file could not take back (a level only RUST_LOG can set)
