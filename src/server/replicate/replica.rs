@@ -133,6 +133,13 @@ impl Spool {
     }
 }
 
+/// Frees a store on a helper thread: millions of records take a while, not for the loop.
+fn free_off_loop(store: Box<Store>) {
+    if let Err(e) = helper("replfree", Box::new(move || drop(store))) {
+        warn!("replication: a store was freed on the loop ({e})");
+    }
+}
+
 /// Decodes a full sync's image from its spool file into a fresh store (on the loader thread),
 /// record by record: no key or value over `max_bulk` bytes (`proto-max-bulk-len`, as the
 /// stream is held to), no key twice.
@@ -634,22 +641,22 @@ impl Server {
         generation: u64,
         result: Result<Box<Store>, String>,
     ) {
-        let Some(key) = self
+        let current = self
             .repl
             .link
-            .filter(|_| generation == self.repl.generation)
-        else {
-            return; // From a link given up since.
-        };
-        let full = self
-            .conns
-            .get_mut(key)
+            .filter(|_| generation == self.repl.generation);
+        let full = current
+            .and_then(|key| self.conns.get_mut(key))
             .and_then(|c| c.link.as_mut())
             .and_then(|l| l.full.take());
-        let (store, Some((replid, offset))) = (result, full) else {
+        let (Some(key), Some((replid, offset))) = (current, full) else {
+            // From a link given up since: its store is dropped, off the loop too.
+            if let Ok(store) = result {
+                free_off_loop(store);
+            }
             return;
         };
-        let mut store = match store {
+        let mut store = match result {
             Ok(store) => store,
             Err(why) => {
                 warn!("replication: the full sync cannot be loaded: {why}; the data held is kept");
@@ -660,10 +667,7 @@ impl Server {
         store.set_clock(unix_ms());
         let keys = store.len();
         let old = std::mem::replace(&mut self.store, *store);
-        // Freeing millions of records takes a while: not on the loop.
-        if let Err(e) = helper("replfree", Box::new(move || drop(old))) {
-            warn!("replication: the old data was freed on the loop ({e})");
-        }
+        free_off_loop(Box::new(old));
         let size = self.state.config.repl.backlog_size;
         let repl = &mut self.state.repl;
         repl.replid = replid;
