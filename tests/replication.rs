@@ -889,9 +889,9 @@ fn a_replica_that_stops_reading_during_a_full_sync_is_dropped_after_repl_timeout
     hello.extend(resp(&["PSYNC", "?", "-1"]));
     stuck.write_all(&hello).unwrap();
     primary.wait_log("gets a full sync");
-    // The loop serves everyone else while the sync thread waits on the stuck socket.
+    // The loop serves everyone else while the sync thread waits on the stuck socket (no
+    // assertion on the replica count here: under qemu the timeout may already have passed).
     c.cmd(&["SET", "during", "sync"], b"+OK\r\n");
-    assert_eq!(number(&primary, "replication", "connected_slaves"), 1);
     primary.wait_log("full sync to a replica failed: the replica read nothing for repl-timeout");
     eventually("the stuck replica is dropped", || {
         number(&primary, "replication", "connected_slaves") == 0
