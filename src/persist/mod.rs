@@ -12,7 +12,8 @@ pub use compress::Compression;
 pub use log_writer::{FsyncPolicy, LogWriter, Order, Report};
 pub use snapshot::{
     decode, decode_json_each, decode_snapshot, encode, encode_positioned, encode_snapshot,
-    load_file, write_snapshot, Header, LoadError, Pairs, Position, Sink, Snapshot, FORMAT, VERSION,
+    load_file, write_snapshot, Header, LoadError, Pairs, Position, Records, Sink, Snapshot, FORMAT,
+    VERSION,
 };
 pub use writer::{prune_segments, write_atomically, Done, Job, Writer};
 

@@ -223,7 +223,30 @@ impl<'de> Visitor<'de> for RecordVisitor {
 
 /// Where decoded records go, one at a time: a list (start-up) or straight into a store (a
 /// replica's full sync), so no second copy of the data is built. An error stops the decoding.
-pub type Sink<'a> = &'a mut dyn FnMut(Vec<u8>, Entry) -> Result<(), String>;
+pub trait Records {
+    /// The header announced about `keys` records (capped by the input's size, since the header
+    /// is not to be trusted): room may be made for them.
+    fn expect(&mut self, _keys: usize) {}
+
+    /// One record.
+    fn add(&mut self, key: Vec<u8>, entry: Entry) -> Result<(), String>;
+}
+
+/// A [`Records`] as the decoder takes it.
+pub type Sink<'a> = &'a mut dyn Records;
+
+/// The records of a snapshot, in a list.
+struct Collect(Pairs);
+
+impl Records for Collect {
+    fn add(&mut self, key: Vec<u8>, entry: Entry) -> Result<(), String> {
+        self.0.push((key, entry));
+        Ok(())
+    }
+}
+
+/// Fewest bytes a record takes in `data`: `["",""],`.
+const MIN_RECORD: usize = 8;
 
 /// What a snapshot says besides its records.
 #[derive(Debug, Default)]
@@ -236,8 +259,9 @@ pub struct Header {
     pub keys: usize,
 }
 
-/// The top-level object, read field by field so `data` goes to the sink as it is parsed.
-struct FileSeed<'a, 'b>(&'a mut Sink<'b>);
+/// The top-level object, read field by field so `data` goes to the sink as it is parsed; with
+/// the most records the input can hold.
+struct FileSeed<'a, 'b>(&'a mut Sink<'b>, usize);
 
 /// The fields of the top-level object, as read.
 #[derive(Default)]
@@ -275,7 +299,13 @@ impl<'de> Visitor<'de> for FileSeed<'_, '_> {
                 "log_seq" => fields.log_seq = map.next_value()?,
                 "repl_id" => fields.repl_id = map.next_value()?,
                 "repl_offset" => fields.repl_offset = map.next_value()?,
-                "keys" => fields.keys = Some(map.next_value()?),
+                "keys" => {
+                    let keys = map.next_value()?;
+                    fields.keys = Some(keys);
+                    if fields.data.is_none() {
+                        self.0.expect(keys.min(self.1));
+                    }
+                }
                 "data" => fields.data = Some(map.next_value_seed(DataSeed(&mut *self.0))?),
                 _ => drop(map.next_value::<de::IgnoredAny>()?),
             }
@@ -305,7 +335,7 @@ impl<'de> Visitor<'de> for DataSeed<'_, '_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
         let mut count = 0;
         while let Some(Record(key, entry)) = seq.next_element()? {
-            (self.0)(key, entry).map_err(de::Error::custom)?;
+            self.0.add(key, entry).map_err(de::Error::custom)?;
             count += 1;
         }
         Ok(count)
@@ -368,11 +398,9 @@ pub fn write_snapshot<W: Write + Seek>(
 }
 
 fn decode_json(path: &Path, bytes: &[u8]) -> Result<Snapshot, LoadError> {
-    let mut pairs = Vec::new();
-    let header = decode_json_each(path, bytes, &mut |key, entry| {
-        pairs.push((key, entry));
-        Ok(())
-    })?;
+    let mut collect = Collect(Vec::new());
+    let header = decode_json_each(path, bytes, &mut collect)?;
+    let pairs = collect.0;
     let mut seen = std::collections::HashSet::with_capacity(pairs.len());
     if let Some((key, _)) = pairs.iter().find(|(key, _)| !seen.insert(key)) {
         return Err(LoadError::Malformed(
@@ -404,7 +432,7 @@ pub fn decode_json_each(
         return Err(LoadError::Empty(path.to_path_buf()));
     }
     let mut json = serde_json::Deserializer::from_slice(bytes);
-    let fields = FileSeed(&mut sink)
+    let fields = FileSeed(&mut sink, bytes.len() / MIN_RECORD)
         .deserialize(&mut json)
         .and_then(|fields| json.end().map(|()| fields))
         .map_err(|e| malformed(e.to_string()))?;

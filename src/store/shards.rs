@@ -112,6 +112,10 @@ impl Shard {
     }
 
     /// Removes the record of `key`, whose hash is `hash`, returning its handle.
+    pub(super) fn reserve(&mut self, n: usize) {
+        self.table.reserve(n);
+    }
+
     pub(super) fn take(&mut self, hash: u64, key: &[u8]) -> Option<Slot> {
         self.table.take(hash, key)
     }

@@ -94,6 +94,21 @@ impl Table {
         None
     }
 
+    /// Sizes an empty table for `n` entries, at a size growth would give it (see `larger`), so
+    /// filling it rehashes nothing. A table holding entries is left as it is.
+    pub(super) fn reserve(&mut self, n: usize) {
+        if self.len > 0 {
+            return;
+        }
+        let mut buckets = self.buckets.len();
+        while capacity(buckets) < n {
+            buckets = larger(buckets);
+        }
+        if buckets > self.buckets.len() {
+            self.buckets = vec![EMPTY; buckets].into_boxed_slice();
+        }
+    }
+
     /// Removes the handle of `key`, whose hash is `hash`, and returns it.
     pub(super) fn take(&mut self, hash: u64, key: &[u8]) -> Option<Slot> {
         let found = self.find(hash, key)?;
@@ -284,6 +299,38 @@ mod tests {
             // SAFETY: the test's tables are the only holders of their handles.
             drop(unsafe { slot.into_record() });
         }
+    }
+
+    #[test]
+    fn a_reserved_table_takes_its_entries_without_growing_at_the_size_growth_gives() {
+        let hash = |key: &[u8]| {
+            key.iter()
+                .fold(7u64, |h, &b| h.wrapping_mul(131) ^ u64::from(b))
+        };
+        let mut grown = Table::default();
+        let mut reserved = Table::default();
+        reserved.reserve(100);
+        let buckets = reserved.buckets();
+        assert!(capacity(buckets) >= 100);
+        for i in 0..100 {
+            let key = format!("key{i}").into_bytes();
+            grown.replace(hash(&key), slot(&key, b"v"), &hash);
+            reserved.replace(hash(&key), slot(&key, b"v"), &hash);
+        }
+        assert_eq!(reserved.buckets(), buckets, "no growth");
+        assert_eq!(
+            reserved.buckets(),
+            grown.buckets(),
+            "the size growth reaches"
+        );
+        reserved.reserve(1000);
+        assert_eq!(
+            reserved.buckets(),
+            buckets,
+            "a table with entries is left alone"
+        );
+        free(&mut grown);
+        free(&mut reserved);
     }
 
     /// Random inserts, replacements and removals against a `HashMap`, under a hash that puts

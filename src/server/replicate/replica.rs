@@ -169,24 +169,43 @@ pub(in crate::server) fn load_image(spool: Spool, max_bulk: usize) -> Result<Box
     }
     // SAFETY: the mapping is `len` readable bytes and lives until the munmap below.
     let bytes = unsafe { std::slice::from_raw_parts(map.cast::<u8>().cast_const(), len) };
-    let mut store = Box::new(Store::new());
+    let mut loading = Loading {
+        store: Box::new(Store::new()),
+        max_bulk,
+    };
     let path = std::path::Path::new("the full sync");
-    let decoded = crate::persist::decode_json_each(path, bytes, &mut |key, entry| {
+    let decoded = crate::persist::decode_json_each(path, bytes, &mut loading);
+    // SAFETY: the mapping made above, no longer borrowed (`bytes` is not used past here).
+    unsafe { libc::munmap(map, len) };
+    decoded.map_err(|e| e.to_string())?;
+    Ok(loading.store)
+}
+
+/// A fresh store filled as the image is decoded.
+struct Loading {
+    store: Box<Store>,
+    /// `proto-max-bulk-len`, as the stream is held to.
+    max_bulk: usize,
+}
+
+impl crate::persist::Records for Loading {
+    fn expect(&mut self, keys: usize) {
+        self.store.reserve(keys);
+    }
+
+    fn add(&mut self, key: Vec<u8>, entry: crate::store::Entry) -> Result<(), String> {
+        let max_bulk = self.max_bulk;
         if key.len() > max_bulk || entry.value.len() > max_bulk {
             return Err(format!(
                 "a key or value is over proto-max-bulk-len ({max_bulk} bytes)"
             ));
         }
-        if !store.load_one(&key, &entry) {
+        if !self.store.load_one(&key, &entry) {
             let key = String::from_utf8_lossy(&key);
             return Err(format!("key {key:?} appears more than once"));
         }
         Ok(())
-    });
-    // SAFETY: the mapping made above, no longer borrowed (`bytes` is not used past here).
-    unsafe { libc::munmap(map, len) };
-    decoded.map_err(|e| e.to_string())?;
-    Ok(store)
+    }
 }
 
 impl Server {
