@@ -11,7 +11,8 @@
 #                     to dpkg's architectures first.
 #   nutcracker        twemproxy                   (tests/twemproxy.rs, make demo-shards)
 #   python3-redis     redis-py for python3        (the redis-py tests: transactions, pub/sub,
-#                     the script-free lock)
+#                     the script-free lock, the Sentinel-aware client of tests/sentinel.rs)
+#   redis-sentinel    Redis Sentinel              (tests/sentinel.rs, make demo-ha)
 #
 # Idempotent and quiet when everything is present. As root it runs `apt-get update` once and
 # `apt-get install -y --no-install-recommends` for only the missing packages; as anyone else it
@@ -48,6 +49,7 @@ PACKAGES=(
     "libgcc-$gcc_major-dev-armhf-cross|have_armv7_gcc"
     "nutcracker|have nutcracker"
     "python3-redis|have_redis_py"
+    "redis-sentinel|have redis-sentinel"
 )
 
 # Prints the packages whose check fails, one per line.
