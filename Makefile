@@ -141,6 +141,13 @@ soak:
 demo-shards: build
 	bash deploy/demo.sh shards
 
+# A pocketkv primary (deploy/pocketkv.conf) and two replicas (deploy/replica.conf) watched by
+# three Redis Sentinels (deploy/sentinel.conf), on loopback ports in a temporary directory;
+# prints how to watch a failover; Ctrl-C or `make demo-stop` stops it by pid.
+.PHONY: demo-ha
+demo-ha: build
+	bash deploy/demo.sh ha
+
 demo-stop:
 	bash deploy/demo.sh stop
 
