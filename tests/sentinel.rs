@@ -737,6 +737,44 @@ fn a_killed_primary_is_replaced_without_losing_a_confirmed_write_as_with_redis_s
     );
 }
 
+/// `make bench-failover`: the kill -9 scenario ROUNDS times (POCKETKV_FAILOVER_ROUNDS, 5 by
+/// default) with each server, alternating, and the medians of the time from the kill to the
+/// first write on the new primary. Printed, never asserted: the figure depends on the machine.
+#[test]
+#[ignore = "a benchmark: make bench-failover"]
+fn bench_failover() {
+    let rounds: usize = std::env::var("POCKETKV_FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        ours.push(kill_the_primary(Kind::Pocketkv).as_secs_f64());
+        theirs.push(kill_the_primary(Kind::Redis).as_secs_f64());
+        println!(
+            "round {round}: pocketkv {:.2} s, redis-server {:.2} s",
+            ours[round - 1],
+            theirs[round - 1]
+        );
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (ours, theirs) = (median(&mut ours), median(&mut theirs));
+    println!(
+        "kill -9 of the primary to the first write on the new primary, median of {rounds} \
+         (down-after-milliseconds {DOWN_AFTER_MS}): pocketkv {ours:.2} s, redis-server \
+         {theirs:.2} s, difference {:+.2} s ({} 1 s)",
+        ours - theirs,
+        if (ours - theirs).abs() <= 1.0 {
+            "within"
+        } else {
+            "NOT within"
+        }
+    );
+}
+
 /// A manual switch (`SENTINEL FAILOVER`) with writes confirmed by both replicas loses none of
 /// them; a replica with `replica-priority 0` is never promoted; sentinels killed and restarted
 /// from their own rewritten files still fail over.
