@@ -854,12 +854,22 @@ fn sentinel_transcript(connect: &dyn Fn() -> Frames, dead_port: u16) -> Vec<Stri
         &["CONFIG", "SET", "replica-serve-stale-data", "no"],
         &mut out,
     );
-    step(&mut main, &["GET", "k"], &mut out);
-    step(
-        &mut main,
+    // Only commands flagged `stale` run: PING, WAIT and data commands get -MASTERDOWN, also
+    // queued in MULTI (EXEC then aborts).
+    for args in [
+        &["GET", "k"][..],
+        &["PING"],
+        &["WAIT", "0", "0"],
+        &["ECHO", "x"],
         &["CLIENT", "SETNAME", "sentinel-1a2b3c4d-cmd"],
-        &mut out,
-    );
+        &["CLIENT", "GETNAME"],
+        &["CONFIG", "GET", "replica-serve-stale-data"],
+        &["MULTI"],
+        &["PING"],
+        &["EXEC"],
+    ] {
+        step(&mut main, args, &mut out);
+    }
     step(&mut sub, &["SUBSCRIBE", "__sentinel__:hello"], &mut out);
     step(
         &mut main,

@@ -409,8 +409,9 @@ fn reap_keys(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Arg<'_>]) {
     }
 }
 
-/// Redis's replication refusals: writes to a read-only replica, data commands while the link
-/// is down with `replica-serve-stale-data no`, and writes on a primary short of good replicas.
+/// Redis's replication refusals: writes to a read-only replica, commands not flagged `stale`
+/// while the link is down with `replica-serve-stale-data no`, and writes on a primary short of
+/// good replicas.
 fn replication_refusal(ctx: &Ctx<'_>, spec: &Spec) -> Option<Reply<'static>> {
     let (repl, settings) = (&ctx.server.repl, &ctx.server.config.repl);
     if ctx.client.is_master {
@@ -427,8 +428,10 @@ fn replication_refusal(ctx: &Ctx<'_>, spec: &Spec) -> Option<Reply<'static>> {
     if spec.is_write() && settings.read_only {
         return Some(READONLY);
     }
-    let data = spec.is_write() || spec.flags.contains(&"readonly");
-    (data && !settings.serve_stale_data && !repl.link_up()).then_some(MASTERDOWN)
+    // Redis's rule: only commands flagged `stale` run (INFO, REPLICAOF, CONFIG, CLIENT, PUBLISH,
+    // SUBSCRIBE, MULTI/EXEC: what Sentinel needs); PING, WAIT and SAVE are refused too.
+    let stale_ok = spec.flags.contains(&"stale");
+    (!stale_ok && !settings.serve_stale_data && !repl.link_up()).then_some(MASTERDOWN)
 }
 
 /// A write sent to a read-only replica.
