@@ -180,7 +180,13 @@ impl Node {
     /// Starts a server; `primary` makes it a replica of that port, `priority` sets
     /// `replica-priority`. With an append-only log, so a restarted primary comes back with its
     /// writes (and must drop those the new primary never had).
-    fn start(kind: Kind, dir: PathBuf, primary: Option<u16>, priority: Option<u32>) -> Node {
+    fn start(
+        kind: Kind,
+        dir: PathBuf,
+        primary: Option<u16>,
+        priority: Option<u32>,
+        extra: &[&str],
+    ) -> Node {
         std::fs::create_dir_all(&dir).expect("node directory");
         let port = free_port();
         let mut args: Vec<String> = ["--port", &port.to_string(), "--bind", "127.0.0.1"]
@@ -189,6 +195,7 @@ impl Node {
             .collect();
         args.extend(["--dir".into(), dir.to_str().expect("utf-8 dir").into()]);
         args.extend(["--appendonly".into(), "yes".into()]);
+        args.extend(extra.iter().map(|a| a.to_string()));
         if let Some(priority) = priority {
             args.extend(["--replica-priority".into(), priority.to_string()]);
         }
@@ -241,8 +248,11 @@ impl Node {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok()?) {
                 panic!("{} exited ({status}):\n{}", self.kind.name(), self.log());
             }
+            // A replica refusing stale data answers -MASTERDOWN until its link is up: it is
+            // running, as Sentinel counts it too.
             match ask(port, &["PING"]) {
                 Some(Value::Text(pong)) if pong == "PONG" => Some(()),
+                Some(Value::Error(e)) if e.starts_with("MASTERDOWN") => Some(()),
                 _ => None,
             }
         });
@@ -390,13 +400,20 @@ struct Topology {
 
 impl Topology {
     /// Starts it and waits until every sentinel knows both replicas and both other sentinels.
-    fn start(kind: Kind, priorities: [Option<u32>; 2]) -> Topology {
+    /// `extra` flags go to every server.
+    fn start(kind: Kind, priorities: [Option<u32>; 2], extra: &[&str]) -> Topology {
         let dir = tempfile::tempdir().expect("tempdir");
-        let primary = Node::start(kind, dir.path().join("node0"), None, None);
+        let primary = Node::start(kind, dir.path().join("node0"), None, None, extra);
         let mut nodes = vec![primary];
         for (i, priority) in priorities.into_iter().enumerate() {
             let path = dir.path().join(format!("node{}", i + 1));
-            nodes.push(Node::start(kind, path, Some(nodes[0].port), priority));
+            nodes.push(Node::start(
+                kind,
+                path,
+                Some(nodes[0].port),
+                priority,
+                extra,
+            ));
         }
         // Sentinel learns replicas from the primary's INFO: start it once both are listed
         // online, so its first INFO already names them.
@@ -691,7 +708,7 @@ fn assert_holds(kind: Kind, port: u16, confirmed: &[(String, String)]) {
 /// kill -9 of the primary under a continuous confirmed write load; returns the time from the
 /// kill to the first write on the new primary.
 fn kill_the_primary(kind: Kind) -> Duration {
-    let mut t = Topology::start(kind, [None, None]);
+    let mut t = Topology::start(kind, [None, None], &[]);
     let old = t.nodes[0].port;
     let mut writer = Writer::start(&t, 1, "k:");
     writer.await_acks_on(old, WRITES);
@@ -777,11 +794,13 @@ fn bench_failover() {
 
 /// A manual switch (`SENTINEL FAILOVER`) with writes confirmed by both replicas loses none of
 /// them; a replica with `replica-priority 0` is never promoted; sentinels killed and restarted
-/// from their own rewritten files still fail over.
+/// from their own rewritten files still fail over, also with `replica-serve-stale-data no`.
 #[test]
 fn manual_failover_priority_zero_and_restarted_sentinels() {
     let kind = Kind::Pocketkv;
-    let mut t = Topology::start(kind, [Some(0), None]);
+    // Replicas refusing stale data: Sentinel's PINGs get -MASTERDOWN once their primary is
+    // gone, which Sentinel takes as alive, and its commands are all flagged `stale`.
+    let mut t = Topology::start(kind, [Some(0), None], &["--replica-serve-stale-data", "no"]);
     let (p, a, b) = (t.nodes[0].port, t.nodes[1].port, t.nodes[2].port);
     // Sentinel read the priority from INFO.
     let replicas = t.sentinels[0].replicas();
