@@ -976,6 +976,8 @@ impl Config {
     /// unless an aclfile holds them, and then the file's `user` lines go.
     pub fn directives(&self, users: Vec<String>) -> Vec<Directive> {
         let default = Config::default();
+        // Where each value is tried as the next start would read it.
+        let mut scratch = Config::default();
         let mut out = Vec::with_capacity(SETTINGS.len() + 1);
         for s in SETTINGS {
             let lines = match s.name {
@@ -983,34 +985,44 @@ impl Config {
                 "rename-command" => None,
                 "user" if !self.aclfile.is_empty() => Some(Vec::new()),
                 "user" => Some(users.iter().map(|line| (line.clone(), true)).collect()),
+                "client-output-buffer-limit" => Some(self.output_limit_lines(&default)),
                 "replicaof" => match &self.repl.replicaof {
                     None => Some(Vec::new()),
-                    // A host the file could not take back (REPLICAOF takes any) is not written.
                     Some((host, port)) => {
-                        let value = format!("{} {port}", quoted_words(&[host]));
-                        crate::replication::parse_replicaof(&value)
-                            .ok()
-                            .map(|_| vec![(format!("replicaof {value}"), true)])
+                        let port = port.to_string();
+                        let value = [host.as_str(), " ", &port].concat();
+                        // A host the next start could not take back (REPLICAOF takes any) is
+                        // not written.
+                        crate::replication::parse_replicaof(&value).ok().map(|_| {
+                            let mut line = directive_line(s.name, host);
+                            line.push(' ');
+                            line.push_str(&port);
+                            vec![(line, true)]
+                        })
                     }
                 },
-                "client-output-buffer-limit" => Some(self.output_limit_lines(&default)),
+                // Redis holds these as "no value" when empty, and drops their lines.
+                "requirepass" | "masterauth" | "masteruser" | "replica-announce-ip"
+                    if (s.show)(self).is_empty() =>
+                {
+                    Some(Vec::new())
+                }
                 _ => {
                     let value = (s.show)(self);
                     // A value the file could not take back (a level only RUST_LOG can set)
                     // would stop the next start: the file's line stays as it is.
-                    if (s.apply)(&mut default.clone(), &value).is_err() {
-                        out.push(Directive {
-                            name: s.name,
-                            lines: None,
-                        });
-                        continue;
+                    if (s.apply)(&mut scratch, &value).is_err() {
+                        None
+                    } else {
+                        let force = value != (s.show)(&default);
+                        let line = match (s.name, value.parse()) {
+                            ("maxmemory" | "repl-backlog-size", Ok(bytes)) => {
+                                [s.name, " ", &memory_text(bytes)].concat()
+                            }
+                            _ => directive_line(s.name, &value),
+                        };
+                        Some(vec![(line, force)])
                     }
-                    let force = value != (s.show)(&default);
-                    let value = match (s.name, value.parse()) {
-                        ("maxmemory" | "repl-backlog-size", Ok(bytes)) => memory_text(bytes),
-                        _ => quoted_words(&[value]),
-                    };
-                    Some(vec![(format!("{} {value}", s.name), force)])
                 }
             };
             out.push(Directive {
@@ -1021,7 +1033,7 @@ impl Config {
         // `save` lines the file has say what save-interval says; none is added.
         let save = match self.save_interval {
             0 => "save \"\"".to_string(),
-            n => format!("save {n} 1"),
+            n => ["save ", &n.to_string(), " 1"].concat(),
         };
         out.push(Directive {
             name: "save",
@@ -1043,12 +1055,17 @@ impl Config {
         ]
         .into_iter()
         .map(|(class, now, default)| {
-            let line = format!(
-                "client-output-buffer-limit {class} {} {} {}",
-                memory_text(now.hard),
-                memory_text(now.soft),
-                now.soft_seconds
-            );
+            let line = [
+                "client-output-buffer-limit ",
+                class,
+                " ",
+                &memory_text(now.hard),
+                " ",
+                &memory_text(now.soft),
+                " ",
+                &now.soft_seconds.to_string(),
+            ]
+            .concat();
             (line, now != default)
         })
         .collect()
@@ -1121,20 +1138,16 @@ pub fn env_name(flag: &str) -> String {
 pub fn rewrite_file(path: &std::path::Path, directives: &[Directive]) -> std::io::Result<()> {
     use std::io::Write as _;
     use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let (old, mode) = match std::fs::File::open(path) {
-        Ok(mut file) => {
-            let mode = file.metadata()?.permissions().mode() & 0o7777;
-            let mut old = Vec::new();
-            std::io::Read::read_to_end(&mut file, &mut old)?;
-            (String::from_utf8_lossy(&old).into_owned(), mode)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (String::new(), 0o644),
+    let (old, mode) = match std::fs::read(path) {
+        Ok(old) => (old, std::fs::metadata(path)?.permissions().mode() & 0o7777),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), 0o644),
         Err(e) => return Err(e),
     };
-    let text = rewrite(&old, directives);
+    let text = rewrite(&String::from_utf8_lossy(&old), directives);
     // As long as Redis's `<file>.XXXXXX`, so a name too long for one fails for both alike.
     let mut temp = path.as_os_str().to_os_string();
-    temp.push(format!(".rewrite-{}", std::process::id()));
+    temp.push(".rewrite-");
+    temp.push(std::process::id().to_string());
     let written = (|| {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -1161,12 +1174,20 @@ pub fn rewrite_file(path: &std::path::Path, directives: &[Directive]) -> std::io
 
 /// A size as Redis's `rewriteConfigFormatMemory` writes it: in gb, mb or kb when whole.
 fn memory_text(bytes: usize) -> String {
-    for (unit, name) in [(1 << 30, "gb"), (1 << 20, "mb"), (1 << 10, "kb")] {
-        if bytes != 0 && bytes % unit == 0 {
-            return format!("{}{name}", bytes / unit);
-        }
-    }
-    bytes.to_string()
+    let (number, unit) = [(1 << 30, "gb"), (1 << 20, "mb"), (1 << 10, "kb")]
+        .into_iter()
+        .find(|(unit, _)| bytes != 0 && bytes % unit == 0)
+        .map_or((bytes, ""), |(size, unit)| (bytes / size, unit));
+    number.to_string() + unit
+}
+
+/// `name value`, the value quoted when it must be to read back as one word.
+fn directive_line(name: &str, value: &str) -> String {
+    let mut line = name.as_bytes().to_vec();
+    line.push(b' ');
+    crate::protocol::quote(value.as_bytes(), &mut line);
+    // `quote` writes ASCII only.
+    String::from_utf8_lossy(&line).into_owned()
 }
 
 fn number<T: std::str::FromStr>(value: &str, expected: &str) -> Result<T, String> {

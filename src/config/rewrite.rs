@@ -32,9 +32,8 @@ pub struct Directive {
 /// The new text of a config file whose old text is `old`, given every directive the server
 /// knows.
 pub fn rewrite(old: &str, directives: &[Directive]) -> String {
-    let mut lines: Vec<String> = Vec::new();
-    // Each directive's line numbers in the old file, in order.
-    let mut at: Vec<(&str, Vec<usize>)> = Vec::new();
+    // Each line, with the directive it sets (an index into `directives`).
+    let mut lines: Vec<(String, Option<usize>)> = Vec::new();
     let mut needs_signature = true;
     // As Redis reads it: split at every '\n', so a file ending in one gives a last, empty line.
     let pieces = if old.is_empty() {
@@ -43,65 +42,48 @@ pub fn rewrite(old: &str, directives: &[Directive]) -> String {
         Some(old.split('\n'))
     };
     for piece in pieces.into_iter().flatten() {
-        let line = piece.trim_matches(|c| matches!(c, '\r' | '\n' | '\t' | ' '));
+        let line = piece.trim_matches(['\r', '\n', '\t', ' ']);
+        let mut owner = None;
+        let mut text = String::new();
         if line.is_empty() || line.starts_with('#') {
-            if line == SIGNATURE {
-                needs_signature = false;
+            needs_signature &= line != SIGNATURE;
+        } else {
+            owner = directive_of(line, directives);
+            if owner.is_none() {
+                text.push_str("# ??? ");
             }
-            lines.push(line.to_string());
-            continue;
         }
-        let name = crate::protocol::split_args(line.as_bytes())
-            .and_then(|words| words.into_iter().next())
-            .map(|word| String::from_utf8_lossy(&word).to_ascii_lowercase());
-        let name = name.as_deref().map(|name| {
-            ALIASES
-                .iter()
-                .find(|(alias, _)| *alias == name)
-                .map_or(name, |(_, real)| real)
-        });
-        let Some(known) = name.and_then(|name| directives.iter().find(|d| d.name == name)) else {
-            lines.push(format!("# ??? {line}"));
-            continue;
-        };
-        match at.iter_mut().find(|(name, _)| *name == known.name) {
-            Some((_, numbers)) => numbers.push(lines.len()),
-            None => at.push((known.name, vec![lines.len()])),
-        }
-        lines.push(line.to_string());
+        text.push_str(line);
+        lines.push((text, owner));
     }
-    for directive in directives {
+    for (index, directive) in directives.iter().enumerate() {
         let Some(new_lines) = &directive.lines else {
             continue;
         };
-        let mut reusable: &[usize] = at
-            .iter()
-            .find(|(name, _)| *name == directive.name)
-            .map_or(&[], |(_, numbers)| numbers);
-        for (text, force) in new_lines {
-            if let Some((&number, rest)) = reusable.split_first() {
-                reusable = rest;
-                if let Some(slot) = lines.get_mut(number) {
-                    slot.clone_from(text);
+        let mut new_lines = new_lines.iter();
+        // The file's lines for it take the new ones in order; lines left over (a duplicate, a
+        // `save` rule fewer) are blanked.
+        for (text, owner) in lines.iter_mut() {
+            if *owner == Some(index) {
+                match new_lines.next() {
+                    Some((new, _)) => text.clone_from(new),
+                    None => text.clear(),
                 }
-            } else if *force {
-                if needs_signature {
-                    lines.push(SIGNATURE.to_string());
-                    needs_signature = false;
-                }
-                lines.push(text.clone());
             }
         }
-        // Left over: duplicates of a single-valued directive, or more lines than it has now.
-        for &number in reusable {
-            if let Some(slot) = lines.get_mut(number) {
-                slot.clear();
+        for (new, force) in new_lines {
+            if *force {
+                if needs_signature {
+                    lines.push((SIGNATURE.to_string(), None));
+                    needs_signature = false;
+                }
+                lines.push((new.clone(), None));
             }
         }
     }
     let mut text = String::with_capacity(old.len() + 64);
     let mut was_empty = false;
-    for line in &lines {
+    for (line, _) in &lines {
         if line.is_empty() && was_empty {
             continue;
         }
@@ -110,6 +92,18 @@ pub fn rewrite(old: &str, directives: &[Directive]) -> String {
         text.push('\n');
     }
     text
+}
+
+/// Which of `directives` a line sets: its first word, lower case, aliases resolved; `None` for
+/// an unknown one or unbalanced quotes.
+fn directive_of(line: &str, directives: &[Directive]) -> Option<usize> {
+    let words = crate::protocol::split_args(line.as_bytes())?;
+    let name = words.first()?.to_ascii_lowercase();
+    let name = ALIASES
+        .iter()
+        .find(|(alias, _)| alias.as_bytes() == name)
+        .map_or(&name[..], |(_, real)| real.as_bytes());
+    directives.iter().position(|d| d.name.as_bytes() == name)
 }
 
 #[cfg(test)]
