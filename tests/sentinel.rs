@@ -307,7 +307,8 @@ struct Sentinel {
 }
 
 impl Sentinel {
-    fn start(dir: PathBuf, primary: u16) -> Sentinel {
+    /// `extra` lines are added to the config file.
+    fn start(dir: PathBuf, primary: u16, extra: &str) -> Sentinel {
         std::fs::create_dir_all(&dir).expect("sentinel directory");
         let port = free_port();
         let conf = format!(
@@ -315,7 +316,7 @@ impl Sentinel {
              sentinel monitor {NAME} 127.0.0.1 {primary} 2\n\
              sentinel down-after-milliseconds {NAME} {DOWN_AFTER_MS}\n\
              sentinel failover-timeout {NAME} 10000\n\
-             sentinel parallel-syncs {NAME} 1\n",
+             sentinel parallel-syncs {NAME} 1\n{extra}",
             dir = dir.display()
         );
         std::fs::write(dir.join("sentinel.conf"), conf).expect("sentinel.conf");
@@ -400,8 +401,13 @@ struct Topology {
 
 impl Topology {
     /// Starts it and waits until every sentinel knows both replicas and both other sentinels.
-    /// `extra` flags go to every server.
-    fn start(kind: Kind, priorities: [Option<u32>; 2], extra: &[&str]) -> Topology {
+    /// `extra` flags go to every server, `sentinel_conf` lines to every sentinel's file.
+    fn start(
+        kind: Kind,
+        priorities: [Option<u32>; 2],
+        extra: &[&str],
+        sentinel_conf: &str,
+    ) -> Topology {
         let dir = tempfile::tempdir().expect("tempdir");
         let primary = Node::start(kind, dir.path().join("node0"), None, None, extra);
         let mut nodes = vec![primary];
@@ -428,7 +434,10 @@ impl Topology {
                 .then_some(())
         });
         let sentinels: Vec<Sentinel> = (0..3)
-            .map(|i| Sentinel::start(dir.path().join(format!("sentinel{i}")), primary))
+            .map(|i| {
+                let path = dir.path().join(format!("sentinel{i}"));
+                Sentinel::start(path, primary, sentinel_conf)
+            })
             .collect();
         let topology = Topology {
             kind,
@@ -708,7 +717,7 @@ fn assert_holds(kind: Kind, port: u16, confirmed: &[(String, String)]) {
 /// kill -9 of the primary under a continuous confirmed write load; returns the time from the
 /// kill to the first write on the new primary.
 fn kill_the_primary(kind: Kind) -> Duration {
-    let mut t = Topology::start(kind, [None, None], &[]);
+    let mut t = Topology::start(kind, [None, None], &[], "");
     let old = t.nodes[0].port;
     let mut writer = Writer::start(&t, 1, "k:");
     writer.await_acks_on(old, WRITES);
@@ -794,13 +803,27 @@ fn bench_failover() {
 
 /// A manual switch (`SENTINEL FAILOVER`) with writes confirmed by both replicas loses none of
 /// them; a replica with `replica-priority 0` is never promoted; sentinels killed and restarted
-/// from their own rewritten files still fail over, also with `replica-serve-stale-data no`.
+/// from their own rewritten files still fail over; with `replica-serve-stale-data no`, and
+/// Sentinel logged in as a user with only the rights Redis documents for it.
 #[test]
 fn manual_failover_priority_zero_and_restarted_sentinels() {
     let kind = Kind::Pocketkv;
     // Replicas refusing stale data: Sentinel's PINGs get -MASTERDOWN once their primary is
-    // gone, which Sentinel takes as alive, and its commands are all flagged `stale`.
-    let mut t = Topology::start(kind, [Some(0), None], &["--replica-serve-stale-data", "no"]);
+    // gone, which Sentinel takes as alive, and its commands are all flagged `stale`. Sentinel
+    // logs in as a user with only the rights Redis documents for it (docs/security.md): a
+    // command it needs beyond them would answer -NOPERM and no failover would complete.
+    let mut t = Topology::start(
+        kind,
+        [Some(0), None],
+        &[
+            "--replica-serve-stale-data",
+            "no",
+            "--user",
+            "sentinel-user on >sentinel-pw allchannels +multi +slaveof +ping +exec +subscribe \
+             +config|rewrite +role +publish +info +client|setname +client|kill +script|kill",
+        ],
+        "sentinel auth-user mymaster sentinel-user\nsentinel auth-pass mymaster sentinel-pw\n",
+    );
     let (p, a, b) = (t.nodes[0].port, t.nodes[1].port, t.nodes[2].port);
     // Sentinel read the priority from INFO.
     let replicas = t.sentinels[0].replicas();
@@ -812,6 +835,9 @@ fn manual_failover_priority_zero_and_restarted_sentinels() {
     };
     assert_eq!(priority_of(a).as_deref(), Some("0"), "{replicas:?}");
     assert_eq!(priority_of(b).as_deref(), Some("100"), "{replicas:?}");
+    // The sentinels' connections run as their user.
+    let clients = text(ask(p, &["CLIENT", "LIST"])).unwrap_or_default();
+    assert!(clients.contains("user=sentinel-user"), "{clients}");
 
     let mut writer = Writer::start(&t, 2, "m:");
     writer.await_acks_on(p, WRITES);
@@ -849,6 +875,10 @@ fn manual_failover_priority_zero_and_restarted_sentinels() {
     writer.await_acks_on(p, WRITES);
     let confirmed = writer.stop();
     assert_holds(kind, p, &confirmed);
+    // Nothing Sentinel sent was refused.
+    for port in [p, a] {
+        assert_eq!(ask(port, &["ACL", "LOG"]), Some(Value::Array(Vec::new())));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
