@@ -225,6 +225,14 @@ impl Node {
 
     /// Starts the process (again) and waits until it answers PING.
     fn launch(&mut self) {
+        self.launch_on(self.port);
+    }
+
+    /// Starts the process on `port` (its own, or another one to keep it out of Sentinel's
+    /// sight), with its data, and waits until it answers PING.
+    fn launch_on(&mut self, port: u16) {
+        let mut args = self.args.clone();
+        args[1] = port.to_string();
         let log = File::options()
             .create(true)
             .append(true)
@@ -235,7 +243,7 @@ impl Node {
             Kind::Redis => Command::new("redis-server"),
         };
         let child = command
-            .args(&self.args)
+            .args(&args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log handle"))
@@ -243,7 +251,6 @@ impl Node {
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e} ({HOW})", self.kind.name()));
         self.child = Some(child);
-        let port = self.port;
         poll(SLOW, "the server answering PING", || {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok()?) {
                 panic!("{} exited ({status}):\n{}", self.kind.name(), self.log());
@@ -263,6 +270,16 @@ impl Node {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// SHUTDOWN (its data kept) on `port`, and waits for the process to exit.
+    fn shutdown(&mut self, port: u16) {
+        let _ = ask(port, &["SHUTDOWN"]);
+        let child = self.child.as_mut().expect("a running server");
+        poll(SLOW, "the server exiting after SHUTDOWN", || {
+            child.try_wait().ok().flatten()
+        });
+        self.child = None;
     }
 
     fn log(&self) -> String {
@@ -735,12 +752,31 @@ fn kill_the_primary(kind: Kind) -> Duration {
     let first = writer.first_write_on(new, killed_at);
     writer.await_acks_on(new, WRITES);
 
-    // The old primary comes back with its log, is turned into a replica, and converges.
+    // The old primary comes back with its log, and a write of its own: started first out of
+    // Sentinel's sight (another port, as if cut off), it takes a write the new primary never
+    // had. Back at its address, Sentinel turns it into a replica, and the write must go.
+    let aside = free_port();
+    t.nodes[0].launch_on(aside);
+    assert_eq!(
+        ask(aside, &["SET", "divergent", "1"]),
+        Some(Value::Text("OK".into()))
+    );
+    t.nodes[0].shutdown(aside);
+    // It keeps the write across a restart (so it comes back to Sentinel holding it).
+    t.nodes[0].launch_on(aside);
+    assert_eq!(ask(aside, &["EXISTS", "divergent"]), Some(Value::Int(1)));
+    t.nodes[0].shutdown(aside);
     t.nodes[0].launch();
     t.nodes[0].await_following(new);
     let confirmed = writer.stop();
     assert_holds(kind, new, &confirmed);
     t.assert_converged(new);
+    assert_eq!(
+        ask(old, &["EXISTS", "divergent"]),
+        Some(Value::Int(0)),
+        "{}: the old primary kept a write the new primary never had",
+        kind.name()
+    );
     println!(
         "{}: {} confirmed writes, all on the new primary and on every replica",
         kind.name(),
