@@ -1020,3 +1020,52 @@ fn what_sentinel_sends_a_replica_is_answered_as_redis_server_answers() {
     }
     assert_eq!(ours.len(), theirs.len());
 }
+
+/// What `CLIENT KILL TYPE normal` does on a primary and on its replica, with an idle client on
+/// each: the transcript for one kind of server.
+fn client_kill_transcript(kind: Kind) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let primary = Node::start(kind, dir.path().join("p"), None, None, &[]);
+    let replica = Node::start(kind, dir.path().join("r"), Some(primary.port), None, &[]);
+    replica.await_following(primary.port);
+    let resyncs = || {
+        let stats = info(primary.port, "stats");
+        let n = |f: &str| {
+            stats
+                .get(f)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        n("sync_full") + n("sync_partial_ok")
+    };
+    let before = resyncs();
+    let mut out = Vec::new();
+    for node in [&primary, &replica] {
+        let mut idle = Frames::tcp(SocketAddr::from(([127, 0, 0, 1], node.port)));
+        let mut main = Frames::tcp(SocketAddr::from(([127, 0, 0, 1], node.port)));
+        assert_eq!(idle.call(&["PING"]), b"+PONG\r\n");
+        let killed = main.call(&["CLIENT", "KILL", "TYPE", "normal"]);
+        out.push(format!("CLIENT KILL TYPE normal -> {}", show(&killed)));
+        out.push(format!("the caller: {}", show(&main.call(&["PING"]))));
+        out.push(format!(
+            "the idle client: {:?}",
+            idle.frame().err().map(|_| "closed")
+        ));
+    }
+    // The link between them was not touched: still up, and never re-established.
+    let link = info(replica.port, "replication");
+    out.push(format!("link: {:?}", link.get("master_link_status")));
+    out.push(format!("resyncs: {}", resyncs() - before));
+    out
+}
+
+#[test]
+fn client_kill_type_normal_spares_the_caller_and_the_replication_link_as_redis_server_does() {
+    let ours = client_kill_transcript(Kind::Pocketkv);
+    let theirs = client_kill_transcript(Kind::Redis);
+    assert_eq!(
+        ours, theirs,
+        "pocketkv (left) and redis-server (right) differ"
+    );
+    assert!(ours.contains(&"resyncs: 0".to_string()), "{ours:?}");
+}
