@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod frames;
+pub mod http;
 pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};
