@@ -6,6 +6,7 @@
 pub mod frames;
 pub mod http;
 pub mod redis;
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
