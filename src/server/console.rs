@@ -8,7 +8,6 @@
 use crate::protocol::http::{HttpRequest, Method};
 
 /// One file of the page.
-#[derive(Debug)]
 pub struct Asset {
     /// Its URL path.
     pub path: &'static str,
@@ -39,6 +38,18 @@ pub enum Answer {
     NotAcceptable,
     /// A method other than GET and HEAD (`405`).
     NotAllowed,
+}
+
+impl std::fmt::Debug for Asset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Asset({} {}, {} bytes)",
+            self.path,
+            self.etag,
+            self.gzip.len()
+        )
+    }
 }
 
 impl PartialEq for Asset {
