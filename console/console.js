@@ -6,6 +6,7 @@
 const $ = (id) => document.getElementById(id);
 const HISTORY_POINTS = 300;
 const POLL_MS = 1000;
+const CONSOLE_ENTRIES = 1000;
 
 let auth = null;
 let pollTimer = null;
@@ -588,6 +589,8 @@ $('console-form').addEventListener('submit', async (event) => {
     if (e instanceof AuthError) failed(e);
     else log.append(el('span', '(error) ' + e.message + '\n'));
   }
+  // The log keeps the last few hundred exchanges, so a long session cannot grow the page.
+  while (log.childNodes.length > CONSOLE_ENTRIES) log.firstChild.remove();
   log.scrollTop = log.scrollHeight;
 });
 

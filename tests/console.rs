@@ -12,9 +12,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::http::start_http;
+use common::http::{http_addr, start_http};
 use common::webdriver::{missing, Browser};
-use common::{resp, resp_bytes, Client, Server};
+use common::{eventually, resp, resp_bytes, Client, Server};
 use serde_json::json;
 
 const ENTER: &str = "\u{E007}";
@@ -257,6 +257,13 @@ fn the_console_in_a_browser() {
         get_bytes(&mut c, b"blob").is_none().then_some(())
     });
 
+    // A key that is not UTF-8 is listed by its bytes, and its value edited in place.
+    c.roundtrip(&resp_bytes(&[b"SET", b"k\xff\x01", b"v"]), b"+OK\r\n");
+    open_key(&browser, "k?*", "k\\xff\\x01");
+    edit_value(&browser, "ok ✓");
+    browser.wait("the binary key's value changed", || {
+        (get_bytes(&mut c, b"k\xff\x01") == Some("ok ✓".as_bytes().to_vec())).then_some(())
+    });
     // A key named like markup is shown as text: no image element, no dialog.
     c.cmd(&["SET", XSS, "<script>alert(2)</script>"], b"+OK\r\n");
     open_key(&browser, "<img*", XSS);
@@ -451,4 +458,30 @@ fn a_wrong_password_shows_an_error_and_no_data() {
         json!([]),
     );
     assert_eq!(stored, "00", "nothing kept outside the page's memory");
+}
+
+#[test]
+fn replication_in_the_overview() {
+    let (primary, http) = start_http(&[]);
+    let mut replica = Server::replica_of(&primary, &["--http-port", "0"]);
+    let replica_http = http_addr(&mut replica);
+    eventually("the replica linked", || {
+        replica
+            .info("replication")
+            .contains(&("master_link_status".to_string(), "up".to_string()))
+    });
+    let browser = browser(1280, 900);
+    browser.goto(&format!("http://{http}/"));
+    browser.wait("the primary's replica, online, with its lag", || {
+        let role = overview_fact(&browser, "Role")?;
+        (role.contains("online, lag") && role.starts_with("primary")).then_some(())
+    });
+    browser.goto(&format!("http://{replica_http}/"));
+    let expected = format!("replica of 127.0.0.1:{} · link up", primary.addr.port());
+    browser.wait("the replica's primary and link", || {
+        overview_fact(&browser, "Role")?
+            .starts_with(&expected)
+            .then_some(())
+    });
+    assert!(browser.text("#server-line").contains("replica"));
 }
