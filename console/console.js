@@ -375,6 +375,9 @@ const SCAN_ROUNDS = 20;
 let cursor = '0';
 let shownKeys = 0;
 let current = null;
+// Answers arrive in any order: only the latest search and the latest opened key are shown.
+let searchSeq = 0;
+let openSeq = 0;
 
 $('key-search').addEventListener('submit', (event) => {
   event.preventDefault();
@@ -385,6 +388,7 @@ $('key-more').addEventListener('click', () => searchKeys(false));
 // SCAN from the cursor until a page is full or the walk ends, then each key's size and TTL.
 async function searchKeys(fresh) {
   const body = $('key-table').tBodies[0];
+  const seq = ++searchSeq;
   if (fresh) {
     cursor = '0';
     shownKeys = 0;
@@ -395,11 +399,13 @@ async function searchKeys(fresh) {
     let keys = [];
     for (let round = 0; round < SCAN_ROUNDS && keys.length < PAGE_KEYS; round++) {
       const [next, found] = await one('SCAN', cursor, 'MATCH', pattern, 'COUNT', '100');
+      if (seq !== searchSeq) return;
       keys = keys.concat(found);
       cursor = next;
       if (cursor === '0') break;
     }
     const facts = keys.length ? await tx(keys.flatMap((k) => [['STRLEN', k], ['PTTL', k]])) : [];
+    if (seq !== searchSeq) return;
     keys.forEach((key, i) => body.append(keyRow(key, facts[2 * i], facts[2 * i + 1])));
     shownKeys += keys.length;
     $('key-count').textContent = shownKeys + (shownKeys === 1 ? ' key' : ' keys') + (cursor === '0' ? '' : ' so far');
@@ -428,8 +434,10 @@ function keyRow(key, size, pttl) {
 }
 
 async function openKey(key) {
+  const seq = ++openSeq;
   try {
     const [value, pttl] = await tx([['GET', key], ['PTTL', key]]);
+    if (seq !== openSeq) return;
     if (value === null) {
       notice('The key ' + showKey(key) + ' no longer exists.');
       return;
@@ -546,7 +554,8 @@ $('key-delete').addEventListener('click', async () => {
   }
 });
 
-// A modal question; resolves true when the person confirms.
+// A modal question; resolves true when the person confirms. Escape cancels ('cancel' fires
+// at once, unlike 'close', which comes later and could reach the next question's handler).
 function confirmed(question, action) {
   const dialog = $('confirm');
   $('confirm-text').textContent = question;
@@ -555,13 +564,16 @@ function confirmed(question, action) {
     const done = (answer) => {
       $('confirm-ok').onclick = null;
       $('confirm-cancel').onclick = null;
-      dialog.onclose = null;
+      dialog.oncancel = null;
       if (dialog.open) dialog.close();
       resolve(answer);
     };
     $('confirm-ok').onclick = () => done(true);
     $('confirm-cancel').onclick = () => done(false);
-    dialog.onclose = () => done(false);
+    dialog.oncancel = (event) => {
+      event.preventDefault();
+      done(false);
+    };
     dialog.showModal();
     $('confirm-cancel').focus();
   });

@@ -84,11 +84,39 @@ fn open_key(browser: &Browser, pattern: &str, key: &str) {
     });
 }
 
-/// Replaces the value in the open editor with `typed` and saves.
+/// Replaces the value in the open editor with `typed`, saves, and waits for the page to show
+/// the key again.
 fn edit_value(browser: &Browser, typed: &str) {
     browser.click("#key-edit-open");
     browser.type_into("#key-edit", typed, true);
+    save(browser);
+}
+
+/// Clicks Save and waits until the editor is closed (the key shown again, as stored).
+fn save(browser: &Browser) {
     browser.click("#key-save");
+    browser.wait("the editor closed after saving", || {
+        browser
+            .js(
+                "return document.getElementById('key-editor').hidden;",
+                json!([]),
+            )
+            .as_bool()
+            .filter(|&hidden| hidden)
+    });
+}
+
+/// Waits until the confirmation dialog is closed.
+fn dialog_closed(browser: &Browser) {
+    browser.wait("the dialog closed", || {
+        browser
+            .js(
+                "return !document.getElementById('confirm').open;",
+                json!([]),
+            )
+            .as_bool()
+            .filter(|&closed| closed)
+    });
 }
 
 fn overview_fact(browser: &Browser, name: &str) -> Option<String> {
@@ -203,16 +231,7 @@ fn the_console_in_a_browser() {
         editing, "00 ff 80 61 62 63 0d 0a",
         "the bytes as the page read them"
     );
-    browser.click("#key-save");
-    browser.wait("saving unchanged", || {
-        browser
-            .js(
-                "return document.getElementById('key-editor').hidden;",
-                json!([]),
-            )
-            .as_bool()
-            .filter(|&hidden| hidden)
-    });
+    save(&browser);
     assert_eq!(
         get_bytes(&mut c, b"blob"),
         Some(binary.to_vec()),
@@ -247,12 +266,14 @@ fn the_console_in_a_browser() {
         browser.text("#confirm-text").contains("blob").then_some(())
     });
     browser.click("#confirm-cancel");
+    dialog_closed(&browser);
     assert_eq!(get_bytes(&mut c, b"blob"), Some(changed), "cancelled");
     browser.click("#key-delete");
     browser.wait("the confirmation again", || {
         browser.text("#confirm-text").contains("blob").then_some(())
     });
     browser.click("#confirm-ok");
+    dialog_closed(&browser);
     browser.wait("the key deleted", || {
         get_bytes(&mut c, b"blob").is_none().then_some(())
     });
@@ -321,6 +342,7 @@ fn the_console_in_a_browser() {
             .then_some(())
     });
     browser.click("#confirm-ok");
+    dialog_closed(&browser);
     watched.expect_closed();
     c.cmd(
         &["CONFIG", "SET", "slowlog-log-slower-than", "0"],
