@@ -362,6 +362,13 @@ fn the_console_in_a_browser() {
         Vec::<String>::new(),
         "console errors while used"
     );
+    // The check above can fail: an error the page logs does reach it.
+    browser.js("console.error('probe: the log is read');", json!([]));
+    let probe = errors(&browser);
+    assert!(
+        probe.iter().any(|e| e.contains("probe: the log is read")),
+        "{probe:?}"
+    );
 
     screenshots(&server, &browser);
 }
