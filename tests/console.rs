@@ -19,6 +19,7 @@ use serde_json::json;
 
 const ENTER: &str = "\u{E007}";
 const UP: &str = "\u{E013}";
+const ESCAPE: &str = "\u{E00C}";
 const XSS: &str = "<img src=x onerror=alert(1)>";
 
 /// Fails with the reason when the browser is not installed (`make test` installs it).
@@ -183,8 +184,10 @@ fn the_console_in_a_browser() {
         "console errors on load"
     );
 
+    // The views are reached from the keyboard too: Enter on a focused tab.
+    browser.type_into("#tabs button[data-view='console']", ENTER, false);
+    browser.find("#view-console:not([hidden])");
     // A key created through the console appears in the key browser.
-    open_view(&browser, "console");
     browser.type_into(
         "#console-input",
         &format!("SET greeting \"hello world\"{ENTER}"),
@@ -267,7 +270,23 @@ fn the_console_in_a_browser() {
     });
     browser.click("#confirm-cancel");
     dialog_closed(&browser);
-    assert_eq!(get_bytes(&mut c, b"blob"), Some(changed), "cancelled");
+    assert_eq!(
+        get_bytes(&mut c, b"blob"),
+        Some(changed.clone()),
+        "cancelled"
+    );
+    // From the keyboard: Enter on the Delete button asks, Escape cancels.
+    browser.type_into("#key-delete", ENTER, false);
+    browser.wait("the confirmation from the keyboard", || {
+        browser.text("#confirm-text").contains("blob").then_some(())
+    });
+    browser.type_into("#confirm-cancel", ESCAPE, false);
+    dialog_closed(&browser);
+    assert_eq!(
+        get_bytes(&mut c, b"blob"),
+        Some(changed),
+        "cancelled by Escape"
+    );
     browser.click("#key-delete");
     browser.wait("the confirmation again", || {
         browser.text("#confirm-text").contains("blob").then_some(())
