@@ -353,3 +353,34 @@ fn transactions_take_base64_arguments() {
         b"$4\r\n\x00\x01\x02\xff\r\n",
     );
 }
+
+/// The command line runs as the user signed in, under that user's rules.
+#[test]
+fn command_route_runs_as_the_acl_user() {
+    let (server, http) = start_http(&[]);
+    let mut c = server.connect();
+    c.cmd(
+        &[
+            "ACL", "SETUSER", "viewer", "on", ">vpw", "~*", "+get", "+scan",
+        ],
+        b"+OK\r\n",
+    );
+    // viewer:vpw and viewer:bad as Basic credentials.
+    let viewer = "Authorization: Basic dmlld2VyOnZwdw==";
+    let set = request(http, "POST", "/v1/command", &[viewer], b"SET a b");
+    assert_eq!(set.status, 200);
+    assert_eq!(
+        set.body,
+        b"(error) NOPERM this user has no permissions to run the 'set' command\n"
+    );
+    let get = request(http, "POST", "/v1/command", &[viewer], b"GET a");
+    assert_eq!(get.body, b"(nil)\n");
+    let wrong = request(
+        http,
+        "POST",
+        "/v1/command",
+        &["Authorization: Basic dmlld2VyOmJhZA=="],
+        b"GET a",
+    );
+    assert_eq!(wrong.status, 401);
+}
