@@ -13,6 +13,8 @@
 #   python3-redis     redis-py for python3        (the redis-py tests: transactions, pub/sub,
 #                     the script-free lock, the Sentinel-aware client of tests/sentinel.rs)
 #   redis-sentinel    Redis Sentinel              (tests/sentinel.rs, make demo-ha)
+#   chromium, chromium-driver  headless Chromium and its WebDriver server (tests/console.rs:
+#                     the web console in a real browser)
 #
 # Idempotent and quiet when everything is present. As root it runs `apt-get update` once and
 # `apt-get install -y --no-install-recommends` for only the missing packages; as anyone else it
@@ -50,6 +52,8 @@ PACKAGES=(
     "nutcracker|have nutcracker"
     "python3-redis|have_redis_py"
     "redis-sentinel|have redis-sentinel"
+    "chromium|have chromium"
+    "chromium-driver|have chromedriver"
 )
 
 # Prints the packages whose check fails, one per line.
