@@ -72,14 +72,15 @@ fn the_deploy_config_file_names_every_setting() {
 }
 
 #[test]
-fn the_systemd_unit_runs_unprivileged_with_only_its_data_directory_writable() {
+fn the_systemd_unit_runs_unprivileged_with_only_its_data_and_config_directories_writable() {
     let unit = repo_file("deploy/pocketkv.service");
     let lines: Vec<&str> = unit.lines().map(str::trim).collect();
     for wanted in [
         "User=pocketkv",
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
-        "ReadWritePaths=/var/lib/pocketkv",
+        // Its data, and the config directory CONFIG REWRITE replaces the file in.
+        "ReadWritePaths=/var/lib/pocketkv /etc/pocketkv",
         "StateDirectory=pocketkv",
         "CapabilityBoundingSet=",
         "ExecStart=/usr/local/bin/pocketkv /etc/pocketkv/pocketkv.conf",
