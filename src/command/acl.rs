@@ -37,24 +37,41 @@ fn acl<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     super::wrong_arity("acl")
 }
 
-/// The permission check for `spec` run with `args` by the calling client: `Err` holds the
-/// `-NOPERM` reply, and the refusal is in ACL LOG and the audit log. `context` says whether the
-/// command is being queued in (or run from) MULTI/EXEC. Costs one flag test for a user allowed
-/// everything; the transaction code calls it when it queues a command, as Redis refuses a
-/// denied command at queue time.
+/// The permission check for `spec` run with `args` by the calling client, a user not allowed
+/// everything (the caller asks [`acl::Acl::unrestricted`] first): `Err` holds the `-NOPERM`
+/// reply, and the refusal is in ACL LOG and the audit log. `queueing`: the command is being
+/// queued in MULTI; a denied command is refused then, as in Redis, and again when EXEC runs it.
+#[inline]
 pub fn check_acl(
     ctx: &mut Ctx<'_>,
     spec: &'static Spec,
     args: &[Arg<'_>],
-    context: Context,
+    queueing: bool,
 ) -> Result<(), Reply<'static>> {
-    let user = ctx.client.user;
-    if ctx.server.acl.unrestricted(user) {
-        return Ok(());
+    match ctx
+        .server
+        .acl
+        .check(ctx.client.user, spec.acl_command(), args)
+    {
+        Ok(()) => Ok(()),
+        Err(denied) => Err(refuse(ctx, spec, args, queueing, denied)),
     }
-    let denied = match ctx.server.acl.check(user, spec.acl_command(), args) {
-        Ok(()) => return Ok(()),
-        Err(denied) => denied,
+}
+
+/// Records a refusal and makes its reply: the rare path, out of line.
+#[inline(never)]
+fn refuse(
+    ctx: &mut Ctx<'_>,
+    spec: &'static Spec,
+    args: &[Arg<'_>],
+    queueing: bool,
+    denied: Denied,
+) -> Reply<'static> {
+    let user = ctx.client.user;
+    let context = if queueing || ctx.client.in_exec {
+        Context::Multi
+    } else {
+        Context::Toplevel
     };
     // The table's names are Redis's full names (`config|get`); PUT, DELEX and the like are
     // named as sent, not as the command whose rights they take.
@@ -69,7 +86,7 @@ pub fn check_acl(
     };
     let username = user_name(&ctx.server.acl, user).to_vec();
     record(ctx, reason, context, object.to_vec(), username);
-    Err(Reply::error_bytes(denied.message(full_name)))
+    Reply::error_bytes(denied.message(full_name))
 }
 
 /// Adds a refusal to ACL LOG and the audit log.
@@ -446,24 +463,18 @@ fn dryrun<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let call = args.get(3..).unwrap_or_default();
     let not_found = || error(&[b"ERR Command '", command, b"' not found"]);
     let (acl_command, full_name, arity) = match super::resolve(call) {
-        Some(Ok(spec)) => (spec.acl_command(), spec.name, None),
+        Some(Ok(spec)) => (*spec.acl_command(), spec.name, None),
         Some(Err(_)) => match super::lookup(command) {
             // Known, but the arguments do not fit: Redis's arity error, without the dialect's.
             Some(spec) if !spec.subcommands.is_empty() && call.len() >= 2 => return not_found(),
-            Some(spec) => (spec.acl_command(), spec.name, Some(spec.name)),
+            Some(spec) => (*spec.acl_command(), spec.name, Some(spec.name)),
             None => return not_found(),
         },
         // A command pocketkv lacks still has its rights in Redis's table.
         None => match acl::find(command) {
-            Some(id) if acl::subcommands(id).is_empty() => (
-                acl::Command {
-                    id,
-                    no_auth: false,
-                    keys: (0, 0, 0),
-                },
-                acl::name_of(id),
-                None,
-            ),
+            Some(id) if acl::subcommands(id).is_empty() => {
+                (acl::Command::from_id(id), acl::name_of(id), None)
+            }
             _ => return not_found(),
         },
     };
@@ -473,7 +484,7 @@ fn dryrun<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     }
     let arg = |at: usize| call.get(at).map_or(&b""[..], |a| a.as_ref());
     let mut message = b"This user has no permissions to ".to_vec();
-    match ctx.server.acl.check(handle, acl_command, call) {
+    match ctx.server.acl.check(handle, &acl_command, call) {
         Ok(()) => return Reply::OK,
         Err(Denied::Command) => acl::put(
             &mut message,
