@@ -307,9 +307,11 @@ impl Selector {
     #[inline(always)]
     pub(super) fn check(&self, command: &Command, args: &[impl AsRef<[u8]>]) -> Result<(), Denied> {
         // Cheapest first: the flag, the command's bit, then the rarer ways in.
-        if !(self.all_commands || self.bit(command.id) || command.no_auth)
-            && !self.first_arg_allowed(command.id, args)
-        {
+        let allowed = self.all_commands
+            || self.bit(command.id)
+            || command.no_auth
+            || self.first_arg_allowed(command.id, args);
+        if !allowed {
             return Err(Denied::Command);
         }
         let (first, last, _) = command.keys;
