@@ -13,8 +13,8 @@ mod sha256;
 pub mod table;
 
 pub use file::{load_file, save_file, FileError};
-pub use log::{AclLog, Context, LogEntry, Reason};
-pub use rules::{has_spaces, merge_selectors, put, RuleError, Selector, User};
+pub use log::{age_text, AclLog, Context, LogEntry, Reason};
+pub use rules::{channel_allowed, has_spaces, merge_selectors, put, RuleError, Selector, User};
 
 /// Commands and subcommands in the table.
 pub const COUNT: usize = table::INFO.len();
@@ -540,22 +540,10 @@ fn check_others(
     Err(worst)
 }
 
-/// Whether `user` may publish to or subscribe to `channel` (with `is_pattern`, a PSUBSCRIBE
-/// pattern, which only an identical ACL pattern allows), as Redis's ACLUserCheckChannelPerm.
-/// For the pub/sub commands: the command path already checks PUBLISH, SUBSCRIBE, PSUBSCRIBE,
-/// SPUBLISH and SSUBSCRIBE arguments before they run.
-pub fn check_channel(acl: &Acl, user: UserRef, channel: &[u8], is_pattern: bool) -> bool {
-    acl.get(user).is_some_and(|u| {
-        u.selectors
-            .iter()
-            .any(|s| s.allows_channel(channel, is_pattern))
-    })
-}
-
 /// A user from a `user` directive's words (name, then rules); the rule and its error if one
-/// is bad.
+/// is bad. `all_channels`: `acl-pubsub-default allchannels`.
 #[inline(never)]
-pub fn parse_user(words: &[&[u8]]) -> Result<User, (String, RuleError)> {
+pub fn parse_user(words: &[&[u8]], all_channels: bool) -> Result<User, (String, RuleError)> {
     let Some((&name, rules)) = words.split_first() else {
         return Err((String::new(), RuleError::Syntax));
     };
@@ -572,7 +560,7 @@ pub fn parse_user(words: &[&[u8]]) -> Result<User, (String, RuleError)> {
             RuleError::Syntax,
         )
     })?;
-    let mut user = User::new(name);
+    let mut user = User::with_pubsub_default(name, all_channels);
     if name == b"default" {
         // Redis resets the default user before a directive's rules.
         let _ = user.apply(b"reset");
@@ -598,12 +586,12 @@ impl Acl {
         }
         for words in &config.users {
             let words: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
-            let user = parse_user(&words)
+            let user = parse_user(&words, config.acl_pubsub_default_all)
                 .map_err(|(rule, e)| format!("Error loading ACL rule '{rule}': {}", e.message()))?;
             self.put(user);
         }
         if !config.aclfile.is_empty() {
-            let users = load_file(&config.aclfile)
+            let users = load_file(&config.aclfile, config.acl_pubsub_default_all)
                 .map_err(|e| format!("Aborting startup because of ACL errors: {e}"))?;
             self.replace_all(users);
         }

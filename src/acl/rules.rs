@@ -132,11 +132,17 @@ pub struct Selector {
 impl Selector {
     /// A selector allowing nothing (channels as `acl-pubsub-default resetchannels`).
     fn empty() -> Selector {
+        Selector::new(false)
+    }
+
+    /// A selector allowing no command and no key, and every channel or none as
+    /// `acl-pubsub-default` says (`all_channels`).
+    fn new(all_channels: bool) -> Selector {
         Selector {
             all_commands: false,
             future: false,
             all_keys: false,
-            all_channels: false,
+            all_channels,
             commands: [0; WORDS],
             first_args: Vec::new(),
             keys: Vec::new(),
@@ -576,6 +582,18 @@ pub fn put(out: &mut Vec<u8>, parts: &[&[u8]]) {
     }
 }
 
+/// Whether a subscription to `name` (a pattern when `is_pattern`) is allowed by one of
+/// `patterns`, as [`Selector::allows_channel`] checks.
+pub fn channel_allowed(patterns: &[&[u8]], name: &[u8], is_pattern: bool) -> bool {
+    patterns.iter().any(|&p| {
+        if is_pattern {
+            p == name
+        } else {
+            glob_match(p, name)
+        }
+    })
+}
+
 /// Redis refuses spaces and NULs in user names and patterns.
 pub fn has_spaces(bytes: &[u8]) -> bool {
     bytes
@@ -599,21 +617,37 @@ pub struct User {
     pub(super) selectors: Vec<Selector>,
     /// Cached: the root allows every command, key and channel (the fast path's one flag).
     pub(super) unrestricted: bool,
+    /// `acl-pubsub-default allchannels` when the rules are applied: a new selector and `reset`
+    /// allow every channel. Not a rule of the user: set before rules are applied.
+    pubsub_default_all: bool,
 }
 
 impl User {
-    /// A new user as ACL SETUSER creates it: off, no password, no rights.
-    #[inline(never)]
+    /// A new user as ACL SETUSER creates it: off, no password, no rights (no channel either,
+    /// as `acl-pubsub-default resetchannels` has it).
     pub fn new(name: &[u8]) -> User {
+        User::with_pubsub_default(name, false)
+    }
+
+    /// A new user, allowed every channel when `all_channels` (`acl-pubsub-default
+    /// allchannels`), which also goes for the selectors and `reset` rules applied to it.
+    #[inline(never)]
+    pub fn with_pubsub_default(name: &[u8], all_channels: bool) -> User {
         User {
             name: name.to_vec(),
             enabled: false,
             nopass: false,
             sanitize: None,
             passwords: Vec::new(),
-            selectors: vec![Selector::empty()],
+            selectors: vec![Selector::new(all_channels)],
             unrestricted: false,
+            pubsub_default_all: all_channels,
         }
+    }
+
+    /// Sets what `acl-pubsub-default` is for the rules applied next (to an existing user).
+    pub fn set_pubsub_default(&mut self, all_channels: bool) {
+        self.pubsub_default_all = all_channels;
     }
 
     /// The default user: `on nopass ~* &* +@all`.
@@ -665,7 +699,7 @@ impl User {
             self.remove_password(parse_hash(rest)?)?;
         } else if op.first() == Some(&b'(') && op.last() == Some(&b')') {
             let inner = &op[1..op.len() - 1];
-            let mut selector = Selector::empty();
+            let mut selector = Selector::new(self.pubsub_default_all);
             for rule in crate::protocol::split_args(inner).ok_or(RuleError::Syntax)? {
                 selector.apply(&rule)?;
             }
@@ -677,7 +711,7 @@ impl User {
             self.passwords.clear();
             self.enabled = false;
             self.sanitize = Some(true);
-            self.selectors = vec![Selector::empty()];
+            self.selectors = vec![Selector::new(self.pubsub_default_all)];
         } else {
             match self.selectors.first_mut() {
                 Some(root) => root.apply(op)?,
@@ -749,6 +783,24 @@ impl User {
     /// The password hashes, in hex.
     pub fn password_hashes(&self) -> Vec<String> {
         self.passwords.iter().map(|p| hex(p)).collect()
+    }
+
+    /// The channel patterns of every selector of `self`, when some subscriber of `old` (this
+    /// user before a change) may have lost a channel: `None` when a selector allows every
+    /// channel, or every pattern of `old` is still there (Redis's ACLKillPubsubClientsIfNeeded).
+    pub fn narrowed_channels(&self, old: &User) -> Option<Vec<&[u8]>> {
+        if self.selectors.iter().any(|s| s.all_channels) {
+            return None;
+        }
+        let upcoming: Vec<&[u8]> = self
+            .selectors
+            .iter()
+            .flat_map(|s| s.channels.iter().map(Vec::as_slice))
+            .collect();
+        let kept = old.selectors.iter().all(|s| {
+            !s.all_channels && s.channels.iter().all(|c| upcoming.contains(&c.as_slice()))
+        });
+        (!kept).then_some(upcoming)
     }
 
     /// The root selector, then the others.

@@ -200,11 +200,12 @@ fn setuser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         }
     };
     // Applied to a copy, so a bad rule changes nothing.
-    let mut user = ctx
-        .server
-        .acl
-        .find(name)
-        .map_or_else(|| User::new(name), |(_, u)| u.clone());
+    let all_channels = ctx.server.config.acl_pubsub_default_all;
+    let mut user = ctx.server.acl.find(name).map_or_else(
+        || User::with_pubsub_default(name, all_channels),
+        |(_, u)| u.clone(),
+    );
+    user.set_pubsub_default(all_channels);
     for rule in &rules {
         if let Err(e) = user.apply(rule) {
             let mut message = b"ERR Error in ACL SETUSER modifier '".to_vec();
@@ -214,8 +215,40 @@ fn setuser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
             return Reply::error_bytes(super::one_line(message));
         }
     }
+    if let Some((handle, old)) = ctx.server.acl.find(name) {
+        if let Some(upcoming) = user.narrowed_channels(old) {
+            let doomed = revoked_subscribers(ctx, handle, &upcoming);
+            disconnect_clients(ctx, doomed);
+        }
+    }
     ctx.server.acl.put(user);
     Reply::OK
+}
+
+/// The clients logged in as `user` subscribed to a channel or pattern that `upcoming` (the
+/// user's channel patterns from now on) no longer allows: Redis disconnects them.
+#[inline(never)]
+fn revoked_subscribers(ctx: &Ctx<'_>, user: UserRef, upcoming: &[&[u8]]) -> Vec<(usize, u64)> {
+    let mut doomed: Vec<(usize, u64)> = Vec::new();
+    for (name, is_pattern, subscribers) in ctx.server.pubsub.each() {
+        if acl::channel_allowed(upcoming, name, is_pattern) {
+            continue;
+        }
+        for who in subscribers {
+            let theirs = if who.id == ctx.client.id {
+                ctx.client.user == user
+            } else {
+                ctx.server.clients.get(who.key).is_some_and(|slot| {
+                    slot.as_ref()
+                        .is_some_and(|info| info.id == who.id && info.user == user)
+                })
+            };
+            if theirs && !doomed.contains(&(who.key, who.id)) {
+                doomed.push((who.key, who.id));
+            }
+        }
+    }
+    doomed
 }
 
 fn deluser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
@@ -236,13 +269,8 @@ fn deluser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 /// Closes every connection logged in as one of `users` (the caller's own after its reply), as
 /// Redis does when a user is deleted or reloaded.
 fn disconnect(ctx: &mut Ctx<'_>, users: &[UserRef]) {
-    if users.contains(&ctx.client.user) {
-        ctx.client.user = acl::DEFAULT_USER;
-        ctx.client.authenticated = false;
-        ctx.client.flow = super::Flow::Close;
-    }
     let me = ctx.client.id;
-    let doomed: Vec<(usize, u64)> = ctx
+    let mut doomed: Vec<(usize, u64)> = ctx
         .server
         .clients
         .iter()
@@ -252,7 +280,25 @@ fn disconnect(ctx: &mut Ctx<'_>, users: &[UserRef]) {
             (info.id != me && users.contains(&info.user)).then_some((key, info.id))
         })
         .collect();
-    ctx.server.kill.extend(doomed);
+    if users.contains(&ctx.client.user) {
+        doomed.push((ctx.client.slot, me));
+    }
+    disconnect_clients(ctx, doomed);
+}
+
+/// Closes the clients `doomed` names (slab key, id): the caller's own after its reply, the
+/// others when the command is done.
+fn disconnect_clients(ctx: &mut Ctx<'_>, doomed: Vec<(usize, u64)>) {
+    let me = ctx.client.id;
+    for (key, id) in doomed {
+        if id == me {
+            ctx.client.user = acl::DEFAULT_USER;
+            ctx.client.authenticated = false;
+            ctx.client.flow = super::Flow::Close;
+        } else {
+            ctx.server.kill.push((key, id));
+        }
+    }
 }
 
 fn getuser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
@@ -271,7 +317,7 @@ fn getuser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let mut fields = vec![
         (
             field("flags"),
-            Reply::Array(user.flags().into_iter().map(field).collect()),
+            Reply::Set(user.flags().into_iter().map(field).collect()),
         ),
         (
             field("passwords"),
@@ -335,7 +381,8 @@ fn load<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     if ctx.server.config.aclfile.is_empty() {
         return NO_ACLFILE;
     }
-    match acl::load_file(&ctx.server.config.aclfile) {
+    let all_channels = ctx.server.config.acl_pubsub_default_all;
+    match acl::load_file(&ctx.server.config.aclfile, all_channels) {
         Ok(users) => {
             let stale = ctx.server.acl.replace_all(users);
             disconnect(ctx, &stale);
@@ -421,29 +468,14 @@ fn log<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let now = super::unix_ms();
     let field = |name: &'static str| Reply::bulk(name.as_bytes());
     let entries = ctx.server.acl.log.newest(count).map(|e| {
-        // Seconds with milliseconds, formatted by hand: float formatting would add 20 kB of
-        // code to the binary for this one field.
-        let age_ms = now.saturating_sub(e.unix_ms);
-        let mut age = Vec::new();
-        let mut seconds = itoa::Buffer::new();
-        let mut millis = itoa::Buffer::new();
-        // 1000 + ms, less its leading 1: three digits.
-        let millis = millis
-            .format(1000 + age_ms % 1000)
-            .as_bytes()
-            .get(1..)
-            .unwrap_or_default();
-        acl::put(
-            &mut age,
-            &[seconds.format(age_ms / 1000).as_bytes(), b".", millis],
-        );
+        let age = acl::age_text(now.saturating_sub(e.unix_ms));
         Reply::Map(vec![
             (field("count"), Reply::Integer(e.count as i64)),
             (field("reason"), field(e.reason.name())),
             (field("context"), field(e.context.name())),
             (field("object"), Reply::bulk_owned(e.object.clone())),
             (field("username"), Reply::bulk_owned(e.username.clone())),
-            (field("age-seconds"), Reply::bulk_owned(age)),
+            (field("age-seconds"), Reply::Double(age.into())),
             (
                 field("client-info"),
                 Reply::bulk_owned(e.client_info.clone().into_bytes()),

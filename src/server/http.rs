@@ -448,7 +448,7 @@ fn json_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
     match reply {
         Reply::Status(text) => json_string(text, out),
         Reply::Text(text) => json_string(text, out),
-        Reply::Bulk(bytes) => json_value(bytes, out),
+        Reply::Bulk(bytes) | Reply::Double(bytes) => json_value(bytes, out),
         Reply::Integer(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
         Reply::Nil | Reply::NilArray => out.extend_from_slice(b"null"),
         Reply::Error(text) => {
@@ -457,7 +457,7 @@ fn json_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
             out.push(b'}');
         }
         // SUBSCRIBE's frames inside a transaction read as arrays.
-        Reply::Array(items) | Reply::Push(items) | Reply::Many(items) => {
+        Reply::Array(items) | Reply::Push(items) | Reply::Many(items) | Reply::Set(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
