@@ -153,3 +153,45 @@ fn client_kill_in_the_text_dialect() {
     }
     assert!(line.starts_with("id=1 addr="), "{line}");
 }
+
+/// `flags` and `multi` of every line of CLIENT LIST as seen by `watcher`, after `others` have
+/// subscribed or queued commands: the same letters and counts from pocketkv and redis-server.
+#[test]
+fn client_list_flags_and_multi_match_redis() {
+    use common::frames::{redis_frames, Frames};
+    use common::redis::Redis;
+
+    fn fields(mut c: [Frames; 4]) -> Vec<String> {
+        let [watcher, queuer, subscriber, both] = &mut c;
+        queuer.call(&["MULTI"]);
+        queuer.call(&["SET", "a", "1"]);
+        queuer.call(&["INCR", "a"]);
+        subscriber.call(&["SUBSCRIBE", "news"]);
+        both.call(&["MULTI"]);
+        both.call(&["SUBSCRIBE", "x"]);
+        let list = watcher.call(&["CLIENT", "LIST"]);
+        let text = String::from_utf8_lossy(&list).into_owned();
+        text.lines()
+            .skip(1)
+            .filter(|line| !line.is_empty())
+            .map(|line| {
+                format!(
+                    "flags={} multi={}",
+                    field(line, "flags"),
+                    field(line, "multi")
+                )
+            })
+            .collect()
+    }
+
+    let server = Server::start(&[]);
+    let redis = Redis::start(&[]);
+    let pocket = fields(std::array::from_fn(|_| Frames::tcp(server.addr)));
+    // The reference is reached over its unix socket, which Redis flags `U`.
+    let reference: Vec<String> = fields(std::array::from_fn(|_| redis_frames(&redis)))
+        .into_iter()
+        .map(|line| line.replacen("U multi", " multi", 1).replace("= ", "=N "))
+        .collect();
+    assert_eq!(pocket, reference);
+    assert_eq!(pocket.len(), 4, "{pocket:?}");
+}

@@ -112,6 +112,52 @@ fn every_write_command_notifies_as_redis_does() {
 }
 
 #[test]
+fn reads_of_missing_keys_notify_keymiss_as_redis_does() {
+    let steps: Vec<Step> = vec![
+        step(1, &["CONFIG", "SET", "notify-keyspace-events", "KEm$g"]),
+        step(1, &["CONFIG", "GET", "notify-keyspace-events"]),
+        setup(0, &["PSUBSCRIBE", "__key*"]),
+        step(1, &["SET", "a", "1"]),
+        step(1, &["GET", "a"]),
+        step(1, &["GET", "nope"]),
+        step(1, &["MGET", "a", "b", "c", "a"]),
+        step(1, &["STRLEN", "s"]),
+        step(1, &["GETRANGE", "r", "0", "-1"]),
+        step(1, &["GETRANGE", "r", "x", "-1"]),
+        step(1, &["EXISTS", "a", "e", "e"]),
+        step(1, &["TYPE", "t"]),
+        step(1, &["TTL", "t"]),
+        step(1, &["PTTL", "a"]),
+        step(1, &["EXPIRETIME", "t"]),
+        step(1, &["PEXPIRETIME", "t"]),
+        step(1, &["LCS", "a", "l"]),
+        step(1, &["GETEX", "g", "PERSIST"]),
+        step(1, &["GETEX", "g", "EX", "x"]),
+        step(1, &["GETEX", "g", "BOGUS"]),
+        step(1, &["GETDEL", "d"]),
+        step(1, &["GETSET", "gs", "v"]),
+        step(1, &["SET", "sg", "v", "GET"]),
+        step(1, &["SET", "sg", "w", "NX", "GET"]),
+        step(1, &["SET", "sg2", "w", "XX", "GET"]),
+        step(1, &["SET", "sg3", "w", "EX", "x", "GET"]),
+        // Writes look keys up for writing: no keymiss.
+        step(1, &["INCR", "i"]),
+        step(1, &["APPEND", "ap", "x"]),
+        step(1, &["DEL", "x"]),
+        step(1, &["EXPIRE", "x", "10"]),
+        step(1, &["RENAME", "x", "y"]),
+        step(1, &["MSETNX", "m1", "1"]),
+        step(1, &["SETNX", "n1", "1"]),
+        step(1, &["SET", "s1", "1", "NX"]),
+        // `A` does not include `m`.
+        step(1, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]),
+        step(1, &["GET", "nope"]),
+        step(1, &["SET", "done", "1"]),
+    ];
+    compare(2, &steps, &[], &[]);
+}
+
+#[test]
 fn resp3_subscriber_gets_its_own_events_before_the_reply_as_in_redis() {
     let steps = [
         setup(0, &["HELLO", "3"]),

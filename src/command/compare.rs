@@ -76,6 +76,7 @@ fn digest<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let [_, key] = args else {
         return wrong_arity("digest");
     };
+    ctx.read_lookup(key);
     match ctx.db.get(key) {
         Some(value) => Reply::bulk_owned(hex16(xxh3_64(value)).to_vec()),
         None => Reply::Nil,

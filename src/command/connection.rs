@@ -304,28 +304,37 @@ pub(super) fn client_line(
     } else {
         now.saturating_duration_since(info.last_active).as_secs()
     };
-    let (sub, psub) = if is_me {
-        (me.subs.channels.len(), me.subs.patterns.len())
+    let (sub, psub, multi) = if is_me {
+        let multi = me.multi.as_ref().map(|queue| queue.count);
+        (me.subs.channels.len(), me.subs.patterns.len(), multi)
     } else {
-        (info.sub, info.psub)
+        (info.sub, info.psub, info.multi)
     };
+    // Redis's letters, in its order: S replica, P subscribed, x inside MULTI; N for none.
+    let mut flags = String::new();
+    for (set, letter) in [
+        (info.replica, 'S'),
+        (sub + psub > 0, 'P'),
+        (multi.is_some(), 'x'),
+    ] {
+        if set {
+            flags.push(letter);
+        }
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let multi = multi.map_or(-1, |count| count as i64);
     let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags={} db=0 sub={sub} \
-         psub={psub} ssub=0 multi=-1 qbuf={} qbuf-free={} obl={} oll=0 omem={} events={} cmd={} \
+        "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags={flags} db=0 \
+         sub={sub} psub={psub} ssub=0 multi={multi} qbuf={} qbuf-free={} obl={} oll=0 omem={} events={} cmd={} \
          user={user} redir=-1 resp={}",
         info.id,
         info.addr,
         info.laddr,
         info.fd,
         now.saturating_duration_since(info.created).as_secs(),
-        if info.replica {
-            "S"
-        } else if sub + psub > 0 {
-            "P"
-        } else {
-            "N"
-        },
         info.qbuf,
         info.qbuf_free,
         info.obl,

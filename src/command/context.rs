@@ -48,6 +48,16 @@ impl<'s> Ctx<'s> {
         }
     }
 
+    /// Reports a read of a missing key as `keymiss` (the `m` class), where Redis's read lookups
+    /// do: the handler calls it just before it reads `key`. One comparison while `m` is off.
+    #[inline]
+    pub fn read_lookup(&mut self, key: &[u8]) {
+        let events = self.server.config.notify_keyspace_events;
+        if events.wants(Events::KEY_MISS) && !self.db.contains(key) {
+            self.notify(Events::KEY_MISS, "keymiss", key);
+        }
+    }
+
     /// True when `key` does not exist and `n` (new key) events are wanted: the handler checks
     /// before it writes, and reports `new` after.
     #[inline]
@@ -228,6 +238,8 @@ pub struct ClientInfo {
     pub sub: usize,
     /// Patterns subscribed to.
     pub psub: usize,
+    /// Commands queued after MULTI; `None` outside MULTI (CLIENT LIST `multi=-1`).
+    pub multi: Option<usize>,
     /// A replica of this server (CLIENT LIST `flags=S`, `TYPE replica`).
     pub replica: bool,
     /// The user it runs as.

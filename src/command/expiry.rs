@@ -199,6 +199,7 @@ fn time_generic<'a>(
     let [_, key] = args else {
         return wrong_arity(name);
     };
+    ctx.read_lookup(key);
     let at = match ctx.db.expires_at(key) {
         None => return Reply::Integer(-2),
         Some(None) => return Reply::Integer(-1),

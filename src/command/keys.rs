@@ -35,7 +35,10 @@ fn exists<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let found = args
         .iter()
         .skip(1)
-        .filter(|key| ctx.db.contains(key))
+        .filter(|key| {
+            ctx.read_lookup(key);
+            ctx.db.contains(key)
+        })
         .count();
     Reply::Integer(found as i64)
 }
@@ -113,6 +116,7 @@ fn key_type<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let [_, key] = args else {
         return wrong_arity("type");
     };
+    ctx.read_lookup(key);
     let name = if ctx.db.contains(key) {
         "string"
     } else {

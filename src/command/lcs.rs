@@ -51,7 +51,9 @@ fn lcs<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let [_, a, b, rest @ ..] = args else {
         return wrong_arity("lcs");
     };
+    ctx.read_lookup(a);
     let a = ctx.db.get(a).unwrap_or_default().to_vec();
+    ctx.read_lookup(b);
     let b = ctx.db.get(b).unwrap_or_default().to_vec();
     let options = match Options::parse(rest) {
         Ok(options) => options,

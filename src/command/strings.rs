@@ -42,6 +42,7 @@ fn get<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let [_, key] = args else {
         return wrong_arity("get");
     };
+    ctx.read_lookup(key);
     Reply::from_option(ctx.db.get(key))
 }
 
@@ -180,6 +181,9 @@ fn set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Ok(at) => at,
         Err(e) => return e,
     };
+    if options.return_old {
+        ctx.read_lookup(key); // Redis's GET option looks the key up before anything else.
+    }
     let current = ctx.db.expires_at(key);
     let exists = current.is_some();
     let allowed = !(options.only_if_missing && exists || options.only_if_present && !exists)
@@ -250,6 +254,7 @@ fn getex<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         Ok(options) => options,
         Err(e) => return e,
     };
+    ctx.read_lookup(key);
     let Some(value) = ctx.db.get(key).map(<[u8]>::to_vec) else {
         return Reply::Nil;
     };
@@ -295,6 +300,7 @@ fn getset<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let [_, key, value] = args else {
         return wrong_arity("getset");
     };
+    ctx.read_lookup(key);
     let old = ctx.db.set_expiring(key, value, None);
     notify_write(ctx, old.is_none(), "set", key);
     old.map_or(Reply::Nil, |old| Reply::bulk_owned(old.value().to_vec()))
@@ -304,6 +310,7 @@ fn getdel<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let [_, key] = args else {
         return wrong_arity("getdel");
     };
+    ctx.read_lookup(key);
     let Some(old) = ctx.db.remove(key) else {
         return Reply::Nil;
     };
@@ -317,6 +324,7 @@ fn mget<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     };
     // Count hits and misses first; then borrow every value at once for the reply.
     for key in keys {
+        ctx.read_lookup(key);
         ctx.db.get(key);
     }
     let db = &*ctx.db;
@@ -466,6 +474,7 @@ fn strlen<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let [_, key] = args else {
         return wrong_arity("strlen");
     };
+    ctx.read_lookup(key);
     Reply::Integer(ctx.db.get(key).map_or(0, <[u8]>::len) as i64)
 }
 
@@ -477,6 +486,7 @@ fn getrange<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         (Ok(start), Ok(end)) => (start, end),
         (Err(e), _) | (_, Err(e)) => return e,
     };
+    ctx.read_lookup(key);
     let value = ctx.db.get(key).unwrap_or_default();
     match byte_range(value.len(), start, end) {
         Some(range) => Reply::bulk(&value[range]),

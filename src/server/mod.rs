@@ -522,6 +522,7 @@ impl Server {
             resp: 2,
             sub: 0,
             psub: 0,
+            multi: None,
             replica: false,
             user: crate::acl::DEFAULT_USER,
         };
@@ -944,6 +945,7 @@ fn describe(conn: &Connection, info: &mut ClientInfo) {
     info.resp = if conn.client.resp3 { 3 } else { 2 };
     info.sub = conn.client.subs.channels.len();
     info.psub = conn.client.subs.patterns.len();
+    info.multi = conn.client.multi.as_ref().map(|queue| queue.count);
     info.user = conn.client.user;
     if info.name != conn.client.name {
         info.name.clone_from(&conn.client.name);
