@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 
 use common::redis::{connect_pocket, text, Redis, Replies};
-use common::{resp, Server};
+use common::{http_request, resp, Server};
 
 /// One connection to each server.
 struct Pair {
@@ -138,4 +138,68 @@ fn acl_log_and_getuser_replies_have_redis_shapes_in_resp2_and_resp3() {
         let (r, o) = admin.both(&["ACL", "LOG"]);
         assert_eq!(masked(&o), masked(&r), "ACL LOG in RESP{protocol}");
     }
+}
+
+/// The newest ACL LOG entry's fields up to its age (age and client-info are each server's own).
+fn newest_entry(
+    conn: &mut Replies<impl std::io::Read + std::io::Write + common::redis::Deadline>,
+) -> String {
+    let raw = text(&conn.call(&resp(&["ACL", "LOG", "1"])));
+    raw[..raw.find("age-seconds").expect("an entry")].to_string()
+}
+
+#[test]
+fn http_logins_and_metrics_are_checked_and_logged_as_auth_and_info_are() {
+    let redis = Redis::start(&[]);
+    let (ours, http) = Server::start_http(&[]);
+    let mut admin = Pair::new(&redis, &ours);
+    admin.same(&["ACL", "SETUSER", "dash", "on", ">dashpw", "~*", "+@read"]);
+    // A wrong password: Redis's entry for AUTH dash nope, pocketkv's for Basic dash:nope.
+    let mut tries = Pair::new(&redis, &ours);
+    tries.redis.call(&resp(&["AUTH", "dash", "nope"]));
+    let (status, _) = http_request(http, "GET", "/v1/keys/k", Some("Basic ZGFzaDpub3Bl"));
+    assert_eq!(status, "HTTP/1.1 401 Unauthorized");
+    assert_eq!(
+        newest_entry(&mut admin.ours),
+        newest_entry(&mut admin.redis)
+    );
+    // No credentials at all is no login attempt: nothing new is logged.
+    let before = newest_entry(&mut admin.ours);
+    admin.same(&["ACL", "SETUSER", "default", ">adminpw"]);
+    let (status, _) = http_request(http, "GET", "/v1/keys/k", None);
+    assert_eq!(status, "HTTP/1.1 401 Unauthorized");
+    assert_eq!(newest_entry(&mut admin.ours), before);
+    // A wrong bearer password is a failed login of the default user.
+    tries.redis.call(&resp(&["AUTH", "default", "nope"]));
+    let (status, _) = http_request(http, "GET", "/metrics", Some("Bearer nope"));
+    assert_eq!(status, "HTTP/1.1 401 Unauthorized");
+    assert_eq!(
+        newest_entry(&mut admin.ours),
+        newest_entry(&mut admin.redis)
+    );
+    admin.same(&["ACL", "SETUSER", "default", "nopass"]);
+
+    // /metrics shows what INFO shows: a user that may not run INFO is refused, as INFO is.
+    let mut dash = Pair::new(&redis, &ours);
+    dash.same(&["AUTH", "dash", "dashpw"]);
+    let refusal = dash.same(&["INFO"]);
+    let (status, body) = http_request(http, "GET", "/metrics", Some("Basic ZGFzaDpkYXNocHc="));
+    assert_eq!(status, "HTTP/1.1 403 Forbidden");
+    let refusal = text(&refusal);
+    assert_eq!(format!("-{}", text(&body)), refusal.replace("\r\n", "\n"));
+    // Counted in the same entry as a refused INFO: Redis's, after a second INFO.
+    dash.redis.call(&resp(&["INFO"]));
+    assert_eq!(
+        newest_entry(&mut admin.ours),
+        newest_entry(&mut admin.redis)
+    );
+    admin.same(&["ACL", "SETUSER", "dash", "+info"]);
+    let (status, body) = http_request(http, "GET", "/metrics", Some("Basic ZGFzaDpkYXNocHc="));
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(text(&body).contains("pocketkv_uptime_seconds"));
+    let (status, _) = http_request(http, "GET", "/metrics", None);
+    assert_eq!(
+        status, "HTTP/1.1 200 OK",
+        "the default user may run anything"
+    );
 }

@@ -574,8 +574,9 @@ fn help<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     Reply::Array(HELP.lines().map(|l| Reply::Status(l.into())).collect())
 }
 
-/// Logs a failed AUTH or HELLO AUTH: `object` is the command name as sent, `user` the name tried.
-pub(super) fn record_failed_login(ctx: &mut Ctx<'_>, object: &[u8], user: &[u8]) {
+/// Logs a failed AUTH or HELLO AUTH (or HTTP login, as `AUTH`): `object` is the command name
+/// as sent, `user` the name tried.
+pub fn record_failed_login(ctx: &mut Ctx<'_>, object: &[u8], user: &[u8]) {
     record(
         ctx,
         Reason::Auth,

@@ -23,7 +23,7 @@ mod xxh3;
 use std::borrow::Cow;
 use std::hash::Hasher;
 
-pub use acl::check_acl;
+pub use acl::{check_acl, record_failed_login};
 pub use connection::constant_time_eq;
 pub use context::{unix_ms, unix_time, ClientInfo, ClientState, Ctx, Flow, ServerState, Stats};
 pub use stats::{
