@@ -469,3 +469,9 @@ pub fn http_request(
     }
     (status, c.read_n(length))
 }
+
+/// A loopback port free a moment ago (for programs that cannot listen on port 0 and say where).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
