@@ -287,7 +287,7 @@ const SETTINGS: &[Setting] = &[
             c.acl_pubsub_default_all = match v.to_ascii_lowercase().as_str() {
                 "allchannels" => true,
                 "resetchannels" => false,
-                _ => return Err("allchannels or resetchannels".to_string()),
+                _ => return Err("one of: allchannels, resetchannels".to_string()),
             };
             Ok(())
         },

@@ -96,6 +96,7 @@ fn channel_rights_apply_to_subscribe_psubscribe_and_publish() {
     admin.same(&["ACL", "DRYRUN", "plain", "PUBLISH", "a", "m"]);
 
     // acl-pubsub-default allchannels: new users, new selectors and `reset` allow every channel.
+    admin.same(&["CONFIG", "SET", "acl-pubsub-default", "some"]);
     admin.same(&["CONFIG", "SET", "acl-pubsub-default", "allchannels"]);
     admin.same(&["CONFIG", "GET", "acl-pubsub-default"]);
     admin.same(&["ACL", "SETUSER", "open", "on", "nopass", "~*", "+@all"]);
