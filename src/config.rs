@@ -10,6 +10,9 @@ use crate::persist::{Compression, FsyncPolicy};
 use crate::protocol::Limits;
 use crate::store::EvictionPolicy;
 
+mod rewrite;
+pub use rewrite::{rewrite, Directive, SIGNATURE};
+
 /// Everything the server can be told at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -93,6 +96,8 @@ pub struct Config {
     pub http_max_header_bytes: usize,
     /// Replication: the primary to follow, links, backlog, replica limits.
     pub repl: crate::replication::Settings,
+    /// The config file the server was started with, made absolute: CONFIG REWRITE writes it.
+    pub config_file: Option<PathBuf>,
 }
 
 /// Redis's `client-output-buffer-limit` for normal clients: a client whose unsent replies pass
@@ -821,6 +826,7 @@ impl Default for Config {
             http_port: None,
             http_max_header_bytes: 0,
             repl: crate::replication::Settings::default(),
+            config_file: None,
         };
         for setting in SETTINGS {
             // Defaults are written as strings so they read exactly as `--help` prints them.
@@ -852,6 +858,13 @@ impl Config {
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| ConfigError::FileUnreadable(path.clone(), e.to_string()))?;
             config.apply_file(&path, &text)?;
+            // Absolute, as Redis keeps it: the rewrite must find the same file whatever the
+            // working directory is by then.
+            let path = PathBuf::from(path);
+            config.config_file = Some(match std::env::current_dir() {
+                Ok(cwd) if path.is_relative() => cwd.join(path),
+                _ => path,
+            });
         }
         while let Some(arg) = args.next() {
             if arg == "--help" || arg == "-h" {
@@ -984,6 +997,107 @@ impl Config {
         (setting.apply)(self, value).map_err(SetError::Bad)
     }
 
+    /// Every directive as CONFIG REWRITE writes it, in `--help` order (`save` last): each
+    /// setting's line, marked to be written where the file lacks it when its value is not the
+    /// default. `users` are the ACL's users as `user` lines; as in Redis they are all written,
+    /// unless an aclfile holds them, and then the file's `user` lines go.
+    pub fn directives(&self, users: Vec<String>) -> Vec<Directive> {
+        let default = Config::default();
+        // Where each value is tried as the next start would read it.
+        let mut scratch = Config::default();
+        let mut out = Vec::with_capacity(SETTINGS.len() + 1);
+        for s in SETTINGS {
+            let lines = match s.name {
+                // Redis never rewrites renames.
+                "rename-command" => None,
+                "user" if !self.aclfile.is_empty() => Some(Vec::new()),
+                "user" => Some(users.iter().map(|line| (line.clone(), true)).collect()),
+                "client-output-buffer-limit" => Some(self.output_limit_lines(&default)),
+                "replicaof" => match &self.repl.replicaof {
+                    None => Some(Vec::new()),
+                    Some((host, port)) => {
+                        let port = port.to_string();
+                        let value = [host.as_str(), " ", &port].concat();
+                        // A host the next start could not take back (REPLICAOF takes any) is
+                        // not written.
+                        crate::replication::parse_replicaof(&value).ok().map(|_| {
+                            let mut line = directive_line(s.name, host);
+                            line.push(' ');
+                            line.push_str(&port);
+                            vec![(line, true)]
+                        })
+                    }
+                },
+                // Redis holds these as "no value" when empty, and drops their lines.
+                "requirepass" | "masterauth" | "masteruser" | "replica-announce-ip"
+                    if (s.show)(self).is_empty() =>
+                {
+                    Some(Vec::new())
+                }
+                _ => {
+                    let value = (s.show)(self);
+                    // A value the file could not take back (a level only RUST_LOG can set)
+                    // would stop the next start: the file's line stays as it is.
+                    if (s.apply)(&mut scratch, &value).is_err() {
+                        None
+                    } else {
+                        let force = value != (s.show)(&default);
+                        let line = match (s.name, value.parse()) {
+                            ("maxmemory" | "repl-backlog-size", Ok(bytes)) => {
+                                [s.name, " ", &memory_text(bytes)].concat()
+                            }
+                            _ => directive_line(s.name, &value),
+                        };
+                        Some(vec![(line, force)])
+                    }
+                }
+            };
+            out.push(Directive {
+                name: s.name,
+                lines,
+            });
+        }
+        // `save` lines the file has say what save-interval says; none is added.
+        let save = match self.save_interval {
+            0 => "save \"\"".to_string(),
+            n => ["save ", &n.to_string(), " 1"].concat(),
+        };
+        out.push(Directive {
+            name: "save",
+            lines: Some(vec![(save, false)]),
+        });
+        out
+    }
+
+    /// One `client-output-buffer-limit` line per class, as Redis writes them.
+    fn output_limit_lines(&self, default: &Config) -> Vec<(String, bool)> {
+        [
+            ("normal", self.output_limit, default.output_limit),
+            ("replica", self.repl.output_limit, default.repl.output_limit),
+            (
+                "pubsub",
+                self.pubsub_output_limit,
+                default.pubsub_output_limit,
+            ),
+        ]
+        .into_iter()
+        .map(|(class, now, default)| {
+            let line = [
+                "client-output-buffer-limit ",
+                class,
+                " ",
+                &memory_text(now.hard),
+                " ",
+                &memory_text(now.soft),
+                " ",
+                &now.soft_seconds.to_string(),
+            ]
+            .concat();
+            (line, now != default)
+        })
+        .collect()
+    }
+
     /// Path of the snapshot file.
     pub fn snapshot_path(&self) -> PathBuf {
         self.dir.join(&self.dbfilename)
@@ -1042,6 +1156,65 @@ pub fn help() -> String {
 /// The environment variable of a setting: `POCKETKV_` and the name in upper case, `-` as `_`.
 pub fn env_name(flag: &str) -> String {
     format!("POCKETKV_{}", flag.to_uppercase().replace('-', "_"))
+}
+
+/// Writes `directives` into the config file at `path` (CONFIG REWRITE): the new text goes to a
+/// temporary file beside it with the old file's permissions, is fsynced, renamed over the old
+/// file, and the directory fsynced, so a crash or a failure leaves the old file or the new one,
+/// never a mix. A missing file is created, as Redis does.
+pub fn rewrite_file(path: &std::path::Path, directives: &[Directive]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let (old, mode) = match std::fs::read(path) {
+        Ok(old) => (old, std::fs::metadata(path)?.permissions().mode() & 0o7777),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), 0o644),
+        Err(e) => return Err(e),
+    };
+    let text = rewrite(&String::from_utf8_lossy(&old), directives);
+    // As long as Redis's `<file>.XXXXXX`, so a name too long for one fails for both alike.
+    let mut temp = path.as_os_str().to_os_string();
+    temp.push(".rewrite-");
+    temp.push(std::process::id().to_string());
+    let written = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&temp)?;
+        // The mode given at creation loses what the umask masks; the old file's is kept whole.
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)?;
+        // The rename is durable once the directory is.
+        match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => std::fs::File::open(dir)?.sync_all(),
+            _ => Ok(()),
+        }
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    written
+}
+
+/// A size as Redis's `rewriteConfigFormatMemory` writes it: in gb, mb or kb when whole.
+fn memory_text(bytes: usize) -> String {
+    let (number, unit) = [(1 << 30, "gb"), (1 << 20, "mb"), (1 << 10, "kb")]
+        .into_iter()
+        .find(|(unit, _)| bytes != 0 && bytes % unit == 0)
+        .map_or((bytes, ""), |(size, unit)| (bytes / size, unit));
+    number.to_string() + unit
+}
+
+/// `name value`, the value quoted when it must be to read back as one word.
+fn directive_line(name: &str, value: &str) -> String {
+    let mut line = name.as_bytes().to_vec();
+    line.push(b' ');
+    crate::protocol::quote(value.as_bytes(), &mut line);
+    // `quote` writes ASCII only.
+    String::from_utf8_lossy(&line).into_owned()
 }
 
 fn number<T: std::str::FromStr>(value: &str, expected: &str) -> Result<T, String> {
@@ -1388,6 +1561,46 @@ mod tests {
             );
         }
         assert_eq!(memory("99999999999999gb"), None);
+    }
+
+    #[test]
+    fn a_rewritten_file_reads_back_as_the_settings_it_was_written_from() {
+        let mut c = Config::default();
+        for (name, value) in [
+            ("timeout", "300"),
+            ("requirepass", "a \"quoted\" pass word"),
+            ("maxmemory", "100mb"),
+            ("repl-backlog-size", "1000000"),
+            ("client-output-buffer-limit", "normal 0 0 0 pubsub 1kb 1 2"),
+            ("notify-keyspace-events", "KEA"),
+            ("loglevel", "warning"),
+            ("save-interval", "0"),
+        ] {
+            c.set(name, value).unwrap();
+        }
+        c.repl.replicaof = Some(("10.0.0.2".into(), 6380));
+        let text = rewrite("", &c.directives(Vec::new()));
+        assert!(text.contains("\nmaxmemory 100mb\n"), "{text}");
+        assert!(text.contains("\nrequirepass \"a \\\"quoted\\\" pass word\"\n"));
+        assert!(text.contains("\nclient-output-buffer-limit normal 0 0 0\n"));
+        assert!(text.contains("\nclient-output-buffer-limit pubsub 1kb 1 2\n"));
+        assert!(
+            !text.contains("replica 256mb"),
+            "a class at its default is not added"
+        );
+        assert!(text.contains("\nreplicaof 10.0.0.2 6380\n"));
+        assert!(
+            !text.contains("\nsave "),
+            "save lines are only rewritten, never added"
+        );
+        let mut back = Config::default();
+        back.apply_file("rewritten.conf", &text).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(
+            rewrite("", &Config::default().directives(Vec::new())),
+            "",
+            "defaults add nothing"
+        );
     }
 
     #[test]

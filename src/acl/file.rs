@@ -26,7 +26,7 @@ impl std::fmt::Display for FileError {
 }
 
 /// An I/O error as C's strerror words it (without Rust's "(os error N)").
-fn strerror(e: &io::Error) -> String {
+pub fn strerror(e: &io::Error) -> String {
     let text = e.to_string();
     match text.find(" (os error") {
         Some(at) => text[..at].to_string(),

@@ -12,7 +12,7 @@ mod rules;
 mod sha256;
 pub mod table;
 
-pub use file::{load_file, save_file, FileError};
+pub use file::{load_file, save_file, strerror, FileError};
 pub use log::{age_text, AclLog, Context, LogEntry, Reason};
 pub use rules::{channel_allowed, has_spaces, merge_selectors, put, RuleError, Selector, User};
 

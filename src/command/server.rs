@@ -39,11 +39,12 @@ pub(super) const COMMANDS: &[Spec] = &[
             super::help_entry("command|help"),
         ]),
     Spec::new("config", -2, config)
-        .doc(G, "GET pattern [pattern ...] | SET name value [name value ...] | RESETSTAT", "read or change settings; reset counters")
+        .doc(G, "GET pattern [pattern ...] | SET name value [name value ...] | RESETSTAT | REWRITE", "read or change settings; reset counters; save settings to the config file")
         .subcommands(&[
             Spec::new("config|get", -3, config_get).flags(ADMIN).doc(G, "pattern [pattern ...]", "settings matching a glob"),
             Spec::new("config|set", -4, config_set).flags(ADMIN).doc(G, "name value [name value ...]", "change settings that can change at run time"),
             Spec::new("config|resetstat", 2, config_resetstat).flags(ADMIN).doc(G, "", "reset INFO stats counters"),
+            Spec::new("config|rewrite", 2, config_rewrite).flags(ADMIN).doc(G, "", "write the running settings into the config file the server started with"),
             super::help_entry("config|help"),
         ]),
     Spec::new("slowlog", -2, slowlog)
@@ -532,6 +533,33 @@ fn config_resetstat<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     let repl = &mut ctx.server.repl;
     (repl.sync_full, repl.sync_partial_ok, repl.sync_partial_err) = (0, 0, 0);
     Reply::OK
+}
+
+fn config_rewrite<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+    let config = &ctx.server.config;
+    let Some(path) = &config.config_file else {
+        return Reply::error("ERR The server is running without a config file");
+    };
+    let users: Vec<String> = (ctx.server.acl.users().iter())
+        .map(|user| {
+            let mut line = b"user ".to_vec();
+            line.extend_from_slice(&user.name);
+            line.push(b' ');
+            line.extend_from_slice(&user.describe());
+            String::from_utf8_lossy(&line).into_owned()
+        })
+        .collect();
+    match crate::config::rewrite_file(path, &config.directives(users)) {
+        Ok(()) => {
+            log::info!("CONFIG REWRITE executed with success.");
+            Reply::OK
+        }
+        Err(e) => {
+            let why = crate::acl::strerror(&e);
+            log::warn!("CONFIG REWRITE failed: {why}");
+            Reply::error_owned(format!("ERR Rewriting config file: {why}"))
+        }
+    }
 }
 
 fn slowlog<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {

@@ -22,9 +22,16 @@ pub struct Redis {
 impl Redis {
     /// Starts redis-server 7.x from PATH with extra flags, and waits until it answers PING.
     pub fn start(extra: &[&str]) -> Redis {
+        Redis::start_with_config(None, extra)
+    }
+
+    /// Starts redis-server reading the config file `config` (its first argument), if given, with
+    /// extra flags; waits until it answers PING.
+    pub fn start_with_config(config: Option<&std::path::Path>, extra: &[&str]) -> Redis {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("redis.sock");
         let child = Command::new("redis-server")
+            .args(config)
             .args([
                 "--port",
                 "0",
