@@ -140,7 +140,7 @@ pub fn age_text(ms: u64) -> Vec<u8> {
         };
         // 18 digits: X is larger (also when rounding carried into an 18th digit, as printf
         // then goes to the next power of ten).
-        if digits < 100_000_000_000_000_000 {
+        if let Ok(digits @ ..100_000_000_000_000_000) = u64::try_from(digits) {
             return fixed(digits, x);
         }
     }
@@ -170,7 +170,7 @@ fn scaled(mantissa: u128, shift: i32, power: i32) -> Option<u128> {
 
 /// 17 significant `digits` of a number whose decimal exponent is `x` (-4 <= x < 17), in `%g`'s
 /// fixed form without trailing zeros.
-fn fixed(digits: u128, x: i32) -> Vec<u8> {
+fn fixed(digits: u64, x: i32) -> Vec<u8> {
     let mut text = itoa::Buffer::new();
     let text = text.format(digits).as_bytes();
     let mut out = Vec::with_capacity(24);

@@ -183,25 +183,23 @@ impl Denied {
 }
 
 /// What the checks need to know of a command, worked out when the program is compiled (each
-/// command table entry holds one), so a check reads fields instead of looking in tables.
+/// command table entry holds one), so a check reads fields instead of looking in tables. Packed
+/// into 8 bytes: there is one in every command table entry.
 #[derive(Debug, Clone, Copy)]
 pub struct Command {
     /// [`command_id`] of its name.
     pub id: u16,
-    /// Runs before AUTH (AUTH, HELLO, QUIT, RESET): never refused.
-    pub no_auth: bool,
     /// First key, last key (-1: the last argument), step; zeros for none.
-    pub keys: (i32, i32, i32),
-    /// How its first key is used ([`READ`], [`WRITE`], both), as Redis's key specs say; 0 for
-    /// neither (any pattern will do).
-    first_access: u8,
-    /// How the keys after the first are used (RENAME writes its second); 0: as the first.
-    rest_access: u8,
-    /// SET: reads its key only with a GET argument (Redis's setGetKeys).
-    get_reads: bool,
-    /// Which arguments are channels: [`NO_CHANNELS`], [`FIRST_CHANNEL`], [`ALL_CHANNELS`] or
-    /// [`ALL_PATTERNS`].
-    channels: u8,
+    keys: (i8, i8, i8),
+    /// Bits 0-1: how its first key is used ([`READ`], [`WRITE`], both; 0 for neither, any
+    /// pattern will do), as Redis's key specs say; bits 2-3: how the keys after the first are
+    /// used (RENAME writes its second; 0: as the first); [`GET_READS`]: SET, which reads its key
+    /// only with a GET argument (Redis's setGetKeys).
+    access: u8,
+    /// Bits 0-1: which arguments are channels ([`NO_CHANNELS`], [`FIRST_CHANNEL`],
+    /// [`ALL_CHANNELS`], [`ALL_PATTERNS`]); [`NO_AUTH`]: runs before AUTH (AUTH, HELLO, QUIT,
+    /// RESET), never refused.
+    kind: u8,
 }
 
 /// A command with no channel arguments.
@@ -212,6 +210,10 @@ const FIRST_CHANNEL: u8 = 1;
 const ALL_CHANNELS: u8 = 2;
 /// PSUBSCRIBE: every argument is a pattern.
 const ALL_PATTERNS: u8 = 3;
+/// [`Command::kind`]'s bit for a command anyone may run.
+const NO_AUTH: u8 = 4;
+/// [`Command::access`]'s bit for SET.
+const GET_READS: u8 = 16;
 
 impl Command {
     /// The command called `name` (lower case, `parent|sub`), without keys.
@@ -227,10 +229,12 @@ impl Command {
         } else {
             0
         };
-        let (first, rest) = if id == NO_ID {
-            (READ | WRITE, READ | WRITE)
+        let access = if id == NO_ID {
+            (READ | WRITE) * 5
+        } else if word & VARIABLE_KEYS_BIT != 0 {
+            ((word >> 22) & 15) as u8 | GET_READS
         } else {
-            (((word >> 22) & 3) as u8, ((word >> 24) & 3) as u8)
+            ((word >> 22) & 15) as u8
         };
         let channels = if id == command_id("publish") || id == command_id("spublish") {
             FIRST_CHANNEL
@@ -241,38 +245,59 @@ impl Command {
         } else {
             NO_CHANNELS
         };
+        let no_auth = if word & NO_AUTH_BIT != 0 { NO_AUTH } else { 0 };
         Command {
             id,
-            no_auth: word & NO_AUTH_BIT != 0,
             keys: (0, 0, 0),
-            first_access: first,
-            rest_access: rest,
-            get_reads: word & VARIABLE_KEYS_BIT != 0,
-            channels,
+            access,
+            kind: channels | no_auth,
         }
     }
 
-    /// The same, with its keys at (first, last, step).
-    pub const fn with_keys(mut self, keys: (i32, i32, i32)) -> Command {
-        self.keys = keys;
+    /// The same, with its keys at (first, last, step) (each within -128..=127, as every
+    /// command table entry's are).
+    pub const fn with_keys(mut self, (first, last, step): (i32, i32, i32)) -> Command {
+        self.keys = (first as i8, last as i8, step as i8);
         self
     }
 
     /// The same, also runnable before AUTH when `no_auth`.
     pub const fn or_no_auth(mut self, no_auth: bool) -> Command {
-        self.no_auth |= no_auth;
+        if no_auth {
+            self.kind |= NO_AUTH;
+        }
         self
+    }
+
+    /// Runs before AUTH: never refused.
+    #[inline(always)]
+    fn no_auth(&self) -> bool {
+        self.kind & NO_AUTH != 0
+    }
+
+    /// Which arguments are channels.
+    #[inline(always)]
+    fn channels(&self) -> u8 {
+        self.kind & 3
+    }
+
+    /// First key, last key (-1: the last argument), step; zeros for none.
+    #[inline(always)]
+    fn keys(&self) -> (isize, isize, isize) {
+        let (first, last, step) = self.keys;
+        (first as isize, last as isize, step as isize)
     }
 
     /// How the key at `index` among the command's keys is used.
     #[inline(always)]
     fn access(&self, index: usize, args: &[impl AsRef<[u8]>]) -> u8 {
-        let access = if index > 0 && self.rest_access != 0 {
-            self.rest_access
+        let rest = (self.access >> 2) & 3;
+        let access = if index > 0 && rest != 0 {
+            rest
         } else {
-            self.first_access
+            self.access & 3
         };
-        if self.get_reads
+        if self.access & GET_READS != 0
             && !args
                 .iter()
                 .skip(3)
@@ -286,7 +311,7 @@ impl Command {
     /// Argument positions of its channels in a request of `argc` arguments, and whether they
     /// are patterns.
     fn channel_positions(&self, argc: usize) -> (std::ops::Range<usize>, bool) {
-        match self.channels {
+        match self.channels() {
             FIRST_CHANNEL => (1..2.min(argc), false),
             ALL_CHANNELS => (1..argc, false),
             ALL_PATTERNS => (1..argc, true),

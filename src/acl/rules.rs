@@ -315,12 +315,12 @@ impl Selector {
         // Cheapest first: the flag, the command's bit, then the rarer ways in.
         let allowed = self.all_commands
             || self.bit(command.id)
-            || command.no_auth
+            || command.no_auth()
             || self.first_arg_allowed(command.id, args);
         if !allowed {
             return Err(Denied::Command);
         }
-        let (first, last, _) = command.keys;
+        let (first, last, _) = command.keys();
         if first > 0 && !self.all_keys {
             // One key (GET, SET, INCR...): no loop to set up.
             if first == last {
@@ -332,7 +332,7 @@ impl Selector {
                 self.check_keys(command, args)?;
             }
         }
-        if command.channels != 0 && !self.all_channels {
+        if command.channels() != 0 && !self.all_channels {
             self.check_channels(command, args)?;
         }
         Ok(())
@@ -351,7 +351,7 @@ impl Selector {
     /// Every key of a command with several (DEL, MSET, RENAME...).
     #[inline(never)]
     fn check_keys(&self, command: &Command, args: &[impl AsRef<[u8]>]) -> Result<(), Denied> {
-        let (first, last, step) = command.keys;
+        let (first, last, step) = command.keys();
         let argc = args.len();
         let last = if last < 0 {
             argc.saturating_sub(last.unsigned_abs() as usize)

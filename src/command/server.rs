@@ -509,7 +509,9 @@ fn config_set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
             // Redis's wording for its enumerated settings, which list their values.
             Err(SetError::Bad(expected)) => match expected.strip_prefix("one of: ") {
                 Some(values) => {
-                    return failed(&format!("argument(s) must be one of the following: {values}"))
+                    return failed(&format!(
+                        "argument(s) must be one of the following: {values}"
+                    ))
                 }
                 None => return failed(&format!("argument must be {expected}")),
             },
