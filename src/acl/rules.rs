@@ -354,7 +354,7 @@ impl Selector {
         let (first, last, step) = command.keys();
         let argc = args.len();
         let last = if last < 0 {
-            argc.saturating_sub(last.unsigned_abs() as usize)
+            argc.saturating_sub(last.unsigned_abs())
         } else {
             (last as usize).min(argc.saturating_sub(1))
         };
