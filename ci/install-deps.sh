@@ -13,6 +13,8 @@
 #   nutcracker        twemproxy                   (tests/twemproxy.rs, make demo-shards)
 #   python3-redis     redis-py for python3        (the redis-py tests: transactions, pub/sub,
 #                     the script-free lock)
+#   chromium, chromium-driver  headless Chromium and its WebDriver server (tests/console.rs:
+#                     the web console in a real browser)
 #
 # Idempotent and quiet when everything is present. As root it runs `apt-get update` once and
 # `apt-get install -y --no-install-recommends` for only the missing packages; as anyone else it
@@ -50,6 +52,8 @@ PACKAGES=(
     "libgcc-$gcc_major-dev-armhf-cross|have_armv7_gcc"
     "nutcracker|have nutcracker"
     "python3-redis|have_redis_py"
+    "chromium|have chromium"
+    "chromium-driver|have chromedriver"
 )
 
 # Prints the packages whose check fails, one per line.

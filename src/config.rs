@@ -94,6 +94,8 @@ pub struct Config {
     pub http_port: Option<u16>,
     /// Largest HTTP request head (request line and headers) in bytes.
     pub http_max_header_bytes: usize,
+    /// Whether the HTTP port serves the web console's page at `/`.
+    pub http_console: bool,
     /// Replication: the primary to follow, links, backlog, replica limits.
     pub repl: crate::replication::Settings,
     /// The config file the server was started with, made absolute: CONFIG REWRITE writes it.
@@ -603,6 +605,14 @@ const SETTINGS: &[Setting] = &[
         settable: false,
     },
     Setting {
+        name: "http-console",
+        default: "yes",
+        help: "serve the web console at / on the HTTP port (its API calls need the password)",
+        apply: |c, v| yes_no(v).map(|b| c.http_console = b),
+        show: |c| yes_no_name(c.http_console),
+        settable: true,
+    },
+    Setting {
         name: "replicaof",
         default: "",
         help: "HOST PORT: follow this primary as a read-only replica (REPLICAOF changes it)",
@@ -825,6 +835,7 @@ impl Default for Config {
             maxmemory_samples: 0,
             http_port: None,
             http_max_header_bytes: 0,
+            http_console: false,
             repl: crate::replication::Settings::default(),
             config_file: None,
         };

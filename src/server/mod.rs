@@ -5,6 +5,7 @@
 //! signals through a socket the poll watches.
 
 mod connection;
+pub mod console;
 mod execute;
 mod http;
 mod metrics;

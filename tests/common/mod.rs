@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 pub mod frames;
+pub mod http;
 pub mod redis;
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
