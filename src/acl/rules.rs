@@ -323,10 +323,12 @@ impl Selector {
         let (first, last, _) = command.keys();
         if first > 0 && !self.all_keys {
             // One key (GET, SET, INCR...): no loop to set up.
+            // A key position past the arguments names no key, as in the loop below.
             if first == last {
-                let key = args.get(first as usize).map_or(&b""[..], |a| a.as_ref());
-                if !self.allows_key(key, command.access(0, args)) {
-                    return Err(Denied::Key(first as usize));
+                let at = first as usize;
+                let key = args.get(at).map(|a| a.as_ref());
+                if key.is_some_and(|key| !self.allows_key(key, command.access(0, args))) {
+                    return Err(Denied::Key(at));
                 }
             } else {
                 self.check_keys(command, args)?;
