@@ -34,6 +34,11 @@ bench-durability:
 bench-pubsub:
 	bash benches/pubsub.sh
 
+# Instructions per GET and SET (callgrind) with the default user and with a restricted one.
+.PHONY: bench-acl
+bench-acl:
+	bash benches/acl_cost.sh
+
 # Full sync time, primary throughput with 0/1/2 replicas and replication lag, vs redis-server.
 .PHONY: bench-replication
 bench-replication:

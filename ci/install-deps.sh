@@ -2,6 +2,7 @@
 # Installs the outside programs the tests and benchmarks use, when they are missing:
 #   redis-tools       redis-cli, redis-benchmark  (ci/real-clients.sh, benches/compare.sh)
 #   redis-server      the reference server        (differential tests, benches/compare.sh)
+#   redis-sentinel    Sentinel                     (tests/acl_sentinel.rs)
 #   netcat-openbsd    nc for the text dialect     (ci/real-clients.sh)
 #   qemu-user-static  qemu-aarch64-static, qemu-arm-static  (.ci/run: integration tests of the
 #                     arm64 and armv7 builds)
@@ -45,6 +46,7 @@ have_redis_py() { /usr/bin/python3 -c 'import redis' 2>/dev/null || python3 -c '
 PACKAGES=(
     "redis-tools|have redis-cli && have redis-benchmark"
     "redis-server|have redis-server"
+    "redis-sentinel|have redis-sentinel"
     "netcat-openbsd|have_openbsd_nc"
     "qemu-user-static|have qemu-aarch64-static && have qemu-arm-static"
     "musl-dev:armhf|have_armv7_libc"

@@ -154,7 +154,9 @@ fn hello<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
             return error;
         }
     }
-    if auth_required(ctx) {
+    // Redis asks whether this client logged in, not whether a password is needed now: a client
+    // that connected while one was needed must log in, even after it is removed.
+    if !ctx.client.authenticated {
         return Reply::error(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
              HELLO AUTH <user> <pass> option can be used to authenticate the client and select \

@@ -506,7 +506,15 @@ fn config_set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
                 ))
             }
             Err(SetError::Immutable) => return failed("can't set immutable config"),
-            Err(SetError::Bad(expected)) => return failed(&format!("argument must be {expected}")),
+            // Redis's wording for its enumerated settings, which list their values.
+            Err(SetError::Bad(expected)) => match expected.strip_prefix("one of: ") {
+                Some(values) => {
+                    return failed(&format!(
+                        "argument(s) must be one of the following: {values}"
+                    ))
+                }
+                None => return failed(&format!("argument must be {expected}")),
+            },
         }
         seen.push(name);
     }

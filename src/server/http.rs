@@ -289,15 +289,24 @@ fn serve(
     }
     let (path, _) = http::split_target(request.target);
     let user = if path == b"/healthz" {
-        Some(crate::acl::DEFAULT_USER)
+        Ok(crate::acl::DEFAULT_USER)
     } else {
         authorized(request, state)
     };
-    let Some(user) = user else {
-        let mut response = Response::new(401, "Unauthorized", TEXT);
-        response.authenticate = true;
-        shape(response).write(b"unauthorized\n", head_only, out);
-        return (keep_alive, false);
+    let user = match user {
+        Ok(user) => user,
+        Err(tried) => {
+            if let Some(name) = tried {
+                // In ACL LOG as a failed AUTH is (reason auth, the name tried).
+                client.user = crate::acl::DEFAULT_USER;
+                let mut ctx = crate::command::Ctx::new(store, client, state);
+                crate::command::record_failed_login(&mut ctx, b"AUTH", &name);
+            }
+            let mut response = Response::new(401, "Unauthorized", TEXT);
+            response.authenticate = true;
+            shape(response).write(b"unauthorized\n", head_only, out);
+            return (keep_alive, false);
+        }
     };
     let route = match route(request) {
         Ok(route) => route,
@@ -358,6 +367,11 @@ fn serve(
             false
         }
         Route::Metrics => {
+            // The figures INFO shows, for the users that may run INFO.
+            if let Err(refusal) = may_run_info(client, store, state) {
+                error_response(&refusal, shape, head_only, out);
+                return (keep_alive, false);
+            }
             let body = metrics::render(store, state);
             shape(Response::new(200, "OK", PROMETHEUS)).write(body.as_bytes(), head_only, out);
             false
@@ -571,7 +585,7 @@ fn json_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
     match reply {
         Reply::Status(text) => json_string(text, out),
         Reply::Text(text) => json_string(text, out),
-        Reply::Bulk(bytes) => json_value(bytes, out),
+        Reply::Bulk(bytes) | Reply::Double(bytes) => json_value(bytes, out),
         Reply::Integer(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
         Reply::Nil | Reply::NilArray => out.extend_from_slice(b"null"),
         Reply::Error(text) => {
@@ -580,7 +594,7 @@ fn json_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
             out.push(b'}');
         }
         // SUBSCRIBE's frames inside a transaction read as arrays.
-        Reply::Array(items) | Reply::Push(items) | Reply::Many(items) => {
+        Reply::Array(items) | Reply::Push(items) | Reply::Many(items) | Reply::Set(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -605,25 +619,52 @@ fn json_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
     }
 }
 
+/// Whether the request's user may read `/metrics`: as INFO, whose figures it shows. A refusal
+/// is the `NOPERM` reply, in ACL LOG as a refused INFO.
+#[inline(never)]
+fn may_run_info(
+    client: &mut ClientState,
+    store: &mut Store,
+    state: &mut ServerState,
+) -> Result<(), Reply<'static>> {
+    let (Some(spec), false) = (
+        crate::command::lookup(b"info"),
+        state.acl.unrestricted(client.user),
+    ) else {
+        return Ok(());
+    };
+    let mut ctx = crate::command::Ctx::new(store, client, state);
+    crate::command::check_acl(&mut ctx, spec, &[Cow::Borrowed(&b"INFO"[..])], false)
+}
+
 /// The user a request runs as: `Authorization: Basic` with user:password, `Bearer <password>`
-/// for the default user, or the default user when it needs no password; `None` (401) when the
-/// credentials are missing or wrong.
-fn authorized(request: &HttpRequest<'_>, state: &ServerState) -> Option<crate::acl::UserRef> {
+/// for the default user, or the default user when it needs no password. `Err` (401) when the
+/// credentials are missing or wrong, with the user name tried when there was one.
+fn authorized(
+    request: &HttpRequest<'_>,
+    state: &ServerState,
+) -> Result<crate::acl::UserRef, Option<Vec<u8>>> {
     let acl = &state.acl;
     let Some(value) = request.authorization else {
-        return acl.default_open().then_some(crate::acl::DEFAULT_USER);
+        return acl
+            .default_open()
+            .then_some(crate::acl::DEFAULT_USER)
+            .ok_or(None);
     };
-    let space = value.iter().position(|&b| b == b' ')?;
+    let space = value.iter().position(|&b| b == b' ').ok_or(None)?;
     let (scheme, token) = (&value[..space], &value[space + 1..]);
-    if scheme.eq_ignore_ascii_case(b"Bearer") {
-        return acl.authenticate(b"default", token);
-    }
-    if !scheme.eq_ignore_ascii_case(b"Basic") {
-        return None;
-    }
-    let decoded = crate::protocol::json::base64_decode(token)?;
-    let colon = decoded.iter().position(|&b| b == b':')?;
-    acl.authenticate(&decoded[..colon], &decoded[colon + 1..])
+    let (name, password) = if scheme.eq_ignore_ascii_case(b"Bearer") {
+        (b"default".to_vec(), token.to_vec())
+    } else if scheme.eq_ignore_ascii_case(b"Basic") {
+        let mut decoded = crate::protocol::json::base64_decode(token).ok_or(None)?;
+        let colon = decoded.iter().position(|&b| b == b':').ok_or(None)?;
+        let password = decoded.split_off(colon + 1);
+        decoded.truncate(colon);
+        (decoded, password)
+    } else {
+        return Err(None);
+    };
+    acl.authenticate(&name, &password).ok_or(Some(name))
 }
 
 type Refusal = (Response, String);
