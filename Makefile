@@ -34,6 +34,11 @@ bench-durability:
 bench-pubsub:
 	bash benches/pubsub.sh
 
+# Instructions per GET and SET (callgrind) with the default user and with a restricted one.
+.PHONY: bench-acl
+bench-acl:
+	bash benches/acl_cost.sh
+
 # Full sync time, primary throughput with 0/1/2 replicas and replication lag, vs redis-server.
 .PHONY: bench-replication
 bench-replication:
@@ -142,6 +147,21 @@ soak:
 
 demo-shards: build
 	bash deploy/demo.sh shards
+
+# Redis Sentinel failing over a pocketkv primary (kill -9) and a redis-server one, same topology
+# and timings (tests/sentinel.rs): the median time from the kill to the first write on the new
+# primary of POCKETKV_FAILOVER_ROUNDS (5) rounds each. Release build.
+.PHONY: bench-failover
+bench-failover:
+	bash ci/install-deps.sh
+	$(CARGO) test --release --test sentinel bench_failover -- --ignored --nocapture
+
+# A pocketkv primary (deploy/pocketkv.conf) and two replicas (deploy/replica.conf) watched by
+# three Redis Sentinels (deploy/sentinel.conf), on loopback ports in a temporary directory;
+# prints how to watch a failover; Ctrl-C or `make demo-stop` stops it by pid.
+.PHONY: demo-ha
+demo-ha: build
+	bash deploy/demo.sh ha
 
 demo-stop:
 	bash deploy/demo.sh stop

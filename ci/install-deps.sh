@@ -2,6 +2,7 @@
 # Installs the outside programs the tests and benchmarks use, when they are missing:
 #   redis-tools       redis-cli, redis-benchmark  (ci/real-clients.sh, benches/compare.sh)
 #   redis-server      the reference server        (differential tests, benches/compare.sh)
+#   redis-sentinel    Sentinel                     (tests/acl_sentinel.rs)
 #   netcat-openbsd    nc for the text dialect     (ci/real-clients.sh)
 #   qemu-user-static  qemu-aarch64-static, qemu-arm-static  (.ci/run: integration tests of the
 #                     arm64 and armv7 builds)
@@ -11,7 +12,10 @@
 #                     to dpkg's architectures first.
 #   nutcracker        twemproxy                   (tests/twemproxy.rs, make demo-shards)
 #   python3-redis     redis-py for python3        (the redis-py tests: transactions, pub/sub,
-#                     the script-free lock)
+#                     the script-free lock, the Sentinel-aware client of tests/sentinel.rs)
+#   redis-sentinel    Redis Sentinel              (tests/sentinel.rs, make demo-ha)
+#   chromium, chromium-driver  headless Chromium and its WebDriver server (tests/console.rs:
+#                     the web console in a real browser)
 #
 # Idempotent and quiet when everything is present. As root it runs `apt-get update` once and
 # `apt-get install -y --no-install-recommends` for only the missing packages; as anyone else it
@@ -42,12 +46,16 @@ have_redis_py() { /usr/bin/python3 -c 'import redis' 2>/dev/null || python3 -c '
 PACKAGES=(
     "redis-tools|have redis-cli && have redis-benchmark"
     "redis-server|have redis-server"
+    "redis-sentinel|have redis-sentinel"
     "netcat-openbsd|have_openbsd_nc"
     "qemu-user-static|have qemu-aarch64-static && have qemu-arm-static"
     "musl-dev:armhf|have_armv7_libc"
     "libgcc-$gcc_major-dev-armhf-cross|have_armv7_gcc"
     "nutcracker|have nutcracker"
     "python3-redis|have_redis_py"
+    "redis-sentinel|have redis-sentinel"
+    "chromium|have chromium"
+    "chromium-driver|have chromedriver"
 )
 
 # Prints the packages whose check fails, one per line.

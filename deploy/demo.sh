@@ -3,6 +3,10 @@
 #
 #   deploy/demo.sh shards     three pocketkv shards behind twemproxy (deploy/nutcracker.yml);
 #                             `make demo-shards`
+#   deploy/demo.sh ha         a primary and two replicas (deploy/pocketkv.conf, deploy/replica.conf)
+#                             watched by three Redis Sentinels (deploy/sentinel.conf); `make demo-ha`
+#   deploy/demo.sh revive NAME
+#                             starts a stopped server of the running demo again, as it was started
 #   deploy/demo.sh where KEY  which shard of the running demo holds KEY
 #   deploy/demo.sh stop       stops the running demo by pid and removes its directory;
 #                             `make demo-stop`
@@ -50,12 +54,13 @@ free_port_from() {
 }
 
 # launch NAME LOG COMMAND...: starts COMMAND in the background with its output in LOG and records
-# "NAME PID" in the state file.
+# "pid_NAME=PID" in the state file, and the log and command as "cmd_NAME=..." (for `revive`).
 launch() {
     local name=$1 log=$2
     shift 2
-    "$@" >"$log" 2>&1 &
+    "$@" >>"$log" 2>&1 &
     echo "pid_$name=$!" >>"$STATE"
+    echo "cmd_$name=$(printf '%q ' "$log" "$@")" >>"$STATE"
     echo "$!"
 }
 
@@ -150,6 +155,120 @@ Stop everything: Ctrl-C here, or make demo-stop
 EOF
 }
 
+# deploy/sentinel.conf for a demo sentinel: its port, working directory and log file, the
+# primary's loopback port, and the short timings of the tests (every comment kept).
+sentinel_config() {
+    local port=$1 dir=$2 primary=$3
+    awk -v port="$port" -v dir="$dir" -v primary="$primary" '
+        /^port / { print "port " port; next }
+        /^dir / { print "dir " dir; print "logfile " dir "/sentinel.log"; next }
+        /^sentinel monitor / { $4 = "127.0.0.1"; $5 = primary; print; next }
+        /^sentinel down-after-milliseconds / { $4 = 2000; print; next }
+        /^sentinel failover-timeout / { $4 = 10000; print; next }
+        { print }
+    ' deploy/sentinel.conf
+}
+
+# A copy of the config file $1 for a demo server on loopback port $2 with its data in $3 (and
+# `replicaof 127.0.0.1 $4` when given): each server reads, and CONFIG REWRITE writes, its own
+# file, as on a real deployment. Every other line is kept.
+server_config() {
+    local conf=$1 port=$2 dir=$3 primary=${4:-}
+    awk -v port="$port" -v dir="$dir" -v primary="$primary" '
+        /^port / { print "port " port; next }
+        /^bind / { print "bind 127.0.0.1"; next }
+        /^dir / { print "dir " dir; next }
+        /^logfile / { print "logfile \"\""; next }
+        /^replicaof / { if (primary != "") print "replicaof 127.0.0.1 " primary; next }
+        { print }
+    ' "$conf"
+}
+
+# start_server NAME CONF PORT [PRIMARY]: a pocketkv from a copy of CONF in the demo directory.
+start_server() {
+    local name=$1 conf=$2 port=$3 primary=${4:-} dir=$DEMO_DIR/$1 pid
+    mkdir -p "$dir"
+    server_config "$conf" "$port" "$dir" "$primary" >"$dir/${conf##*/}"
+    pid=$(launch "$name" "$dir.log" "$POCKETKV_BIN" "$dir/${conf##*/}")
+    wait_for_port "$pid" "$port" "$dir.log"
+}
+
+start_ha() {
+    need redis-cli redis-tools
+    need redis-sentinel redis-sentinel
+    DEMO_DIR=$1
+    local dir=$1 primary ports=() i
+    primary=$(free_port_from 12345)
+    start_server primary deploy/pocketkv.conf "$primary"
+    local port=$((primary + 1))
+    for i in 1 2; do
+        port=$(free_port_from "$port")
+        start_server "replica$i" deploy/replica.conf "$port" "$primary"
+        ports+=("$port")
+        port=$((port + 1))
+    done
+    # Sentinel learns the replicas from the primary's INFO: start it once both are online.
+    local start=$SECONDS
+    until [[ $(redis-cli -p "$primary" info replication | grep -c 'state=online') == 2 ]]; do
+        ((SECONDS - start < DEADLINE)) || die "the replicas did not come online within ${DEADLINE}s"
+        sleep 0.1
+    done
+    local sentinels=() pid
+    port=26379
+    for i in 1 2 3; do
+        port=$(free_port_from "$port")
+        mkdir -p "$dir/sentinel$i"
+        sentinel_config "$port" "$dir/sentinel$i" "$primary" >"$dir/sentinel$i/sentinel.conf"
+        pid=$(launch "sentinel$i" "$dir/sentinel$i/stdout.log" redis-sentinel "$dir/sentinel$i/sentinel.conf")
+        wait_for_port "$pid" "$port" "$dir/sentinel$i/sentinel.log"
+        sentinels+=("$port")
+        port=$((port + 1))
+    done
+    echo "watch=sentinel1" >>"$STATE"
+
+    cat <<EOF
+
+pocketkv demo: a primary, two replicas and three Redis Sentinels (quorum 2,
+down-after-milliseconds 2000), files in $dir
+  primary    127.0.0.1:$primary   (log $dir/primary.log, config $dir/primary/pocketkv.conf)
+  replica1   127.0.0.1:${ports[0]}   (log $dir/replica1.log, config $dir/replica1/replica.conf)
+  replica2   127.0.0.1:${ports[1]}   (log $dir/replica2.log, config $dir/replica2/replica.conf)
+  sentinels  127.0.0.1:${sentinels[0]} ${sentinels[1]} ${sentinels[2]}   (logs $dir/sentinel*/sentinel.log)
+
+Try, in other terminals:
+  tail -f $dir/sentinel1/sentinel.log                 # what the sentinels see and do
+  redis-cli -p ${sentinels[0]} sentinel get-master-addr-by-name mymaster
+  redis-cli -p ${sentinels[0]} sentinel replicas mymaster
+  redis-cli -p $primary set greeting hello
+
+Kill the primary and watch a replica take over (+sdown, +odown, +switch-master: ~3 s):
+  kill -9 \$(grep pid_primary= $STATE | cut -d= -f2)
+  redis-cli -p ${sentinels[0]} sentinel get-master-addr-by-name mymaster
+  redis-cli -p <the new primary's port> get greeting
+Start the old primary again: Sentinel turns it into a replica of the new one (~10 s):
+  bash deploy/demo.sh revive primary
+  redis-cli -p $primary info replication
+Or switch by hand, with every server up:
+  redis-cli -p ${sentinels[0]} sentinel failover mymaster
+Stop everything: Ctrl-C here, or make demo-stop
+EOF
+}
+
+# Starts NAME again with the command it was first started with (after a kill, to watch
+# Sentinel turn an old primary into a replica).
+revive() {
+    [[ -f $STATE ]] || die "no demo is running"
+    local name=$1 line pid
+    line=$(grep "^cmd_$name=" "$STATE" | head -1) || die "the demo has no process named $name"
+    pid=$(grep "^pid_$name=" "$STATE" | tail -1 | cut -d= -f2)
+    if kill -0 "$pid" 2>/dev/null; then
+        die "$name is running (pid $pid)"
+    fi
+    eval "set -- ${line#*=}"
+    pid=$(launch "$name" "$@")
+    echo "demo: started $name again (pid $pid)"
+}
+
 # Stops the processes the state file lists, by pid, then removes the demo's directory. Quiet
 # when there is no demo and $1 is "quiet" (a demo that `make demo-stop` already stopped).
 stop() {
@@ -164,8 +283,10 @@ stop() {
         pid_*=*)
             name=${line%%=*}
             pid=${line#*=}
-            # Only a process the demo started: its pid, still running our program.
-            if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$dir"; then
+            # Only a process the demo started: its pid, still running our program (its command
+            # line names the demo's directory; a sentinel renames itself, but works in it).
+            if kill -0 "$pid" 2>/dev/null && { tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "$dir" ||
+                [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$dir"/* ]]; }; then
                 kill "$pid" 2>/dev/null && echo "demo: stopped ${name#pid_} (pid $pid)"
             fi
             ;;
@@ -202,16 +323,23 @@ run() {
     trap 'stop quiet' EXIT
     trap 'exit 130' INT TERM
     "start_$what" "$dir"
-    # Until the proxy ends (demo-stop) or Ctrl-C; a killed shard is part of the demo.
-    local proxy_pid
-    proxy_pid=$(grep '^pid_nutcracker=' "$STATE" | cut -d= -f2)
-    while kill -0 "$proxy_pid" 2>/dev/null; do
+    # Until the watched process (the proxy, the first sentinel) ends (demo-stop) or Ctrl-C; a
+    # killed server is part of the demo.
+    local watched pid
+    watched=$(grep '^watch=' "$STATE" | cut -d= -f2)
+    pid=$(grep "^pid_${watched:-nutcracker}=" "$STATE" | cut -d= -f2)
+    while kill -0 "$pid" 2>/dev/null; do
         sleep 1
     done
 }
 
 case ${1:-} in
 shards) run shards ;;
+ha) run ha ;;
+revive)
+    [[ $# -eq 2 ]] || die "usage: deploy/demo.sh revive NAME"
+    revive "$2"
+    ;;
 stop) stop ;;
 nutcracker-config)
     [[ $# -ge 3 ]] || die "usage: deploy/demo.sh nutcracker-config LISTEN_PORT SERVER_PORT..."
@@ -223,7 +351,7 @@ where)
     where "$2"
     ;;
 *)
-    echo "usage: deploy/demo.sh shards | where KEY | stop | nutcracker-config LISTEN_PORT SERVER_PORT..." >&2
+    echo "usage: deploy/demo.sh shards | ha | revive NAME | where KEY | stop | nutcracker-config LISTEN_PORT SERVER_PORT..." >&2
     exit 2
     ;;
 esac

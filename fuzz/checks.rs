@@ -14,10 +14,11 @@ use std::path::Path;
 
 use pocketkv::persist;
 use pocketkv::persist::log::{self as aof, LogError, Segment, LOG_HEADER};
-use pocketkv::protocol::http::{self, HttpError, HttpLimits, HttpParse};
+use pocketkv::protocol::http::{self, HttpError, HttpLimits, HttpParse, HttpRequest, Method};
 use pocketkv::protocol::{
     self, Dialect, Limits, ParseError, Progress, ProtocolError, Reply, Request,
 };
+use pocketkv::server::console::{self, Answer};
 use pocketkv::store::Store;
 
 /// One fuzz target; its name is the cargo-fuzz binary and the folder under `fuzz/corpus/` and
@@ -32,7 +33,9 @@ pub enum Target {
     SnapshotLoader,
     /// Bytes as an append-only log segment, with and without repair.
     LogLoader,
-    /// Bytes through the HTTP request parser, whole, pipelined and cut short; percent-decoding.
+    /// Bytes through the HTTP request parser, whole, pipelined and cut short; percent-decoding;
+    /// each request through the web console's file lookup, and the bytes as the figures of its
+    /// stats endpoint.
     HttpParser,
 }
 
@@ -755,6 +758,95 @@ fn http_owned(result: &Result<HttpParse<'_>, HttpError>) -> HttpOwned {
     }
 }
 
+/// The console's answer to a parsed request: a file only for exactly one of its paths (any
+/// other path is not the console's: the server's 404, with nothing read from disk), and then
+/// the answer its method and headers call for.
+fn console_answer(request: &HttpRequest<'_>) -> Result<(), Violation> {
+    let (path, _) = http::split_target(request.target);
+    let answer = console::answer(request);
+    let asset = console::ASSETS.iter().find(|a| a.path.as_bytes() == path);
+    let get = matches!(request.method, Method::Get | Method::Head);
+    let fresh = asset.is_some_and(|a| {
+        request
+            .if_none_match
+            .is_some_and(|tags| console::etag_matches(tags, a.etag))
+    });
+    let expected = asset.map(|asset| match () {
+        _ if !get => Answer::NotAllowed,
+        _ if fresh => Answer::NotModified(asset),
+        _ if !console::accepts_gzip(request.accept_encoding) => Answer::NotAcceptable,
+        _ => Answer::File(asset),
+    });
+    if answer != expected {
+        return Err(violation(
+            "the console answers exactly its own paths, as method and headers say",
+            format!("{request:?}: {answer:?}, expected {expected:?}"),
+        ));
+    }
+    if let Some(Answer::File(asset)) = answer {
+        if asset.gzip.get(..3) != Some(&[0x1f, 0x8b, 8][..]) {
+            return Err(violation("a console file is gzip", asset.path.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// The stats endpoint's JSON for figures taken from `data` (eight bytes each) is JSON holding
+/// exactly those figures.
+fn stats_json(data: &[u8]) -> Result<(), Violation> {
+    let mut numbers = data.chunks(8).map(|chunk| {
+        let mut bytes = [0u8; 8];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        u64::from_le_bytes(bytes)
+    });
+    let mut next = || numbers.next().unwrap_or(0);
+    let sample = console::Sample {
+        uptime_ms: next(),
+        commands: next(),
+        keys: next(),
+        used_memory: next(),
+        maxmemory: next(),
+        rss: next(),
+        clients: next(),
+        net_input: next(),
+        net_output: next(),
+        latency: (0..23).map(|_| next()).collect(),
+    };
+    let mut out = Vec::new();
+    console::stats_json(&sample, &mut out);
+    let parsed: serde_json::Value = serde_json::from_slice(&out).map_err(|e| {
+        violation(
+            "the stats endpoint writes JSON",
+            format!("{e}: {}", show(&out, 400)),
+        )
+    })?;
+    let figures = [
+        ("uptime_ms", sample.uptime_ms),
+        ("commands", sample.commands),
+        ("keys", sample.keys),
+        ("used_memory", sample.used_memory),
+        ("maxmemory", sample.maxmemory),
+        ("rss", sample.rss),
+        ("clients", sample.clients),
+        ("net_input", sample.net_input),
+        ("net_output", sample.net_output),
+    ];
+    let latency: Option<Vec<u64>> = parsed["latency"]
+        .as_array()
+        .map(|list| list.iter().filter_map(serde_json::Value::as_u64).collect());
+    let same = figures
+        .iter()
+        .all(|(name, value)| parsed[*name].as_u64() == Some(*value))
+        && latency.as_ref() == Some(&sample.latency);
+    if !same {
+        return Err(violation(
+            "the stats endpoint's JSON holds the figures given",
+            format!("{sample:?} became {}", show(&out, 400)),
+        ));
+    }
+    Ok(())
+}
+
 /// The HTTP parser on `data` as a connection's buffer, with the server's default bounds and with
 /// small ones: no panic; a request uses at least one byte and at most all of them, and its body
 /// is the `Content-Length` bytes just before its end; the bounds hold; every cut of a request
@@ -803,6 +895,7 @@ pub fn http_parser(data: &[u8]) -> Result<(), Violation> {
                     format!("{limits:?}: {request:?}"),
                 ));
             }
+            console_answer(request)?;
             let alone = http_owned(&http::parse_http(&input[..used], limits));
             if alone != http_owned(&result) {
                 return Err(violation(
@@ -840,6 +933,7 @@ pub fn http_parser(data: &[u8]) -> Result<(), Violation> {
             }
         }
     }
+    stats_json(data)?;
     let mut encoded = Vec::with_capacity(data.len() * 3);
     for &b in data {
         encoded.extend_from_slice(format!("%{b:02X}").as_bytes());

@@ -61,6 +61,9 @@ pub struct Config {
     pub aclfile: String,
     /// Most entries ACL LOG keeps.
     pub acllog_max_len: usize,
+    /// `acl-pubsub-default allchannels`: new users (and selectors, and `reset`) may use every
+    /// channel; `resetchannels` (Redis 7's default): none until `&pattern` rules allow some.
+    pub acl_pubsub_default_all: bool,
     /// Users from `user` directives: each a name and its rules, checked when read.
     pub users: Vec<Vec<String>>,
     /// When a client that does not read its replies is disconnected.
@@ -91,6 +94,8 @@ pub struct Config {
     pub http_port: Option<u16>,
     /// Largest HTTP request head (request line and headers) in bytes.
     pub http_max_header_bytes: usize,
+    /// Whether the HTTP port serves the web console's page at `/`.
+    pub http_console: bool,
     /// Replication: the primary to follow, links, backlog, replica limits.
     pub repl: crate::replication::Settings,
     /// The config file the server was started with, made absolute: CONFIG REWRITE writes it.
@@ -278,6 +283,29 @@ const SETTINGS: &[Setting] = &[
         help: "most entries ACL LOG keeps (refused commands and logins)",
         apply: |c, v| number(v, "a number of entries").map(|n| c.acllog_max_len = n),
         show: |c| c.acllog_max_len.to_string(),
+        settable: true,
+    },
+    Setting {
+        name: "acl-pubsub-default",
+        default: "resetchannels",
+        help: "channels a new user may use: resetchannels (none until &pattern rules allow \
+               some) or allchannels",
+        apply: |c, v| {
+            c.acl_pubsub_default_all = match v.to_ascii_lowercase().as_str() {
+                "allchannels" => true,
+                "resetchannels" => false,
+                _ => return Err("one of: allchannels, resetchannels".to_string()),
+            };
+            Ok(())
+        },
+        show: |c| {
+            let value = if c.acl_pubsub_default_all {
+                "allchannels"
+            } else {
+                "resetchannels"
+            };
+            value.to_string()
+        },
         settable: true,
     },
     Setting {
@@ -577,6 +605,14 @@ const SETTINGS: &[Setting] = &[
         settable: false,
     },
     Setting {
+        name: "http-console",
+        default: "yes",
+        help: "serve the web console at / on the HTTP port (its API calls need the password)",
+        apply: |c, v| yes_no(v).map(|b| c.http_console = b),
+        show: |c| yes_no_name(c.http_console),
+        settable: true,
+    },
+    Setting {
         name: "replicaof",
         default: "",
         help: "HOST PORT: follow this primary as a read-only replica (REPLICAOF changes it)",
@@ -800,6 +836,7 @@ impl Default for Config {
             audit_log: String::new(),
             aclfile: String::new(),
             acllog_max_len: 0,
+            acl_pubsub_default_all: false,
             users: Vec::new(),
             renames: Vec::new(),
             output_limit: OutputLimit::default(),
@@ -814,6 +851,7 @@ impl Default for Config {
             maxmemory_samples: 0,
             http_port: None,
             http_max_header_bytes: 0,
+            http_console: false,
             repl: crate::replication::Settings::default(),
             config_file: None,
         };
@@ -1324,7 +1362,7 @@ fn user(config: &mut Config, value: &str) -> Result<(), String> {
         ));
     }
     let bytes: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
-    crate::acl::parse_user(&bytes)
+    crate::acl::parse_user(&bytes, false)
         .map_err(|(rule, e)| format!("Error in user declaration '{rule}': {}", e.message()))?;
     config.users.push(words);
     Ok(())

@@ -7,9 +7,9 @@
 //! single commands in its hash table's order, which changes from run to run.
 //!
 //! Intended differences, not compared: commands pocketkv lacks (their replies differ: pocketkv
-//! does not know them), ACL LOG's client-info and age (they describe each server's own client),
-//! and PUBLISH while pocketkv has no pub/sub (then channel rights are compared through ACL DRYRUN
-//! only).
+//! does not know them), ACL LOG's client-info and age (they describe each server's own client).
+//! Channel rights are compared here through ACL DRYRUN, and on real pub/sub in
+//! tests/acl_pubsub.rs.
 
 mod common;
 

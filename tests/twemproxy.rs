@@ -195,6 +195,11 @@ fn poll<T>(limit: Duration, what: &str, mut attempt: impl FnMut() -> Option<T>) 
     }
 }
 
+/// The error twemproxy answers when a shard did not reply within the pool's `timeout`.
+fn proxy_timed_out(error: &str) -> bool {
+    error.contains("timed out")
+}
+
 /// deploy/nutcracker.yml with its listen address and server addresses replaced, and `extra`
 /// settings added after `redis: true`. Fails when the file no longer has one listen line and
 /// one server line per shard, so the test cannot drift from the deployed file unnoticed.
@@ -614,8 +619,12 @@ fn ten_thousand_keys_over_three_shards_then_one_shard_dies() {
                 .copied()
                 .find(|&i| owner[i] == shard)
                 .unwrap();
-            let got = conn.call(&["GET", &key(i)]);
-            assert_eq!(got, Value::Bulk(Some(value(i).into_bytes())), "{}", key(i));
+            match conn.call(&["GET", &key(i)]) {
+                // twemproxy's own `timeout` (1 s in the deployed file) passed on a machine too
+                // busy to answer in time: that shard is alive, ask again.
+                Value::Error(e) if proxy_timed_out(&e) => return None,
+                got => assert_eq!(got, Value::Bulk(Some(value(i).into_bytes())), "{}", key(i)),
+            }
         }
         match conn.call(&["GET", &probe]) {
             Value::Bulk(None) => Some(()),
@@ -640,7 +649,7 @@ fn ten_thousand_keys_over_three_shards_then_one_shard_dies() {
         batch.extend(resp(&["GET", k]));
     }
     conn.send_raw(&batch);
-    let (mut missing, mut failed) = (0, 0);
+    let (mut missing, mut failed, mut slow) = (0, 0, Vec::new());
     for (i, &shard) in owner.iter().enumerate() {
         match conn.reply() {
             Value::Bulk(None) if shard == victim => missing += 1,
@@ -648,8 +657,23 @@ fn ten_thousand_keys_over_three_shards_then_one_shard_dies() {
             Value::Bulk(Some(got)) if shard != victim => {
                 assert_eq!(got, value(i).into_bytes(), "{}", key(i))
             }
+            Value::Error(e) if proxy_timed_out(&e) => slow.push(i),
             other => panic!("GET {} (shard {shard}) answered {other:?}", key(i)),
         }
+    }
+    // A survivor's key that timed out in the proxy (a busy machine) is asked again alone.
+    for &i in &slow {
+        poll(
+            SLOW,
+            "a survivor's key after a proxy timeout",
+            || match conn.call(&["GET", &key(i)]) {
+                Value::Error(e) if proxy_timed_out(&e) => None,
+                got => {
+                    assert_eq!(got, Value::Bulk(Some(value(i).into_bytes())), "{}", key(i));
+                    Some(())
+                }
+            },
+        );
     }
     println!(
         "  with shard{} ejected: {} keys served, {missing} missing, {failed} errors",

@@ -35,19 +35,20 @@ pub fn strerror(e: &io::Error) -> String {
 }
 
 /// Reads and checks every user in `path`; the users only if the whole file is valid.
-pub fn load_file(path: &str) -> Result<Vec<User>, FileError> {
+/// `all_channels`: `acl-pubsub-default allchannels`.
+pub fn load_file(path: &str, all_channels: bool) -> Result<Vec<User>, FileError> {
     let text = fs::read(path).map_err(|e| {
         FileError::Open(format!(
             "Error loading ACLs, opening file '{path}': {}",
             strerror(&e)
         ))
     })?;
-    parse(path, &text)
+    parse(path, &text, all_channels)
 }
 
 /// Parses an aclfile's text as Redis's ACLLoadFromFile: lines split on single spaces (no
 /// quoting), every error collected into one line.
-fn parse(path: &str, text: &[u8]) -> Result<Vec<User>, FileError> {
+fn parse(path: &str, text: &[u8], all_channels: bool) -> Result<Vec<User>, FileError> {
     let mut errors = Vec::new();
     // Pieces pushed by one shared function rather than format!: this runs rarely, and each
     // format! call costs code in a binary with a size limit.
@@ -82,7 +83,7 @@ fn parse(path: &str, text: &[u8]) -> Result<Vec<User>, FileError> {
             ]);
             continue;
         }
-        let mut user = User::new(name);
+        let mut user = User::with_pubsub_default(name, all_channels);
         let Ok(rules) = merge_selectors(words.get(2..).unwrap_or_default()) else {
             let what = b": Unmatched parenthesis in selector definition.";
             note(&[path, b":", number, what]);
@@ -155,7 +156,7 @@ mod tests {
     #[test]
     fn a_bad_line_loads_nothing_and_names_the_line() {
         let text = b"user alice on >pw ~a* +get\n\nuser bob on +nosuch\nuser carol on ~x ~*\n";
-        let error = parse("users.acl", text).unwrap_err().to_string();
+        let error = parse("users.acl", text, false).unwrap_err().to_string();
         assert_eq!(
             error,
             "users.acl:3: Error in applying operation '+nosuch': Unknown command or category \
@@ -165,11 +166,12 @@ mod tests {
         let users = parse(
             "users.acl",
             b"user alice on >pw ~a* +get\r\nuser default off\n",
+            false,
         )
         .unwrap();
         assert_eq!(users.len(), 2);
         assert!(
-            parse("f", b"# comment\n").is_err(),
+            parse("f", b"# comment\n", false).is_err(),
             "comments are errors, as in Redis"
         );
     }

@@ -118,3 +118,125 @@ impl AclLog {
         self.entries.is_empty()
     }
 }
+
+/// An entry's age as ACL LOG shows it: milliseconds over 1000 as a double, printed as C's
+/// `%.17g` prints it (Redis 7.0's addReplyDouble): `0.109`, `0.41499999999999998`, `2`.
+/// Worked out in integers (the double's exact value times a power of ten, rounded half to
+/// even to 17 digits), so the binary carries no float formatting.
+pub fn age_text(ms: u64) -> Vec<u8> {
+    let age = ms as f64 / 1000.0;
+    if ms == 0 {
+        return b"0".to_vec();
+    }
+    let bits = age.to_bits();
+    let exponent = ((bits >> 52) & 0x7ff) as i32;
+    let mantissa = u128::from((bits & ((1 << 52) - 1)) | (1 << 52));
+    // age = mantissa * 2^shift; 0.001 <= age < 2^53 / 1000, so 10^-3 <= age < 10^13.
+    let shift = exponent - 1075;
+    // The decimal exponent X (10^X <= age < 10^(X+1)) and the 17 digits age * 10^(16 - X).
+    for x in -3i32..=13 {
+        let Some(digits) = scaled(mantissa, shift, 16 - x) else {
+            break;
+        };
+        // 18 digits: X is larger (also when rounding carried into an 18th digit, as printf
+        // then goes to the next power of ten).
+        if let Ok(digits @ ..100_000_000_000_000_000) = u64::try_from(digits) {
+            return fixed(digits, x);
+        }
+    }
+    // Unreachable for any u64 of milliseconds; whole seconds as a fallback.
+    itoa::Buffer::new().format(ms / 1000).as_bytes().to_vec()
+}
+
+/// `mantissa * 2^shift * 10^power` rounded half to even, when it fits.
+fn scaled(mantissa: u128, shift: i32, power: i32) -> Option<u128> {
+    let power = u32::try_from(power).ok().filter(|&p| p <= 20)?;
+    let value = mantissa.checked_mul(5u128.pow(power))?;
+    let shift = shift + power as i32;
+    if shift >= 0 {
+        return value
+            .checked_shl(shift as u32)
+            .filter(|v| v >> shift == value);
+    }
+    let right = shift.unsigned_abs();
+    if right >= 127 {
+        return Some(0);
+    }
+    let (whole, rest) = (value >> right, value & ((1 << right) - 1));
+    let half = 1u128 << (right - 1);
+    let up = rest > half || (rest == half && whole & 1 == 1);
+    Some(whole + u128::from(up))
+}
+
+/// 17 significant `digits` of a number whose decimal exponent is `x` (-4 <= x < 17), in `%g`'s
+/// fixed form without trailing zeros.
+fn fixed(digits: u64, x: i32) -> Vec<u8> {
+    let mut text = itoa::Buffer::new();
+    let text = text.format(digits).as_bytes();
+    let mut out = Vec::with_capacity(24);
+    let (whole, fraction): (&[u8], &[u8]) = if x >= 0 {
+        text.split_at((x as usize + 1).min(text.len()))
+    } else {
+        out.extend_from_slice(b"0");
+        (&[], text)
+    };
+    out.extend_from_slice(whole);
+    let zeros = if x < 0 {
+        x.unsigned_abs() as usize - 1
+    } else {
+        0
+    };
+    let fraction = match fraction.iter().rposition(|&d| d != b'0') {
+        Some(last) => &fraction[..=last],
+        None => &[],
+    };
+    if !fraction.is_empty() {
+        out.push(b'.');
+        out.resize(out.len() + zeros, b'0');
+        out.extend_from_slice(fraction);
+    }
+    out
+}
+
+#[cfg(test)]
+mod age_tests {
+    use super::age_text;
+
+    /// C's own `%.17g`, to compare with.
+    fn printf(ms: u64) -> String {
+        let mut buf = [0u8; 64];
+        let age = ms as f64 / 1000.0;
+        // SAFETY: the buffer is 64 bytes and snprintf writes at most that many, NUL included.
+        let n = unsafe { libc::snprintf(buf.as_mut_ptr().cast(), 64, c"%.17g".as_ptr(), age) };
+        String::from_utf8_lossy(&buf[..n as usize]).into_owned()
+    }
+
+    #[test]
+    fn ages_print_as_printf_prints_them() {
+        assert_eq!(age_text(415), b"0.41499999999999998");
+        assert_eq!(age_text(109), b"0.109");
+        assert_eq!(age_text(2000), b"2");
+        let mut ms: u64 = 0;
+        while ms < 3_000_000 {
+            assert_eq!(
+                String::from_utf8_lossy(&age_text(ms)),
+                printf(ms),
+                "{ms} ms"
+            );
+            ms += if ms < 200_000 { 1 } else { 997 };
+        }
+        for ms in [
+            86_400_000,
+            u64::from(u32::MAX),
+            1 << 40,
+            999_999_999_999_999,
+            (1 << 53) - 1,
+        ] {
+            assert_eq!(
+                String::from_utf8_lossy(&age_text(ms)),
+                printf(ms),
+                "{ms} ms"
+            );
+        }
+    }
+}

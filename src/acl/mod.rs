@@ -13,8 +13,8 @@ mod sha256;
 pub mod table;
 
 pub use file::{load_file, save_file, strerror, FileError};
-pub use log::{AclLog, Context, LogEntry, Reason};
-pub use rules::{has_spaces, merge_selectors, put, RuleError, Selector, User};
+pub use log::{age_text, AclLog, Context, LogEntry, Reason};
+pub use rules::{channel_allowed, has_spaces, merge_selectors, put, RuleError, Selector, User};
 
 /// Commands and subcommands in the table.
 pub const COUNT: usize = table::INFO.len();
@@ -124,11 +124,6 @@ pub fn in_category(id: u16, bit: u32) -> bool {
     info(id) & bit != 0
 }
 
-/// True for AUTH, HELLO, QUIT and RESET: any user may run them.
-pub fn no_auth(id: u16) -> bool {
-    info(id) & NO_AUTH_BIT != 0
-}
-
 /// The ids of `id`'s subcommands (they follow their parent in the sorted table).
 pub fn subcommands(id: u16) -> std::ops::Range<u16> {
     let parent = name_of(id);
@@ -145,29 +140,6 @@ pub fn subcommands(id: u16) -> std::ops::Range<u16> {
         end += 1;
     }
     first..end
-}
-
-/// Whether a command with `id` reads (1) or writes (2) the key at `index` among its keys
-/// (both: 3; neither: 0, any pattern will do), as Redis's key specs say.
-fn key_access(id: u16, index: usize, args: &[impl AsRef<[u8]>]) -> u8 {
-    let word = info(id);
-    let first = ((word >> 22) & 3) as u8;
-    let second = ((word >> 24) & 3) as u8;
-    let mut access = if index > 0 && second != 0 {
-        second
-    } else {
-        first
-    };
-    // SET reads its key only with GET (Redis's setGetKeys).
-    if word & VARIABLE_KEYS_BIT != 0
-        && !args
-            .iter()
-            .skip(3)
-            .any(|a| a.as_ref().eq_ignore_ascii_case(b"GET"))
-    {
-        access &= 2;
-    }
-    access
 }
 
 /// A permission to read keys (`%R~`).
@@ -210,33 +182,142 @@ impl Denied {
     }
 }
 
-/// What the checks need to know of a command: its table id, whether it may run without
-/// authentication, and where its keys are (first, last, step, as COMMAND reports them).
+/// What the checks need to know of a command, worked out when the program is compiled (each
+/// command table entry holds one), so a check reads fields instead of looking in tables. Packed
+/// into 8 bytes: there is one in every command table entry.
 #[derive(Debug, Clone, Copy)]
 pub struct Command {
     /// [`command_id`] of its name.
     pub id: u16,
-    /// Runs before AUTH (AUTH, HELLO, QUIT): never refused.
-    pub no_auth: bool,
     /// First key, last key (-1: the last argument), step; zeros for none.
-    pub keys: (i32, i32, i32),
+    keys: (i8, i8, i8),
+    /// Bits 0-1: how its first key is used ([`READ`], [`WRITE`], both; 0 for neither, any
+    /// pattern will do), as Redis's key specs say; bits 2-3: how the keys after the first are
+    /// used (RENAME writes its second; 0: as the first); [`GET_READS`]: SET, which reads its key
+    /// only with a GET argument (Redis's setGetKeys).
+    access: u8,
+    /// Bits 0-1: which arguments are channels ([`NO_CHANNELS`], [`FIRST_CHANNEL`],
+    /// [`ALL_CHANNELS`], [`ALL_PATTERNS`]); [`NO_AUTH`]: runs before AUTH (AUTH, HELLO, QUIT,
+    /// RESET), never refused.
+    kind: u8,
 }
 
-/// Argument positions of `keys` in a request of `argc` arguments.
-pub fn key_positions(keys: (i32, i32, i32), argc: usize) -> impl Iterator<Item = usize> {
-    let (first, last, step) = keys;
-    let first = usize::try_from(first).unwrap_or(0);
-    let last = if last < 0 {
-        argc as i64 + i64::from(last)
-    } else {
-        i64::from(last)
-    };
-    let last = usize::try_from(last)
-        .unwrap_or(0)
-        .min(argc.saturating_sub(1));
-    let step = usize::try_from(step).unwrap_or(1).max(1);
-    let range = if first == 0 { 1..1 } else { first..last + 1 };
-    range.step_by(step)
+/// A command with no channel arguments.
+const NO_CHANNELS: u8 = 0;
+/// PUBLISH, SPUBLISH: the first argument is a channel.
+const FIRST_CHANNEL: u8 = 1;
+/// SUBSCRIBE, SSUBSCRIBE: every argument is a channel.
+const ALL_CHANNELS: u8 = 2;
+/// PSUBSCRIBE: every argument is a pattern.
+const ALL_PATTERNS: u8 = 3;
+/// [`Command::kind`]'s bit for a command anyone may run.
+const NO_AUTH: u8 = 4;
+/// [`Command::access`]'s bit for SET.
+const GET_READS: u8 = 16;
+
+impl Command {
+    /// The command called `name` (lower case, `parent|sub`), without keys.
+    pub const fn named(name: &str) -> Command {
+        Command::from_id(command_id(name))
+    }
+
+    /// The command with table id `id` ([`NO_ID`]: one Redis lacks, whose keys are read and
+    /// written), without keys.
+    pub const fn from_id(id: u16) -> Command {
+        let word = if (id as usize) < COUNT {
+            table::INFO[id as usize]
+        } else {
+            0
+        };
+        let access = if id == NO_ID {
+            (READ | WRITE) * 5
+        } else if word & VARIABLE_KEYS_BIT != 0 {
+            ((word >> 22) & 15) as u8 | GET_READS
+        } else {
+            ((word >> 22) & 15) as u8
+        };
+        let channels = if id == command_id("publish") || id == command_id("spublish") {
+            FIRST_CHANNEL
+        } else if id == command_id("subscribe") || id == command_id("ssubscribe") {
+            ALL_CHANNELS
+        } else if id == command_id("psubscribe") {
+            ALL_PATTERNS
+        } else {
+            NO_CHANNELS
+        };
+        let no_auth = if word & NO_AUTH_BIT != 0 { NO_AUTH } else { 0 };
+        Command {
+            id,
+            keys: (0, 0, 0),
+            access,
+            kind: channels | no_auth,
+        }
+    }
+
+    /// The same, with its keys at (first, last, step) (each within -128..=127, as every
+    /// command table entry's are).
+    pub const fn with_keys(mut self, (first, last, step): (i32, i32, i32)) -> Command {
+        self.keys = (first as i8, last as i8, step as i8);
+        self
+    }
+
+    /// The same, also runnable before AUTH when `no_auth`.
+    pub const fn or_no_auth(mut self, no_auth: bool) -> Command {
+        if no_auth {
+            self.kind |= NO_AUTH;
+        }
+        self
+    }
+
+    /// Runs before AUTH: never refused.
+    #[inline(always)]
+    fn no_auth(&self) -> bool {
+        self.kind & NO_AUTH != 0
+    }
+
+    /// Which arguments are channels.
+    #[inline(always)]
+    fn channels(&self) -> u8 {
+        self.kind & 3
+    }
+
+    /// First key, last key (-1: the last argument), step; zeros for none.
+    #[inline(always)]
+    fn keys(&self) -> (isize, isize, isize) {
+        let (first, last, step) = self.keys;
+        (first as isize, last as isize, step as isize)
+    }
+
+    /// How the key at `index` among the command's keys is used.
+    #[inline(always)]
+    fn access(&self, index: usize, args: &[impl AsRef<[u8]>]) -> u8 {
+        let rest = (self.access >> 2) & 3;
+        let access = if index > 0 && rest != 0 {
+            rest
+        } else {
+            self.access & 3
+        };
+        if self.access & GET_READS != 0
+            && !args
+                .iter()
+                .skip(3)
+                .any(|a| a.as_ref().eq_ignore_ascii_case(b"GET"))
+        {
+            return access & WRITE;
+        }
+        access
+    }
+
+    /// Argument positions of its channels in a request of `argc` arguments, and whether they
+    /// are patterns.
+    fn channel_positions(&self, argc: usize) -> (std::ops::Range<usize>, bool) {
+        match self.channels() {
+            FIRST_CHANNEL => (1..2.min(argc), false),
+            ALL_CHANNELS => (1..argc, false),
+            ALL_PATTERNS => (1..argc, true),
+            _ => (1..1, false),
+        }
+    }
 }
 
 /// Where a user is kept: its slot among the users and that slot's generation, so a handle to a
@@ -442,44 +523,52 @@ impl Acl {
     }
 
     /// Whether `user` may run `command` with `args`: allowed if any of its selectors allows it.
+    /// The root selector inline (most users have no other), the others out of line.
     #[inline(never)]
     pub fn check(
         &self,
         user: UserRef,
-        command: Command,
+        command: &Command,
         args: &[impl AsRef<[u8]>],
     ) -> Result<(), Denied> {
         let Some(user) = self.get(user) else {
             return Err(Denied::Command);
         };
-        let mut worst = Denied::Command;
-        for selector in &user.selectors {
-            match selector.check(command, args) {
-                Ok(()) => return Ok(()),
-                Err(denied) if denied.rank() > worst.rank() => worst = denied,
-                Err(_) => {}
-            }
+        let Some((root, others)) = user.selectors.split_first() else {
+            return Err(Denied::Command);
+        };
+        match root.check(command, args) {
+            Ok(()) => Ok(()),
+            Err(denied) if others.is_empty() => Err(denied),
+            Err(denied) => check_others(others, denied, command, args),
         }
-        Err(worst)
     }
 }
 
-/// Whether `user` may publish to or subscribe to `channel` (with `is_pattern`, a PSUBSCRIBE
-/// pattern, which only an identical ACL pattern allows), as Redis's ACLUserCheckChannelPerm.
-/// For the pub/sub commands: the command path already checks PUBLISH, SUBSCRIBE, PSUBSCRIBE,
-/// SPUBLISH and SSUBSCRIBE arguments before they run.
-pub fn check_channel(acl: &Acl, user: UserRef, channel: &[u8], is_pattern: bool) -> bool {
-    acl.get(user).is_some_and(|u| {
-        u.selectors
-            .iter()
-            .any(|s| s.allows_channel(channel, is_pattern))
-    })
+/// The selectors after the root: allowed if any allows, else the refusal Redis would report
+/// (the highest-ranked among all of them, `root` being the root's).
+#[inline(never)]
+fn check_others(
+    others: &[Selector],
+    root: Denied,
+    command: &Command,
+    args: &[impl AsRef<[u8]>],
+) -> Result<(), Denied> {
+    let mut worst = root;
+    for selector in others {
+        match selector.check_cold(command, args) {
+            Ok(()) => return Ok(()),
+            Err(denied) if denied.rank() > worst.rank() => worst = denied,
+            Err(_) => {}
+        }
+    }
+    Err(worst)
 }
 
 /// A user from a `user` directive's words (name, then rules); the rule and its error if one
-/// is bad.
+/// is bad. `all_channels`: `acl-pubsub-default allchannels`.
 #[inline(never)]
-pub fn parse_user(words: &[&[u8]]) -> Result<User, (String, RuleError)> {
+pub fn parse_user(words: &[&[u8]], all_channels: bool) -> Result<User, (String, RuleError)> {
     let Some((&name, rules)) = words.split_first() else {
         return Err((String::new(), RuleError::Syntax));
     };
@@ -496,7 +585,7 @@ pub fn parse_user(words: &[&[u8]]) -> Result<User, (String, RuleError)> {
             RuleError::Syntax,
         )
     })?;
-    let mut user = User::new(name);
+    let mut user = User::with_pubsub_default(name, all_channels);
     if name == b"default" {
         // Redis resets the default user before a directive's rules.
         let _ = user.apply(b"reset");
@@ -522,12 +611,12 @@ impl Acl {
         }
         for words in &config.users {
             let words: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
-            let user = parse_user(&words)
+            let user = parse_user(&words, config.acl_pubsub_default_all)
                 .map_err(|(rule, e)| format!("Error loading ACL rule '{rule}': {}", e.message()))?;
             self.put(user);
         }
         if !config.aclfile.is_empty() {
-            let users = load_file(&config.aclfile)
+            let users = load_file(&config.aclfile, config.acl_pubsub_default_all)
                 .map_err(|e| format!("Aborting startup because of ACL errors: {e}"))?;
             self.replace_all(users);
         }

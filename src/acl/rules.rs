@@ -2,8 +2,8 @@
 //! described back in the form ACL LIST shows.
 
 use super::{
-    category, command_id, find, hash_password, hex, in_category, key_access, key_positions,
-    name_of, no_auth, subcommands, table, Command, Denied, COUNT, NO_ID, READ, WORDS, WRITE,
+    category, find, hash_password, hex, in_category, name_of, subcommands, table, Command, Denied,
+    COUNT, READ, WORDS, WRITE,
 };
 use crate::store::glob_match;
 
@@ -65,9 +65,50 @@ impl RuleError {
 struct KeyPattern {
     access: u8,
     pattern: Vec<u8>,
-    /// The pattern is a plain prefix and one trailing `*` (`app:*`, the usual kind): matched
-    /// by a prefix comparison instead of the glob matcher, on every command of a restricted user.
-    prefix: bool,
+    /// How it is matched, found when the rule is applied rather than on every command.
+    kind: PatternKind,
+}
+
+/// The kinds of key pattern, each matched its cheapest way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PatternKind {
+    /// No `*?[\\` at all: only the key spelled the same.
+    Exact,
+    /// A plain prefix of up to 8 bytes and one trailing `*` (`app:*`, the usual kind): the
+    /// prefix as a little-endian word and a mask of its bytes, compared with a key's first 8
+    /// bytes in one step.
+    Word(u64, u64),
+    /// A longer plain prefix and one trailing `*`: a prefix comparison.
+    Prefix,
+    /// Anything else: the glob matcher.
+    Glob,
+}
+
+impl PatternKind {
+    fn of(pattern: &[u8]) -> PatternKind {
+        let special = |b: &u8| b"*?[\\".contains(b);
+        match pattern.split_last() {
+            _ if !pattern.iter().any(special) => PatternKind::Exact,
+            Some((b'*', head)) if !head.iter().any(special) => match head.len() {
+                // `*` alone: any key but the empty one, which goes to the glob matcher.
+                1..=8 => {
+                    let mut word = [0u8; 8];
+                    word[..head.len()].copy_from_slice(head);
+                    let mask = u64::MAX >> (64 - 8 * head.len());
+                    PatternKind::Word(u64::from_le_bytes(word), mask)
+                }
+                _ => PatternKind::Prefix,
+            },
+            _ => PatternKind::Glob,
+        }
+    }
+}
+
+/// A key's first 8 bytes as a little-endian word (None when it is shorter).
+#[inline(always)]
+fn first_word(key: &[u8]) -> Option<u64> {
+    key.first_chunk::<8>()
+        .map(|chunk| u64::from_le_bytes(*chunk))
 }
 
 /// One set of permissions: commands, keys, channels. A user's first selector is its root (the
@@ -91,11 +132,17 @@ pub struct Selector {
 impl Selector {
     /// A selector allowing nothing (channels as `acl-pubsub-default resetchannels`).
     fn empty() -> Selector {
+        Selector::new(false)
+    }
+
+    /// A selector allowing no command and no key, and every channel or none as
+    /// `acl-pubsub-default` says (`all_channels`).
+    fn new(all_channels: bool) -> Selector {
         Selector {
             all_commands: false,
             future: false,
             all_keys: false,
-            all_channels: false,
+            all_channels,
             commands: [0; WORDS],
             first_args: Vec::new(),
             keys: Vec::new(),
@@ -223,9 +270,7 @@ impl Selector {
             None => self.keys.push(KeyPattern {
                 access,
                 pattern: pattern.to_vec(),
-                prefix: pattern.split_last().is_some_and(|(last, head)| {
-                    *last == b'*' && !head.iter().any(|b| b"*?[\\".contains(b))
-                }),
+                kind: PatternKind::of(pattern),
             }),
         }
         Ok(())
@@ -263,41 +308,85 @@ impl Selector {
         Ok(())
     }
 
-    /// Whether this selector allows `command` with `args` (Redis's ACLSelectorCheckCmd).
-    pub(super) fn check(&self, command: Command, args: &[impl AsRef<[u8]>]) -> Result<(), Denied> {
-        let id = command.id;
+    /// Whether this selector allows `command` with `args` (Redis's ACLSelectorCheckCmd). On
+    /// every command of a restricted user: field reads and the patterns, nothing looked up.
+    #[inline(always)]
+    pub(super) fn check(&self, command: &Command, args: &[impl AsRef<[u8]>]) -> Result<(), Denied> {
         // Cheapest first: the flag, the command's bit, then the rarer ways in.
         let allowed = self.all_commands
-            || (id != NO_ID && self.bit(id))
-            || command.no_auth
-            || (id != NO_ID && (no_auth(id) || self.first_arg_allowed(id, args)));
+            || self.bit(command.id)
+            || command.no_auth()
+            || self.first_arg_allowed(command.id, args);
         if !allowed {
             return Err(Denied::Command);
         }
-        if !self.all_keys {
-            for (index, at) in key_positions(command.keys, args.len()).enumerate() {
-                let key = args.get(at).map_or(&b""[..], |a| a.as_ref());
-                let access = if id == NO_ID {
-                    READ | WRITE
-                } else {
-                    key_access(id, index, args)
-                };
-                if !self.allows_key(key, access) {
+        let (first, last, _) = command.keys();
+        if first > 0 && !self.all_keys {
+            // One key (GET, SET, INCR...): no loop to set up.
+            // A key position past the arguments names no key, as in the loop below.
+            if first == last {
+                let at = first as usize;
+                let key = args.get(at).map(|a| a.as_ref());
+                if key.is_some_and(|key| !self.allows_key(key, command.access(0, args))) {
                     return Err(Denied::Key(at));
                 }
+            } else {
+                self.check_keys(command, args)?;
             }
         }
-        if !self.all_channels {
-            for (at, is_pattern) in channel_positions(id, args.len()) {
-                let channel = args.get(at).map_or(&b""[..], |a| a.as_ref());
-                if !self.allows_channel(channel, is_pattern) {
-                    return Err(Denied::Channel(at));
-                }
+        if command.channels() != 0 && !self.all_channels {
+            self.check_channels(command, args)?;
+        }
+        Ok(())
+    }
+
+    /// The same, out of line: for the selectors after the root.
+    #[inline(never)]
+    pub(super) fn check_cold(
+        &self,
+        command: &Command,
+        args: &[impl AsRef<[u8]>],
+    ) -> Result<(), Denied> {
+        self.check(command, args)
+    }
+
+    /// Every key of a command with several (DEL, MSET, RENAME...).
+    #[inline(never)]
+    fn check_keys(&self, command: &Command, args: &[impl AsRef<[u8]>]) -> Result<(), Denied> {
+        let (first, last, step) = command.keys();
+        let argc = args.len();
+        let last = if last < 0 {
+            argc.saturating_sub(last.unsigned_abs())
+        } else {
+            (last as usize).min(argc.saturating_sub(1))
+        };
+        let (mut at, mut index) = (first.max(1) as usize, 0);
+        while at <= last {
+            let key = args.get(at).map_or(&b""[..], |a| a.as_ref());
+            if !self.allows_key(key, command.access(index, args)) {
+                return Err(Denied::Key(at));
+            }
+            at += step.max(1) as usize;
+            index += 1;
+        }
+        Ok(())
+    }
+
+    /// The channel arguments of PUBLISH, SUBSCRIBE and the like; kept out of the key path.
+    #[inline(never)]
+    fn check_channels(&self, command: &Command, args: &[impl AsRef<[u8]>]) -> Result<(), Denied> {
+        let (positions, is_pattern) = command.channel_positions(args.len());
+        for at in positions {
+            let channel = args.get(at).map_or(&b""[..], |a| a.as_ref());
+            if !self.allows_channel(channel, is_pattern) {
+                return Err(Denied::Channel(at));
             }
         }
         Ok(())
     }
 
+    /// `+select|0` rules, and commands anyone may run: off the common path.
+    #[inline(never)]
     fn first_arg_allowed(&self, id: u16, args: &[impl AsRef<[u8]>]) -> bool {
         let Some((_, allowed)) = self.first_args.iter().find(|(c, _)| *c == id) else {
             return false;
@@ -307,16 +396,26 @@ impl Selector {
             .is_some_and(|arg| allowed.iter().any(|a| a.eq_ignore_ascii_case(arg.as_ref())))
     }
 
+    #[inline(always)]
     fn allows_key(&self, key: &[u8], access: u8) -> bool {
-        self.all_keys
-            || self.keys.iter().any(|k| {
-                k.access & access == access
-                    && match k.pattern.split_last() {
-                        // Redis's matcher: an empty key matches only "" and "*".
-                        Some((_, head)) if k.prefix && !key.is_empty() => key.starts_with(head),
-                        _ => glob_match(&k.pattern, key),
-                    }
-            })
+        // A plain loop: `any` with a closure is not always inlined, and this runs per key.
+        for k in &self.keys {
+            if k.access & access != access {
+                continue;
+            }
+            let matched = match k.kind {
+                PatternKind::Word(word, mask) => match first_word(key) {
+                    Some(first) => (first ^ word) & mask == 0,
+                    None => matches_slowly(k, key),
+                },
+                PatternKind::Exact => key == k.pattern.as_slice(),
+                _ => matches_slowly(k, key),
+            };
+            if matched {
+                return true;
+            }
+        }
+        false
     }
 
     /// Whether this selector allows `channel` (a PSUBSCRIBE pattern only by an equal pattern).
@@ -453,6 +552,19 @@ impl Selector {
     }
 }
 
+/// A key against a prefix pattern when the key is short, or against any other pattern.
+#[inline(never)]
+fn matches_slowly(k: &KeyPattern, key: &[u8]) -> bool {
+    match k.kind {
+        // Redis's matcher: an empty key matches only "" and "*".
+        PatternKind::Word(..) | PatternKind::Prefix if !key.is_empty() => {
+            let head = k.pattern.len().saturating_sub(1);
+            key.get(..head) == k.pattern.get(..head)
+        }
+        _ => glob_match(&k.pattern, key),
+    }
+}
+
 /// A key pattern and a space.
 fn push_pattern(k: &KeyPattern, out: &mut Vec<u8>) {
     let prefix: &[u8] = match k.access {
@@ -472,20 +584,16 @@ pub fn put(out: &mut Vec<u8>, parts: &[&[u8]]) {
     }
 }
 
-/// The channel arguments of the pub/sub commands Redis checks, and whether each is a pattern.
-fn channel_positions(id: u16, argc: usize) -> impl Iterator<Item = (usize, bool)> {
-    const PUBLISH: u16 = command_id("publish");
-    const SPUBLISH: u16 = command_id("spublish");
-    const SUBSCRIBE: u16 = command_id("subscribe");
-    const SSUBSCRIBE: u16 = command_id("ssubscribe");
-    const PSUBSCRIBE: u16 = command_id("psubscribe");
-    let (range, pattern) = match id {
-        PUBLISH | SPUBLISH => (1..2.min(argc), false),
-        SUBSCRIBE | SSUBSCRIBE => (1..argc, false),
-        PSUBSCRIBE => (1..argc, true),
-        _ => (1..1, false),
-    };
-    range.map(move |at| (at, pattern))
+/// Whether a subscription to `name` (a pattern when `is_pattern`) is allowed by one of
+/// `patterns`, as [`Selector::allows_channel`] checks.
+pub fn channel_allowed(patterns: &[&[u8]], name: &[u8], is_pattern: bool) -> bool {
+    patterns.iter().any(|&p| {
+        if is_pattern {
+            p == name
+        } else {
+            glob_match(p, name)
+        }
+    })
 }
 
 /// Redis refuses spaces and NULs in user names and patterns.
@@ -511,21 +619,37 @@ pub struct User {
     pub(super) selectors: Vec<Selector>,
     /// Cached: the root allows every command, key and channel (the fast path's one flag).
     pub(super) unrestricted: bool,
+    /// `acl-pubsub-default allchannels` when the rules are applied: a new selector and `reset`
+    /// allow every channel. Not a rule of the user: set before rules are applied.
+    pubsub_default_all: bool,
 }
 
 impl User {
-    /// A new user as ACL SETUSER creates it: off, no password, no rights.
-    #[inline(never)]
+    /// A new user as ACL SETUSER creates it: off, no password, no rights (no channel either,
+    /// as `acl-pubsub-default resetchannels` has it).
     pub fn new(name: &[u8]) -> User {
+        User::with_pubsub_default(name, false)
+    }
+
+    /// A new user, allowed every channel when `all_channels` (`acl-pubsub-default
+    /// allchannels`), which also goes for the selectors and `reset` rules applied to it.
+    #[inline(never)]
+    pub fn with_pubsub_default(name: &[u8], all_channels: bool) -> User {
         User {
             name: name.to_vec(),
             enabled: false,
             nopass: false,
             sanitize: None,
             passwords: Vec::new(),
-            selectors: vec![Selector::empty()],
+            selectors: vec![Selector::new(all_channels)],
             unrestricted: false,
+            pubsub_default_all: all_channels,
         }
+    }
+
+    /// Sets what `acl-pubsub-default` is for the rules applied next (to an existing user).
+    pub fn set_pubsub_default(&mut self, all_channels: bool) {
+        self.pubsub_default_all = all_channels;
     }
 
     /// The default user: `on nopass ~* &* +@all`.
@@ -577,7 +701,7 @@ impl User {
             self.remove_password(parse_hash(rest)?)?;
         } else if op.first() == Some(&b'(') && op.last() == Some(&b')') {
             let inner = &op[1..op.len() - 1];
-            let mut selector = Selector::empty();
+            let mut selector = Selector::new(self.pubsub_default_all);
             for rule in crate::protocol::split_args(inner).ok_or(RuleError::Syntax)? {
                 selector.apply(&rule)?;
             }
@@ -589,7 +713,7 @@ impl User {
             self.passwords.clear();
             self.enabled = false;
             self.sanitize = Some(true);
-            self.selectors = vec![Selector::empty()];
+            self.selectors = vec![Selector::new(self.pubsub_default_all)];
         } else {
             match self.selectors.first_mut() {
                 Some(root) => root.apply(op)?,
@@ -661,6 +785,24 @@ impl User {
     /// The password hashes, in hex.
     pub fn password_hashes(&self) -> Vec<String> {
         self.passwords.iter().map(|p| hex(p)).collect()
+    }
+
+    /// The channel patterns of every selector of `self`, when some subscriber of `old` (this
+    /// user before a change) may have lost a channel: `None` when a selector allows every
+    /// channel, or every pattern of `old` is still there (Redis's ACLKillPubsubClientsIfNeeded).
+    pub fn narrowed_channels(&self, old: &User) -> Option<Vec<&[u8]>> {
+        if self.selectors.iter().any(|s| s.all_channels) {
+            return None;
+        }
+        let upcoming: Vec<&[u8]> = self
+            .selectors
+            .iter()
+            .flat_map(|s| s.channels.iter().map(Vec::as_slice))
+            .collect();
+        let kept = old.selectors.iter().all(|s| {
+            !s.all_channels && s.channels.iter().all(|c| upcoming.contains(&c.as_slice()))
+        });
+        (!kept).then_some(upcoming)
     }
 
     /// The root selector, then the others.

@@ -95,12 +95,8 @@ fn check(rules: &[&str], name: &str, keys: (i32, i32, i32), args: &[&str]) -> Re
     let mut u = user(rules);
     u.name = b"x".to_vec();
     let handle = acl.put(u);
-    let command = Command {
-        id: command_id(name),
-        no_auth: false,
-        keys,
-    };
-    acl.check(handle, command, args)
+    let command = Command::named(name).with_keys(keys);
+    acl.check(handle, &command, args)
 }
 
 #[test]
@@ -184,4 +180,59 @@ fn a_deleted_users_handle_goes_stale() {
     let bob = acl.put(User::new(b"bob"));
     assert_ne!(alice, bob, "the slot is reused under a new generation");
     assert!(acl.get(alice).is_none());
+}
+
+#[test]
+fn key_patterns_match_as_the_glob_matcher_does() {
+    // Each pattern kind (exact, short prefix, long prefix, glob) against keys shorter and
+    // longer than a word, empty, and differing in the first and last byte of the prefix.
+    let patterns = [
+        "",
+        "k",
+        "key:*",
+        "*",
+        "k*",
+        "key:0000*",
+        "a-long-prefix:*",
+        "key:?",
+        "key:[ab]*",
+        "x\\*",
+        "12345678*",
+        "1234567*",
+    ];
+    let keys = [
+        "",
+        "k",
+        "key:",
+        "key:1",
+        "key:a",
+        "Key:1",
+        "key;1",
+        "key:00001234",
+        "a-long-prefix:",
+        "a-long-prefix:x",
+        "a-long-prefiX:x",
+        "x*",
+        "xx",
+        "12345678",
+        "1234567",
+        "123456789",
+        "1234567x",
+    ];
+    for pattern in patterns {
+        let rules = [format!("~{pattern}"), "+@all".to_string()];
+        let rules: Vec<&str> = rules.iter().map(String::as_str).collect();
+        for key in keys {
+            let expected = if crate::store::glob_match(pattern.as_bytes(), key.as_bytes()) {
+                Ok(())
+            } else {
+                Err(Denied::Key(1))
+            };
+            assert_eq!(
+                check(&rules, "get", (1, 1, 1), &["get", key]),
+                expected,
+                "~{pattern} against {key:?}"
+            );
+        }
+    }
 }

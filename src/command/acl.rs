@@ -37,24 +37,41 @@ fn acl<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     super::wrong_arity("acl")
 }
 
-/// The permission check for `spec` run with `args` by the calling client: `Err` holds the
-/// `-NOPERM` reply, and the refusal is in ACL LOG and the audit log. `context` says whether the
-/// command is being queued in (or run from) MULTI/EXEC. Costs one flag test for a user allowed
-/// everything; the transaction code calls it when it queues a command, as Redis refuses a
-/// denied command at queue time.
+/// The permission check for `spec` run with `args` by the calling client, a user not allowed
+/// everything (the caller asks [`acl::Acl::unrestricted`] first): `Err` holds the `-NOPERM`
+/// reply, and the refusal is in ACL LOG and the audit log. `queueing`: the command is being
+/// queued in MULTI; a denied command is refused then, as in Redis, and again when EXEC runs it.
+#[inline]
 pub fn check_acl(
     ctx: &mut Ctx<'_>,
     spec: &'static Spec,
     args: &[Arg<'_>],
-    context: Context,
+    queueing: bool,
 ) -> Result<(), Reply<'static>> {
-    let user = ctx.client.user;
-    if ctx.server.acl.unrestricted(user) {
-        return Ok(());
+    match ctx
+        .server
+        .acl
+        .check(ctx.client.user, spec.acl_command(), args)
+    {
+        Ok(()) => Ok(()),
+        Err(denied) => Err(refuse(ctx, spec, args, queueing, denied)),
     }
-    let denied = match ctx.server.acl.check(user, spec.acl_command(), args) {
-        Ok(()) => return Ok(()),
-        Err(denied) => denied,
+}
+
+/// Records a refusal and makes its reply: the rare path, out of line.
+#[inline(never)]
+fn refuse(
+    ctx: &mut Ctx<'_>,
+    spec: &'static Spec,
+    args: &[Arg<'_>],
+    queueing: bool,
+    denied: Denied,
+) -> Reply<'static> {
+    let user = ctx.client.user;
+    let context = if queueing || ctx.client.in_exec {
+        Context::Multi
+    } else {
+        Context::Toplevel
     };
     // The table's names are Redis's full names (`config|get`); PUT, DELEX and the like are
     // named as sent, not as the command whose rights they take.
@@ -69,7 +86,7 @@ pub fn check_acl(
     };
     let username = user_name(&ctx.server.acl, user).to_vec();
     record(ctx, reason, context, object.to_vec(), username);
-    Err(Reply::error_bytes(denied.message(full_name)))
+    Reply::error_bytes(denied.message(full_name))
 }
 
 /// Adds a refusal to ACL LOG and the audit log.
@@ -183,11 +200,12 @@ fn setuser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
         }
     };
     // Applied to a copy, so a bad rule changes nothing.
-    let mut user = ctx
-        .server
-        .acl
-        .find(name)
-        .map_or_else(|| User::new(name), |(_, u)| u.clone());
+    let all_channels = ctx.server.config.acl_pubsub_default_all;
+    let mut user = ctx.server.acl.find(name).map_or_else(
+        || User::with_pubsub_default(name, all_channels),
+        |(_, u)| u.clone(),
+    );
+    user.set_pubsub_default(all_channels);
     for rule in &rules {
         if let Err(e) = user.apply(rule) {
             let mut message = b"ERR Error in ACL SETUSER modifier '".to_vec();
@@ -197,8 +215,40 @@ fn setuser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
             return Reply::error_bytes(super::one_line(message));
         }
     }
+    if let Some((handle, old)) = ctx.server.acl.find(name) {
+        if let Some(upcoming) = user.narrowed_channels(old) {
+            let doomed = revoked_subscribers(ctx, handle, &upcoming);
+            disconnect_clients(ctx, doomed);
+        }
+    }
     ctx.server.acl.put(user);
     Reply::OK
+}
+
+/// The clients logged in as `user` subscribed to a channel or pattern that `upcoming` (the
+/// user's channel patterns from now on) no longer allows: Redis disconnects them.
+#[inline(never)]
+fn revoked_subscribers(ctx: &Ctx<'_>, user: UserRef, upcoming: &[&[u8]]) -> Vec<(usize, u64)> {
+    let mut doomed: Vec<(usize, u64)> = Vec::new();
+    for (name, is_pattern, subscribers) in ctx.server.pubsub.each() {
+        if acl::channel_allowed(upcoming, name, is_pattern) {
+            continue;
+        }
+        for who in subscribers {
+            let theirs = if who.id == ctx.client.id {
+                ctx.client.user == user
+            } else {
+                ctx.server.clients.get(who.key).is_some_and(|slot| {
+                    slot.as_ref()
+                        .is_some_and(|info| info.id == who.id && info.user == user)
+                })
+            };
+            if theirs && !doomed.contains(&(who.key, who.id)) {
+                doomed.push((who.key, who.id));
+            }
+        }
+    }
+    doomed
 }
 
 fn deluser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
@@ -219,13 +269,8 @@ fn deluser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 /// Closes every connection logged in as one of `users` (the caller's own after its reply), as
 /// Redis does when a user is deleted or reloaded.
 fn disconnect(ctx: &mut Ctx<'_>, users: &[UserRef]) {
-    if users.contains(&ctx.client.user) {
-        ctx.client.user = acl::DEFAULT_USER;
-        ctx.client.authenticated = false;
-        ctx.client.flow = super::Flow::Close;
-    }
     let me = ctx.client.id;
-    let doomed: Vec<(usize, u64)> = ctx
+    let mut doomed: Vec<(usize, u64)> = ctx
         .server
         .clients
         .iter()
@@ -235,7 +280,25 @@ fn disconnect(ctx: &mut Ctx<'_>, users: &[UserRef]) {
             (info.id != me && users.contains(&info.user)).then_some((key, info.id))
         })
         .collect();
-    ctx.server.kill.extend(doomed);
+    if users.contains(&ctx.client.user) {
+        doomed.push((ctx.client.slot, me));
+    }
+    disconnect_clients(ctx, doomed);
+}
+
+/// Closes the clients `doomed` names (slab key, id): the caller's own after its reply, the
+/// others when the command is done.
+fn disconnect_clients(ctx: &mut Ctx<'_>, doomed: Vec<(usize, u64)>) {
+    let me = ctx.client.id;
+    for (key, id) in doomed {
+        if id == me {
+            ctx.client.user = acl::DEFAULT_USER;
+            ctx.client.authenticated = false;
+            ctx.client.flow = super::Flow::Close;
+        } else {
+            ctx.server.kill.push((key, id));
+        }
+    }
 }
 
 fn getuser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
@@ -254,7 +317,7 @@ fn getuser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let mut fields = vec![
         (
             field("flags"),
-            Reply::Array(user.flags().into_iter().map(field).collect()),
+            Reply::Set(user.flags().into_iter().map(field).collect()),
         ),
         (
             field("passwords"),
@@ -318,7 +381,8 @@ fn load<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     if ctx.server.config.aclfile.is_empty() {
         return NO_ACLFILE;
     }
-    match acl::load_file(&ctx.server.config.aclfile) {
+    let all_channels = ctx.server.config.acl_pubsub_default_all;
+    match acl::load_file(&ctx.server.config.aclfile, all_channels) {
         Ok(users) => {
             let stale = ctx.server.acl.replace_all(users);
             disconnect(ctx, &stale);
@@ -404,29 +468,14 @@ fn log<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let now = super::unix_ms();
     let field = |name: &'static str| Reply::bulk(name.as_bytes());
     let entries = ctx.server.acl.log.newest(count).map(|e| {
-        // Seconds with milliseconds, formatted by hand: float formatting would add 20 kB of
-        // code to the binary for this one field.
-        let age_ms = now.saturating_sub(e.unix_ms);
-        let mut age = Vec::new();
-        let mut seconds = itoa::Buffer::new();
-        let mut millis = itoa::Buffer::new();
-        // 1000 + ms, less its leading 1: three digits.
-        let millis = millis
-            .format(1000 + age_ms % 1000)
-            .as_bytes()
-            .get(1..)
-            .unwrap_or_default();
-        acl::put(
-            &mut age,
-            &[seconds.format(age_ms / 1000).as_bytes(), b".", millis],
-        );
+        let age = acl::age_text(now.saturating_sub(e.unix_ms));
         Reply::Map(vec![
             (field("count"), Reply::Integer(e.count as i64)),
             (field("reason"), field(e.reason.name())),
             (field("context"), field(e.context.name())),
             (field("object"), Reply::bulk_owned(e.object.clone())),
             (field("username"), Reply::bulk_owned(e.username.clone())),
-            (field("age-seconds"), Reply::bulk_owned(age)),
+            (field("age-seconds"), Reply::Double(age.into())),
             (
                 field("client-info"),
                 Reply::bulk_owned(e.client_info.clone().into_bytes()),
@@ -446,24 +495,18 @@ fn dryrun<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let call = args.get(3..).unwrap_or_default();
     let not_found = || error(&[b"ERR Command '", command, b"' not found"]);
     let (acl_command, full_name, arity) = match super::resolve(call) {
-        Some(Ok(spec)) => (spec.acl_command(), spec.name, None),
+        Some(Ok(spec)) => (*spec.acl_command(), spec.name, None),
         Some(Err(_)) => match super::lookup(command) {
             // Known, but the arguments do not fit: Redis's arity error, without the dialect's.
             Some(spec) if !spec.subcommands.is_empty() && call.len() >= 2 => return not_found(),
-            Some(spec) => (spec.acl_command(), spec.name, Some(spec.name)),
+            Some(spec) => (*spec.acl_command(), spec.name, Some(spec.name)),
             None => return not_found(),
         },
         // A command pocketkv lacks still has its rights in Redis's table.
         None => match acl::find(command) {
-            Some(id) if acl::subcommands(id).is_empty() => (
-                acl::Command {
-                    id,
-                    no_auth: false,
-                    keys: (0, 0, 0),
-                },
-                acl::name_of(id),
-                None,
-            ),
+            Some(id) if acl::subcommands(id).is_empty() => {
+                (acl::Command::from_id(id), acl::name_of(id), None)
+            }
             _ => return not_found(),
         },
     };
@@ -473,7 +516,7 @@ fn dryrun<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     }
     let arg = |at: usize| call.get(at).map_or(&b""[..], |a| a.as_ref());
     let mut message = b"This user has no permissions to ".to_vec();
-    match ctx.server.acl.check(handle, acl_command, call) {
+    match ctx.server.acl.check(handle, &acl_command, call) {
         Ok(()) => return Reply::OK,
         Err(Denied::Command) => acl::put(
             &mut message,
@@ -531,8 +574,9 @@ fn help<'a>(_: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     Reply::Array(HELP.lines().map(|l| Reply::Status(l.into())).collect())
 }
 
-/// Logs a failed AUTH or HELLO AUTH: `object` is the command name as sent, `user` the name tried.
-pub(super) fn record_failed_login(ctx: &mut Ctx<'_>, object: &[u8], user: &[u8]) {
+/// Logs a failed AUTH or HELLO AUTH (or HTTP login, as `AUTH`): `object` is the command name
+/// as sent, `user` the name tried.
+pub fn record_failed_login(ctx: &mut Ctx<'_>, object: &[u8], user: &[u8]) {
     record(
         ctx,
         Reason::Auth,

@@ -8,6 +8,8 @@ use crate::protocol::Reply;
 
 const G: &str = "connection";
 const FAST: &[&str] = &["fast"];
+/// Also served while loading and by a replica refusing stale data, as in Redis.
+const FAST_STALE: &[&str] = &["loading", "stale", "fast"];
 /// Redis 7's flags for the commands a client may send before it authenticates.
 const NO_AUTH: &[&str] = &[
     "noscript",
@@ -25,10 +27,10 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec::new("hello", -1, hello).flags(NO_AUTH)
         .doc(G, "[protover [AUTH username password] [SETNAME name]]", "choose RESP2 or RESP3, authenticate, describe the server"),
     Spec::new("ping", -1, ping).flags(FAST).doc(G, "[message]", "PONG, or the message back"),
-    Spec::new("echo", 2, echo).flags(FAST).doc(G, "message", "the message back"),
+    Spec::new("echo", 2, echo).flags(FAST_STALE).doc(G, "message", "the message back"),
     Spec::new("quit", -1, quit).flags(NO_AUTH).doc(G, "", "close this connection"),
     Spec::new("help", -1, help).flags(&["loading", "stale", "no_auth"]).doc(G, "", "this list"),
-    Spec::new("select", 2, select).flags(FAST).doc(G, "0", "choose database 0, the only one"),
+    Spec::new("select", 2, select).flags(FAST_STALE).doc(G, "0", "choose database 0, the only one"),
     Spec::new("client", -2, client)
         .doc(G, "SETNAME name | GETNAME | ID | LIST | INFO | KILL ...", "name, describe or close connections")
         .subcommands(&[
@@ -38,9 +40,9 @@ pub(super) const COMMANDS: &[Spec] = &[
                 .doc(G, "", "this connection, as CLIENT LIST shows it"),
             Spec::new("client|kill", -3, client_kill).flags(&["admin", "noscript", "loading", "stale"])
                 .doc(G, "ip:port | [ID id] [ADDR ip:port] [LADDR ip:port] [USER default] [SKIPME yes|no] [MAXAGE s]", "close connections"),
-            Spec::new("client|setname", 3, client_setname).flags(FAST).doc(G, "name", "name this connection"),
-            Spec::new("client|getname", 2, client_getname).flags(FAST).doc(G, "", "this connection's name"),
-            Spec::new("client|id", 2, client_id).flags(FAST).doc(G, "", "this connection's id"),
+            Spec::new("client|setname", 3, client_setname).flags(FAST_STALE).doc(G, "name", "name this connection"),
+            Spec::new("client|getname", 2, client_getname).flags(FAST_STALE).doc(G, "", "this connection's name"),
+            Spec::new("client|id", 2, client_id).flags(FAST_STALE).doc(G, "", "this connection's id"),
             Spec::new("client|setinfo", 4, client_setinfo).flags(&["noscript", "loading", "stale"])
                 .doc(G, "LIB-NAME name | LIB-VER version", "accept a client library's name or version (not shown)"),
             super::help_entry("client|help"),
@@ -152,7 +154,9 @@ fn hello<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
             return error;
         }
     }
-    if auth_required(ctx) {
+    // Redis asks whether this client logged in, not whether a password is needed now: a client
+    // that connected while one was needed must log in, even after it is removed.
+    if !ctx.client.authenticated {
         return Reply::error(
             "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
              HELLO AUTH <user> <pass> option can be used to authenticate the client and select \

@@ -23,7 +23,7 @@ mod xxh3;
 use std::borrow::Cow;
 use std::hash::Hasher;
 
-pub use acl::check_acl;
+pub use acl::{check_acl, record_failed_login};
 pub use connection::constant_time_eq;
 pub use context::{unix_ms, unix_time, ClientInfo, ClientState, Ctx, Flow, ServerState, Stats};
 pub use stats::{
@@ -65,9 +65,9 @@ pub struct Spec {
     /// `flags` read once, when the table is built, so dispatch never compares flag strings:
     /// `write`, `denyoom` and `no_auth`, in that order.
     marks: (bool, bool, bool),
-    /// Its id in Redis's command table, found when the program is compiled, which ACL rules
-    /// name it by ([`crate::acl::NO_ID`] for commands Redis lacks).
-    acl: u16,
+    /// What the ACL checks need to know of it (its id in Redis's command table, which ACL rules
+    /// name it by, how it uses its keys), found when the program is compiled.
+    acl: crate::acl::Command,
 }
 
 impl Spec {
@@ -84,7 +84,7 @@ impl Spec {
             handler,
             subcommands: &[],
             marks: (false, false, false),
-            acl: crate::acl::command_id(name),
+            acl: crate::acl::Command::named(name),
         }
     }
 
@@ -96,6 +96,7 @@ impl Spec {
             has_flag(flags, "denyoom"),
             has_flag(flags, "no_auth"),
         );
+        self.acl = self.acl.or_no_auth(self.marks.2);
         self
     }
 
@@ -118,6 +119,7 @@ impl Spec {
     /// Sets the key positions: first, last (-1: the end), step.
     pub const fn keys(mut self, first: i32, last: i32, step: i32) -> Spec {
         self.keys = (first, last, step);
+        self.acl = self.acl.with_keys(self.keys);
         self
     }
 
@@ -174,18 +176,9 @@ impl Spec {
         self.marks.2
     }
 
-    /// Its id in Redis's command table ([`crate::acl::NO_ID`] when Redis lacks it).
-    pub fn acl_id(&self) -> u16 {
-        self.acl
-    }
-
     /// What the ACL checks need to know of it.
-    pub fn acl_command(&self) -> crate::acl::Command {
-        crate::acl::Command {
-            id: self.acl,
-            no_auth: self.without_auth(),
-            keys: self.keys,
-        }
+    pub fn acl_command(&self) -> &crate::acl::Command {
+        &self.acl
     }
 
     fn arity_ok(&self, argc: usize) -> bool {
@@ -343,12 +336,7 @@ pub fn admit(
     // One flag for a user allowed everything; the full check only for restricted users. Inside
     // MULTI the check runs when the command is queued and again when EXEC runs it, as in Redis.
     if !ctx.server.acl.unrestricted(ctx.client.user) {
-        let context = if queueing || ctx.client.in_exec {
-            crate::acl::Context::Multi
-        } else {
-            crate::acl::Context::Toplevel
-        };
-        if let Err(denied) = check_acl(ctx, spec, args, context) {
+        if let Err(denied) = check_acl(ctx, spec, args, queueing) {
             return Err((denied, Call::Rejected(spec)));
         }
     }
@@ -409,8 +397,9 @@ fn reap_keys(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Arg<'_>]) {
     }
 }
 
-/// Redis's replication refusals: writes to a read-only replica, data commands while the link
-/// is down with `replica-serve-stale-data no`, and writes on a primary short of good replicas.
+/// Redis's replication refusals: writes to a read-only replica, commands not flagged `stale`
+/// while the link is down with `replica-serve-stale-data no`, and writes on a primary short of
+/// good replicas.
 fn replication_refusal(ctx: &Ctx<'_>, spec: &Spec) -> Option<Reply<'static>> {
     let (repl, settings) = (&ctx.server.repl, &ctx.server.config.repl);
     if ctx.client.is_master {
@@ -427,8 +416,10 @@ fn replication_refusal(ctx: &Ctx<'_>, spec: &Spec) -> Option<Reply<'static>> {
     if spec.is_write() && settings.read_only {
         return Some(READONLY);
     }
-    let data = spec.is_write() || spec.flags.contains(&"readonly");
-    (data && !settings.serve_stale_data && !repl.link_up()).then_some(MASTERDOWN)
+    // Redis's rule: only commands flagged `stale` run (INFO, REPLICAOF, CONFIG, CLIENT, PUBLISH,
+    // SUBSCRIBE, MULTI/EXEC: what Sentinel needs); PING, WAIT and SAVE are refused too.
+    let stale_ok = spec.flags.contains(&"stale");
+    (!stale_ok && !settings.serve_stale_data && !repl.link_up()).then_some(MASTERDOWN)
 }
 
 /// A write sent to a read-only replica.

@@ -178,7 +178,7 @@ fn pubsub_numpat<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
 
 /// RESET: the connection as new, as Redis 7 does it: subscriptions end (without frames), the
 /// name goes, RESP2 again, a transaction and watches are discarded, and the client is the
-/// default user again, asked for the password when it has one.
+/// default user again, logged in only if it needs no password (Redis's clientSetDefaultAuth).
 fn reset<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     let client = &mut *ctx.client;
     let subs = std::mem::take(&mut client.subs);
@@ -188,6 +188,6 @@ fn reset<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     client.name = None;
     client.resp3 = false;
     client.user = crate::acl::DEFAULT_USER;
-    client.authenticated = false;
+    client.authenticated = ctx.server.acl.default_open();
     Reply::Status("RESET".into())
 }

@@ -23,12 +23,12 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec::new("dbsize", 1, dbsize).read().doc(G, "", "number of keys"),
     Spec::new("flushdb", -1, flush).write().doc(G, "[ASYNC|SYNC]", "delete every key"),
     Spec::new("flushall", -1, flush).write().doc(G, "[ASYNC|SYNC]", "delete every key"),
-    Spec::new("save", 1, save).flags(ADMIN_NO_MULTI).doc(G, "", "write a snapshot; replies once it is on disk"),
-    Spec::new("bgsave", -1, bgsave).flags(ADMIN).doc(G, "[SCHEDULE]", "write a snapshot in the background"),
+    Spec::new("save", 1, save).flags(&["admin", "noscript", "no_multi"]).doc(G, "", "write a snapshot; replies once it is on disk"),
+    Spec::new("bgsave", -1, bgsave).flags(&["admin", "noscript"]).doc(G, "[SCHEDULE]", "write a snapshot in the background"),
     Spec::new("shutdown", -1, shutdown).flags(ADMIN_NO_MULTI).doc(G, "[NOSAVE|SAVE]", "stop the server, saving a snapshot unless NOSAVE"),
-    Spec::new("lastsave", 1, lastsave).flags(&["fast"]).doc(G, "", "Unix time of the last successful snapshot"),
+    Spec::new("lastsave", 1, lastsave).flags(&["loading", "stale", "fast"]).doc(G, "", "Unix time of the last successful snapshot"),
     Spec::new("info", -1, info).flags(INSPECT).doc(G, "[section ...]", "server, clients, memory, persistence, stats, replication, commandstats, latencystats, keyspace"),
-    Spec::new("time", 1, time).flags(&["fast"]).doc(G, "", "server time: seconds and microseconds"),
+    Spec::new("time", 1, time).flags(&["loading", "stale", "fast"]).doc(G, "", "server time: seconds and microseconds"),
     Spec::new("command", -1, command_all).flags(INSPECT)
         .doc(G, "[COUNT | LIST | INFO name ... | DOCS [name ...]]", "describe the commands")
         .subcommands(&[
@@ -510,7 +510,15 @@ fn config_set<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
                 ))
             }
             Err(SetError::Immutable) => return failed("can't set immutable config"),
-            Err(SetError::Bad(expected)) => return failed(&format!("argument must be {expected}")),
+            // Redis's wording for its enumerated settings, which list their values.
+            Err(SetError::Bad(expected)) => match expected.strip_prefix("one of: ") {
+                Some(values) => {
+                    return failed(&format!(
+                        "argument(s) must be one of the following: {values}"
+                    ))
+                }
+                None => return failed(&format!("argument must be {expected}")),
+            },
         }
         seen.push(name);
     }

@@ -39,6 +39,8 @@ fn owned(reply: Reply<'_>) -> Reply<'static> {
         Reply::Bulk(b) => Reply::Bulk(Cow::Owned(b.into_owned())),
         Reply::Array(items) => Reply::Array(items.into_iter().map(owned).collect()),
         Reply::Push(items) => Reply::Push(items.into_iter().map(owned).collect()),
+        Reply::Set(items) => Reply::Set(items.into_iter().map(owned).collect()),
+        Reply::Double(b) => Reply::Double(Cow::Owned(b.into_owned())),
         Reply::Many(items) => Reply::Many(items.into_iter().map(owned).collect()),
         Reply::Status(s) => Reply::Status(s),
         Reply::Error(e) => Reply::Error(e),

@@ -1,7 +1,8 @@
 //! HTTP/1.x requests: a pure parser of a byte slice, like the RESP and text ones.
 //!
-//! Hand-written rather than `httparse`: the server needs only the request line and five headers
-//! (Content-Length, Transfer-Encoding, Connection, Expect, Authorization, Host), its own bounds
+//! Hand-written rather than `httparse`: the server needs only the request line and a few headers
+//! (Content-Length, Transfer-Encoding, Connection, Expect, Authorization, Host, and for the web
+//! console If-None-Match and Accept-Encoding), its own bounds
 //! on the head and the body, and the same `Incomplete` contract as the other parsers; that is
 //! about as much code as adapting `httparse`'s result would be, with no dependency to audit.
 
@@ -58,6 +59,10 @@ pub struct HttpRequest<'a> {
     pub content_length: Option<usize>,
     /// The `Authorization` header's value.
     pub authorization: Option<&'a [u8]>,
+    /// The `If-None-Match` header's value (the console's pages are revalidated by `ETag`).
+    pub if_none_match: Option<&'a [u8]>,
+    /// The `Accept-Encoding` header's value (the console's pages are served gzip-compressed).
+    pub accept_encoding: Option<&'a [u8]>,
     /// The body (empty without `Content-Length`).
     pub body: &'a [u8],
 }
@@ -154,6 +159,8 @@ pub fn parse_http<'a>(input: &'a [u8], limits: &HttpLimits) -> Result<HttpParse<
         keep_alive: version == Version::Http11,
         content_length: None,
         authorization: None,
+        if_none_match: None,
+        accept_encoding: None,
         body: &[],
     };
     let mut host = false;
@@ -198,6 +205,10 @@ pub fn parse_http<'a>(input: &'a [u8], limits: &HttpLimits) -> Result<HttpParse<
             continue_wanted = version == Version::Http11;
         } else if is("authorization") {
             request.authorization = Some(value);
+        } else if is("if-none-match") {
+            request.if_none_match = Some(value);
+        } else if is("accept-encoding") {
+            request.accept_encoding = Some(value);
         } else if is("host") {
             if host {
                 return Err(HttpError::BadRequest("more than one Host"));

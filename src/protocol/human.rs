@@ -20,7 +20,7 @@ fn encode_at(reply: &Reply<'_>, indent: usize, out: &mut Vec<u8>) {
             out.extend_from_slice(b"(integer) ");
             out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes());
         }
-        Reply::Bulk(bytes) => quote(bytes, out),
+        Reply::Bulk(bytes) | Reply::Double(bytes) => quote(bytes, out),
         Reply::Nil | Reply::NilArray => out.extend_from_slice(b"(nil)"),
         Reply::Text(text) => {
             out.extend_from_slice(text.as_bytes());
@@ -42,11 +42,11 @@ fn encode_at(reply: &Reply<'_>, indent: usize, out: &mut Vec<u8>) {
             }
             return;
         }
-        Reply::Array(items) | Reply::Push(items) if items.is_empty() => {
+        Reply::Array(items) | Reply::Push(items) | Reply::Set(items) if items.is_empty() => {
             out.extend_from_slice(b"(empty array)")
         }
         // A pub/sub message prints as any array does: `1) message`, `2) news`, `3) hello`.
-        Reply::Array(items) | Reply::Push(items) => {
+        Reply::Array(items) | Reply::Push(items) | Reply::Set(items) => {
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
                     out.resize(out.len() + indent, b' ');

@@ -1,5 +1,6 @@
 //! The body of `POST /v1/tx`: a JSON array of commands, each an array of arguments that are
-//! strings (or numbers, taken as written). A parser for exactly that shape, a pure function of
+//! strings (or numbers, taken as written), or `{"base64": "..."}` for bytes that are not UTF-8
+//! (the form the replies use for them). A parser for exactly that shape, a pure function of
 //! the bytes: serde_json's generic `Value` would add several kilobytes to the static binary for
 //! two levels of arrays of strings.
 
@@ -64,8 +65,29 @@ impl Cursor<'_> {
         match self.peek()? {
             b'"' => self.string(),
             b'-' | b'0'..=b'9' => self.number(),
+            b'{' => self.base64_object(),
             _ => None,
         }
+    }
+
+    /// `{"base64": "..."}`: the bytes of standard base64 with padding.
+    fn base64_object(&mut self) -> Option<Vec<u8>> {
+        self.pos += 1;
+        self.skip_space();
+        if self.peek() != Some(b'"') || self.string()? != b"base64" {
+            return None;
+        }
+        self.skip_space();
+        if self.next()? != b':' {
+            return None;
+        }
+        self.skip_space();
+        if self.peek() != Some(b'"') {
+            return None;
+        }
+        let bytes = base64_decode(&self.string()?)?;
+        self.skip_space();
+        (self.next()? == b'}').then_some(bytes)
     }
 
     fn string(&mut self) -> Option<Vec<u8>> {
@@ -161,6 +183,39 @@ impl Cursor<'_> {
     }
 }
 
+/// Standard base64 with padding (RFC 4648); `None` if malformed.
+pub fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    if text.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    for (i, quad) in text.chunks_exact(4).enumerate() {
+        let last = i == text.len() / 4 - 1;
+        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
+        if pad > 2 || (pad > 0 && !last) {
+            return None;
+        }
+        let mut bits = 0u32;
+        for &c in &quad[..4 - pad] {
+            bits = bits << 6 | value(c)?;
+        }
+        bits <<= 6 * pad as u32;
+        let bytes = bits.to_be_bytes();
+        out.extend_from_slice(&bytes[1..4 - pad]);
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +246,28 @@ mod tests {
             parse_commands("[[\"é\"]]".as_bytes()),
             Some(args(&[&["é"]]))
         );
+    }
+
+    #[test]
+    fn base64_arguments() {
+        assert_eq!(
+            parse_commands(br#"[["GET", { "base64" : "/wA=" }, {"base64":""}]]"#),
+            Some(vec![vec![b"GET".to_vec(), vec![0xff, 0], vec![]]])
+        );
+        for bad in [
+            &br#"[[{"base64":"/wA"}]]"#[..],
+            br#"[[{"base64":"/wA="]]"#,
+            br#"[[{"hex":"ff"}]]"#,
+            br#"[[{"base64":1}]]"#,
+            br#"[[{}]]"#,
+        ] {
+            assert_eq!(
+                parse_commands(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]

@@ -23,6 +23,11 @@ pub enum Reply<'a> {
     NilArray,
     /// An ordered list of replies (RESP `*`).
     Array(Vec<Reply<'a>>),
+    /// An unordered collection (ACL GETUSER's flags): a RESP3 set (`~`), an array otherwise.
+    Set(Vec<Reply<'a>>),
+    /// A floating-point number, already formatted as Redis formats it: a RESP3 double (`,`), a
+    /// bulk string otherwise.
+    Double(Cow<'a, [u8]>),
     /// Field-value pairs (HELLO, CONFIG GET): a RESP3 map (`%`), a flat array in RESP2.
     Map(Vec<(Reply<'a>, Reply<'a>)>),
     /// Out-of-band data (pub/sub frames): a RESP3 push (`>`), an array in RESP2 and in text.

@@ -230,6 +230,8 @@ pub(super) fn encode(reply: &Reply<'_>, resp3: bool, out: &mut Vec<u8>) {
         Reply::Error(e) => line(out, b'-', e),
         Reply::Integer(n) => line(out, b':', itoa::Buffer::new().format(*n).as_bytes()),
         Reply::Bulk(bytes) => bulk(out, bytes),
+        Reply::Double(text) if resp3 => line(out, b',', text),
+        Reply::Double(text) => bulk(out, text),
         Reply::Text(text) if resp3 => {
             // A verbatim string: clients show it as text, not as quoted bytes.
             let len = text.len() + 4;
@@ -243,11 +245,11 @@ pub(super) fn encode(reply: &Reply<'_>, resp3: bool, out: &mut Vec<u8>) {
         Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
         Reply::NilArray if resp3 => out.extend_from_slice(b"_\r\n"),
         Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
-        Reply::Array(items) | Reply::Push(items) => {
-            let kind = if resp3 && matches!(reply, Reply::Push(_)) {
-                b'>'
-            } else {
-                b'*'
+        Reply::Array(items) | Reply::Push(items) | Reply::Set(items) => {
+            let kind = match reply {
+                Reply::Push(_) if resp3 => b'>',
+                Reply::Set(_) if resp3 => b'~',
+                _ => b'*',
             };
             line(
                 out,

@@ -131,6 +131,12 @@ impl Registry {
         }
     }
 
+    /// Every channel (then every pattern, `true`) with its subscribers.
+    pub fn each(&self) -> impl Iterator<Item = (&[u8], bool, &[Subscriber])> {
+        let channels = self.channels.iter().map(|(n, s)| (&n[..], false, &s[..]));
+        channels.chain(self.patterns.iter().map(|(n, s)| (&n[..], true, &s[..])))
+    }
+
     /// Takes every subscription of a client that is closing or resetting.
     pub fn drop_client(&mut self, who: Subscriber, subs: &Subscriptions) {
         for (names, patterns) in [(&subs.channels, false), (&subs.patterns, true)] {

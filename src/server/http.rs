@@ -1,6 +1,10 @@
 //! The HTTP front door: REST routes on the keyspace, `/metrics` and `/healthz`, served by the
 //! same loop and slab as RESP and text clients.
 //!
+//! The web console's page (`/` and the files it loads, see [`console`]) is answered before
+//! authentication: it holds no data, and every call it makes goes through the routes below with
+//! the credentials the person typed.
+//!
 //! Key routes become the same argument lists the other dialects produce (`GET key`, `SET key
 //! value [EX ttl]`, `DEL key`, `KEYS prefix*`) and run through [`execute_args`], so counters, the
 //! slow log, journaling, `MISCONF` and the log's fsync hold apply exactly as they do to RESP.
@@ -8,6 +12,7 @@
 use std::borrow::Cow;
 
 use super::connection::{Closing, Connection, Hold};
+use super::console::{self, Answer};
 use super::execute::{execute_args, must_wait_for_fsync, Stopped};
 use super::metrics;
 use super::persistence::Journal;
@@ -146,6 +151,10 @@ struct Response {
     allow: Option<&'static str>,
     /// A stream: no Content-Length, the body runs until the connection closes.
     streaming: bool,
+    /// The console's headers: [`console::SECURITY_HEADERS`] and this `Cache-Control`.
+    console: Option<&'static str>,
+    /// The body is gzip-compressed, with this entity tag.
+    gzip_etag: Option<&'static str>,
 }
 
 impl Response {
@@ -159,7 +168,15 @@ impl Response {
             authenticate: false,
             allow: None,
             streaming: false,
+            console: None,
+            gzip_etag: None,
         }
+    }
+
+    /// With the console's security headers and `Cache-Control: cache`.
+    fn console(mut self, cache: &'static str) -> Response {
+        self.console = Some(cache);
+        self
     }
 
     fn close(mut self) -> Response {
@@ -178,12 +195,26 @@ impl Response {
             out.extend_from_slice(b"Content-Type: ");
             out.extend_from_slice(self.content_type.as_bytes());
             out.extend_from_slice(b"\r\nCache-Control: no-cache\r\n");
-        } else if self.status != 204 {
+        } else if self.status != 204 && self.status != 304 {
             out.extend_from_slice(b"Content-Type: ");
             out.extend_from_slice(self.content_type.as_bytes());
             out.extend_from_slice(b"\r\nContent-Length: ");
             out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
             out.extend_from_slice(b"\r\n");
+        }
+        if let Some(etag) = self.gzip_etag {
+            if self.status != 304 {
+                out.extend_from_slice(b"Content-Encoding: gzip\r\n");
+            }
+            out.extend_from_slice(b"Vary: Accept-Encoding\r\nETag: ");
+            out.extend_from_slice(etag.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if let Some(cache) = self.console {
+            out.extend_from_slice(b"Cache-Control: ");
+            out.extend_from_slice(cache.as_bytes());
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(console::SECURITY_HEADERS.as_bytes());
         }
         if let Some(allow) = self.allow {
             out.extend_from_slice(b"Allow: ");
@@ -199,7 +230,7 @@ impl Response {
             out.extend_from_slice(b"Connection: keep-alive\r\n");
         }
         out.extend_from_slice(b"\r\n");
-        if !head_only && self.status != 204 {
+        if !head_only && self.status != 204 && self.status != 304 {
             out.extend_from_slice(body);
         }
     }
@@ -227,6 +258,10 @@ enum Route<'a> {
     Delete(Arg<'a>),
     Subscribe(Arg<'a>),
     Tx,
+    /// The console's charts: `GET /v1/stats`.
+    Stats,
+    /// The console's command line: `POST /v1/command`.
+    Command,
 }
 
 /// Answers one request into `out`; returns whether the connection stays open, and whether a
@@ -246,17 +281,32 @@ fn serve(
         response.keep_alive_header = keep_alive && request.version == Version::Http10;
         response
     };
+    if state.config.http_console {
+        if let Some(answer) = console::answer(request) {
+            console_file(answer, shape, head_only, out);
+            return (keep_alive, false);
+        }
+    }
     let (path, _) = http::split_target(request.target);
     let user = if path == b"/healthz" {
-        Some(crate::acl::DEFAULT_USER)
+        Ok(crate::acl::DEFAULT_USER)
     } else {
         authorized(request, state)
     };
-    let Some(user) = user else {
-        let mut response = Response::new(401, "Unauthorized", TEXT);
-        response.authenticate = true;
-        shape(response).write(b"unauthorized\n", head_only, out);
-        return (keep_alive, false);
+    let user = match user {
+        Ok(user) => user,
+        Err(tried) => {
+            if let Some(name) = tried {
+                // In ACL LOG as a failed AUTH is (reason auth, the name tried).
+                client.user = crate::acl::DEFAULT_USER;
+                let mut ctx = crate::command::Ctx::new(store, client, state);
+                crate::command::record_failed_login(&mut ctx, b"AUTH", &name);
+            }
+            let mut response = Response::new(401, "Unauthorized", TEXT);
+            response.authenticate = true;
+            shape(response).write(b"unauthorized\n", head_only, out);
+            return (keep_alive, false);
+        }
     };
     let route = match route(request) {
         Ok(route) => route,
@@ -317,6 +367,11 @@ fn serve(
             false
         }
         Route::Metrics => {
+            // The figures INFO shows, for the users that may run INFO.
+            if let Err(refusal) = may_run_info(client, store, state) {
+                error_response(&refusal, shape, head_only, out);
+                return (keep_alive, false);
+            }
             let body = metrics::render(store, state);
             shape(Response::new(200, "OK", PROMETHEUS)).write(body.as_bytes(), head_only, out);
             false
@@ -348,6 +403,19 @@ fn serve(
             shape(response).write(&body, head_only, out);
             recorded
         }
+        Route::Stats => {
+            let mut body = Vec::with_capacity(512);
+            console::stats_json(&sample(store, state), &mut body);
+            let response = Response::new(200, "OK", JSON).console("no-store");
+            shape(response).write(&body, head_only, out);
+            false
+        }
+        Route::Command => {
+            let (response, body, recorded) =
+                console_command(request.body, client, store, state, journal);
+            shape(response.console("no-store")).write(&body, head_only, out);
+            recorded
+        }
     };
     (keep_alive, recorded)
 }
@@ -364,12 +432,81 @@ fn transaction(
     state: &mut ServerState,
     journal: &mut Journal,
 ) -> (Response, Vec<u8>, bool) {
-    let queue = match tx_queue(body, state) {
+    const SHAPE: &str = "the body must be a JSON array of commands, each an array of strings";
+    let Some(commands) = crate::protocol::json::parse_commands(body) else {
+        let (response, text) = bad_request(SHAPE);
+        return (response, text.into_bytes(), false);
+    };
+    run_commands(commands, Tx::Json, client, store, state, journal)
+}
+
+/// `POST /v1/command` (the console's command line): the body is one command as the text
+/// dialect writes it (quotes and escapes as in `redis-cli`), run as `POST /v1/tx` runs its
+/// commands; the answer is its reply as the text dialect prints it.
+// Kept out of the request loop: only the console's command line comes here.
+#[inline(never)]
+fn console_command(
+    body: &[u8],
+    client: &mut ClientState,
+    store: &mut Store,
+    state: &mut ServerState,
+    journal: &mut Journal,
+) -> (Response, Vec<u8>, bool) {
+    let line = body.strip_suffix(b"\n").unwrap_or(body);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let refuse = |why: &str| {
+        let (response, text) = bad_request(why);
+        (response, text.into_bytes(), false)
+    };
+    let Some(args) = crate::protocol::split_args(line) else {
+        return refuse("unbalanced quotes in the command");
+    };
+    if args.is_empty() {
+        return refuse("the body must be a command");
+    }
+    // A subscription would turn this request's connection into a stream of pushes.
+    if args.first().is_some_and(|name| {
+        [&b"subscribe"[..], b"psubscribe"]
+            .iter()
+            .any(|s| name.eq_ignore_ascii_case(s))
+    }) {
+        return refuse("SUBSCRIBE and PSUBSCRIBE cannot run here: follow a channel with GET /v1/subscribe/{channel}");
+    }
+    let args = args.into_iter().map(Cow::into_owned).collect();
+    run_commands(vec![args], Tx::Text, client, store, state, journal)
+}
+
+/// How [`run_commands`] writes replies: a JSON array, or each reply in the text dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tx {
+    Json,
+    Text,
+}
+
+/// Checks `commands` (400 for an unknown command or wrong arity, with nothing run), then runs
+/// them as one transaction, their replies written as `form` says.
+fn run_commands(
+    commands: Vec<Vec<Vec<u8>>>,
+    form: Tx,
+    client: &mut ClientState,
+    store: &mut Store,
+    state: &mut ServerState,
+    journal: &mut Journal,
+) -> (Response, Vec<u8>, bool) {
+    let queue = match tx_queue(commands, state) {
         Ok(queue) => queue,
         Err((response, text)) => return (response, text.into_bytes(), false),
     };
-    let mut replies = b"[".to_vec();
+    let mut replies = if form == Tx::Json {
+        b"[".to_vec()
+    } else {
+        Vec::new()
+    };
     let mut item = |reply: &Reply<'_>, _: bool, _: &mut Vec<u8>| {
+        if form == Tx::Text {
+            crate::protocol::encode_reply(reply, crate::protocol::Dialect::Text, &mut replies);
+            return;
+        }
         if replies.len() > 1 {
             replies.push(b',');
         }
@@ -385,6 +522,7 @@ fn transaction(
         journal,
         &mut item,
     ) {
+        Ok(recorded) if form == Tx::Text => (Response::new(200, "OK", TEXT), replies, recorded),
         Ok(recorded) => {
             replies.extend_from_slice(b"]\n");
             (Response::new(200, "OK", JSON), replies, recorded)
@@ -400,10 +538,9 @@ fn transaction(
     }
 }
 
-/// The queue `POST /v1/tx`'s body asks for, or why it is refused.
-fn tx_queue(body: &[u8], state: &ServerState) -> Result<Queue, Refusal> {
+/// The queue of `commands` (`POST /v1/tx`'s body), or why it is refused.
+fn tx_queue(commands: Vec<Vec<Vec<u8>>>, state: &ServerState) -> Result<Queue, Refusal> {
     const SHAPE: &str = "the body must be a JSON array of commands, each an array of strings";
-    let commands = crate::protocol::json::parse_commands(body).ok_or_else(|| bad_request(SHAPE))?;
     let mut queue = Queue::default();
     for command in commands {
         let args: Vec<Arg<'_>> = command.into_iter().map(Cow::Owned).collect();
@@ -448,7 +585,7 @@ fn json_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
     match reply {
         Reply::Status(text) => json_string(text, out),
         Reply::Text(text) => json_string(text, out),
-        Reply::Bulk(bytes) => json_value(bytes, out),
+        Reply::Bulk(bytes) | Reply::Double(bytes) => json_value(bytes, out),
         Reply::Integer(n) => out.extend_from_slice(itoa::Buffer::new().format(*n).as_bytes()),
         Reply::Nil | Reply::NilArray => out.extend_from_slice(b"null"),
         Reply::Error(text) => {
@@ -457,7 +594,7 @@ fn json_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
             out.push(b'}');
         }
         // SUBSCRIBE's frames inside a transaction read as arrays.
-        Reply::Array(items) | Reply::Push(items) | Reply::Many(items) => {
+        Reply::Array(items) | Reply::Push(items) | Reply::Many(items) | Reply::Set(items) => {
             out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
@@ -482,58 +619,52 @@ fn json_reply(reply: &Reply<'_>, out: &mut Vec<u8>) {
     }
 }
 
-/// The user a request runs as: `Authorization: Basic` with user:password, `Bearer <password>`
-/// for the default user, or the default user when it needs no password; `None` (401) when the
-/// credentials are missing or wrong.
-fn authorized(request: &HttpRequest<'_>, state: &ServerState) -> Option<crate::acl::UserRef> {
-    let acl = &state.acl;
-    let Some(value) = request.authorization else {
-        return acl.default_open().then_some(crate::acl::DEFAULT_USER);
+/// Whether the request's user may read `/metrics`: as INFO, whose figures it shows. A refusal
+/// is the `NOPERM` reply, in ACL LOG as a refused INFO.
+#[inline(never)]
+fn may_run_info(
+    client: &mut ClientState,
+    store: &mut Store,
+    state: &mut ServerState,
+) -> Result<(), Reply<'static>> {
+    let (Some(spec), false) = (
+        crate::command::lookup(b"info"),
+        state.acl.unrestricted(client.user),
+    ) else {
+        return Ok(());
     };
-    let space = value.iter().position(|&b| b == b' ')?;
-    let (scheme, token) = (&value[..space], &value[space + 1..]);
-    if scheme.eq_ignore_ascii_case(b"Bearer") {
-        return acl.authenticate(b"default", token);
-    }
-    if !scheme.eq_ignore_ascii_case(b"Basic") {
-        return None;
-    }
-    let decoded = base64_decode(token)?;
-    let colon = decoded.iter().position(|&b| b == b':')?;
-    acl.authenticate(&decoded[..colon], &decoded[colon + 1..])
+    let mut ctx = crate::command::Ctx::new(store, client, state);
+    crate::command::check_acl(&mut ctx, spec, &[Cow::Borrowed(&b"INFO"[..])], false)
 }
 
-/// Standard base64 with padding (RFC 4648), as Basic credentials come; `None` if malformed.
-fn base64_decode(text: &[u8]) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
+/// The user a request runs as: `Authorization: Basic` with user:password, `Bearer <password>`
+/// for the default user, or the default user when it needs no password. `Err` (401) when the
+/// credentials are missing or wrong, with the user name tried when there was one.
+fn authorized(
+    request: &HttpRequest<'_>,
+    state: &ServerState,
+) -> Result<crate::acl::UserRef, Option<Vec<u8>>> {
+    let acl = &state.acl;
+    let Some(value) = request.authorization else {
+        return acl
+            .default_open()
+            .then_some(crate::acl::DEFAULT_USER)
+            .ok_or(None);
     };
-    if text.len() % 4 != 0 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    for (i, quad) in text.chunks_exact(4).enumerate() {
-        let last = i == text.len() / 4 - 1;
-        let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && !last) {
-            return None;
-        }
-        let mut bits = 0u32;
-        for &c in &quad[..4 - pad] {
-            bits = bits << 6 | value(c)?;
-        }
-        bits <<= 6 * pad as u32;
-        let bytes = bits.to_be_bytes();
-        out.extend_from_slice(&bytes[1..4 - pad]);
-    }
-    Some(out)
+    let space = value.iter().position(|&b| b == b' ').ok_or(None)?;
+    let (scheme, token) = (&value[..space], &value[space + 1..]);
+    let (name, password) = if scheme.eq_ignore_ascii_case(b"Bearer") {
+        (b"default".to_vec(), token.to_vec())
+    } else if scheme.eq_ignore_ascii_case(b"Basic") {
+        let mut decoded = crate::protocol::json::base64_decode(token).ok_or(None)?;
+        let colon = decoded.iter().position(|&b| b == b':').ok_or(None)?;
+        let password = decoded.split_off(colon + 1);
+        decoded.truncate(colon);
+        (decoded, password)
+    } else {
+        return Err(None);
+    };
+    acl.authenticate(&name, &password).ok_or(Some(name))
 }
 
 type Refusal = (Response, String);
@@ -570,12 +701,21 @@ fn route<'a>(request: &HttpRequest<'a>) -> Result<Route<'a>, Refusal> {
             read_only("GET, HEAD")?;
             list_route(query)
         }
-        b"/v1/tx" => {
+        b"/v1/tx" | b"/v1/command" => {
             if method != Method::Post {
                 return Err(not_allowed("POST"));
             }
             no_query(query)?;
-            Ok(Route::Tx)
+            Ok(if path == b"/v1/tx" {
+                Route::Tx
+            } else {
+                Route::Command
+            })
+        }
+        b"/v1/stats" => {
+            read_only("GET, HEAD")?;
+            no_query(query)?;
+            Ok(Route::Stats)
         }
         _ if path.starts_with(b"/v1/subscribe/") => {
             if method != Method::Get {
@@ -664,6 +804,57 @@ fn list_route(query: &[u8]) -> Result<Route<'_>, Refusal> {
     }
     pattern.push(b'*');
     Ok(Route::List(Cow::Owned(pattern), limit))
+}
+
+/// Writes the console's answer for one of its files.
+fn console_file(
+    answer: Answer,
+    shape: impl Fn(Response) -> Response,
+    head_only: bool,
+    out: &mut Vec<u8>,
+) {
+    // `no-cache`: the browser keeps the file but asks each time whether it is still current
+    // (a `304` when it is), so a new server version is never hidden behind an old page.
+    let (mut response, body): (Response, &[u8]) = match answer {
+        Answer::File(asset) => (Response::new(200, "OK", asset.content_type), asset.gzip),
+        Answer::NotModified(_) => (Response::new(304, "Not Modified", TEXT), b""),
+        Answer::NotAcceptable => (
+            Response::new(406, "Not Acceptable", TEXT),
+            b"the console is served gzip-compressed only\n",
+        ),
+        Answer::NotAllowed => {
+            let mut response = Response::new(405, "Method Not Allowed", TEXT);
+            response.allow = Some("GET, HEAD");
+            (response, b"method not allowed\n")
+        }
+    };
+    if let Answer::File(asset) | Answer::NotModified(asset) = answer {
+        response.gzip_etag = Some(asset.etag);
+    }
+    shape(response.console("no-cache")).write(body, head_only, out);
+}
+
+/// The figures `GET /v1/stats` reports.
+fn sample(store: &Store, state: &ServerState) -> console::Sample {
+    let mut latency = vec![0; crate::command::BUCKET_BOUNDS_USEC.len() + 1];
+    for stat in state.stats.per_command.values() {
+        for (sum, count) in latency.iter_mut().zip(stat.latency.counts.iter()) {
+            *sum += count;
+        }
+    }
+    let stats = &state.stats;
+    console::Sample {
+        uptime_ms: u64::try_from(state.uptime().as_millis()).unwrap_or(u64::MAX),
+        commands: stats.commands,
+        keys: store.len() as u64,
+        used_memory: store.used_bytes() as u64,
+        maxmemory: state.config.maxmemory as u64,
+        rss: state.rss_bytes as u64,
+        clients: state.connected_clients as u64,
+        net_input: stats.net_input_bytes,
+        net_output: stats.net_output_bytes,
+        latency,
+    }
 }
 
 fn no_query(query: &[u8]) -> Result<(), Refusal> {

@@ -5,6 +5,7 @@
 //! signals through a socket the poll watches.
 
 mod connection;
+pub mod console;
 mod execute;
 mod http;
 mod metrics;
@@ -499,6 +500,9 @@ impl Server {
             id: self.next_client_id,
             peer: Some(peer),
             slot: key,
+            // As Redis: logged in as the default user when it needs no password now, and
+            // staying so when a password is set later (requirepass, ACL SETUSER default).
+            authenticated: self.state.acl.default_open(),
             ..ClientState::default()
         };
         let now = Instant::now();

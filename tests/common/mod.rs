@@ -4,7 +4,9 @@
 #![allow(dead_code)]
 
 pub mod frames;
+pub mod http;
 pub mod redis;
+pub mod webdriver;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -419,4 +421,59 @@ impl Client {
             _ => line.trim_end().to_string(),
         }
     }
+}
+
+impl Server {
+    /// Starts a server with HTTP on a free port (and extra flags); the HTTP address.
+    pub fn start_http(extra: &[&str]) -> (Server, SocketAddr) {
+        let mut args = vec!["--http-port", "0"];
+        args.extend_from_slice(extra);
+        let mut server = Server::start(&args);
+        let line = server.wait_log("HTTP on ");
+        let addr = line
+            .split("HTTP on ")
+            .nth(1)
+            .and_then(|rest| rest.split([',', ' ']).next())
+            .expect("HTTP address in the start-up line")
+            .parse()
+            .expect("socket address");
+        (server, addr)
+    }
+}
+
+/// One HTTP/1.1 request with an empty body (and `Authorization: auth` when given) on a new
+/// connection: the response's status line and its body (read up to its Content-Length).
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+) -> (String, Vec<u8>) {
+    let mut c = Client::connect(addr);
+    let auth = auth.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
+    c.send(
+        format!("{method} {path} HTTP/1.1\r\nHost: t\r\n{auth}Content-Length: 0\r\n\r\n")
+            .as_bytes(),
+    );
+    let status = c.read_line().trim_end().to_string();
+    let mut length = 0;
+    loop {
+        let header = c.read_line();
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().expect("Content-Length");
+            }
+        }
+    }
+    (status, c.read_n(length))
+}
+
+/// A loopback port free a moment ago (for programs that cannot listen on port 0 and say where).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
 }

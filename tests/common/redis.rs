@@ -159,6 +159,27 @@ impl<S: Read + Write + Deadline> Replies<S> {
         self.send(request);
         self.reply()
     }
+
+    /// Sends `request` and returns its reply, or `None` when the server has closed the
+    /// connection (EOF or reset before a whole reply).
+    pub fn call_or_closed(&mut self, request: &[u8]) -> Option<Vec<u8>> {
+        if self.stream.write_all(request).is_err() {
+            return None;
+        }
+        loop {
+            if let Some(end) = reply_end(&self.buf, 0) {
+                return Some(self.buf.drain(..end).collect());
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return None,
+                Err(e) => panic!("read failed ({e}); partial reply {:?}", text(&self.buf)),
+            }
+        }
+    }
 }
 
 /// Where the RESP2/RESP3 reply starting at `buf[at]` ends, once it is complete.
