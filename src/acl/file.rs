@@ -25,8 +25,18 @@ impl std::fmt::Display for FileError {
     }
 }
 
-/// An I/O error as C's strerror words it (without Rust's "(os error N)").
+/// An I/O error as C's strerror words it (without Rust's "(os error N)"), in glibc's words, which
+/// redis-server's errors carry: the static builds' musl words a few errors differently.
 pub fn strerror(e: &io::Error) -> String {
+    let glibc = match e.raw_os_error() {
+        Some(libc::EIO) => Some("Input/output error"),
+        Some(libc::ENAMETOOLONG) => Some("File name too long"),
+        Some(libc::EDQUOT) => Some("Disk quota exceeded"),
+        _ => None,
+    };
+    if let Some(text) = glibc {
+        return text.to_string();
+    }
     let text = e.to_string();
     match text.find(" (os error") {
         Some(at) => text[..at].to_string(),
