@@ -753,22 +753,6 @@ fn a_bad_rule_at_start_names_the_file_and_line() {
     c.cmd(&["GET", "a"], b"$-1\r\n");
 }
 
-/// Starts a server with HTTP on a free port; returns it and the HTTP address from the log.
-fn start_http(extra: &[&str]) -> (Server, SocketAddr) {
-    let mut args = vec!["--http-port", "0"];
-    args.extend_from_slice(extra);
-    let mut server = Server::start(&args);
-    let line = server.wait_log("HTTP on ");
-    let addr = line
-        .split("HTTP on ")
-        .nth(1)
-        .and_then(|rest| rest.split([',', ' ']).next())
-        .expect("HTTP address in the start-up line")
-        .parse()
-        .expect("socket address");
-    (server, addr)
-}
-
 /// The status line of the answer to one HTTP request.
 fn http_status(addr: SocketAddr, method: &str, path: &str, auth: Option<&str>) -> String {
     let mut c = Client::connect(addr);
@@ -784,7 +768,7 @@ fn http_status(addr: SocketAddr, method: &str, path: &str, auth: Option<&str>) -
 
 #[test]
 fn http_basic_credentials_run_as_that_user() {
-    let (server, addr) = start_http(&["--requirepass", "adminpw"]);
+    let (server, addr) = Server::start_http(&["--requirepass", "adminpw"]);
     let mut c = server.connect();
     c.cmd(&["AUTH", "adminpw"], b"+OK\r\n");
     c.cmd(

@@ -8,22 +8,6 @@ use std::net::SocketAddr;
 
 use common::{bulk, resp_bytes, Client, Server};
 
-/// Starts a server with HTTP on a free port; returns it and the HTTP address from the log.
-fn start(extra: &[&str]) -> (Server, SocketAddr) {
-    let mut args = vec!["--http-port", "0"];
-    args.extend_from_slice(extra);
-    let mut server = Server::start(&args);
-    let line = server.wait_log("HTTP on ");
-    let addr = line
-        .split("HTTP on ")
-        .nth(1)
-        .and_then(|rest| rest.split([',', ' ']).next())
-        .expect("HTTP address in the start-up line")
-        .parse()
-        .expect("socket address");
-    (server, addr)
-}
-
 /// Reads one response: its head (status line and headers, CRLFs included) and its body.
 fn read_response(c: &mut Client) -> (String, Vec<u8>) {
     let mut head = Vec::new();
@@ -105,7 +89,7 @@ fn http_is_off_by_default() {
 
 #[test]
 fn put_get_delete_a_key() {
-    let (server, http) = start(&[]);
+    let (server, http) = Server::start_http(&[]);
     let mut c = Client::connect(http);
     c.roundtrip(&put("/v1/keys/greeting", b"hello world"), NO_CONTENT);
     c.roundtrip(
@@ -152,7 +136,7 @@ fn put_get_delete_a_key() {
 
 #[test]
 fn keys_are_percent_decoded() {
-    let (server, http) = start(&[]);
+    let (server, http) = Server::start_http(&[]);
     let mut c = Client::connect(http);
     let mut r = server.connect();
     c.roundtrip(&put("/v1/keys/a%20b%2Fc%00%FF", b"1"), NO_CONTENT);
@@ -180,7 +164,7 @@ fn keys_are_percent_decoded() {
 
 #[test]
 fn list_keys_by_prefix_sorted_and_limited() {
-    let (server, http) = start(&[]);
+    let (server, http) = Server::start_http(&[]);
     let mut r = server.connect();
     for key in ["user:3", "user:1", "user:2", "order:1", "user*x", "user"] {
         r.cmd(&["SET", key, "v"], b"+OK\r\n");
@@ -224,7 +208,7 @@ fn list_keys_by_prefix_sorted_and_limited() {
 
 #[test]
 fn ttl_sets_a_time_to_live() {
-    let (server, http) = start(&[]);
+    let (server, http) = Server::start_http(&[]);
     let mut c = Client::connect(http);
     for bad in ["0", "-1", "x", "", "1.5", "9999999999999999999"] {
         c.roundtrip(
@@ -272,7 +256,7 @@ fn ttl_sets_a_time_to_live() {
 
 #[test]
 fn healthz_head_methods_and_unknown_paths() {
-    let (_server, http) = start(&[]);
+    let (_server, http) = Server::start_http(&[]);
     let mut c = Client::connect(http);
     c.roundtrip(&get("/healthz"), &text("200 OK", "ok\n"));
     c.roundtrip(
@@ -318,7 +302,7 @@ fn healthz_head_methods_and_unknown_paths() {
 
 #[test]
 fn broken_requests_get_a_4xx_and_the_connection_closed() {
-    let (server, http) = start(&[
+    let (server, http) = Server::start_http(&[
         "--http-max-header-bytes",
         "256",
         "--proto-max-bulk-len",
@@ -368,7 +352,7 @@ fn broken_requests_get_a_4xx_and_the_connection_closed() {
 
 #[test]
 fn expect_100_continue() {
-    let (_server, http) = start(&["--proto-max-bulk-len", "100"]);
+    let (_server, http) = Server::start_http(&["--proto-max-bulk-len", "100"]);
     let mut c = Client::connect(http);
     c.roundtrip(
         b"PUT /v1/keys/big HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
@@ -389,7 +373,7 @@ fn expect_100_continue() {
 
 #[test]
 fn keep_alive_pipelining_close_and_http_1_0() {
-    let (_server, http) = start(&[]);
+    let (_server, http) = Server::start_http(&[]);
     let mut c = Client::connect(http);
     // Three requests in one write, answered in order on the same connection.
     let mut pipeline = put("/v1/keys/p", b"1");
@@ -438,7 +422,7 @@ fn keep_alive_pipelining_close_and_http_1_0() {
 
 #[test]
 fn bearer_token_when_a_password_is_set() {
-    let (server, http) = start(&["--requirepass", "s3cret"]);
+    let (server, http) = Server::start_http(&["--requirepass", "s3cret"]);
     let mut c = Client::connect(http);
     let unauthorized = b"HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain; charset=utf-8\r\n\
                          Content-Length: 13\r\nWWW-Authenticate: Bearer realm=\"pocketkv\"\r\n\r\n\
@@ -529,7 +513,7 @@ fn http_writes_are_journaled() {
 
 #[test]
 fn maxclients_refusal_in_http() {
-    let (server, http) = start(&["--maxclients", "1"]);
+    let (server, http) = Server::start_http(&["--maxclients", "1"]);
     let mut first = server.connect();
     first.cmd(&["PING"], b"+PONG\r\n");
     let mut c = Client::connect(http);
@@ -693,7 +677,7 @@ fn scrape(http: SocketAddr) -> Exposition {
 
 #[test]
 fn metrics_parse_and_add_up() {
-    let (server, http) = start(&["--maxclients", "3"]);
+    let (server, http) = Server::start_http(&["--maxclients", "3"]);
     let mut r = server.connect();
     for i in 0..10 {
         r.cmd(&["SET", &format!("k{i}"), "value"], b"+OK\r\n");
@@ -819,7 +803,7 @@ fn metrics_parse_and_add_up() {
 
 #[test]
 fn protected_mode_answers_outside_http_clients_with_403() {
-    let (_server, http) = start(&["--bind", "0.0.0.0"]);
+    let (_server, http) = Server::start_http(&["--bind", "0.0.0.0"]);
     // This machine's address on a non-loopback interface, if it has one.
     let probe = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp socket");
     let outside = probe
@@ -851,7 +835,7 @@ fn protected_mode_answers_outside_http_clients_with_403() {
 
 #[test]
 fn memory_limit_refuses_http_writes_with_507_and_evictions_are_counted() {
-    let (server, http) = start(&["--maxmemory", "1kb"]);
+    let (server, http) = Server::start_http(&["--maxmemory", "1kb"]);
     let mut c = Client::connect(http);
     let big = vec![b'x'; 2048];
     c.roundtrip(&put("/v1/keys/a", &big), NO_CONTENT);
@@ -871,7 +855,8 @@ fn memory_limit_refuses_http_writes_with_507_and_evictions_are_counted() {
     c.roundtrip(&put("/v1/keys/b", b"v"), NO_CONTENT);
     drop(server);
 
-    let (_server, http) = start(&["--maxmemory", "1kb", "--maxmemory-policy", "allkeys-random"]);
+    let (_server, http) =
+        Server::start_http(&["--maxmemory", "1kb", "--maxmemory-policy", "allkeys-random"]);
     let mut c = Client::connect(http);
     for i in 0..20 {
         c.roundtrip(&put(&format!("/v1/keys/k{i}"), &[b'y'; 200]), NO_CONTENT);
@@ -887,7 +872,7 @@ fn memory_limit_refuses_http_writes_with_507_and_evictions_are_counted() {
 
 #[test]
 fn routes_of_renamed_or_disabled_commands_are_refused() {
-    let (server, http) = start(&[
+    let (server, http) = Server::start_http(&[
         "--rename-command",
         "KEYS",
         "",
@@ -917,7 +902,7 @@ fn routes_of_renamed_or_disabled_commands_are_refused() {
 
 #[test]
 fn a_long_pipeline_of_big_responses_arrives_whole_and_in_order() {
-    let (_server, http) = start(&[]);
+    let (_server, http) = Server::start_http(&[]);
     let mut c = Client::connect(http);
     let values: Vec<Vec<u8>> = (0..4u8)
         .map(|i| vec![b'a' + i; 100 * 1024 + usize::from(i)])
@@ -946,7 +931,7 @@ fn a_long_pipeline_of_big_responses_arrives_whole_and_in_order() {
 
 #[test]
 fn idle_keep_alive_connections_follow_the_timeout() {
-    let (_server, http) = start(&["--timeout", "1"]);
+    let (_server, http) = Server::start_http(&["--timeout", "1"]);
     let mut c = Client::connect(http);
     // Taken before the request, so the server's last sight of the client is later: the close
     // comes a second after this at the earliest, however long the machine takes to answer. No

@@ -4,24 +4,7 @@
 
 mod common;
 
-use std::net::SocketAddr;
-
 use common::{resp, Client, Server};
-
-fn start(extra: &[&str]) -> (Server, SocketAddr) {
-    let mut args = vec!["--http-port", "0"];
-    args.extend_from_slice(extra);
-    let mut server = Server::start(&args);
-    let line = server.wait_log("HTTP on ");
-    let addr = line
-        .split("HTTP on ")
-        .nth(1)
-        .and_then(|rest| rest.split([',', ' ']).next())
-        .expect("HTTP address in the start-up line")
-        .parse()
-        .expect("socket address");
-    (server, addr)
-}
 
 fn head(c: &mut Client) -> String {
     let mut head = Vec::new();
@@ -46,7 +29,7 @@ fn publish(server: &Server, channel: &str, message: &[u8], receivers: usize) {
 
 #[test]
 fn a_channel_streams_as_server_sent_events_and_ends_when_the_server_stops() {
-    let (mut server, http) = start(&[]);
+    let (mut server, http) = Server::start_http(&[]);
     let mut stream = Client::connect(http);
     stream.send(
         b"GET /v1/subscribe/news%2Fdesk HTTP/1.1\r\nHost: t\r\nAccept: text/event-stream\r\n\r\n",
@@ -73,7 +56,7 @@ fn a_channel_streams_as_server_sent_events_and_ends_when_the_server_stops() {
 
 #[test]
 fn the_stream_needs_the_bearer_password_and_a_get() {
-    let (server, http) = start(&["--requirepass", "pw"]);
+    let (server, http) = Server::start_http(&["--requirepass", "pw"]);
     let mut c = Client::connect(http);
     c.send(b"GET /v1/subscribe/a HTTP/1.1\r\nHost: t\r\n\r\n");
     assert!(head(&mut c).starts_with("HTTP/1.1 401 Unauthorized\r\n"));
