@@ -904,3 +904,58 @@ fn a_replica_that_stops_reading_during_a_full_sync_is_dropped_after_repl_timeout
     c.cmd(&["GET", "during"], b"$4\r\nsync\r\n");
     drop(stuck);
 }
+
+/// A replica lists its link to the primary as Redis lists its master client (`flags=M`, user
+/// `(superuser)`, the primary's address), `CLIENT KILL TYPE normal` and `USER default` spare it,
+/// and `CLIENT KILL TYPE master` drops it: the replica reconnects and continues partially. The same steps on a
+/// redis-server pair give the same replies and fields.
+#[test]
+fn a_replica_lists_its_link_as_type_master_and_can_kill_it() {
+    /// What one replica shows and answers: `(flags, user, addr is the primary's, kill normal
+    /// and kill user default (both sparing the link), kill master)`.
+    fn observe(replica_port: u16, primary_port: u16) -> (String, String, bool, String, String) {
+        let mut c = common::Client::connect(([127, 0, 0, 1], replica_port).into());
+        let line = c.call(&["CLIENT", "LIST", "TYPE", "master"]);
+        assert_eq!(line.lines().count(), 1, "{line}");
+        let value = |name: &str| {
+            line.split(' ')
+                .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let from_primary = value("addr") == format!("127.0.0.1:{primary_port}");
+        let normal = c.call(&["CLIENT", "KILL", "TYPE", "normal"])
+            + &c.call(&["CLIENT", "KILL", "USER", "default"]);
+        let master = c.call(&["CLIENT", "KILL", "TYPE", "master"]);
+        (value("flags"), value("user"), from_primary, normal, master)
+    }
+
+    let primary = Server::start(&[]);
+    let replica = Server::replica_of(&primary, &[]);
+    converged(&primary, &replica);
+    let mine = observe(replica.addr.port(), primary.addr.port());
+    primary.connect().cmd(&["SET", "after", "kill"], b"+OK\r\n");
+    converged(&primary, &replica);
+    assert_eq!(number(&primary, "stats", "sync_partial_ok"), 1);
+    assert_eq!(number(&primary, "stats", "sync_full"), 1);
+
+    let rp = redis(&[]);
+    let rr = redis(&["--replicaof", "127.0.0.1", &rp.2.to_string()]);
+    eventually("redis-server's replica is online", || {
+        redis_info(rr.2)
+            .iter()
+            .any(|(k, v)| k == "master_link_status" && v == "up")
+    });
+    let theirs = observe(rr.2, rp.2);
+    assert_eq!(mine, theirs);
+    assert_eq!(
+        mine,
+        (
+            "M".into(),
+            "(superuser)".into(),
+            true,
+            ":0:0".into(),
+            ":1".into()
+        )
+    );
+}

@@ -289,8 +289,15 @@ pub(super) fn client_line(
     out: &mut String,
 ) {
     let is_me = info.id == me.id;
-    let user = super::acl::user_name(acl, if is_me { me.user } else { info.user });
-    let user = String::from_utf8_lossy(user);
+    let user = if info.master {
+        // The primary's stream runs with every right, as Redis's master client (no user).
+        "(superuser)".into()
+    } else {
+        String::from_utf8_lossy(super::acl::user_name(
+            acl,
+            if is_me { me.user } else { info.user },
+        ))
+    };
     let name = if is_me { &me.name } else { &info.name };
     let name = name
         .as_deref()
@@ -316,6 +323,7 @@ pub(super) fn client_line(
     let mut flags = String::new();
     for (set, letter) in [
         (info.replica, 'S'),
+        (info.master, 'M'),
         (sub + psub > 0, 'P'),
         (multi.is_some(), 'x'),
     ] {
@@ -422,6 +430,9 @@ fn client_type(kind: &[u8]) -> Result<ClientType, Reply<'static>> {
 fn type_of(info: &ClientInfo, me: &ClientState) -> ClientType {
     if info.replica {
         return ClientType::Replica;
+    }
+    if info.master {
+        return ClientType::Master;
     }
     let subscribed = if info.id == me.id {
         me.subs.active()
@@ -538,8 +549,11 @@ fn client_kill<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
                     .laddr
                     .as_ref()
                     .is_none_or(|a| *a == info.laddr.to_string())
+                // The link to the primary runs as no user (Redis's master client): never
+                // matched by USER.
                 && filter.user.is_none_or(|u| {
-                    u == if info.id == me {
+                    !info.master
+                        && u == if info.id == me {
                         ctx.client.user
                     } else {
                         info.user

@@ -242,8 +242,44 @@ pub struct ClientInfo {
     pub multi: Option<usize>,
     /// A replica of this server (CLIENT LIST `flags=S`, `TYPE replica`).
     pub replica: bool,
+    /// This server's link to the primary it follows (`flags=M`, `TYPE master`).
+    pub master: bool,
     /// The user it runs as.
     pub user: crate::acl::UserRef,
+}
+
+impl ClientInfo {
+    /// A connection that has done nothing yet.
+    pub fn new(
+        id: u64,
+        addr: std::net::SocketAddr,
+        laddr: std::net::SocketAddr,
+        fd: i32,
+        now: Instant,
+    ) -> ClientInfo {
+        ClientInfo {
+            id,
+            addr,
+            laddr,
+            fd,
+            name: None,
+            created: now,
+            last_active: now,
+            qbuf: 0,
+            qbuf_free: 0,
+            obl: 0,
+            omem: 0,
+            writable: false,
+            cmd: "",
+            resp: 2,
+            sub: 0,
+            psub: 0,
+            multi: None,
+            replica: false,
+            master: false,
+            user: crate::acl::DEFAULT_USER,
+        }
+    }
 }
 
 /// Server-wide state shared by every command.

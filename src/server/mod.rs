@@ -506,31 +506,9 @@ impl Server {
             ..ClientState::default()
         };
         let now = Instant::now();
-        let info = ClientInfo {
-            id: client.id,
-            addr: peer,
-            laddr: stream.local_addr().unwrap_or(self.state.listening),
-            fd: stream.as_raw_fd(),
-            name: None,
-            created: now,
-            last_active: now,
-            qbuf: 0,
-            qbuf_free: 0,
-            obl: 0,
-            omem: 0,
-            writable: false,
-            cmd: "",
-            resp: 2,
-            sub: 0,
-            psub: 0,
-            multi: None,
-            replica: false,
-            user: crate::acl::DEFAULT_USER,
-        };
-        if self.state.clients.len() <= key {
-            self.state.clients.resize(key + 1, None);
-        }
-        self.state.clients[key] = Some(info);
+        let laddr = stream.local_addr().unwrap_or(self.state.listening);
+        let info = ClientInfo::new(client.id, peer, laddr, stream.as_raw_fd(), now);
+        list_client(&mut self.state.clients, key, info);
         self.next_client_id += 1;
         let mut conn = Connection::new(stream, peer, client);
         conn.http = http;
@@ -950,6 +928,16 @@ fn output_limit_broken(
     let since = *conn.over_soft_limit_since.get_or_insert(now);
     (now.saturating_duration_since(since) > Duration::from_secs(limit.soft_seconds))
         .then_some("soft")
+}
+
+/// Puts `info` in CLIENT LIST's slot `key`.
+fn list_client(clients: &mut Vec<Option<ClientInfo>>, key: usize, info: ClientInfo) {
+    if clients.len() <= key {
+        clients.resize(key + 1, None);
+    }
+    if let Some(slot) = clients.get_mut(key) {
+        *slot = Some(info);
+    }
 }
 
 /// Copies what CLIENT LIST shows of `conn` into `info`.

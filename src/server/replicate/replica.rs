@@ -323,6 +323,13 @@ impl Server {
             is_master: true,
             ..ClientState::default()
         };
+        // Listed as Redis lists its master client (CLIENT LIST `flags=M`, CLIENT KILL TYPE
+        // master), with the laddr it will have once connected unknown until then.
+        let laddr = stream.local_addr().unwrap_or(self.state.listening);
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+        let mut info = crate::command::ClientInfo::new(client.id, addr, laddr, fd, now);
+        info.master = true;
+        super::super::list_client(&mut self.state.clients, key, info);
         self.next_client_id += 1;
         let mut conn = Connection::new(stream, addr, client);
         conn.wants_writable = true;
