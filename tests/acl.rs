@@ -14,46 +14,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{SocketAddr, TcpStream};
-use std::os::unix::net::UnixStream;
+use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::redis::{connect_pocket, Redis, Replies};
+use common::redis::{connect_pocket, Pair, Redis};
 use common::{resp, Client, Server, DEADLINE};
-
-/// One connection to each server.
-struct Pair {
-    redis: Replies<UnixStream>,
-    ours: Replies<TcpStream>,
-}
-
-impl Pair {
-    fn new(redis: &Redis, ours: &Server) -> Pair {
-        Pair {
-            redis: redis.connect(),
-            ours: connect_pocket(ours),
-        }
-    }
-
-    /// Both replies to `args`.
-    fn both(&mut self, args: &[&str]) -> (Vec<u8>, Vec<u8>) {
-        self.redis.send(&resp(args));
-        self.ours.send(&resp(args));
-        (self.redis.reply(), self.ours.reply())
-    }
-
-    /// Sends `args` to both and asserts the replies are the same bytes.
-    fn same(&mut self, args: &[&str]) -> Vec<u8> {
-        let (redis, ours) = self.both(args);
-        assert_eq!(
-            String::from_utf8_lossy(&ours),
-            String::from_utf8_lossy(&redis),
-            "replies to {args:?} differ (left: pocketkv, right: redis)"
-        );
-        ours
-    }
-}
 
 /// The reply to the last of `requests`, sent in order on a new connection to `server`.
 fn ask(server: &Server, requests: &[&[&str]]) -> Vec<u8> {

@@ -5,38 +5,10 @@
 
 mod common;
 
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
-
-use common::redis::{connect_pocket, text, Redis, Replies};
+use common::redis::{text, Pair, Redis};
 use common::{resp, Server};
 
-/// One connection to each server.
-struct Pair {
-    redis: Replies<UnixStream>,
-    ours: Replies<TcpStream>,
-}
-
 impl Pair {
-    fn new(redis: &Redis, ours: &Server) -> Pair {
-        Pair {
-            redis: redis.connect(),
-            ours: connect_pocket(ours),
-        }
-    }
-
-    /// Sends `args` to both and asserts the replies are the same bytes.
-    fn same(&mut self, args: &[&str]) -> Vec<u8> {
-        let request = resp(args);
-        let (redis, ours) = (self.redis.call(&request), self.ours.call(&request));
-        assert_eq!(
-            text(&ours),
-            text(&redis),
-            "replies to {args:?} differ (left: pocketkv, right: redis)"
-        );
-        ours
-    }
-
     /// Whether each server still serves this connection (a subscribed client's PING).
     fn alive(&mut self) -> (bool, bool) {
         let ping = resp(&["PING"]);

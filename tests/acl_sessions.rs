@@ -4,43 +4,8 @@
 
 mod common;
 
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
-
-use common::redis::{connect_pocket, text, Redis, Replies};
+use common::redis::{text, Pair, Redis, Replies};
 use common::{http_request, resp, Server};
-
-/// One connection to each server.
-struct Pair {
-    redis: Replies<UnixStream>,
-    ours: Replies<TcpStream>,
-}
-
-impl Pair {
-    fn new(redis: &Redis, ours: &Server) -> Pair {
-        Pair {
-            redis: redis.connect(),
-            ours: connect_pocket(ours),
-        }
-    }
-
-    /// Both replies to `args`.
-    fn both(&mut self, args: &[&str]) -> (Vec<u8>, Vec<u8>) {
-        let request = resp(args);
-        (self.redis.call(&request), self.ours.call(&request))
-    }
-
-    /// Sends `args` to both and asserts the replies are the same bytes.
-    fn same(&mut self, args: &[&str]) -> Vec<u8> {
-        let (redis, ours) = self.both(args);
-        assert_eq!(
-            text(&ours),
-            text(&redis),
-            "replies to {args:?} differ (left: pocketkv, right: redis)"
-        );
-        ours
-    }
-}
 
 #[test]
 fn clients_logged_in_stay_logged_in_when_a_password_is_set() {

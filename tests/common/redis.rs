@@ -102,6 +102,38 @@ pub fn connect_pocket(server: &Server) -> Replies<TcpStream> {
     Replies::new(stream)
 }
 
+/// One connection to redis-server and one to pocketkv, for sending both the same requests.
+pub struct Pair {
+    pub redis: Replies<UnixStream>,
+    pub ours: Replies<TcpStream>,
+}
+
+impl Pair {
+    pub fn new(redis: &Redis, ours: &Server) -> Pair {
+        Pair {
+            redis: redis.connect(),
+            ours: connect_pocket(ours),
+        }
+    }
+
+    /// Both replies to `args`: redis-server's, then pocketkv's.
+    pub fn both(&mut self, args: &[&str]) -> (Vec<u8>, Vec<u8>) {
+        let request = super::resp(args);
+        (self.redis.call(&request), self.ours.call(&request))
+    }
+
+    /// Sends `args` to both and asserts the replies are the same bytes; pocketkv's reply.
+    pub fn same(&mut self, args: &[&str]) -> Vec<u8> {
+        let (redis, ours) = self.both(args);
+        assert_eq!(
+            text(&ours),
+            text(&redis),
+            "replies to {args:?} differ (left: pocketkv, right: redis)"
+        );
+        ours
+    }
+}
+
 /// A blocking connection that returns each RESP reply's raw bytes.
 pub struct Replies<S: Read + Write> {
     stream: S,
