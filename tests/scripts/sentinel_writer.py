@@ -53,15 +53,27 @@ def say(line):
 i = 0
 while not stop.is_set():
     i += 1
+    # SET and its WAIT on one connection: WAIT counts the replicas that acknowledged this
+    # connection's writes, so a WAIT on another connection (the pool's next one, perhaps to a
+    # primary promoted meanwhile) would confirm a write it never saw.
+    pool = primary.connection_pool
+    conn = None
     try:
-        primary.set(f"{prefix}{i}", i)
-        host, port = primary.connection_pool.master_address
-        say(f"ok {i} {host}:{port} {time.time():.6f}")
-        acked = primary.execute_command("WAIT", wanted, 1000)
+        conn = pool.get_connection("SET")
+        conn.send_command("SET", f"{prefix}{i}", i)
+        conn.read_response()
+        say(f"ok {i} {conn.host}:{conn.port} {time.time():.6f}")
+        conn.send_command("WAIT", wanted, 1000)
+        acked = conn.read_response()
         say(f"{'ack' if acked >= wanted else 'nack'} {i} {acked}")
     except (redis.exceptions.RedisError, OSError) as e:
+        if conn is not None:
+            conn.disconnect()
         say(f"err {i} {type(e).__name__}: {e}".replace("\n", " "))
         # A pause between failed attempts, so a primary that is down is not hammered; the
         # next attempt asks the sentinels again.
         time.sleep(0.05)
+    finally:
+        if conn is not None:
+            pool.release(conn)
 say(f"done {i}")
