@@ -959,3 +959,193 @@ fn a_replica_lists_its_link_as_type_master_and_can_kill_it() {
         )
     );
 }
+
+/// A TCP relay between a replica and its primary that can hold the primary's bytes back, and
+/// keeps what the replica sent upstream.
+struct Relay {
+    port: u16,
+    shared: std::sync::Arc<std::sync::Mutex<Relayed>>,
+}
+
+#[derive(Default)]
+struct Relayed {
+    /// The primary's bytes held back, while holding; None while they pass.
+    held: Option<Vec<u8>>,
+    /// The replica's end, where the primary's bytes go.
+    to_replica: Option<std::net::TcpStream>,
+    /// Everything the replica sent.
+    upstream: Vec<u8>,
+    /// The replica closed the link.
+    replica_closed: bool,
+}
+
+impl Relay {
+    /// Relays the first connection it gets to `primary`'s port.
+    fn start(primary: u16) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(Relayed::default()));
+        let state = shared.clone();
+        std::thread::spawn(move || {
+            let Ok((mut replica, _)) = listener.accept() else {
+                return;
+            };
+            let Ok(mut upstream) = std::net::TcpStream::connect(("127.0.0.1", primary)) else {
+                return;
+            };
+            let (Ok(mut downstream), Ok(to_replica)) = (upstream.try_clone(), replica.try_clone())
+            else {
+                return;
+            };
+            state.lock().unwrap().to_replica = Some(to_replica);
+            let down_state = state.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n @ 1..) = downstream.read(&mut buf) {
+                    let mut s = down_state.lock().unwrap();
+                    if let Some(held) = s.held.as_mut() {
+                        held.extend_from_slice(&buf[..n]);
+                    } else if let Some(to) = s.to_replica.as_mut() {
+                        let _ = to.write_all(&buf[..n]);
+                    }
+                }
+            });
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n @ 1..) = replica.read(&mut buf) {
+                state.lock().unwrap().upstream.extend_from_slice(&buf[..n]);
+                let _ = upstream.write_all(&buf[..n]);
+            }
+            state.lock().unwrap().replica_closed = true;
+            let _ = upstream.shutdown(std::net::Shutdown::Both);
+        });
+        Relay { port, shared }
+    }
+
+    /// From now on the primary's bytes wait at the relay.
+    fn hold(&self) {
+        self.shared.lock().unwrap().held = Some(Vec::new());
+    }
+
+    fn held_contains(&self, needle: &[u8]) -> bool {
+        let s = self.shared.lock().unwrap();
+        s.held
+            .as_ref()
+            .is_some_and(|held| held.windows(needle.len()).any(|w| w == needle))
+    }
+
+    /// Sends the replica what was held, and lets the rest pass.
+    fn release(&self) {
+        let mut s = self.shared.lock().unwrap();
+        let held = s.held.take().unwrap_or_default();
+        if let Some(to) = s.to_replica.as_mut() {
+            to.write_all(&held).expect("to the replica");
+        }
+    }
+
+    fn replica_closed(&self) -> bool {
+        self.shared.lock().unwrap().replica_closed
+    }
+
+    /// The offsets of every `REPLCONF ACK` the replica sent.
+    fn acks(&self) -> Vec<u64> {
+        let s = self.shared.lock().unwrap();
+        let text = String::from_utf8_lossy(&s.upstream).into_owned();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        lines
+            .windows(3)
+            .filter(|w| w[0].eq_ignore_ascii_case("ACK") && w[1].starts_with('$'))
+            .map(|w| w[2].parse().expect("an ACK's offset"))
+            .collect()
+    }
+}
+
+/// A replica told REPLICAOF NO ONE takes nothing more from its old primary: not the stream
+/// bytes already on their way (it would apply them as its own writes), and no acknowledgement
+/// for them (the old primary would count it for writes the new one never had, and WAIT
+/// would confirm them). The replica is stopped while the command and the held stream bytes
+/// reach it, so it finds both ready at once, the command first.
+#[test]
+fn a_promoted_replica_takes_nothing_more_from_its_old_primary() {
+    let primary = Server::start(&[]);
+    let relay = Relay::start(primary.addr.port());
+    let target = format!("127.0.0.1 {}", relay.port);
+    let replica = Server::start(&["--replicaof", &target]);
+    primary.connect().cmd(&["SET", "before", "1"], b"+OK\r\n");
+    converged(&primary, &replica);
+
+    relay.hold();
+    let mut writer = primary.connect();
+    writer.cmd(&["SET", "after", "1"], b"+OK\r\n");
+    // Never answered with the replica's acknowledgement held back: its GETACK is held too.
+    writer.send(&resp(&["WAIT", "1", "0"]));
+    eventually("the GETACK held at the relay", || {
+        relay.held_contains(b"GETACK")
+    });
+    let had = number(&replica, "replication", "master_repl_offset");
+    let sent = number(&primary, "replication", "master_repl_offset");
+    let mut promoter = replica.connect();
+    promoter.cmd(&["PING"], b"+PONG\r\n");
+    replica.signal("STOP");
+    promoter.send(&resp(&["REPLICAOF", "NO", "ONE"]));
+    relay.release();
+    replica.signal("CONT");
+    promoter.expect(b"+OK\r\n");
+    eventually("the promoted replica closing its link", || {
+        relay.replica_closed()
+    });
+
+    // Had the stream's bytes come first, it would have applied them all, as a replica.
+    let offset = number(&replica, "replication", "master_repl_offset");
+    let after = promoter.call(&["EXISTS", "after"]);
+    assert!(
+        (offset, after.as_str()) == (had, ":0") || (offset, after.as_str()) == (sent, ":1"),
+        "the promoted replica is at offset {offset} with EXISTS after {after}: it held {had} \
+         before, the primary had sent {sent}"
+    );
+    let acks = relay.acks();
+    assert!(
+        acks.iter().all(|&ack| ack <= sent),
+        "the replica acknowledged {acks:?}, past the {sent} bytes its primary sent"
+    );
+}
+
+/// A WAIT held when its server becomes a replica is answered as Redis answers it, and its
+/// connection closed; the blocked client shows in INFO and CLIENT LIST meanwhile.
+#[test]
+fn a_held_wait_is_unblocked_when_its_server_becomes_a_replica_as_in_redis() {
+    fn observe(port: u16) -> (String, String, Vec<u8>) {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let mut waiter = common::Client::connect(addr);
+        waiter.cmd(&["SET", "k", "v"], b"+OK\r\n");
+        waiter.send(&resp(&["WAIT", "1", "0"]));
+        let mut admin = common::Client::connect(addr);
+        eventually("the WAIT held", || {
+            admin.info_field("clients", "blocked_clients") == "1"
+        });
+        let list = admin.call(&["CLIENT", "LIST"]);
+        let flags = list
+            .lines()
+            .find(|l| l.contains("cmd=wait"))
+            .and_then(|l| l.split(' ').find_map(|p| p.strip_prefix("flags=")))
+            .unwrap_or_default()
+            .to_string();
+        // Nothing listens there: the server stays a replica trying to connect.
+        let nowhere = free_port().to_string();
+        let demoted = admin.call(&["REPLICAOF", "127.0.0.1", &nowhere]);
+        let mut reply = Vec::new();
+        let _ = waiter.stream.read_to_end(&mut reply);
+        (flags, demoted, reply)
+    }
+
+    let server = Server::start(&[]);
+    let mine = observe(server.addr.port());
+    let redis = redis(&[]);
+    let theirs = observe(redis.2);
+    assert_eq!(mine, theirs);
+    assert_eq!(
+        String::from_utf8_lossy(&mine.2),
+        "-UNBLOCKED force unblock from blocking operation, instance state changed (master -> \
+         replica?)\r\n"
+    );
+    assert_eq!(mine.0, "b");
+}

@@ -319,13 +319,15 @@ pub(super) fn client_line(
     } else {
         (info.sub, info.psub, info.multi)
     };
-    // Redis's letters, in its order: S replica, P subscribed, x inside MULTI; N for none.
+    // Redis's letters, in its order: S replica, M our primary, P subscribed, x inside MULTI,
+    // b blocked (in WAIT); N for none.
     let mut flags = String::new();
     for (set, letter) in [
         (info.replica, 'S'),
         (info.master, 'M'),
         (sub + psub > 0, 'P'),
         (multi.is_some(), 'x'),
+        (info.blocked, 'b'),
     ] {
         if set {
             flags.push(letter);

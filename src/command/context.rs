@@ -244,6 +244,8 @@ pub struct ClientInfo {
     pub replica: bool,
     /// This server's link to the primary it follows (`flags=M`, `TYPE master`).
     pub master: bool,
+    /// Held in WAIT (`flags=b`, INFO `blocked_clients`).
+    pub blocked: bool,
     /// The user it runs as.
     pub user: crate::acl::UserRef,
 }
@@ -277,6 +279,7 @@ impl ClientInfo {
             multi: None,
             replica: false,
             master: false,
+            blocked: false,
             user: crate::acl::DEFAULT_USER,
         }
     }

@@ -200,7 +200,9 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             out.push_str("# Clients\r\n");
             field!("connected_clients", &server.connected_clients);
             field!("maxclients", &server.config.maxclients);
-            field!("blocked_clients", &0);
+            // Clients held in WAIT, the only command that blocks here.
+            let blocked = server.clients.iter().flatten().filter(|c| c.blocked);
+            field!("blocked_clients", &blocked.count());
         }
         "memory" => {
             out.push_str("# Memory\r\n");

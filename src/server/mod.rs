@@ -517,17 +517,26 @@ impl Server {
         debug!("client {peer} connected");
     }
 
+    /// Serves one connection: a client, a replica following us, or our link to a primary.
+    fn drive(&mut self, key: usize) {
+        match self.conns.get(key) {
+            None => return,
+            Some(conn) if conn.link.is_some() => self.drive_link(key),
+            Some(conn) if conn.follower.is_some() => self.drive_follower(key),
+            Some(_) => self.drive_client(key),
+        }
+        // A role change REPLICAOF asked for takes effect before any other connection is
+        // served, as Redis drops the old link inside the command: a promoted replica that
+        // went on reading its old primary's stream would apply it as its own writes and
+        // acknowledge, to the old primary, writes it never received.
+        self.change_role();
+    }
+
     /// Reads, executes and writes for one client until it has nothing more to do for now.
     ///
     /// It reads only when every complete request already read has been executed, so input never
     /// piles up behind a backlog of replies.
-    fn drive(&mut self, key: usize) {
-        match self.conns.get(key) {
-            None => return,
-            Some(conn) if conn.link.is_some() => return self.drive_link(key),
-            Some(conn) if conn.follower.is_some() => return self.drive_follower(key),
-            Some(_) => {}
-        }
+    fn drive_client(&mut self, key: usize) {
         let high_water = self.state.config.output_buffer_high_water;
         let (mut turns, mut bytes) = (TURN_BUDGET, TURN_BYTES);
         // A short read emptied the socket: the next read would only say WouldBlock, a third
@@ -953,6 +962,7 @@ fn describe(conn: &Connection, info: &mut ClientInfo) {
     info.sub = conn.client.subs.channels.len();
     info.psub = conn.client.subs.patterns.len();
     info.multi = conn.client.multi.as_ref().map(|queue| queue.count);
+    info.blocked = conn.waiting.is_some();
     info.user = conn.client.user;
     if info.name != conn.client.name {
         info.name.clone_from(&conn.client.name);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use log::{info, warn};
 use mio::{Interest, Token};
 
-use super::connection::{Connection, ReadOutcome};
+use super::connection::{Closing, Connection, ReadOutcome};
 use super::execute::execute_args;
 use super::{Handle, News, Server};
 use crate::command::{unix_ms, ClientState};
@@ -123,15 +123,19 @@ impl Server {
         self.propagate();
     }
 
+    /// Carries out the change of role REPLICAOF asked for, if any.
+    pub(super) fn change_role(&mut self) {
+        match self.state.repl.asked.take() {
+            Some(Asked::Follow) => self.follow(),
+            Some(Asked::Promote) => self.promote(),
+            None => {}
+        }
+    }
+
     /// Timers: role changes asked for, link attempts and timeouts, acknowledgements, pings to
     /// replicas, the backlog's time to live, and WAIT deadlines.
     pub(super) fn replication_cron(&mut self, now: Instant) {
-        if let Some(asked) = self.state.repl.asked.take() {
-            match asked {
-                Asked::Follow => self.follow(),
-                Asked::Promote => self.promote(),
-            }
-        }
+        self.change_role();
         if now < self.repl.next_cron {
             return;
         }

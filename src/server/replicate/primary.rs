@@ -10,6 +10,10 @@ pub(in crate::server) const SYNC_CHUNK: usize = 64 * 1024;
 /// Unfinished input a replica may hold: its acknowledgements are under 50 bytes each.
 const MAX_ACK_INPUT: usize = 64 * 1024;
 
+/// What a held WAIT gets when its server becomes a replica, as Redis words it.
+const UNBLOCKED_BY_DEMOTION: &str =
+    "UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)";
+
 /// A WAIT whose reply is held.
 #[derive(Debug, Clone, Copy)]
 pub(in crate::server) struct Waiting {
@@ -420,11 +424,16 @@ impl Server {
                 continue;
             }
             conn.waiting = None;
-            protocol::encode_reply(
-                &Reply::Integer(acked as i64),
-                wait.dialect,
-                &mut conn.output,
-            );
+            if self.state.repl.is_replica() {
+                // Demoted: what it waited for will never be counted here. Redis answers so
+                // and closes the connection, rather than a count that could read as a result.
+                let reply = Reply::error(UNBLOCKED_BY_DEMOTION);
+                protocol::encode_reply(&reply, wait.dialect, &mut conn.output);
+                conn.closing = Closing::AfterFlush;
+            } else {
+                let reply = Reply::Integer(acked as i64);
+                protocol::encode_reply(&reply, wait.dialect, &mut conn.output);
+            }
             self.drive(key);
         }
     }

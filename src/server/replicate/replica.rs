@@ -752,7 +752,9 @@ impl Server {
         let Connection { input, client, .. } = conn;
         let result = loop {
             let pending = input.pending();
-            if pending.is_empty() {
+            // Nothing more once a role change is due (the stream asked for one): what follows
+            // belongs to a history this server is leaving.
+            if pending.is_empty() || self.state.repl.asked.is_some() {
                 break Ok(());
             }
             if pending.first() != Some(&b'*') {
