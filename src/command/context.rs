@@ -81,13 +81,14 @@ pub enum Flow {
     Close,
     /// Hold the reply and this client's later requests until the snapshot asked for is durable.
     AwaitSnapshot,
-    /// Send nothing and stop the server, with or without a final snapshot (SHUTDOWN).
-    Shutdown {
-        /// Write the final snapshot.
-        save: bool,
-    },
+    /// Send nothing and hold the client until the shutdown `ServerState::shutdown` asked for
+    /// ends: the process exits, or SHUTDOWN ABORT cancels it (an error reply) (SHUTDOWN).
+    Shutdown,
     /// Send nothing (REPLCONF ACK and GETACK, which Redis never answers).
     Silent,
+    /// Writes are paused (a shutdown waits for replicas): leave the request unread, and run it
+    /// once they resume.
+    Postpone,
     /// Hold the reply until `replicas` replicas acknowledged the client's last write, or
     /// `timeout_ms` passed (0: no limit) (WAIT).
     Wait {
@@ -306,6 +307,13 @@ pub struct ServerState {
     pub shutdown: Option<bool>,
     /// SHUTDOWN NOW: stop without waiting for replicas to catch up.
     pub shutdown_now: bool,
+    /// A shutdown waits for lagging replicas: write commands wait until it ends or SHUTDOWN
+    /// ABORT cancels it, so the replication stream stops growing (Redis's pause during
+    /// shutdown). Set by SHUTDOWN itself, so the requests after it in the same turn wait too.
+    pub writes_paused: bool,
+    /// SHUTDOWN ABORT cancelled the wait: the loop answers the SHUTDOWN callers and lets the
+    /// waiting writes run.
+    pub shutdown_aborted: bool,
     /// Resident memory, sampled by the event loop (commands never read /proc themselves).
     pub rss_bytes: usize,
     /// Commands that ran longer than `slowlog-log-slower-than`.
@@ -345,6 +353,8 @@ impl ServerState {
             listening,
             shutdown: None,
             shutdown_now: false,
+            writes_paused: false,
+            shutdown_aborted: false,
             rss_bytes: 0,
             slowlog: SlowLog::default(),
             clients: Vec::new(),

@@ -152,6 +152,12 @@ impl Spec {
         self.marks.1
     }
 
+    /// True for commands that put something in the replication stream without writing data
+    /// (PUBLISH): they wait while writes are paused, as writes do.
+    pub fn may_replicate(&self) -> bool {
+        has_flag(self.flags, "may_replicate")
+    }
+
     /// True for commands Redis refuses inside MULTI (SAVE, SHUTDOWN).
     pub fn refused_in_multi(&self) -> bool {
         has_flag(self.flags, "no_multi")
@@ -284,6 +290,8 @@ pub enum Call {
     Rejected(&'static Spec),
     /// The handler ran: a call, and a `failed_calls` too if it replied with an error.
     Ran(&'static Spec),
+    /// Writes are paused: the request runs later, and counts then.
+    Postponed,
 }
 
 /// Runs one request (`args[0]` is the command name) and returns its reply.
@@ -295,8 +303,12 @@ pub fn execute<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 
 /// [`execute`], also saying which command ran or was refused.
 pub fn execute_call<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> (Reply<'a>, Call) {
+    let admitted = admit(ctx, args, false);
+    if let Err((_, Call::Postponed)) = admitted {
+        return (Reply::Nil, Call::Postponed);
+    }
     ctx.server.stats.commands += 1;
-    match admit(ctx, args, false) {
+    match admitted {
         Ok(spec) => {
             let events = ctx.server.config.notify_keyspace_events;
             if events.wants(Events::EXPIRED) && !ctx.server.pubsub.is_empty() {
@@ -373,6 +385,10 @@ pub fn admit(
     if let Some(refusal) = refusal {
         return Err((refusal, Call::Rejected(spec)));
     }
+    // Last, as in Redis: a request refused for any other reason is answered at once.
+    if ctx.server.writes_paused && (spec.is_write() || spec.may_replicate()) && !obey {
+        return Err((Reply::Nil, Call::Postponed));
+    }
     Ok(spec)
 }
 
@@ -448,7 +464,12 @@ pub fn make_room(ctx: &mut Ctx<'_>) -> bool {
     );
     // A replica keeps what its primary keeps (`replica-ignore-maxmemory yes`, Redis's default):
     // evicting on its own would make the copies differ.
-    if limit == 0 || config.repl.ignore_maxmemory && ctx.server.repl.is_replica() {
+    // Nor while writes are paused: nothing may join the replication stream (Redis, too, evicts
+    // nothing during a pause).
+    if limit == 0
+        || config.repl.ignore_maxmemory && ctx.server.repl.is_replica()
+        || ctx.server.writes_paused
+    {
         return true;
     }
     for _ in 0..EVICTIONS_PER_COMMAND {

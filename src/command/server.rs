@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{table, wrong_arity, Arg, Ctx, Flow, Spec, SYNTAX};
+use super::{table, wrong_arity, Arg, Ctx, Flow, ServerState, Spec, SYNTAX};
 use crate::command::context::unix_time;
 use crate::config::SetError;
 use crate::protocol::Reply;
@@ -106,18 +106,36 @@ fn shutdown<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
             b"NOW" => now = true,
             // pocketkv always exits, even when the final snapshot fails (and says so).
             b"FORCE" => {}
-            // Shutdown is never left pending here, so there is nothing to abort.
-            b"ABORT" if args.len() == 2 => return Reply::error("ERR No shutdown in progress."),
+            b"ABORT" if args.len() == 2 => return abort_shutdown(ctx.server),
             _ => return SYNTAX,
         }
     }
     if save && nosave {
         return SYNTAX;
     }
-    let save = !nosave;
-    ctx.server.shutdown_now = now;
-    // Like Redis, a successful SHUTDOWN answers nothing: the connection just closes.
-    ctx.client.flow = Flow::Shutdown { save };
+    let server = &mut *ctx.server;
+    // As in Redis, a SHUTDOWN while one waits for replicas changes nothing (not even NOW): its
+    // caller waits with the first one's.
+    if !server.writes_paused && server.shutdown.is_none() {
+        server.shutdown = Some(!nosave);
+        server.shutdown_now = now;
+        let timeout = server.config.repl.shutdown_timeout;
+        server.writes_paused = !now && timeout > 0 && server.repl.replicas_lag();
+    }
+    // Like Redis, SHUTDOWN answers nothing when it succeeds: the connection closes as the
+    // process exits.
+    ctx.client.flow = Flow::Shutdown;
+    Reply::OK
+}
+
+/// SHUTDOWN ABORT: cancels a shutdown waiting for its replicas; writes resume.
+fn abort_shutdown(server: &mut ServerState) -> Reply<'static> {
+    if !server.writes_paused {
+        return Reply::error("ERR No shutdown in progress.");
+    }
+    server.writes_paused = false;
+    server.shutdown = None;
+    server.shutdown_aborted = true;
     Reply::OK
 }
 

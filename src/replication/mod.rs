@@ -183,6 +183,12 @@ impl ReplState {
         self.master.is_some()
     }
 
+    /// True when a primary has a replica that has not acknowledged the whole stream yet: its
+    /// shutdown waits for it (Redis's `isReadyToShutdown`, false).
+    pub fn replicas_lag(&self) -> bool {
+        !self.is_replica() && self.replicas.iter().any(|r| r.ack < self.offset)
+    }
+
     /// True when the link to the primary is up and the stream flows.
     pub fn link_up(&self) -> bool {
         self.master

@@ -140,6 +140,12 @@ pub struct Connection {
     pub client: ClientState,
     /// Waiting for a snapshot; holds the dialect the SAVE came in.
     pub awaiting_snapshot: Option<Dialect>,
+    /// Sent SHUTDOWN: held until the process exits, or answered with an error if SHUTDOWN
+    /// ABORT cancels it; holds the dialect the SHUTDOWN came in.
+    pub awaiting_shutdown: Option<Dialect>,
+    /// A write of this client waits, unread, for writes to resume (a shutdown waits for
+    /// replicas).
+    pub postponed: bool,
     /// Close after flushing.
     pub closing: Closing,
     /// The peer shut down its sending side.
@@ -178,6 +184,8 @@ impl Connection {
             hold: None,
             client,
             awaiting_snapshot: None,
+            awaiting_shutdown: None,
+            postponed: false,
             closing: Closing::No,
             peer_closed: false,
             hangup: false,

@@ -46,6 +46,7 @@ pub(super) fn execute_pending(
         // Per request: an AUTH earlier in the same pipeline lifts the limits for what follows.
         limits.unauthenticated = !conn.client.authenticated && !state.acl.default_open();
         if conn.awaiting_snapshot.is_some()
+            || conn.awaiting_shutdown.is_some()
             || conn.closing != Closing::No
             || conn.waiting.is_some()
             || conn.follower.is_some()
@@ -81,6 +82,11 @@ pub(super) fn execute_pending(
                         state,
                         journal,
                     );
+                    if flow == Flow::Postpone {
+                        // The request stays in the input, to run once writes resume.
+                        conn.postponed = true;
+                        return Stopped::Held;
+                    }
                     if must_wait_for_fsync(state, recorded) {
                         conn.hold = Some(Hold::until(conn.hold, state.log.last_seq, mark));
                     }
@@ -100,7 +106,11 @@ pub(super) fn execute_pending(
                             conn.awaiting_snapshot =
                                 Some(reply_dialect(&request, &conn.client, state))
                         }
-                        Flow::Shutdown { .. } | Flow::Close => conn.closing = Closing::AfterFlush,
+                        Flow::Shutdown => {
+                            conn.awaiting_shutdown =
+                                Some(reply_dialect(&request, &conn.client, state))
+                        }
+                        Flow::Close => conn.closing = Closing::AfterFlush,
                         Flow::Wait {
                             replicas,
                             timeout_ms,
@@ -116,7 +126,7 @@ pub(super) fn execute_pending(
                         Flow::Replicate(psync) => {
                             conn.follower = Some(Box::new(super::replicate::Follower::new(psync)))
                         }
-                        Flow::Continue | Flow::Silent => {}
+                        Flow::Continue | Flow::Silent | Flow::Postpone => {}
                     }
                 }
                 used
@@ -279,6 +289,9 @@ pub(super) fn execute_args(
     let mut ctx = Ctx::new(&mut *store, client, state);
     let started = Instant::now();
     let (reply, call) = command::execute_call(&mut ctx, args);
+    if let Call::Postponed = call {
+        return (Flow::Postpone, false);
+    }
     let took = started.elapsed();
     let is_error = reply.is_error();
     let mark = output.len();
@@ -317,12 +330,10 @@ pub(super) fn execute_args(
     }
     let flow = std::mem::take(&mut client.flow);
     match flow {
-        Flow::AwaitSnapshot | Flow::Silent | Flow::Wait { .. } => output.truncate(mark),
-        Flow::Shutdown { save } => {
-            output.truncate(mark);
-            state.shutdown = Some(save);
+        Flow::AwaitSnapshot | Flow::Silent | Flow::Wait { .. } | Flow::Shutdown => {
+            output.truncate(mark)
         }
-        Flow::Close | Flow::Continue | Flow::Replicate(_) => {}
+        Flow::Close | Flow::Continue | Flow::Replicate(_) | Flow::Postpone => {}
     }
     (flow, recorded && state.log.enabled)
 }
@@ -410,7 +421,7 @@ fn account(
     state: &mut ServerState,
 ) {
     let spec = match call {
-        Call::Unknown => return,
+        Call::Unknown | Call::Postponed => return,
         Call::Rejected(spec) => {
             state
                 .stats

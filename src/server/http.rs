@@ -68,6 +68,11 @@ pub(super) fn execute_pending(
         }
         match http::parse_http(input, &limits) {
             Ok(HttpParse::Request(request, used)) => {
+                if state.writes_paused && !matches!(request.method, Method::Get | Method::Head) {
+                    // A request that may write waits, unread, as RESP writes do.
+                    conn.postponed = true;
+                    return Stopped::Held;
+                }
                 conn.continue_sent = false;
                 let mark = conn.output.len();
                 let (keep_alive, recorded) = serve(

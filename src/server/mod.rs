@@ -13,6 +13,7 @@ mod persistence;
 mod pubsub;
 mod recover;
 mod replicate;
+mod shutdown;
 mod signals;
 mod transaction;
 
@@ -178,6 +179,8 @@ pub struct Server {
     /// The save interval the snapshot timer was last set for (CONFIG SET may change it).
     applied_save_interval: u64,
     stopping: Option<Instant>,
+    /// A shutdown waits for its replicas until then (writes wait meanwhile).
+    shutdown_wait: Option<Instant>,
     skip_final_save: bool,
     /// Clients that used their read budget with input possibly left in the socket.
     unfinished: Vec<usize>,
@@ -272,6 +275,7 @@ impl Server {
             client_cursor: 0,
             applied_save_interval: save_interval.as_secs(),
             stopping: None,
+            shutdown_wait: None,
             skip_final_save: false,
             unfinished: Vec::new(),
             next_expire_round: Instant::now(),
@@ -371,8 +375,7 @@ impl Server {
                 .max(thread_cpu_time().saturating_sub(cpu));
             if let Some(since) = self.stopping {
                 let drained = self.conns.iter().all(|(_, c)| c.pending_output() == 0);
-                let replicas_done = self.replicas_done(Instant::now());
-                if replicas_done && (drained || since.elapsed() >= DRAIN_DEADLINE) {
+                if drained || since.elapsed() >= DRAIN_DEADLINE {
                     return self.finish();
                 }
             }
@@ -396,6 +399,9 @@ impl Server {
         }
         if self.replicating() {
             timeout = timeout.min(replicate::CRON);
+        }
+        if let Some(left) = self.shutdown_timer(now) {
+            timeout = timeout.min(left);
         }
         timeout
     }
@@ -754,6 +760,8 @@ impl Server {
                 continue;
             };
             let waiting = conn.awaiting_snapshot.is_some()
+                || conn.awaiting_shutdown.is_some()
+                || conn.postponed
                 || conn.hold.is_some()
                 || conn.waiting.is_some()
                 || conn.follower.is_some();
@@ -859,33 +867,10 @@ impl Server {
         info!("SIGHUP: log files reopened");
     }
 
-    /// Stops accepting and running commands; the loop exits once replies are out and, unless
-    /// `now` (SHUTDOWN NOW), the replicas caught up or `shutdown-timeout` passed.
-    fn begin_shutdown(&mut self, why: &str, now: bool) {
-        if self.stopping.is_some() {
-            return;
-        }
-        info!("{why}: no longer accepting, flushing replies, then saving");
-        if let Some(mut listener) = self.listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
-        if let Some(mut listener) = self.http_listener.take() {
-            let _ = self.poll.registry().deregister(&mut listener);
-        }
-        self.stopping = Some(Instant::now());
-        self.wait_for_replicas(now);
-    }
-
     /// Timers and deferred work, once per loop turn.
     fn tick(&mut self) {
-        if let Some(save) = self.state.shutdown {
-            if !save {
-                self.skip_final_save = true;
-            }
-            let now = self.state.shutdown_now;
-            self.begin_shutdown("SHUTDOWN command", now);
-        }
         let now = Instant::now();
+        self.shutdown_turn(now);
         if self
             .last_sample
             .is_none_or(|t| now - t >= Duration::from_secs(1))
@@ -962,7 +947,7 @@ fn describe(conn: &Connection, info: &mut ClientInfo) {
     info.sub = conn.client.subs.channels.len();
     info.psub = conn.client.subs.patterns.len();
     info.multi = conn.client.multi.as_ref().map(|queue| queue.count);
-    info.blocked = conn.waiting.is_some();
+    info.blocked = conn.waiting.is_some() || conn.awaiting_shutdown.is_some() || conn.postponed;
     info.user = conn.client.user;
     if info.name != conn.client.name {
         info.name.clone_from(&conn.client.name);

@@ -40,7 +40,7 @@ const READS_PER_TURN: usize = 16;
 const PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 
 /// What a primary puts in the stream when a WAIT needs the replicas' offsets now.
-const GETACK: &[u8] = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
+pub(super) const GETACK: &[u8] = b"*3\r\n$8\r\nREPLCONF\r\n$6\r\nGETACK\r\n$1\r\n*\r\n";
 
 /// The loop's replication bookkeeping.
 #[derive(Debug)]
@@ -60,8 +60,6 @@ pub(super) struct ReplLoop {
     generation: u64,
     /// A helper thread is resolving the primary's name for attempt `generation`.
     resolving: bool,
-    /// Shutting down: until when to wait for the replicas to catch up.
-    shutdown_wait: Option<Instant>,
     /// Successful snapshots needed before the log may record positions again: after a full
     /// sync the log's older segments hold another history, so until a snapshot of the loaded
     /// data is durable a restart must not trust a position (it gets a full sync instead).
@@ -90,7 +88,6 @@ impl Default for ReplLoop {
             getack: false,
             generation: 0,
             resolving: false,
-            shutdown_wait: None,
             positions_after_save: 0,
         }
     }
@@ -189,49 +186,6 @@ impl Server {
         }
         self.answer_waiters(now);
         self.propagate();
-    }
-
-    /// At shutdown, as Redis 7 does: unless SHUTDOWN NOW (or `shutdown-timeout 0`), a primary
-    /// waits up to `shutdown-timeout` seconds for its replicas to acknowledge everything (asked
-    /// at once with GETACK); commands are no longer run meanwhile, so nothing new is written.
-    pub(super) fn wait_for_replicas(&mut self, now: bool) {
-        let timeout = self.state.config.repl.shutdown_timeout;
-        let repl = &mut self.state.repl;
-        if now || timeout == 0 || repl.is_replica() || repl.replicas.is_empty() {
-            return;
-        }
-        repl.feed(GETACK);
-        self.repl.shutdown_wait = Some(Instant::now() + Duration::from_secs(timeout));
-        info!("waiting for replicas before shutting down (shutdown-timeout {timeout} s)");
-    }
-
-    /// True once the shutdown need not wait for replicas any longer: none to wait for, all
-    /// caught up, or `shutdown-timeout` passed (the lagging ones are logged).
-    pub(super) fn replicas_done(&mut self, now: Instant) -> bool {
-        let Some(deadline) = self.repl.shutdown_wait else {
-            return true;
-        };
-        let repl = &self.state.repl;
-        let behind: Vec<&ReplicaRow> = repl
-            .replicas
-            .iter()
-            .filter(|r| r.ack < repl.offset)
-            .collect();
-        if behind.is_empty() {
-            info!("replicas caught up: shutting down");
-        } else if now < deadline {
-            return false;
-        }
-        for row in behind {
-            warn!(
-                "replica {}:{} has not caught up ({} bytes behind): shutting down anyway",
-                row.ip,
-                row.port,
-                repl.offset - row.ack
-            );
-        }
-        self.repl.shutdown_wait = None;
-        true
     }
 
     fn drop_followers(&mut self, why: &str) {

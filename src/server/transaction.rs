@@ -38,6 +38,9 @@ pub(super) fn in_multi(
     let name = args.first().map_or(&b""[..], |a| a.as_ref());
     let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
     if is(b"exec") {
+        if state.writes_paused && !client.is_master && client.multi.as_ref().is_some_and(|q| q.writes) {
+            return (Flow::Postpone, false); // Its writes wait, as any write does.
+        }
         return exec(args, dialect, client, output, store, state, journal, encode);
     }
     if is(b"discard") || is(b"quit") || is(b"reset") {
@@ -52,6 +55,7 @@ pub(super) fn in_multi(
     record_dropped(store, state, journal);
     let spec = match admitted {
         Ok(spec) => spec,
+        Err((_, Call::Postponed)) => return (Flow::Postpone, false),
         Err((reply, call)) => {
             if let Some(queue) = &mut client.multi {
                 queue.failed = true;
@@ -77,7 +81,7 @@ pub(super) fn in_multi(
 /// `skip_slowlog` in Redis, and the commands it ran are there themselves).
 fn count_call(call: Call, is_error: bool, took: Duration, state: &mut ServerState) {
     let (spec, ran) = match call {
-        Call::Unknown => return,
+        Call::Unknown | Call::Postponed => return,
         Call::Rejected(spec) => (spec, false),
         Call::Ran(spec) => (spec, true),
     };

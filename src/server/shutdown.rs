@@ -1,0 +1,133 @@
+//! Stopping, on SHUTDOWN, SIGTERM or SIGINT. As in Redis 7.0, a primary whose replicas have not
+//! acknowledged the whole stream first waits for them, up to `shutdown-timeout` seconds (unless
+//! SHUTDOWN NOW): writes wait meanwhile, unread, so the stream stops growing; reads and every
+//! other command run; SHUTDOWN ABORT cancels. Then the loop stops accepting, sends the replies
+//! it computed, saves and returns.
+
+use std::time::{Duration, Instant};
+
+use log::{info, warn};
+
+use super::replicate::GETACK;
+use super::Server;
+use crate::protocol::{self, Reply};
+use crate::replication::ReplicaRow;
+
+/// What the SHUTDOWN callers get when SHUTDOWN ABORT cancels their shutdown: Redis 7.0's text.
+const ABORTED: Reply<'static> = Reply::error("ERR Errors trying to SHUTDOWN. Check logs.");
+
+impl Server {
+    /// Once per turn: a SHUTDOWN ABORT, a SHUTDOWN, the end of the wait for replicas.
+    pub(super) fn shutdown_turn(&mut self, now: Instant) {
+        if std::mem::take(&mut self.state.shutdown_aborted) {
+            self.abort_shutdown();
+        }
+        if let Some(save) = self.state.shutdown.take() {
+            // Only the SHUTDOWN that started the shutdown sets it (a later one waits with it).
+            self.skip_final_save = !save;
+            let asked_now = self.state.shutdown_now;
+            self.begin_shutdown("SHUTDOWN command", asked_now);
+        }
+        if self.shutdown_wait.is_some() && self.replicas_done(now) {
+            self.stop("shutting down");
+        }
+    }
+
+    /// Starts a shutdown, unless one is under way: first a wait for lagging replicas unless
+    /// `now` (SHUTDOWN NOW) or `shutdown-timeout 0`, else at once.
+    pub(super) fn begin_shutdown(&mut self, why: &str, now: bool) {
+        if self.stopping.is_some() {
+            return;
+        }
+        if self.shutdown_wait.is_some() {
+            // As in Redis: a signal or SHUTDOWN during the wait changes nothing.
+            info!("{why}: a shutdown already waits for the replicas");
+            return;
+        }
+        let timeout = self.state.config.repl.shutdown_timeout;
+        if now || timeout == 0 || !self.state.repl.replicas_lag() {
+            return self.stop(why);
+        }
+        // Asked at once; their answers come through REPLCONF ACK.
+        self.state.repl.feed(GETACK);
+        self.state.writes_paused = true;
+        // Keys whose time passes now are treated as gone but not deleted: a DEL would join
+        // the stream the replicas are catching up with (Redis, too, expires nothing meanwhile).
+        self.store.defer_expiry(true);
+        self.shutdown_wait = Some(Instant::now() + Duration::from_secs(timeout));
+        info!("{why}: waiting for replicas before shutting down (shutdown-timeout {timeout} s); writes wait meanwhile");
+    }
+
+    /// Stops accepting and running commands; the loop exits once replies are out.
+    fn stop(&mut self, why: &str) {
+        info!("{why}: no longer accepting, flushing replies, then saving");
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        if let Some(mut listener) = self.http_listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.shutdown_wait = None;
+        self.stopping = Some(Instant::now());
+    }
+
+    /// SHUTDOWN ABORT: the SHUTDOWN callers get an error, the writes that waited run.
+    fn abort_shutdown(&mut self) {
+        self.shutdown_wait = None;
+        self.state.writes_paused = false;
+        self.store.defer_expiry(self.state.repl.is_replica());
+        info!("SHUTDOWN ABORT: shutdown cancelled, writes resume");
+        let held: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.awaiting_shutdown.is_some() || c.postponed)
+            .map(|(key, _)| key)
+            .collect();
+        for key in held {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            conn.postponed = false;
+            if let Some(dialect) = conn.awaiting_shutdown.take() {
+                protocol::encode_reply(&ABORTED, dialect, &mut conn.output);
+                self.state.stats.error_replies += 1;
+            }
+            // Next turn it runs what waited in its input, and sends its replies.
+            self.unfinished.push(key);
+        }
+    }
+
+    /// True once the shutdown need not wait for replicas any longer: none to wait for, all
+    /// caught up, or `shutdown-timeout` passed (the lagging ones are logged).
+    fn replicas_done(&mut self, now: Instant) -> bool {
+        let Some(deadline) = self.shutdown_wait else {
+            return true;
+        };
+        let repl = &self.state.repl;
+        let behind: Vec<&ReplicaRow> = repl
+            .replicas
+            .iter()
+            .filter(|r| r.ack < repl.offset)
+            .collect();
+        if behind.is_empty() {
+            info!("replicas caught up: shutting down");
+        } else if now < deadline {
+            return false;
+        }
+        for row in behind {
+            warn!(
+                "replica {}:{} has not caught up ({} bytes behind): shutting down anyway",
+                row.ip,
+                row.port,
+                repl.offset - row.ack
+            );
+        }
+        true
+    }
+
+    /// How long the loop may sleep before the wait for replicas times out.
+    pub(super) fn shutdown_timer(&self, now: Instant) -> Option<Duration> {
+        self.shutdown_wait
+            .map(|deadline| deadline.saturating_duration_since(now))
+    }
+}
