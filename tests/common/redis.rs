@@ -77,12 +77,17 @@ impl Redis {
         }
     }
 
-    /// A new connection.
+    /// Its process id (to stop and continue it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The Unix socket it listens on.
     pub fn socket(&self) -> &std::path::Path {
         &self.socket
     }
 
+    /// A new connection.
     pub fn connect(&self) -> Replies<UnixStream> {
         Replies::new(UnixStream::connect(&self.socket).expect("connect to redis-server"))
     }

@@ -1,0 +1,280 @@
+//! A primary's shutdown while it waits for lagging replicas, as in Redis 7.0: writes wait (they
+//! are not refused), reads and other commands run, new clients connect, SHUTDOWN ABORT cancels
+//! (the SHUTDOWN callers get an error, the held writes run), and otherwise the process exits,
+//! saved, once the replicas acknowledge or `shutdown-timeout` passes. The replica's
+//! acknowledgements are made to lag by stopping it (SIGSTOP). Nothing waits by sleeping: every
+//! step polls with a deadline (INFO's `blocked_clients` says when a request is being held).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::Instant;
+
+use common::redis::{connect_pocket, text, Deadline, Redis, Replies};
+use common::{free_port, resp, Server, REPL_DEADLINE};
+
+/// Sends a signal (STOP, CONT) to process `pid`.
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// The value of `field` in `INFO section`, asked on `conn`.
+fn info_field<S: Read + Write + Deadline>(
+    conn: &mut Replies<S>,
+    section: &str,
+    field: &str,
+) -> String {
+    let info = text(&conn.call(&resp(&["INFO", section])));
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{info}"))
+        .to_string()
+}
+
+/// Polls until INFO `section` on `conn` satisfies `check`.
+fn until<S: Read + Write + Deadline>(
+    conn: &mut Replies<S>,
+    what: &str,
+    mut check: impl FnMut(&mut Replies<S>) -> bool,
+) {
+    let deadline = Instant::now() + REPL_DEADLINE;
+    while !check(conn) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not so within {REPL_DEADLINE:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Waits until `n` clients are blocked: the SHUTDOWN callers and the held writes.
+fn blocked<S: Read + Write + Deadline>(conn: &mut Replies<S>, n: usize) {
+    until(conn, &format!("{n} clients blocked"), |c| {
+        info_field(c, "clients", "blocked_clients") == n.to_string()
+    });
+}
+
+/// Waits until the primary lists its replica online.
+fn online<S: Read + Write + Deadline>(conn: &mut Replies<S>) {
+    until(conn, "the replica is online", |c| {
+        text(&c.call(&resp(&["INFO", "replication"]))).contains("state=online")
+    });
+}
+
+/// The differential scenario, on a primary (`connect`) whose replica is process `replica`:
+/// each reply, labelled.
+fn scenario<S: Read + Write + Deadline>(
+    connect: &dyn Fn() -> Replies<S>,
+    replica: u32,
+) -> (Vec<(&'static str, String)>, Replies<S>) {
+    let mut log = Vec::new();
+    let mut note = |what: &'static str, reply: Vec<u8>| log.push((what, text(&reply)));
+    let mut reader = connect();
+    online(&mut reader);
+    note(
+        "abort, none in progress",
+        reader.call(&resp(&["SHUTDOWN", "ABORT"])),
+    );
+    signal(replica, "STOP");
+    note(
+        "a write the replica misses",
+        reader.call(&resp(&["SET", "k", "before"])),
+    );
+
+    let mut shut = connect();
+    shut.send(&resp(&["SHUTDOWN"]));
+    blocked(&mut reader, 1);
+    note("a read during the wait", reader.call(&resp(&["GET", "k"])));
+    let mut writer = connect();
+    writer.send(&resp(&["SET", "k", "during"]));
+    blocked(&mut reader, 2);
+    let held = reader.call(&resp(&["GET", "k"]));
+    assert_eq!(text(&held), "$6\r\nbefore\r\n", "the write waits");
+    note("the write has not run", held);
+    let mut txn = connect();
+    note("MULTI", txn.call(&resp(&["MULTI"])));
+    txn.send(&resp(&["SET", "t", "1"]));
+    blocked(&mut reader, 3);
+    let mut publisher = connect();
+    publisher.send(&resp(&["PUBLISH", "ch", "m"]));
+    blocked(&mut reader, 4);
+    let mut second = connect();
+    second.send(&resp(&["SHUTDOWN", "NOW"]));
+    blocked(&mut reader, 5);
+    note("PING", reader.call(&resp(&["PING"])));
+    note("DBSIZE", reader.call(&resp(&["DBSIZE"])));
+    note("WAIT", reader.call(&resp(&["WAIT", "0", "1"])));
+
+    let mut aborter = connect();
+    note(
+        "abort with NOW",
+        aborter.call(&resp(&["SHUTDOWN", "ABORT", "NOW"])),
+    );
+    let aborted = aborter.call(&resp(&["SHUTDOWN", "ABORT"]));
+    assert_eq!(text(&aborted), "+OK\r\n");
+    note("abort", aborted);
+    note("the SHUTDOWN caller", shut.reply());
+    note("the SHUTDOWN NOW caller", second.reply());
+    note("the held write", writer.reply());
+    note("the held queued write", txn.reply());
+    note("EXEC", txn.call(&resp(&["EXEC"])));
+    note("the held PUBLISH", publisher.reply());
+    note("a read after", reader.call(&resp(&["GET", "k"])));
+    note("abort again", reader.call(&resp(&["SHUTDOWN", "ABORT"])));
+    note("a write after", reader.call(&resp(&["SET", "k", "after"])));
+    blocked(&mut reader, 0);
+    signal(replica, "CONT");
+    (log, shut)
+}
+
+#[test]
+fn replies_during_the_wait_and_after_shutdown_abort_are_redis_s() {
+    let port = free_port().to_string();
+    let redis = Redis::start(&[
+        "--port",
+        &port,
+        "--shutdown-timeout",
+        "600",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
+    let redis_replica = Redis::start(&["--replicaof", "127.0.0.1", &port]);
+    // Redis 7.0.15 fails an assertion (and exits) when a client whose SHUTDOWN was aborted
+    // sends its next command: its connection is left alone here.
+    let (theirs, _) = scenario(&|| redis.connect(), redis_replica.pid());
+
+    let primary = Server::start(&["--shutdown-timeout", "600"]);
+    let replica = Server::replica_of(&primary, &[]);
+    let (ours, mut shut) = scenario(&|| connect_pocket(&primary), replica.child.id());
+    assert_eq!(ours, theirs, "left: pocketkv, right: redis-server");
+    assert!(ours.contains(&(
+        "the SHUTDOWN caller",
+        "-ERR Errors trying to SHUTDOWN. Check logs.\r\n".to_string()
+    )));
+    // Here the SHUTDOWN caller's connection goes on.
+    assert_eq!(shut.call(&resp(&["GET", "k"])), b"$5\r\nafter\r\n");
+}
+
+/// A primary with a replica that is online and then stopped, so it acknowledges nothing more.
+fn stopped_replica(dir: &std::path::Path, timeout: &str) -> (Server, Server) {
+    let primary = Server::start_in(dir, &["--shutdown-timeout", timeout]);
+    let replica = Server::replica_of(&primary, &[]);
+    online(&mut connect_pocket(&primary));
+    replica.signal("STOP");
+    (primary, replica)
+}
+
+#[test]
+fn the_shutdown_finishes_saved_once_the_replica_acknowledges() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut primary, replica) = stopped_replica(dir.path(), "600");
+    let mut c = primary.connect();
+    c.cmd(&["SET", "last", "write"], b"+OK\r\n");
+    let mut shut = primary.connect();
+    shut.send(&resp(&["SHUTDOWN"]));
+    let mut writer = primary.connect();
+    writer.send(&resp(&["SET", "never", "ran"]));
+    blocked(&mut connect_pocket(&primary), 2);
+    c.cmd(&["GET", "last"], b"$5\r\nwrite\r\n");
+    replica.signal("CONT");
+    primary.wait_log("replicas caught up");
+    assert!(primary.wait_exit().success());
+    shut.expect_closed();
+    writer.expect_closed();
+    replica.connect().cmd(&["GET", "last"], b"$5\r\nwrite\r\n");
+    let restarted = Server::start_in(dir.path(), &[]);
+    let mut c = restarted.connect();
+    c.cmd(&["GET", "last"], b"$5\r\nwrite\r\n");
+    c.cmd(&["GET", "never"], b"$-1\r\n");
+}
+
+#[test]
+fn the_shutdown_finishes_saved_once_shutdown_timeout_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut primary, replica) = stopped_replica(dir.path(), "1");
+    let mut c = primary.connect();
+    c.cmd(&["SET", "last", "write"], b"+OK\r\n");
+    c.send(&resp(&["SHUTDOWN"]));
+    primary.wait_log("has not caught up");
+    assert!(primary.wait_exit().success());
+    c.expect_closed();
+    replica.signal("CONT");
+    let restarted = Server::start_in(dir.path(), &[]);
+    restarted
+        .connect()
+        .cmd(&["GET", "last"], b"$5\r\nwrite\r\n");
+}
+
+#[test]
+fn sigterm_waits_as_shutdown_does_and_shutdown_abort_cancels_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut primary, replica) = stopped_replica(dir.path(), "600");
+    let mut c = primary.connect();
+    c.cmd(&["SET", "k", "before"], b"+OK\r\n");
+    primary.signal("TERM");
+    primary.wait_log("SIGTERM: waiting for replicas");
+    let mut writer = primary.connect();
+    writer.send(&resp(&["SET", "k", "during"]));
+    blocked(&mut connect_pocket(&primary), 1);
+    c.cmd(&["GET", "k"], b"$6\r\nbefore\r\n");
+    // A second signal changes nothing, as in Redis.
+    primary.signal("TERM");
+    primary.wait_log("SIGTERM: a shutdown already waits");
+    c.cmd(&["GET", "k"], b"$6\r\nbefore\r\n");
+    c.cmd(&["SHUTDOWN", "ABORT"], b"+OK\r\n");
+    writer.expect(b"+OK\r\n");
+    c.cmd(&["GET", "k"], b"$6\r\nduring\r\n");
+    c.cmd(&["SET", "k", "after"], b"+OK\r\n");
+    assert!(primary.child.try_wait().unwrap().is_none(), "it runs on");
+    // Once the replica is back, a shutdown waits for it and goes.
+    replica.signal("CONT");
+    c.send(&resp(&["SHUTDOWN"]));
+    assert!(primary.wait_exit().success());
+    let restarted = Server::start_in(dir.path(), &[]);
+    restarted.connect().cmd(&["GET", "k"], b"$5\r\nafter\r\n");
+}
+
+#[test]
+fn http_writes_wait_and_http_reads_are_served_during_the_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let primary = Server::start_in(
+        dir.path(),
+        &["--shutdown-timeout", "600", "--http-port", "0"],
+    );
+    let mut primary = primary;
+    let line = primary.wait_log("HTTP on ");
+    let http: std::net::SocketAddr = line
+        .split("HTTP on ")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .expect("HTTP address")
+        .parse()
+        .expect("socket address");
+    let replica = Server::replica_of(&primary, &[]);
+    online(&mut connect_pocket(&primary));
+    replica.signal("STOP");
+    let mut c = primary.connect();
+    c.cmd(&["SET", "k", "before"], b"+OK\r\n");
+    let mut shut = primary.connect();
+    shut.send(&resp(&["SHUTDOWN"]));
+    blocked(&mut connect_pocket(&primary), 1);
+    let (status, body) = common::http_request(http, "GET", "/v1/keys/k", None);
+    assert_eq!(
+        (status.as_str(), body.as_slice()),
+        ("HTTP/1.1 200 OK", &b"before"[..])
+    );
+    let mut put = common::Client::connect(http);
+    put.send(b"PUT /v1/keys/k HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nduring");
+    blocked(&mut connect_pocket(&primary), 2);
+    c.cmd(&["GET", "k"], b"$6\r\nbefore\r\n");
+    c.cmd(&["SHUTDOWN", "ABORT"], b"+OK\r\n");
+    assert_eq!(put.read_line(), "HTTP/1.1 204 No Content\r\n");
+    c.cmd(&["GET", "k"], b"$6\r\nduring\r\n");
+    shut.expect(b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n");
+    replica.signal("CONT");
+}
