@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::Instant;
 
+use common::http::request;
 use common::redis::{connect_pocket, text, Deadline, Redis, Replies};
 use common::{free_port, resp, Server, REPL_DEADLINE};
 
@@ -241,20 +242,7 @@ fn sigterm_waits_as_shutdown_does_and_shutdown_abort_cancels_it() {
 
 #[test]
 fn http_writes_wait_and_http_reads_are_served_during_the_wait() {
-    let dir = tempfile::tempdir().unwrap();
-    let primary = Server::start_in(
-        dir.path(),
-        &["--shutdown-timeout", "600", "--http-port", "0"],
-    );
-    let mut primary = primary;
-    let line = primary.wait_log("HTTP on ");
-    let http: std::net::SocketAddr = line
-        .split("HTTP on ")
-        .nth(1)
-        .and_then(|rest| rest.split([',', ' ']).next())
-        .expect("HTTP address")
-        .parse()
-        .expect("socket address");
+    let (mut primary, http) = Server::start_http(&["--shutdown-timeout", "600"]);
     let replica = Server::replica_of(&primary, &[]);
     online(&mut connect_pocket(&primary));
     replica.signal("STOP");
@@ -263,18 +251,28 @@ fn http_writes_wait_and_http_reads_are_served_during_the_wait() {
     let mut shut = primary.connect();
     shut.send(&resp(&["SHUTDOWN"]));
     blocked(&mut connect_pocket(&primary), 1);
-    let (status, body) = common::http_request(http, "GET", "/v1/keys/k", None);
+    let get = request(http, "GET", "/v1/keys/k", &[], b"");
+    assert_eq!((get.status, get.body.as_slice()), (200, &b"before"[..]));
+    let console = request(http, "POST", "/v1/command", &[], b"GET k");
     assert_eq!(
-        (status.as_str(), body.as_slice()),
-        ("HTTP/1.1 200 OK", &b"before"[..])
+        (console.status, console.body.as_slice()),
+        (200, &b"before\n"[..])
     );
+    // A key write and a console write wait.
     let mut put = common::Client::connect(http);
     put.send(b"PUT /v1/keys/k HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nduring");
     blocked(&mut connect_pocket(&primary), 2);
+    let mut console_write = common::Client::connect(http);
+    console_write
+        .send(b"POST /v1/command HTTP/1.1\r\nHost: t\r\nContent-Length: 9\r\n\r\nINCR hits");
+    blocked(&mut connect_pocket(&primary), 3);
     c.cmd(&["GET", "k"], b"$6\r\nbefore\r\n");
     c.cmd(&["SHUTDOWN", "ABORT"], b"+OK\r\n");
     assert_eq!(put.read_line(), "HTTP/1.1 204 No Content\r\n");
+    assert_eq!(console_write.read_line(), "HTTP/1.1 200 OK\r\n");
     c.cmd(&["GET", "k"], b"$6\r\nduring\r\n");
+    c.cmd(&["GET", "hits"], b"$1\r\n1\r\n");
     shut.expect(b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n");
     replica.signal("CONT");
+    primary.wait_log("SHUTDOWN ABORT");
 }
