@@ -63,8 +63,8 @@ pub struct Spec {
     /// Subcommands, dispatched on the second argument.
     pub subcommands: &'static [Spec],
     /// `flags` read once, when the table is built, so dispatch never compares flag strings:
-    /// `write`, `denyoom` and `no_auth`, in that order.
-    marks: (bool, bool, bool),
+    /// `write`, `denyoom`, `no_auth` and `may_replicate`, in that order.
+    marks: (bool, bool, bool, bool),
     /// What the ACL checks need to know of it (its id in Redis's command table, which ACL rules
     /// name it by, how it uses its keys), found when the program is compiled.
     acl: crate::acl::Command,
@@ -83,7 +83,7 @@ impl Spec {
             summary: "",
             handler,
             subcommands: &[],
-            marks: (false, false, false),
+            marks: (false, false, false, false),
             acl: crate::acl::Command::named(name),
         }
     }
@@ -95,6 +95,7 @@ impl Spec {
             has_flag(flags, "write"),
             has_flag(flags, "denyoom"),
             has_flag(flags, "no_auth"),
+            has_flag(flags, "may_replicate"),
         );
         self.acl = self.acl.or_no_auth(self.marks.2);
         self
@@ -155,7 +156,7 @@ impl Spec {
     /// True for commands that put something in the replication stream without writing data
     /// (PUBLISH): they wait while writes are paused, as writes do.
     pub fn may_replicate(&self) -> bool {
-        has_flag(self.flags, "may_replicate")
+        self.marks.3
     }
 
     /// True for commands Redis refuses inside MULTI (SAVE, SHUTDOWN).

@@ -112,23 +112,20 @@ pub(super) fn execute_pending(
     }
 }
 
-/// Whether `request` would change data (or publish): what waits while writes are paused.
+/// Whether `request` may change data (or publish): what waits while writes are paused. A
+/// `POST /v1/tx` always does (it is not parsed twice).
 // Kept out of the request loop: it runs only while a shutdown waits for replicas.
 #[inline(never)]
 fn may_write(request: &HttpRequest<'_>) -> bool {
     let line = request.body.strip_suffix(b"\n").unwrap_or(request.body);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let commands = match route(request) {
-        Ok(Route::Put(..) | Route::Delete(_)) => return true,
-        Ok(Route::Command) => crate::protocol::split_args(line)
-            .map(|args| vec![args.into_iter().map(|a| a.into_owned()).collect()]),
-        Ok(Route::Tx) => crate::protocol::json::parse_commands(request.body),
-        _ => return false,
-    };
-    commands.unwrap_or_default().iter().any(|args| {
-        let args: Vec<Arg<'_>> = args.iter().map(|a| Cow::Borrowed(a.as_slice())).collect();
-        matches!(crate::command::resolve(&args), Some(Ok(spec)) if spec.is_write() || spec.may_replicate())
-    })
+    match route(request) {
+        Ok(Route::Put(..) | Route::Delete(_) | Route::Tx) => true,
+        Ok(Route::Command) => crate::protocol::split_args(line).is_some_and(|args| {
+            matches!(crate::command::resolve(&args), Some(Ok(spec)) if spec.is_write() || spec.may_replicate())
+        }),
+        _ => false,
+    }
 }
 
 /// Counts the response written at `output[mark..]` by its status.

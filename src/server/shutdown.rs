@@ -73,8 +73,9 @@ impl Server {
 
     /// SHUTDOWN ABORT: the SHUTDOWN callers get an error, the writes that waited run.
     fn abort_shutdown(&mut self) {
+        // SHUTDOWN ABORT resumed the writes itself (a SHUTDOWN after it this turn may have
+        // paused them again).
         self.shutdown_wait = None;
-        self.state.writes_paused = false;
         self.store.defer_expiry(self.state.repl.is_replica());
         info!("SHUTDOWN ABORT: shutdown cancelled, writes resume");
         let held: Vec<usize> = self
