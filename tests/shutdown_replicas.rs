@@ -60,6 +60,13 @@ fn blocked<S: Read + Write + Deadline>(conn: &mut Replies<S>, n: usize) {
     });
 }
 
+/// Waits until INFO shows a shutdown waiting for replicas (`shutdown_in_milliseconds`).
+fn shutdown_waits<S: Read + Write + Deadline>(conn: &mut Replies<S>) {
+    until(conn, "the shutdown waiting for replicas", |c| {
+        text(&c.call(&resp(&["INFO", "server"]))).contains("\r\nshutdown_in_milliseconds:")
+    });
+}
+
 /// Waits until the primary lists its replica online.
 fn online<S: Read + Write + Deadline>(conn: &mut Replies<S>) {
     until(conn, "the replica is online", |c| {
@@ -275,4 +282,62 @@ fn http_writes_wait_and_http_reads_are_served_during_the_wait() {
     shut.expect(b"-ERR Errors trying to SHUTDOWN. Check logs.\r\n");
     replica.signal("CONT");
     primary.wait_log("SHUTDOWN ABORT");
+}
+
+/// Ctrl-C twice: a SIGINT while a signal's shutdown waits for the replicas exits at once, with
+/// status 1 and without the final snapshot, as redis-server does ("You insist...").
+#[test]
+fn a_second_sigint_during_the_wait_exits_at_once_unsaved_as_redis_does() {
+    let port = free_port().to_string();
+    let mut redis = Redis::start(&[
+        "--port",
+        &port,
+        "--shutdown-timeout",
+        "600",
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
+    let redis_replica = Redis::start(&["--replicaof", "127.0.0.1", &port]);
+    online(&mut redis.connect());
+    signal(redis_replica.pid(), "STOP");
+    // Written after the replica stopped: it lags, so the shutdown waits.
+    let set = resp(&["SET", "before", "signals"]);
+    assert_eq!(redis.connect().call(&set), b"+OK\r\n");
+    signal(redis.pid(), "INT");
+    shutdown_waits(&mut redis.connect());
+    let mut writer = redis.connect();
+    writer.send(&resp(&["SET", "k", "v"]));
+    blocked(&mut redis.connect(), 1);
+    signal(redis.pid(), "INT");
+    let theirs = redis.wait_exit().code();
+    signal(redis_replica.pid(), "CONT");
+
+    let dir = tempfile::tempdir().unwrap();
+    // Snapshots only at shutdown, no log: what the final snapshot would have kept is lost.
+    let mut primary = Server::start_in(
+        dir.path(),
+        &["--shutdown-timeout", "600", "--save-interval", "0"],
+    );
+    let replica = Server::replica_of(&primary, &[]);
+    online(&mut connect_pocket(&primary));
+    replica.signal("STOP");
+    primary
+        .connect()
+        .cmd(&["SET", "before", "signals"], b"+OK\r\n");
+    primary.signal("INT");
+    shutdown_waits(&mut connect_pocket(&primary));
+    let mut writer = primary.connect();
+    writer.send(&resp(&["SET", "k", "v"]));
+    blocked(&mut connect_pocket(&primary), 1);
+    primary.signal("INT");
+    primary.wait_log("SIGINT again: exiting now");
+    let ours = primary.wait_exit().code();
+    assert_eq!(
+        ours, theirs,
+        "exit status: left pocketkv, right redis-server"
+    );
+    assert_eq!(ours, Some(1));
+    replica.signal("CONT");
+    let restarted = Server::start_in(dir.path(), &[]);
+    restarted.connect().cmd(&["GET", "before"], b"$-1\r\n");
 }

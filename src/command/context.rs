@@ -311,6 +311,8 @@ pub struct ServerState {
     /// ABORT cancels it, so the replication stream stops growing (Redis's pause during
     /// shutdown). Set by SHUTDOWN itself, so the requests after it in the same turn wait too.
     pub writes_paused: bool,
+    /// Until when a shutdown waits for lagging replicas (INFO `shutdown_in_milliseconds`).
+    pub shutdown_wait: Option<Instant>,
     /// SHUTDOWN ABORT cancelled the wait: the loop answers the SHUTDOWN callers and lets the
     /// waiting writes run.
     pub shutdown_aborted: bool,
@@ -355,6 +357,7 @@ impl ServerState {
             shutdown: None,
             shutdown_now: false,
             writes_paused: false,
+            shutdown_wait: None,
             shutdown_aborted: false,
             rss_bytes: 0,
             slowlog: SlowLog::default(),

@@ -213,12 +213,17 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field!("tcp_port", &server.listening.port());
             field!("uptime_in_seconds", &uptime);
             field!("uptime_in_days", &(uptime / 86_400));
+            // Only while a shutdown waits for its replicas, as in Redis.
+            if let Some(deadline) = server.shutdown_wait {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                field!("shutdown_in_milliseconds", &left.as_millis());
+            }
         }
         "clients" => {
             out.push_str("# Clients\r\n");
             field!("connected_clients", &server.connected_clients);
             field!("maxclients", &server.config.maxclients);
-            // Clients held in WAIT, the only command that blocks here.
+            // Clients held in WAIT, in SHUTDOWN, or writes held by a shutdown's wait.
             let blocked = server.clients.iter().flatten().filter(|c| c.blocked);
             field!("blocked_clients", &blocked.count());
         }

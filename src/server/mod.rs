@@ -179,8 +179,8 @@ pub struct Server {
     /// The save interval the snapshot timer was last set for (CONFIG SET may change it).
     applied_save_interval: u64,
     stopping: Option<Instant>,
-    /// A shutdown waits for its replicas until then (writes wait meanwhile).
-    shutdown_wait: Option<Instant>,
+    /// SIGINT or SIGTERM asked for the shutdown under way (a second SIGINT then exits at once).
+    shutdown_signalled: bool,
     skip_final_save: bool,
     /// Clients that used their read budget with input possibly left in the socket.
     unfinished: Vec<usize>,
@@ -275,7 +275,7 @@ impl Server {
             client_cursor: 0,
             applied_save_interval: save_interval.as_secs(),
             stopping: None,
-            shutdown_wait: None,
+            shutdown_signalled: false,
             skip_final_save: false,
             unfinished: Vec::new(),
             next_expire_round: Instant::now(),
@@ -851,7 +851,7 @@ impl Server {
             .unwrap_or_default();
         for asked in asked {
             match asked {
-                signals::Asked::Shutdown(name) => self.begin_shutdown(name, false),
+                signals::Asked::Shutdown(name) => self.shutdown_signal(name),
                 signals::Asked::Reopen => self.reopen_files(),
             }
         }

@@ -28,9 +28,26 @@ impl Server {
             let asked_now = self.state.shutdown_now;
             self.begin_shutdown("SHUTDOWN command", asked_now);
         }
-        if self.shutdown_wait.is_some() && self.replicas_done(now) {
+        if self.state.shutdown_wait.is_some() && self.replicas_done(now) {
             self.stop("shutting down");
         }
+    }
+
+    /// SIGINT or SIGTERM. As in Redis, a SIGINT after a signal already asked for the shutdown
+    /// under way (Ctrl-C pressed twice) means now: exit at once, without waiting for replicas
+    /// and without the final snapshot; the data is what the log and the last snapshot hold.
+    pub(super) fn shutdown_signal(&mut self, name: &'static str) {
+        let under_way = self.state.shutdown_wait.is_some() || self.stopping.is_some();
+        if name == "SIGINT" && self.shutdown_signalled && under_way {
+            warn!("SIGINT again: exiting now, without saving (\"You insist... exiting now.\")");
+            // A final snapshot being written is left unfinished: its temporary file goes.
+            let mut temp = self.state.config.snapshot_path().into_os_string();
+            temp.push(".tmp");
+            let _ = std::fs::remove_file(temp);
+            std::process::exit(1);
+        }
+        self.shutdown_signalled = true;
+        self.begin_shutdown(name, false);
     }
 
     /// Starts a shutdown, unless one is under way: first a wait for lagging replicas unless
@@ -39,7 +56,7 @@ impl Server {
         if self.stopping.is_some() {
             return;
         }
-        if self.shutdown_wait.is_some() {
+        if self.state.shutdown_wait.is_some() {
             // As in Redis: a signal or SHUTDOWN during the wait changes nothing.
             info!("{why}: a shutdown already waits for the replicas");
             return;
@@ -54,7 +71,7 @@ impl Server {
         // Keys whose time passes now are treated as gone but not deleted: a DEL would join
         // the stream the replicas are catching up with (Redis, too, expires nothing meanwhile).
         self.store.defer_expiry(true);
-        self.shutdown_wait = Some(Instant::now() + Duration::from_secs(timeout));
+        self.state.shutdown_wait = Some(Instant::now() + Duration::from_secs(timeout));
         info!("{why}: waiting for replicas before shutting down (shutdown-timeout {timeout} s); writes wait meanwhile");
     }
 
@@ -67,7 +84,7 @@ impl Server {
         if let Some(mut listener) = self.http_listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
-        self.shutdown_wait = None;
+        self.state.shutdown_wait = None;
         self.stopping = Some(Instant::now());
     }
 
@@ -75,7 +92,8 @@ impl Server {
     fn abort_shutdown(&mut self) {
         // SHUTDOWN ABORT resumed the writes itself (a SHUTDOWN after it this turn may have
         // paused them again).
-        self.shutdown_wait = None;
+        self.state.shutdown_wait = None;
+        self.shutdown_signalled = false;
         self.store.defer_expiry(self.state.repl.is_replica());
         info!("SHUTDOWN ABORT: shutdown cancelled, writes resume");
         let held: Vec<usize> = self
@@ -101,7 +119,7 @@ impl Server {
     /// True once the shutdown need not wait for replicas any longer: none to wait for, all
     /// caught up, or `shutdown-timeout` passed (the lagging ones are logged).
     fn replicas_done(&mut self, now: Instant) -> bool {
-        let Some(deadline) = self.shutdown_wait else {
+        let Some(deadline) = self.state.shutdown_wait else {
             return true;
         };
         let repl = &self.state.repl;
@@ -128,7 +146,8 @@ impl Server {
 
     /// How long the loop may sleep before the wait for replicas times out.
     pub(super) fn shutdown_timer(&self, now: Instant) -> Option<Duration> {
-        self.shutdown_wait
+        self.state
+            .shutdown_wait
             .map(|deadline| deadline.saturating_duration_since(now))
     }
 }

@@ -82,6 +82,18 @@ impl Redis {
         self.child.id()
     }
 
+    /// Waits (up to the deadline) for the process to exit, and returns how.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("redis-server's status") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "redis-server did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The Unix socket it listens on.
     pub fn socket(&self) -> &std::path::Path {
         &self.socket
