@@ -11,11 +11,18 @@
 #                     version). musl-dev:armhf is a foreign-architecture package: armhf is added
 #                     to dpkg's architectures first.
 #   nutcracker        twemproxy                   (tests/twemproxy.rs, make demo-shards)
-#   python3-redis     redis-py for python3        (the redis-py tests: transactions, pub/sub,
+#   python3-redis     redis-py 4.3.4 for python3  (the redis-py tests: transactions, pub/sub,
 #                     the script-free lock, the Sentinel-aware client of tests/sentinel.rs)
+#   python3-pip       pip, to install redis-py 8.2.0 from PyPI beside it (below), unless it is
+#                     there already
 #   redis-sentinel    Redis Sentinel              (tests/sentinel.rs, make demo-ha)
 #   chromium, chromium-driver  headless Chromium and its WebDriver server (tests/console.rs:
 #                     the web console in a real browser)
+#
+# Then, from PyPI, redis-py 8.2.0 (and async-timeout, its dependency on Python before 3.11.3),
+# pinned by version and sha256 in ci/redis-py-8.txt, into $REDIS_PY8_DIR (default
+# $HOME/.cache/pocketkv/redis-py-8.2.0) for Debian's /usr/bin/python3: the redis-py tests run
+# with both libraries (tests/common/python.rs). pip refuses a file whose hash differs.
 #
 # Idempotent and quiet when everything is present. As root it runs `apt-get update` once and
 # `apt-get install -y --no-install-recommends` for only the missing packages; as anyone else it
@@ -41,6 +48,37 @@ have_armv7_gcc() { compgen -G '/usr/lib/gcc-cross/arm-linux-gnueabihf/*/libgcc_e
 
 # The tests run the Debian interpreter when there is one (a pyenv python3 may lack redis-py).
 have_redis_py() { /usr/bin/python3 -c 'import redis' 2>/dev/null || python3 -c 'import redis' 2>/dev/null; }
+have_debian_pip() { /usr/bin/python3 -m pip --version >/dev/null 2>&1; }
+
+# redis-py 8.2.0 lives outside the system's site-packages: Debian's python3-redis stays the
+# default, and tests/common/python.rs puts this directory first on PYTHONPATH for the 8.2.0 runs.
+# Keep the default in step with tests/common/python.rs.
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+redis_py8_dir=${REDIS_PY8_DIR:-${HOME:-/root}/.cache/pocketkv/redis-py-8.2.0}
+have_redis_py8() {
+    [[ -d $redis_py8_dir ]] &&
+        PYTHONPATH=$redis_py8_dir PYTHONNOUSERSITE=1 /usr/bin/python3 -c \
+            'import redis, sys; sys.exit(redis.__version__ != "8.2.0")' 2>/dev/null
+}
+
+# Installs redis-py 8.2.0 with pip's hash checking into a fresh directory, then moves it into
+# place, so an interrupted install never leaves a half-filled directory that looks installed.
+install_redis_py8() {
+    have_redis_py8 && return 0
+    local staging=$redis_py8_dir.partial
+    rm -rf "$staging"
+    mkdir -p "$(dirname "$redis_py8_dir")"
+    echo "install-deps: installing redis-py 8.2.0 into $redis_py8_dir" >&2
+    /usr/bin/python3 -m pip install --quiet --disable-pip-version-check --no-cache-dir \
+        --root-user-action=ignore --require-hashes --only-binary :all: --no-compile \
+        --target "$staging" -r "$here/redis-py-8.txt" >&2
+    rm -rf "$redis_py8_dir"
+    mv "$staging" "$redis_py8_dir"
+    if ! have_redis_py8; then
+        echo "install-deps: redis-py 8.2.0 does not import from $redis_py8_dir" >&2
+        return 1
+    fi
+}
 
 # Each package and the check that says it is there; the same checks run again after installing.
 PACKAGES=(
@@ -53,6 +91,7 @@ PACKAGES=(
     "libgcc-$gcc_major-dev-armhf-cross|have_armv7_gcc"
     "nutcracker|have nutcracker"
     "python3-redis|have_redis_py"
+    "python3-pip|have_redis_py8 || have_debian_pip"
     "redis-sentinel|have redis-sentinel"
     "chromium|have chromium"
     "chromium-driver|have chromedriver"
@@ -68,6 +107,7 @@ missing_packages() {
 
 mapfile -t missing < <(missing_packages)
 if ((${#missing[@]} == 0)); then
+    install_redis_py8
     exit 0
 fi
 
@@ -119,3 +159,4 @@ if ((${#still[@]} > 0)); then
     exit 1
 fi
 echo "install-deps: installed ${missing[*]}" >&2
+install_redis_py8

@@ -13,8 +13,8 @@
 //!   pocketkv. `select_1_is_an_intended_difference` below checks exactly that and nothing more.
 //! - Content that describes the server rather than the data: INFO (except an unknown section),
 //!   the HELLO reply (version, id; only its start is compared),
-//!   TIME, LASTSAVE, CLIENT ID, CLIENT LIST and CLIENT INFO lines (pocketkv leaves out the fields
-//!   it cannot fill honestly: argv-mem, multi-mem, rbs, rbp, tot-mem), COMMAND / COMMAND COUNT / LIST / INFO name / DOCS name,
+//!   TIME, LASTSAVE, CLIENT ID, CLIENT LIST and CLIENT INFO lines (their field names are compared
+//!   in tests/redis_py_tour.rs), COMMAND / COMMAND COUNT / LIST / INFO name / DOCS name,
 //!   CONFIG GET of real parameters, successful BGSAVE (timing-dependent "already in progress").
 //! - Commands or subcommands Redis has and pocketkv does not (lists, hashes, CLIENT HELP, ...),
 //!   pocketkv's own PUT and HELP, which Redis does not know, and CONFIG SET's texts for bad

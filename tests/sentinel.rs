@@ -17,12 +17,13 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::frames::{show, Frames};
+use common::python::RedisPy;
 
 /// How long a failover, a resync or a start may take before it counts as a hang: generous for
 /// qemu on a shared two-core machine (Sentinel itself needs 3 to 5 s).
@@ -38,7 +39,7 @@ const DOWN_AFTER_MS: &str = "2000";
 /// Confirmed writes the client makes before and after a switch, so it is known to be writing.
 const WRITES: usize = 30;
 
-const HOW: &str = "bash ci/install-deps.sh installs redis-server, redis-sentinel and python3-redis";
+const HOW: &str = "bash ci/install-deps.sh installs redis-server, redis-sentinel and redis-py";
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers.
@@ -587,16 +588,10 @@ struct Confirmed {
 }
 
 impl Writer {
-    fn start(topology: &Topology, replicas: u32, prefix: &str) -> Writer {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scripts/sentinel_writer.py");
-        // The distribution's python3 (where apt puts python3-redis), not a version manager's.
-        let python = if Path::new("/usr/bin/python3").exists() {
-            "/usr/bin/python3"
-        } else {
-            "python3"
-        };
-        let mut child = Command::new(python)
-            .arg(script)
+    fn start(topology: &Topology, redis_py: RedisPy, replicas: u32, prefix: &str) -> Writer {
+        let mut child = redis_py
+            .python()
+            .arg(common::python::script("sentinel_writer.py"))
             .args([
                 &topology.sentinel_ports(),
                 NAME,
@@ -607,7 +602,7 @@ impl Writer {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("python3: {e} ({HOW})"));
+            .unwrap_or_else(|e| panic!("python3 with {}: {e} ({HOW})", redis_py.name()));
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -763,12 +758,12 @@ fn assert_holds(t: &Topology, port: u16, confirmed: &Confirmed) {
 // ---------------------------------------------------------------------------------------------
 // The scenarios.
 
-/// kill -9 of the primary under a continuous confirmed write load; returns the time from the
-/// kill to the first write on the new primary.
-fn kill_the_primary(kind: Kind) -> Duration {
+/// kill -9 of the primary under a continuous confirmed write load, the client using `redis_py`;
+/// returns the time from the kill to the first write on the new primary.
+fn kill_the_primary(kind: Kind, redis_py: RedisPy) -> Duration {
     let mut t = Topology::start(kind, [None, None], &[], "");
     let old = t.nodes[0].port;
-    let mut writer = Writer::start(&t, 1, "k:");
+    let mut writer = Writer::start(&t, redis_py, 1, "k:");
     writer.await_acks_on(old, WRITES);
 
     t.nodes[0].kill9();
@@ -819,8 +814,10 @@ fn kill_the_primary(kind: Kind) -> Duration {
 
 #[test]
 fn a_killed_primary_is_replaced_without_losing_a_confirmed_write_as_with_redis_server() {
-    let ours = kill_the_primary(Kind::Pocketkv);
-    let theirs = kill_the_primary(Kind::Redis);
+    // redis-py 8.2.0 here (RESP3 to the servers, and to the sentinels); Debian's redis-py in
+    // the manual failover below and in the benchmark.
+    let ours = kill_the_primary(Kind::Pocketkv, RedisPy::V8);
+    let theirs = kill_the_primary(Kind::Redis, RedisPy::V8);
     println!(
         "kill -9 of the primary to the first write on the new primary \
          (down-after-milliseconds {DOWN_AFTER_MS}): pocketkv {:.2} s, redis-server {:.2} s \
@@ -843,8 +840,8 @@ fn bench_failover() {
         .unwrap_or(5);
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        ours.push(kill_the_primary(Kind::Pocketkv).as_secs_f64());
-        theirs.push(kill_the_primary(Kind::Redis).as_secs_f64());
+        ours.push(kill_the_primary(Kind::Pocketkv, RedisPy::Debian).as_secs_f64());
+        theirs.push(kill_the_primary(Kind::Redis, RedisPy::Debian).as_secs_f64());
         println!(
             "round {round}: pocketkv {:.2} s, redis-server {:.2} s",
             ours[round - 1],
@@ -907,7 +904,7 @@ fn manual_failover_priority_zero_and_restarted_sentinels() {
     let clients = text(ask(p, &["CLIENT", "LIST"])).unwrap_or_default();
     assert!(clients.contains("user=sentinel-user"), "{clients}");
 
-    let mut writer = Writer::start(&t, 2, "m:");
+    let mut writer = Writer::start(&t, RedisPy::Debian, 2, "m:");
     writer.await_acks_on(p, WRITES);
     assert_eq!(
         ask(t.sentinels[0].port, &["SENTINEL", "FAILOVER", NAME]),
@@ -933,7 +930,9 @@ fn manual_failover_priority_zero_and_restarted_sentinels() {
     t.await_sentinels_ready();
     assert!(t.sentinels.iter().all(|s| s.primary() == Some(b)));
 
-    let mut writer = Writer::start(&t, 1, "r:");
+    // The client after the restart is redis-py 8.2.0: a second library through the same
+    // failover.
+    let mut writer = Writer::start(&t, RedisPy::V8, 1, "r:");
     writer.await_acks_on(b, WRITES);
     let i = t.node(b);
     t.nodes[i].kill9();

@@ -743,25 +743,20 @@ fn the_log_replays_conditional_writes_and_float_increments() {
 
 #[test]
 fn redis_py_lock_is_released_without_a_script() {
-    let server = Server::start(&[]);
-    let python = if std::path::Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    };
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/scripts/redis_py_lock.py"
-    );
-    let output = Command::new(python)
-        .arg(script)
-        .arg(server.addr.port().to_string())
-        .output()
-        .expect("python3 with redis-py; run `bash ci/install-deps.sh`");
-    assert!(
-        output.status.success() && output.stdout == b"ok\n",
-        "the lock script failed:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    for redis_py in common::python::REDIS_PY {
+        let server = Server::start(&[]);
+        let output = redis_py
+            .python()
+            .arg(common::python::script("redis_py_lock.py"))
+            .arg(server.addr.port().to_string())
+            .output()
+            .expect("python3");
+        assert!(
+            output.status.success() && output.stdout == b"ok\n",
+            "the lock script failed with {}:\n{}{}",
+            redis_py.name(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }

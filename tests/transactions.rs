@@ -13,7 +13,6 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::process::Command;
 use std::time::Instant;
 
 use common::redis::{connect_pocket, text, Deadline, Redis, Replies};
@@ -628,7 +627,6 @@ fn a_transaction_torn_at_any_byte_replays_all_or_nothing() {
 
 #[test]
 fn redis_py_pipeline_and_transaction_work_unchanged() {
-    let server = Server::start(&[]);
     let script = r#"
 import sys, redis
 r = redis.Redis(host=sys.argv[1], port=int(sys.argv[2]))
@@ -661,24 +659,24 @@ except redis.ResponseError:
     pass
 print("ok")
 "#;
-    // Debian's python3-redis is installed for the system's python3, which a pyenv shim may hide.
-    let python = ["/usr/bin/python3", "python3"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file())
-        .unwrap_or("python3");
-    let output = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .arg(server.addr.ip().to_string())
-        .arg(server.addr.port().to_string())
-        .output()
-        .expect("python3 (run ci/install-deps.sh)");
-    assert!(
-        output.status.success() && output.stdout == b"ok\n",
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    for redis_py in common::python::REDIS_PY {
+        let server = Server::start(&[]);
+        let output = redis_py
+            .python()
+            .arg("-c")
+            .arg(script)
+            .arg(server.addr.ip().to_string())
+            .arg(server.addr.port().to_string())
+            .output()
+            .expect("python3");
+        assert!(
+            output.status.success() && output.stdout == b"ok\n",
+            "{}:\nstdout: {}\nstderr: {}",
+            redis_py.name(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 #[test]

@@ -85,7 +85,8 @@ fn refuse(
         ),
     };
     let username = user_name(&ctx.server.acl, user).to_vec();
-    record(ctx, reason, context, object.to_vec(), username);
+    let argv = super::connection::argv_mem(args);
+    record(ctx, reason, context, object.to_vec(), username, argv);
     Reply::error_bytes(denied.message(full_name))
 }
 
@@ -97,8 +98,9 @@ pub(super) fn record(
     context: Context,
     object: Vec<u8>,
     username: Vec<u8>,
+    argv_mem: usize,
 ) {
-    let client_info = client_info(ctx);
+    let client_info = client_info(ctx, argv_mem);
     let unix_ms = super::unix_ms();
     if let Some(audit) = &ctx.server.audit {
         audit.denied(
@@ -124,15 +126,16 @@ pub(super) fn record(
     );
 }
 
-/// The calling client as CLIENT LIST describes it.
+/// The calling client as CLIENT LIST describes it, running a command of `argv_mem` bytes.
 #[inline(never)]
-fn client_info(ctx: &Ctx<'_>) -> String {
+fn client_info(ctx: &Ctx<'_>, argv_mem: usize) -> String {
     let me = ctx.client.id;
     let mut text = String::new();
     if let Some(info) = ctx.server.clients.iter().flatten().find(|i| i.id == me) {
         super::connection::client_line(
             info,
             ctx.client,
+            argv_mem,
             &ctx.server.acl,
             Instant::now(),
             &mut text,
@@ -584,5 +587,7 @@ pub fn record_failed_login(ctx: &mut Ctx<'_>, object: &[u8], user: &[u8]) {
         Context::Toplevel,
         object.to_vec(),
         user.to_vec(),
+        // The failed AUTH or HELLO's arguments are not at hand here.
+        0,
     );
 }

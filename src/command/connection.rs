@@ -278,12 +278,19 @@ fn client_setname<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     Reply::OK
 }
 
-/// One CLIENT LIST line for `info`; the calling client's own line uses its live state. Not
-/// inlined: CLIENT LIST, CLIENT INFO and ACL LOG share one copy.
+/// The bytes of a command's arguments: CLIENT LIST's `argv-mem` for the client running it.
+pub(super) fn argv_mem(args: &[Arg<'_>]) -> usize {
+    args.iter().map(|arg| arg.len()).sum()
+}
+
+/// One CLIENT LIST line for `info`; the calling client's own line uses its live state, and
+/// `argv_mem` is the size of the arguments of the command it is running. Not inlined: CLIENT
+/// LIST, CLIENT INFO and ACL LOG share one copy.
 #[inline(never)]
 pub(super) fn client_line(
     info: &ClientInfo,
     me: &ClientState,
+    argv_mem: usize,
     acl: &crate::acl::Acl,
     now: Instant,
     out: &mut String,
@@ -313,11 +320,14 @@ pub(super) fn client_line(
     } else {
         now.saturating_duration_since(info.last_active).as_secs()
     };
-    let (sub, psub, multi) = if is_me {
+    let (sub, psub, multi, multi_mem, argv_mem) = if is_me {
         let multi = me.multi.as_ref().map(|queue| queue.count);
-        (me.subs.channels.len(), me.subs.patterns.len(), multi)
+        let multi_mem = me.multi.as_ref().map_or(0, |queue| queue.requests.len());
+        let (channels, patterns) = (me.subs.channels.len(), me.subs.patterns.len());
+        (channels, patterns, multi, multi_mem, argv_mem)
     } else {
-        (info.sub, info.psub, info.multi)
+        // Between two turns of the loop no other client is running a command.
+        (info.sub, info.psub, info.multi, info.multi_mem, 0)
     };
     // Redis's letters, in its order: S replica, M our primary, P subscribed, x inside MULTI,
     // b blocked (in WAIT); N for none.
@@ -340,7 +350,8 @@ pub(super) fn client_line(
     let _ = writeln!(
         out,
         "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags={flags} db=0 \
-         sub={sub} psub={psub} ssub=0 multi={multi} qbuf={} qbuf-free={} obl={} oll=0 omem={} events={} cmd={} \
+         sub={sub} psub={psub} ssub=0 multi={multi} qbuf={} qbuf-free={} argv-mem={argv_mem} \
+         multi-mem={multi_mem} rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} \
          user={user} redir=-1 resp={}",
         info.id,
         info.addr,
@@ -349,8 +360,13 @@ pub(super) fn client_line(
         now.saturating_duration_since(info.created).as_secs(),
         info.qbuf,
         info.qbuf_free,
+        info.rbs,
+        info.rbp,
         info.obl,
         info.omem,
+        // What the client's buffers and queue hold: the buffers themselves, not the bytes
+        // of the connection's bookkeeping Redis adds in.
+        info.rbs + info.omem + multi_mem + argv_mem,
         if info.writable { "rw" } else { "r" },
         if cmd.is_empty() { "NULL" } else { cmd },
         if resp3 { 3 } else { 2 },
@@ -386,6 +402,7 @@ fn client_list<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
             _ => return SYNTAX,
         };
     }
+    let argv = argv_mem(args);
     let now = Instant::now();
     let mut text = String::new();
     let mut infos: Vec<&ClientInfo> = ctx.server.clients.iter().flatten().collect();
@@ -393,7 +410,7 @@ fn client_list<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     for info in infos {
         let kind_ok = wanted_type.is_none_or(|kind| type_of(info, ctx.client) == kind);
         if kind_ok && ids.as_ref().is_none_or(|ids| ids.contains(&info.id)) {
-            client_line(info, ctx.client, &ctx.server.acl, now, &mut text);
+            client_line(info, ctx.client, argv, &ctx.server.acl, now, &mut text);
         }
     }
     Reply::Text(text)
@@ -448,14 +465,22 @@ fn type_of(info: &ClientInfo, me: &ClientState) -> ClientType {
     }
 }
 
-fn client_info<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
+fn client_info<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let me = ctx.client.id;
     let Some(info) = ctx.server.clients.iter().flatten().find(|i| i.id == me) else {
         // Only the replayer of the log runs commands without a connection.
         return Reply::Text(String::new());
     };
     let mut text = String::new();
-    client_line(info, ctx.client, &ctx.server.acl, Instant::now(), &mut text);
+    let argv = argv_mem(args);
+    client_line(
+        info,
+        ctx.client,
+        argv,
+        &ctx.server.acl,
+        Instant::now(),
+        &mut text,
+    );
     Reply::Text(text)
 }
 

@@ -225,6 +225,12 @@ pub struct ClientInfo {
     pub qbuf: usize,
     /// Free room in the input buffer.
     pub qbuf_free: usize,
+    /// Bytes allocated for the input buffer (`rbs`).
+    pub rbs: usize,
+    /// The most input bytes held at once since it connected (`rbp`).
+    pub rbp: usize,
+    /// Bytes of the commands queued since MULTI (`multi-mem`).
+    pub multi_mem: usize,
     /// Bytes of replies not yet sent.
     pub obl: usize,
     /// Bytes allocated for replies.
@@ -270,6 +276,9 @@ impl ClientInfo {
             last_active: now,
             qbuf: 0,
             qbuf_free: 0,
+            rbs: 0,
+            rbp: 0,
+            multi_mem: 0,
             obl: 0,
             omem: 0,
             writable: false,

@@ -21,6 +21,9 @@ pub struct InputBuffer {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The most bytes pending at once since the connection opened (CLIENT LIST `rbp`; Redis
+    /// forgets its peak every few seconds, pocketkv keeps the connection's).
+    peak: usize,
 }
 
 impl InputBuffer {
@@ -55,6 +58,17 @@ impl InputBuffer {
     /// Bytes allocated, and bytes free after the pending ones.
     pub fn sizes(&self) -> (usize, usize) {
         (self.buf.len(), self.buf.len() - self.end)
+    }
+
+    /// The most bytes pending at once since the connection opened.
+    pub fn peak(&self) -> usize {
+        self.peak
+    }
+
+    /// Counts `n` bytes just read into the room `space` offered.
+    fn filled(&mut self, n: usize) {
+        self.end += n;
+        self.peak = self.peak.max(self.end - self.start);
     }
 
     /// Room to read into, at least `MIN_READ` bytes; moves or grows the buffer as needed.
@@ -247,7 +261,7 @@ impl Connection {
             return match self.stream.read(space) {
                 Ok(0) => Ok(ReadOutcome::Closed),
                 Ok(n) => {
-                    self.input.end += n;
+                    self.input.filled(n);
                     let drained = n < room;
                     Ok(ReadOutcome::Data { n, drained })
                 }

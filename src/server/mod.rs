@@ -939,6 +939,9 @@ fn describe(conn: &Connection, info: &mut ClientInfo) {
     let (size, free) = conn.input.sizes();
     info.qbuf = conn.input.pending().len();
     info.qbuf_free = free.min(size);
+    info.rbs = size;
+    info.rbp = conn.input.peak();
+    info.multi_mem = conn.client.multi.as_ref().map_or(0, |q| q.requests.len());
     info.obl = conn.pending_output();
     info.omem = conn.output_capacity();
     info.writable = conn.wants_writable;

@@ -1,7 +1,11 @@
 """redis-py's Lock, released the script-free way: acquire with SET NX PX (what Lock already
-does), release with DELEX key IFEQ token. Usage: redis_py_lock.py PORT. Prints "ok"."""
+does), release with DELEX key IFEQ token. Usage: redis_py_lock.py PORT. Prints "ok".
+
+Runs with redis-py 4 (DELEX through execute_command) and redis-py 8, whose own `delex`,
+`digest` and `set(ifeq=...)` methods are tried too."""
 
 import sys
+import warnings
 
 import redis
 from redis.exceptions import LockNotOwnedError
@@ -41,4 +45,16 @@ assert r.get("resource") == b"someone-else", "the other owner's lock is still th
 with ScriptFreeLock(r, "other", timeout=5):
     assert r.exists("other") == 1
 assert r.exists("other") == 0, "leaving the with block released the lock"
+
+# redis-py 8's own methods for the same commands (marked experimental: it warns).
+if hasattr(r, "delex"):
+    warnings.simplefilter("ignore")
+    r.delete("resource")
+    assert r.set("resource", "token-1", nx=True, px=30000)
+    assert r.digest("resource") == r.execute_command("DIGEST", "resource")
+    assert r.set("resource", "token-2", ifeq="token-1", keepttl=True), "SET IFEQ on a match"
+    assert r.set("resource", "token-3", ifeq="token-1") is None, "SET IFEQ on a mismatch"
+    assert r.delex("resource", ifeq="token-1") == 0, "DELEX IFEQ on a mismatch"
+    assert r.delex("resource", ifdeq=r.digest("resource").decode()) == 1, "DELEX IFDEQ"
+    assert r.exists("resource") == 0
 print("ok")

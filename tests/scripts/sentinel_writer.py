@@ -46,6 +46,14 @@ primary = sentinel.master_for(
 )
 
 
+def get_connection(pool):
+    """A connection from the pool: redis-py 4 wants a command name, redis-py 8 warns at one."""
+    try:
+        return pool.get_connection()
+    except TypeError:
+        return pool.get_connection("SET")
+
+
 def say(line):
     print(line, flush=True)
 
@@ -59,7 +67,7 @@ while not stop.is_set():
     pool = primary.connection_pool
     conn = None
     try:
-        conn = pool.get_connection("SET")
+        conn = get_connection(pool)
         conn.send_command("SET", f"{prefix}{i}", i)
         conn.read_response()
         say(f"ok {i} {conn.host}:{conn.port} {time.time():.6f}")
