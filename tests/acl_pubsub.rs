@@ -99,7 +99,10 @@ fn channel_rights_apply_to_subscribe_psubscribe_and_publish() {
 #[test]
 fn losing_channel_rights_disconnects_those_subscribers_as_redis_does() {
     let redis = Redis::start(&[]);
-    let ours = Server::start(&[]);
+    let mut ours = Server::start(&[]);
+    // Verbose: each closed client is logged with the reason.
+    let verbose = ["CONFIG", "SET", "loglevel", "verbose"];
+    ours.connect().cmd(&verbose, b"+OK\r\n");
     let mut admin = Pair::new(&redis, &ours);
     admin.same(&[
         "ACL", "SETUSER", "sub", "on", "nopass", "~*", "+@all", "&news.*", "&alerts",
@@ -160,4 +163,6 @@ fn losing_channel_rights_disconnects_those_subscribers_as_redis_does() {
         }
     }
     assert_eq!(gone, ["on_alerts", "on_pattern", "on_channel"]);
+    let line = ours.wait_log("closed: ACL SETUSER revoked a channel it is subscribed to");
+    assert!(!line.contains("CLIENT KILL"), "{line}");
 }

@@ -218,7 +218,8 @@ fn setuser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     if let Some((handle, old)) = ctx.server.acl.find(name) {
         if let Some(upcoming) = user.narrowed_channels(old) {
             let doomed = revoked_subscribers(ctx, handle, &upcoming);
-            disconnect_clients(ctx, doomed);
+            let why = "ACL SETUSER revoked a channel it is subscribed to";
+            disconnect_clients(ctx, doomed, why);
         }
     }
     ctx.server.acl.put(user);
@@ -259,7 +260,7 @@ fn deluser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let mut deleted = 0;
     for name in names {
         if let Some(handle) = ctx.server.acl.remove(name) {
-            disconnect(ctx, &[handle]);
+            disconnect(ctx, &[handle], "ACL DELUSER deleted its user");
             deleted += 1;
         }
     }
@@ -268,7 +269,7 @@ fn deluser<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
 
 /// Closes every connection logged in as one of `users` (the caller's own after its reply), as
 /// Redis does when a user is deleted or reloaded.
-fn disconnect(ctx: &mut Ctx<'_>, users: &[UserRef]) {
+fn disconnect(ctx: &mut Ctx<'_>, users: &[UserRef], why: &'static str) {
     let me = ctx.client.id;
     let mut doomed: Vec<(usize, u64)> = ctx
         .server
@@ -283,12 +284,12 @@ fn disconnect(ctx: &mut Ctx<'_>, users: &[UserRef]) {
     if users.contains(&ctx.client.user) {
         doomed.push((ctx.client.slot, me));
     }
-    disconnect_clients(ctx, doomed);
+    disconnect_clients(ctx, doomed, why);
 }
 
 /// Closes the clients `doomed` names (slab key, id): the caller's own after its reply, the
-/// others when the command is done.
-fn disconnect_clients(ctx: &mut Ctx<'_>, doomed: Vec<(usize, u64)>) {
+/// others when the command is done; `why` goes to the log.
+fn disconnect_clients(ctx: &mut Ctx<'_>, doomed: Vec<(usize, u64)>, why: &'static str) {
     let me = ctx.client.id;
     for (key, id) in doomed {
         if id == me {
@@ -296,7 +297,7 @@ fn disconnect_clients(ctx: &mut Ctx<'_>, doomed: Vec<(usize, u64)>) {
             ctx.client.authenticated = false;
             ctx.client.flow = super::Flow::Close;
         } else {
-            ctx.server.kill.push((key, id));
+            ctx.server.kill.push((key, id, why));
         }
     }
 }
@@ -385,7 +386,7 @@ fn load<'a>(ctx: &'a mut Ctx<'_>, _: &[Arg<'_>]) -> Reply<'a> {
     match acl::load_file(&ctx.server.config.aclfile, all_channels) {
         Ok(users) => {
             let stale = ctx.server.acl.replace_all(users);
-            disconnect(ctx, &stale);
+            disconnect(ctx, &stale, "ACL LOAD removed or changed its user");
             Reply::OK
         }
         Err(e) => error(&[b"ERR ", e.to_string().as_bytes()]),

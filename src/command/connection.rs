@@ -586,7 +586,7 @@ fn kill(ctx: &mut Ctx<'_>, (key, id): (usize, u64)) {
     if id == ctx.client.id {
         ctx.client.flow = Flow::Close;
     } else {
-        ctx.server.kill.push((key, id));
+        ctx.server.kill.push((key, id, "killed by CLIENT KILL"));
     }
 }
 

@@ -321,8 +321,9 @@ pub struct ServerState {
     /// What CLIENT LIST shows of each connection, indexed by the connection's slab key and kept
     /// current by the event loop (commands cannot reach the connections themselves).
     pub clients: Vec<Option<ClientInfo>>,
-    /// Clients CLIENT KILL asked to close, as (slab key, id); the event loop closes them.
-    pub kill: Vec<(usize, u64)>,
+    /// Clients to close, as (slab key, id, why for the log): named by CLIENT KILL, or whose
+    /// user ACL deleted or whose channels it revoked. The event loop closes them.
+    pub kill: Vec<(usize, u64, &'static str)>,
     /// The audit log's writer, when `--audit-log` is set.
     pub audit: Option<crate::audit::AuditLog>,
     /// Pub/Sub subscriptions, and messages waiting for the loop to deliver.

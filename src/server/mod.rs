@@ -779,11 +779,11 @@ impl Server {
 
     /// Closes the clients CLIENT KILL named; their unsent replies are dropped, as in Redis.
     fn kill_clients(&mut self) {
-        for (key, id) in std::mem::take(&mut self.state.kill) {
+        for (key, id, why) in std::mem::take(&mut self.state.kill) {
             // The id check: the slot may hold a newer client if the named one left meanwhile.
             if let Some(Some(info)) = self.state.clients.get(key) {
                 if info.id == id {
-                    self.close(key, "killed by CLIENT KILL");
+                    self.close(key, why);
                 }
             }
         }
