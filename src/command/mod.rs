@@ -260,7 +260,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
 
 /// Places in the name index: at least three times the number of commands, so probes are short
 /// and there is always a free place to end a probe for an unknown name.
-const INDEX_SLOTS: usize = 256;
+const INDEX_SLOTS: usize = 512;
 
 /// The home place of a lower-case command name in the index.
 fn name_slot(name: &[u8]) -> usize {
