@@ -31,14 +31,14 @@ fn offset(conn: &mut Frames) -> u64 {
 }
 
 /// A primary, its replica, and connections to each.
-struct Topology {
+struct Topology<'a> {
     side: &'static str,
     primary: Frames,
     replica: Frames,
-    connect_replica: Box<dyn Fn() -> Frames>,
+    connect_replica: Box<dyn Fn() -> Frames + 'a>,
 }
 
-impl Topology {
+impl Topology<'_> {
     /// Waits until the link is up and the replica has applied everything the primary sent.
     fn caught_up(&mut self) {
         let side = self.side;
@@ -151,10 +151,7 @@ fn replicas_subscribers_get_what_the_primary_publishes_as_with_redis() {
             side: "pocketkv",
             primary: Frames::tcp(primary.addr),
             replica: Frames::tcp(replica.addr),
-            connect_replica: Box::new({
-                let addr = replica.addr;
-                move || Frames::tcp(addr)
-            }),
+            connect_replica: Box::new(|| Frames::tcp(replica.addr)),
         },
         &all,
     );
@@ -163,19 +160,13 @@ fn replicas_subscribers_get_what_the_primary_publishes_as_with_redis() {
             side: "redis",
             primary: redis_frames(&redis_primary),
             replica: redis_frames(&redis_replica),
-            connect_replica: Box::new({
-                let socket = redis_replica.socket().to_path_buf();
-                move || {
-                    let stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
-                    stream.set_read_timeout(Some(common::DEADLINE)).unwrap();
-                    Frames::new(Box::new(stream))
-                }
-            }),
+            connect_replica: Box::new(|| redis_frames(&redis_replica)),
         },
         &all,
     );
-    // The SET's offset step includes Redis's SELECT: compared from the first PUBLISH on.
-    let skip = 5 + 1;
+    // The SET's offset step includes Redis's SELECT: compared from the first PUBLISH on (after
+    // the five subscribe replies and the SET's line).
+    let first_publish = 5 + 1;
     for (ours, theirs) in ours
         .iter()
         .zip(&theirs)
@@ -188,11 +179,15 @@ fn replicas_subscribers_get_what_the_primary_publishes_as_with_redis() {
     }
     assert_eq!(ours.len(), theirs.len());
     assert!(
-        ours[skip].contains("offset +36;"),
+        ours[first_publish].contains("offset +36;"),
         "PUBLISH's 36 bytes are in the stream: {}",
-        ours[skip]
+        ours[first_publish]
     );
-    assert!(ours[skip].contains("message"), "{}", ours[skip]);
+    assert!(
+        ours[first_publish].contains("message"),
+        "{}",
+        ours[first_publish]
+    );
 
     // The log has the transaction's SET, alone, and no PUBLISH at all.
     let logged = || -> Vec<u8> {
