@@ -166,6 +166,11 @@ fn command_info_shows_redis_arity_flags_and_channel_positions() {
             "*1\r\n*10\r\n$8\r\nspublish\r\n:3\r\n*4\r\n+pubsub\r\n+loading\r\n+stale\r\n+fast\r\n\
              :1\r\n:1\r\n:1\r\n",
         ),
+        (
+            "publish",
+            "*1\r\n*10\r\n$7\r\npublish\r\n:3\r\n*4\r\n+pubsub\r\n+loading\r\n+stale\r\n+fast\r\n\
+             :0\r\n:0\r\n:0\r\n",
+        ),
     ] {
         let (theirs, ours) = pair.both(&["COMMAND", "INFO", name]);
         assert!(text(&theirs).starts_with(head), "redis: {}", text(&theirs));

@@ -12,6 +12,8 @@ use crate::pubsub::Kind;
 const G: &str = "pubsub";
 const SUB: &[&str] = &["pubsub", "noscript", "loading", "stale"];
 const INSPECT: &[&str] = &["pubsub", "loading", "stale"];
+/// As Redis 7.0.15's COMMAND shows them (its `may_replicate` is not among the flags it lists).
+const PUBLISH: &[&str] = &["pubsub", "loading", "stale", "fast"];
 
 /// This family's table entries.
 #[rustfmt::skip]
@@ -20,13 +22,13 @@ pub(super) const COMMANDS: &[Spec] = &[
     Spec::new("unsubscribe", -1, unsubscribe).flags(SUB).doc(G, "[channel ...]", "stop receiving from channels (all when none named)"),
     Spec::new("psubscribe", -2, psubscribe).flags(SUB).doc(G, "pattern [pattern ...]", "receive messages from channels matching globs"),
     Spec::new("punsubscribe", -1, punsubscribe).flags(SUB).doc(G, "[pattern ...]", "stop receiving from patterns (all when none named)"),
-    Spec::new("publish", 3, publish).flags(&["pubsub", "loading", "stale", "fast", "may_replicate"])
+    Spec::new("publish", 3, publish).flags(PUBLISH)
         .doc(G, "channel message", "send a message; how many subscribers got it"),
     Spec::new("ssubscribe", -2, ssubscribe).flags(SUB).not_keys(1, -1, 1)
         .doc(G, "shardchannel [shardchannel ...]", "receive messages published to shard channels"),
     Spec::new("sunsubscribe", -1, sunsubscribe).flags(SUB).not_keys(1, -1, 1)
         .doc(G, "[shardchannel ...]", "stop receiving from shard channels (all when none named)"),
-    Spec::new("spublish", 3, spublish).flags(&["pubsub", "loading", "stale", "fast"]).not_keys(1, 1, 1)
+    Spec::new("spublish", 3, spublish).flags(PUBLISH).not_keys(1, 1, 1)
         .doc(G, "shardchannel message", "send a message to a shard channel; how many got it"),
     Spec::new("pubsub", -2, pubsub)
         .doc(G, "CHANNELS [pattern] | NUMSUB [channel ...] | NUMPAT | SHARDCHANNELS [pattern] | SHARDNUMSUB [shardchannel ...]", "inspect subscriptions")
