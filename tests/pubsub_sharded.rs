@@ -51,6 +51,8 @@ fn shard_frames_and_errors_match_redis_in_resp2_and_resp3() {
         setup(2, &["HELLO", "3"]),
         step(2, &["SUNSUBSCRIBE"]),
         step(2, &["SSUBSCRIBE", "a"]),
+        step(2, &["PUBSUB", "SHARDNUMSUB", "a", "b"]),
+        step(2, &["PUBSUB", "SHARDCHANNELS"]),
         step(2, &["GET", "k"]),
         step(2, &["SPUBLISH", "a", "to myself"]),
         step(1, &["SPUBLISH", "a", "to resp3"]),
