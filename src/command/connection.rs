@@ -313,11 +313,17 @@ pub(super) fn client_line(
     } else {
         now.saturating_duration_since(info.last_active).as_secs()
     };
-    let (sub, psub, multi) = if is_me {
+    let (sub, psub, ssub, multi) = if is_me {
         let multi = me.multi.as_ref().map(|queue| queue.count);
-        (me.subs.channels.len(), me.subs.patterns.len(), multi)
+        let subs = &me.subs;
+        (
+            subs.channels.len(),
+            subs.patterns.len(),
+            subs.shard.len(),
+            multi,
+        )
     } else {
-        (info.sub, info.psub, info.multi)
+        (info.sub, info.psub, info.ssub, info.multi)
     };
     // Redis's letters, in its order: S replica, M our primary, P subscribed, x inside MULTI,
     // b blocked (in WAIT); N for none.
@@ -325,7 +331,7 @@ pub(super) fn client_line(
     for (set, letter) in [
         (info.replica, 'S'),
         (info.master, 'M'),
-        (sub + psub > 0, 'P'),
+        (sub + psub + ssub > 0, 'P'),
         (multi.is_some(), 'x'),
         (info.blocked, 'b'),
     ] {
@@ -340,7 +346,7 @@ pub(super) fn client_line(
     let _ = writeln!(
         out,
         "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags={flags} db=0 \
-         sub={sub} psub={psub} ssub=0 multi={multi} qbuf={} qbuf-free={} obl={} oll=0 omem={} events={} cmd={} \
+         sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf={} qbuf-free={} obl={} oll=0 omem={} events={} cmd={} \
          user={user} redir=-1 resp={}",
         info.id,
         info.addr,
@@ -439,7 +445,7 @@ fn type_of(info: &ClientInfo, me: &ClientState) -> ClientType {
     let subscribed = if info.id == me.id {
         me.subs.active()
     } else {
-        info.sub + info.psub > 0
+        info.sub + info.psub + info.ssub > 0
     };
     if subscribed {
         ClientType::Pubsub
