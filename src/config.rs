@@ -72,7 +72,7 @@ pub struct Config {
     pub pubsub_output_limit: OutputLimit,
     /// Which keyspace events are published (`notify-keyspace-events`); none by default.
     pub notify_keyspace_events: crate::pubsub::Events,
-    /// Most channels plus patterns one client may be subscribed to.
+    /// Most channels, patterns and shard channels one client may be subscribed to.
     pub max_subscriptions: usize,
     /// Commands renamed by `rename-command`: (name, new name), lower case; an empty new name
     /// disables the command.
@@ -359,7 +359,7 @@ const SETTINGS: &[Setting] = &[
     Setting {
         name: "pubsub-max-subscriptions",
         default: "100000",
-        help: "most channels plus patterns one client may subscribe to",
+        help: "most channels, patterns and shard channels one client may subscribe to",
         apply: |c, v| match number(v, "a positive number")? {
             0 => Err("a positive number".to_string()),
             n => {

@@ -320,14 +320,23 @@ pub(super) fn client_line(
     } else {
         now.saturating_duration_since(info.last_active).as_secs()
     };
-    let (sub, psub, multi, multi_mem, argv_mem) = if is_me {
+    let (sub, psub, ssub, multi, multi_mem, argv_mem) = if is_me {
         let multi = me.multi.as_ref().map(|queue| queue.count);
         let multi_mem = me.multi.as_ref().map_or(0, |queue| queue.requests.len());
-        let (channels, patterns) = (me.subs.channels.len(), me.subs.patterns.len());
-        (channels, patterns, multi, multi_mem, argv_mem)
+        let subs = &me.subs;
+        let (channels, patterns, shard) =
+            (subs.channels.len(), subs.patterns.len(), subs.shard.len());
+        (channels, patterns, shard, multi, multi_mem, argv_mem)
     } else {
         // Between two turns of the loop no other client is running a command.
-        (info.sub, info.psub, info.multi, info.multi_mem, 0)
+        (
+            info.sub,
+            info.psub,
+            info.ssub,
+            info.multi,
+            info.multi_mem,
+            0,
+        )
     };
     // Redis's letters, in its order: S replica, M our primary, P subscribed, x inside MULTI,
     // b blocked (in WAIT); N for none.
@@ -335,7 +344,7 @@ pub(super) fn client_line(
     for (set, letter) in [
         (info.replica, 'S'),
         (info.master, 'M'),
-        (sub + psub > 0, 'P'),
+        (sub + psub + ssub > 0, 'P'),
         (multi.is_some(), 'x'),
         (info.blocked, 'b'),
     ] {
@@ -350,7 +359,7 @@ pub(super) fn client_line(
     let _ = writeln!(
         out,
         "id={} addr={} laddr={} fd={} name={name} age={} idle={idle} flags={flags} db=0 \
-         sub={sub} psub={psub} ssub=0 multi={multi} qbuf={} qbuf-free={} argv-mem={argv_mem} \
+         sub={sub} psub={psub} ssub={ssub} multi={multi} qbuf={} qbuf-free={} argv-mem={argv_mem} \
          multi-mem={multi_mem} rbs={} rbp={} obl={} oll=0 omem={} tot-mem={} events={} cmd={} \
          user={user} redir=-1 resp={}",
         info.id,
@@ -456,7 +465,7 @@ fn type_of(info: &ClientInfo, me: &ClientState) -> ClientType {
     let subscribed = if info.id == me.id {
         me.subs.active()
     } else {
-        info.sub + info.psub > 0
+        info.sub + info.psub + info.ssub > 0
     };
     if subscribed {
         ClientType::Pubsub

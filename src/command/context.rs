@@ -21,6 +21,10 @@ pub struct Ctx<'s> {
     /// Set by a handler whose request must be logged in another form: relative expiry times
     /// become absolute (`EXPIRE k 10` → `PEXPIREAT k <ms>`), so a replay later means the same.
     pub log_as: Option<Vec<Vec<u8>>>,
+    /// Set by a handler whose request goes to replicas though it changed no data (PUBLISH,
+    /// SPUBLISH: Redis's `forceCommandPropagation(c, PROPAGATE_REPL)`): into the replication
+    /// stream only, never the log.
+    pub replicate: bool,
 }
 
 impl<'s> Ctx<'s> {
@@ -35,6 +39,7 @@ impl<'s> Ctx<'s> {
             client,
             server,
             log_as: None,
+            replicate: false,
         }
     }
 
@@ -245,6 +250,8 @@ pub struct ClientInfo {
     pub sub: usize,
     /// Patterns subscribed to.
     pub psub: usize,
+    /// Shard channels subscribed to.
+    pub ssub: usize,
     /// Commands queued after MULTI; `None` outside MULTI (CLIENT LIST `multi=-1`).
     pub multi: Option<usize>,
     /// A replica of this server (CLIENT LIST `flags=S`, `TYPE replica`).
@@ -286,6 +293,7 @@ impl ClientInfo {
             resp: 2,
             sub: 0,
             psub: 0,
+            ssub: 0,
             multi: None,
             replica: false,
             master: false,

@@ -52,6 +52,9 @@ pub struct Spec {
     pub flags: &'static [&'static str],
     /// Positions of the first and last key argument and the step between keys (0s: no keys).
     pub keys: (i32, i32, i32),
+    /// The positions in `keys` are not keys (shard channels: Redis's `not_key` key specs):
+    /// COMMAND shows them, nothing else treats them as keys.
+    pub not_keys: bool,
     /// Family, as COMMAND DOCS reports it.
     pub group: &'static str,
     /// Arguments after the name, as HELP shows them (`key value [NX|XX] [GET]`).
@@ -78,6 +81,7 @@ impl Spec {
             arity,
             flags: &[],
             keys: (0, 0, 0),
+            not_keys: false,
             group: "",
             usage: "",
             summary: "",
@@ -101,6 +105,14 @@ impl Spec {
         self
     }
 
+    /// Marks a command that puts something in the replication stream without changing data
+    /// (PUBLISH): Redis's internal `MAY_REPLICATE`, which COMMAND does not list. It waits while
+    /// writes are paused. After `flags`, which resets it.
+    pub const fn replicates(mut self) -> Spec {
+        self.marks.3 = true;
+        self
+    }
+
     /// Marks a command that changes data.
     pub const fn write(self) -> Spec {
         self.flags(&["write"])
@@ -121,6 +133,14 @@ impl Spec {
     pub const fn keys(mut self, first: i32, last: i32, step: i32) -> Spec {
         self.keys = (first, last, step);
         self.acl = self.acl.with_keys(self.keys);
+        self
+    }
+
+    /// Sets the positions COMMAND shows for arguments that are not keys (shard channels): ACL
+    /// key patterns, WATCH and expiry leave them alone, as Redis does with `not_key` key specs.
+    pub const fn not_keys(mut self, first: i32, last: i32, step: i32) -> Spec {
+        self.keys = (first, last, step);
+        self.not_keys = true;
         self
     }
 
@@ -174,7 +194,11 @@ impl Spec {
             Err(_) => args.len().saturating_sub(last.unsigned_abs() as usize - 1),
         };
         let step = usize::try_from(step).unwrap_or(1).max(1);
-        let range = if first == 0 { 0..0 } else { first..end };
+        let range = if first == 0 || self.not_keys {
+            0..0
+        } else {
+            first..end
+        };
         args.get(range).unwrap_or_default().iter().step_by(step)
     }
 
@@ -251,7 +275,7 @@ pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
 
 /// Places in the name index: at least three times the number of commands, so probes are short
 /// and there is always a free place to end a probe for an unknown name.
-const INDEX_SLOTS: usize = 256;
+const INDEX_SLOTS: usize = 512;
 
 /// The home place of a lower-case command name in the index.
 fn name_slot(name: &[u8]) -> usize {
@@ -398,18 +422,7 @@ pub fn admit(
 /// `x` events are wanted and someone is subscribed; otherwise reads leave such keys to writes
 /// and to active expiry, which nobody can tell apart.
 fn reap_keys(ctx: &mut Ctx<'_>, spec: &Spec, args: &[Arg<'_>]) {
-    let (first, last, step) = spec.keys;
-    let (Ok(first), Ok(step)) = (usize::try_from(first), usize::try_from(step)) else {
-        return;
-    };
-    if first == 0 || step == 0 {
-        return;
-    }
-    let end = match usize::try_from(last) {
-        Ok(last) => last.min(args.len().saturating_sub(1)),
-        Err(_) => args.len().saturating_sub(1),
-    };
-    for key in args.iter().take(end + 1).skip(first).step_by(step) {
+    for key in spec.keys_of(args) {
         ctx.db.reap(key);
     }
 }

@@ -110,13 +110,13 @@ impl Registry {
         if events.0 & Events::KEYSPACE != 0 {
             channel.extend_from_slice(b"__keyspace@0__:");
             channel.extend_from_slice(key);
-            self.publish(&channel, event.as_bytes());
+            self.publish(&channel, event.as_bytes(), false);
         }
         if events.0 & Events::KEYEVENT != 0 {
             channel.clear();
             channel.extend_from_slice(b"__keyevent@0__:");
             channel.extend_from_slice(event.as_bytes());
-            self.publish(&channel, key);
+            self.publish(&channel, key, false);
         }
     }
 }

@@ -18,6 +18,18 @@ pub struct Subscriber {
 /// costs kilobytes of the static binary's 1 MiB budget.
 pub type Names = HashMap<Vec<u8>, Vec<Subscriber>>;
 
+/// The three namespaces of subscriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Channels (SUBSCRIBE, PUBLISH).
+    Channels,
+    /// Patterns over those channels (PSUBSCRIBE).
+    Patterns,
+    /// Shard channels (SSUBSCRIBE, SPUBLISH): without a cluster, a namespace of their own that
+    /// PUBLISH and patterns never reach, as in Redis 7.0.
+    Shard,
+}
+
 /// What one client is subscribed to (the names; their values are unused); lives in its
 /// `ClientState`, so a closing connection can take its entries out of the registry without a
 /// search.
@@ -27,28 +39,37 @@ pub struct Subscriptions {
     pub channels: Names,
     /// Patterns (PSUBSCRIBE).
     pub patterns: Names,
+    /// Shard channels (SSUBSCRIBE).
+    pub shard: Names,
 }
 
 impl Subscriptions {
-    /// The channels, or the patterns.
-    pub fn names(&mut self, patterns: bool) -> &mut Names {
-        if patterns {
-            &mut self.patterns
-        } else {
-            &mut self.channels
+    /// The names of one kind.
+    pub fn names(&mut self, kind: Kind) -> &mut Names {
+        match kind {
+            Kind::Channels => &mut self.channels,
+            Kind::Patterns => &mut self.patterns,
+            Kind::Shard => &mut self.shard,
         }
     }
-}
 
-impl Subscriptions {
-    /// Channels plus patterns: the count Redis puts in every (un)subscribe frame.
-    pub fn count(&self) -> usize {
-        self.channels.len() + self.patterns.len()
+    /// The count Redis puts in every (un)subscribe frame: channels plus patterns, or for the
+    /// shard kind shard channels alone.
+    pub fn count(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Shard => self.shard.len(),
+            _ => self.channels.len() + self.patterns.len(),
+        }
+    }
+
+    /// Every subscription, of all kinds (what `pubsub-max-subscriptions` bounds).
+    pub fn total(&self) -> usize {
+        self.channels.len() + self.patterns.len() + self.shard.len()
     }
 
     /// True while subscribed to anything (Redis's `P` flag, the pub/sub output limit class).
     pub fn active(&self) -> bool {
-        !self.channels.is_empty() || !self.patterns.is_empty()
+        self.total() > 0
     }
 }
 
@@ -59,6 +80,8 @@ pub struct Message {
     pub channel: Vec<u8>,
     /// Its payload.
     pub payload: Vec<u8>,
+    /// Published with SPUBLISH: delivered as `smessage`.
+    pub shard: bool,
 }
 
 /// One message for one receiver; `pattern` when it matched through PSUBSCRIBE.
@@ -93,6 +116,7 @@ impl Outbox {
 pub struct Registry {
     channels: Names,
     patterns: Names,
+    shard: Names,
     /// Messages waiting for the loop.
     pub outbox: Outbox,
 }
@@ -100,29 +124,36 @@ pub struct Registry {
 impl Registry {
     /// True when nobody is subscribed to anything: publishing then only counts zero.
     pub fn is_empty(&self) -> bool {
-        self.channels.is_empty() && self.patterns.is_empty()
+        self.channels.is_empty() && self.patterns.is_empty() && self.shard.is_empty()
     }
 
-    fn names(&mut self, patterns: bool) -> &mut Names {
-        if patterns {
-            &mut self.patterns
-        } else {
-            &mut self.channels
+    fn names(&self, kind: Kind) -> &Names {
+        match kind {
+            Kind::Channels => &self.channels,
+            Kind::Patterns => &self.patterns,
+            Kind::Shard => &self.shard,
         }
     }
 
-    /// Adds `who` to a channel's (or pattern's) subscribers; the caller checked it was not one
-    /// already.
-    pub fn join(&mut self, who: Subscriber, name: &[u8], patterns: bool) {
-        self.names(patterns)
+    fn names_mut(&mut self, kind: Kind) -> &mut Names {
+        match kind {
+            Kind::Channels => &mut self.channels,
+            Kind::Patterns => &mut self.patterns,
+            Kind::Shard => &mut self.shard,
+        }
+    }
+
+    /// Adds `who` to a name's subscribers; the caller checked it was not one already.
+    pub fn join(&mut self, who: Subscriber, name: &[u8], kind: Kind) {
+        self.names_mut(kind)
             .entry(name.to_vec())
             .or_default()
             .push(who);
     }
 
-    /// Takes `who` off a channel (or pattern).
-    pub fn leave(&mut self, who: Subscriber, name: &[u8], patterns: bool) {
-        let names = self.names(patterns);
+    /// Takes `who` off a name.
+    pub fn leave(&mut self, who: Subscriber, name: &[u8], kind: Kind) {
+        let names = self.names_mut(kind);
         if let Some(subscribers) = names.get_mut(name) {
             subscribers.retain(|s| *s != who);
             if subscribers.is_empty() {
@@ -131,38 +162,47 @@ impl Registry {
         }
     }
 
-    /// Every channel (then every pattern, `true`) with its subscribers.
+    /// Every channel and shard channel (then every pattern, `true`) with its subscribers.
     pub fn each(&self) -> impl Iterator<Item = (&[u8], bool, &[Subscriber])> {
-        let channels = self.channels.iter().map(|(n, s)| (&n[..], false, &s[..]));
+        let channels = self.channels.iter().chain(&self.shard);
+        let channels = channels.map(|(n, s)| (&n[..], false, &s[..]));
         channels.chain(self.patterns.iter().map(|(n, s)| (&n[..], true, &s[..])))
     }
 
     /// Takes every subscription of a client that is closing or resetting.
     pub fn drop_client(&mut self, who: Subscriber, subs: &Subscriptions) {
-        for (names, patterns) in [(&subs.channels, false), (&subs.patterns, true)] {
+        for (names, kind) in [
+            (&subs.channels, Kind::Channels),
+            (&subs.patterns, Kind::Patterns),
+            (&subs.shard, Kind::Shard),
+        ] {
             for name in names.keys() {
-                self.leave(who, name, patterns);
+                self.leave(who, name, kind);
             }
         }
     }
 
-    /// Queues `payload` for every subscriber of `channel` and of each pattern matching it;
-    /// returns how many deliveries that made (PUBLISH's reply).
-    pub fn publish(&mut self, channel: &[u8], payload: &[u8]) -> usize {
+    /// Queues `payload` for every subscriber of `channel` and of each pattern matching it, or
+    /// with `shard` (SPUBLISH) for the subscribers of the shard channel alone; returns how many
+    /// deliveries that made (PUBLISH's reply).
+    pub fn publish(&mut self, channel: &[u8], payload: &[u8], shard: bool) -> usize {
         if self.is_empty() {
             return 0;
         }
         let message = self.outbox.messages.len();
         let before = self.outbox.deliveries.len();
         let deliveries = &mut self.outbox.deliveries;
-        if let Some(subscribers) = self.channels.get(channel) {
+        let direct = if shard { &self.shard } else { &self.channels };
+        if let Some(subscribers) = direct.get(channel) {
             deliveries.extend(subscribers.iter().map(|&to| Delivery {
                 to,
                 message,
                 pattern: None,
             }));
         }
-        for (pattern, subscribers) in &self.patterns {
+        // Shard channels are a namespace of their own: no pattern reaches them.
+        let patterns = if shard { None } else { Some(&self.patterns) };
+        for (pattern, subscribers) in patterns.into_iter().flatten() {
             if glob_match(pattern, channel) {
                 for &to in subscribers {
                     deliveries.push(Delivery {
@@ -178,6 +218,7 @@ impl Registry {
             self.outbox.messages.push(Message {
                 channel: channel.to_vec(),
                 payload: payload.to_vec(),
+                shard,
             });
         }
         made
@@ -188,18 +229,19 @@ impl Registry {
         std::mem::take(&mut self.outbox)
     }
 
-    /// Channels with at least one subscriber, matching `pattern` when given (PUBSUB CHANNELS).
-    pub fn channels(&self, pattern: Option<&[u8]>) -> Vec<&[u8]> {
-        self.channels
+    /// Channels (or shard channels) with at least one subscriber, matching `pattern` when
+    /// given (PUBSUB CHANNELS, SHARDCHANNELS).
+    pub fn channels(&self, pattern: Option<&[u8]>, kind: Kind) -> Vec<&[u8]> {
+        self.names(kind)
             .keys()
             .filter(|channel| pattern.is_none_or(|p| glob_match(p, channel)))
             .map(Vec::as_slice)
             .collect()
     }
 
-    /// Subscribers of `channel` (PUBSUB NUMSUB).
-    pub fn numsub(&self, channel: &[u8]) -> usize {
-        self.channels.get(channel).map_or(0, Vec::len)
+    /// Subscribers of `channel` (or of the shard channel) (PUBSUB NUMSUB, SHARDNUMSUB).
+    pub fn numsub(&self, channel: &[u8], kind: Kind) -> usize {
+        self.names(kind).get(channel).map_or(0, Vec::len)
     }
 
     /// Patterns with at least one subscriber (PUBSUB NUMPAT counts patterns, not clients).
@@ -216,13 +258,13 @@ mod tests {
     fn publish_reaches_channel_and_pattern_subscribers_once_each() {
         let mut registry = Registry::default();
         let (a, b) = (Subscriber { key: 1, id: 10 }, Subscriber { key: 2, id: 20 });
-        assert_eq!(registry.publish(b"news", b"x"), 0);
-        registry.join(a, b"news", false);
-        registry.join(a, b"n*", true);
-        registry.join(b, b"n*", true);
-        registry.join(b, b"z*", true);
-        assert_eq!(registry.publish(b"news", b"hello"), 3);
-        assert_eq!(registry.publish(b"other", b"x"), 0);
+        assert_eq!(registry.publish(b"news", b"x", false), 0);
+        registry.join(a, b"news", Kind::Channels);
+        registry.join(a, b"n*", Kind::Patterns);
+        registry.join(b, b"n*", Kind::Patterns);
+        registry.join(b, b"z*", Kind::Patterns);
+        assert_eq!(registry.publish(b"news", b"hello", false), 3);
+        assert_eq!(registry.publish(b"other", b"x", false), 0);
         let outbox = registry.take_outbox();
         assert_eq!(
             outbox.messages.len(),
@@ -234,13 +276,37 @@ mod tests {
         let subs = Subscriptions {
             channels: [(b"news".to_vec(), Vec::new())].into(),
             patterns: [(b"n*".to_vec(), Vec::new())].into(),
+            shard: Names::default(),
         };
         registry.drop_client(a, &subs);
-        assert_eq!(registry.numsub(b"news"), 0);
-        assert!(registry.channels(None).is_empty());
-        assert_eq!(registry.publish(b"news", b"x"), 1);
-        registry.leave(b, b"n*", true);
-        registry.leave(b, b"z*", true);
+        assert_eq!(registry.numsub(b"news", Kind::Channels), 0);
+        assert!(registry.channels(None, Kind::Channels).is_empty());
+        assert_eq!(registry.publish(b"news", b"x", false), 1);
+        registry.leave(b, b"n*", Kind::Patterns);
+        registry.leave(b, b"z*", Kind::Patterns);
+        assert!(registry.is_empty());
+    }
+
+    #[test]
+    fn shard_channels_are_a_namespace_of_their_own() {
+        let mut registry = Registry::default();
+        let (a, b) = (Subscriber { key: 1, id: 10 }, Subscriber { key: 2, id: 20 });
+        registry.join(a, b"news", Kind::Shard);
+        registry.join(b, b"*", Kind::Patterns);
+        assert_eq!(registry.publish(b"news", b"x", true), 1, "no pattern");
+        assert_eq!(
+            registry.publish(b"news", b"y", false),
+            1,
+            "no shard subscriber"
+        );
+        let outbox = registry.take_outbox();
+        assert_eq!(outbox.deliveries[0].to, a);
+        assert!(outbox.messages[0].shard && !outbox.messages[1].shard);
+        assert_eq!(registry.numsub(b"news", Kind::Shard), 1);
+        assert_eq!(registry.numsub(b"news", Kind::Channels), 0);
+        assert_eq!(registry.channels(Some(b"n*"), Kind::Shard), [&b"news"[..]]);
+        registry.leave(a, b"news", Kind::Shard);
+        registry.leave(b, b"*", Kind::Patterns);
         assert!(registry.is_empty());
     }
 }

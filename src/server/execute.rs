@@ -298,6 +298,7 @@ pub(super) fn execute_args(
     encode(&reply, output);
     drop(reply);
     let log_as = ctx.log_as.take();
+    let replicate = ctx.replicate;
     if is_error {
         state.stats.error_replies += 1;
     }
@@ -326,6 +327,11 @@ pub(super) fn execute_args(
             Some(rewritten) => journal.record(rewritten, state),
             None => journal.record(args, state),
         }
+        client.woff = state.repl.offset;
+    } else if replicate && state.repl.streaming() {
+        // PUBLISH: to replicas' subscribers, not to the log (a replica passes on its primary's
+        // stream as it came, so a client's PUBLISH there stays local, as in Redis).
+        journal.replicate(args, state);
         client.woff = state.repl.offset;
     }
     let flow = std::mem::take(&mut client.flow);

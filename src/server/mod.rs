@@ -949,6 +949,7 @@ fn describe(conn: &Connection, info: &mut ClientInfo) {
     info.resp = if conn.client.resp3 { 3 } else { 2 };
     info.sub = conn.client.subs.channels.len();
     info.psub = conn.client.subs.patterns.len();
+    info.ssub = conn.client.subs.shard.len();
     info.multi = conn.client.multi.as_ref().map(|queue| queue.count);
     info.blocked = conn.waiting.is_some() || conn.awaiting_shutdown.is_some() || conn.postponed;
     info.user = conn.client.user;

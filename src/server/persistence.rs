@@ -24,13 +24,17 @@ const SNAPSHOT_RETRY: Duration = Duration::from_secs(5);
 /// A record is the RESP bytes of one unit: one request, or a transaction's writes between a
 /// `MULTI` and an `EXEC` request. A torn tail drops a record whole, so a replay applies all of a
 /// transaction or none of it; replicas are sent the same records, and apply a transaction only
-/// once all of it has arrived.
+/// once all of it has arrived. A request recorded with [`Journal::replicate`] (PUBLISH) goes to
+/// the stream alone, inside its transaction's unit there, and is left out of the log's record.
 #[derive(Debug, Default)]
 pub(super) struct Journal {
     pending: Vec<u8>,
     scratch: Vec<u8>,
     /// Inside a transaction: its requests so far, and how many.
     unit: Option<(Vec<u8>, usize)>,
+    /// Inside a transaction that has replicated a request it does not log: the requests for
+    /// the log, kept apart from then on (`unit` has them all, for the stream).
+    logged: Option<(Vec<u8>, usize)>,
 }
 
 impl Journal {
@@ -42,27 +46,46 @@ impl Journal {
 
     /// Records a command that changed data.
     pub(super) fn record<A: AsRef<[u8]>>(&mut self, args: &[A], state: &mut ServerState) {
+        self.add(args, true, state);
+    }
+
+    /// Records a command for the replication stream only (Redis's `PROPAGATE_REPL`): PUBLISH
+    /// changes no data, so a replay has nothing to do with it, but replicas deliver it to their
+    /// own subscribers. Only on a primary that streams.
+    pub(super) fn replicate<A: AsRef<[u8]>>(&mut self, args: &[A], state: &mut ServerState) {
+        self.add(args, false, state);
+    }
+
+    fn add<A: AsRef<[u8]>>(&mut self, args: &[A], log: bool, state: &mut ServerState) {
         if let Some((unit, count)) = &mut self.unit {
+            if !log && self.logged.is_none() {
+                // Everything so far is logged too: the log's copy starts as the stream's.
+                self.logged = Some((unit.clone(), *count));
+            }
             protocol::encode_request(args, unit);
             *count += 1;
+            if let (true, Some((logged, count))) = (log, &mut self.logged) {
+                protocol::encode_request(args, logged);
+                *count += 1;
+            }
             return;
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         protocol::encode_request(args, &mut scratch);
-        self.push(&scratch, state);
+        self.push(&scratch, log, true, state);
         self.scratch = scratch;
     }
 
-    /// Records one unit whose payload is RESP bytes, as it is: to the log when it is on, to the
-    /// replication stream on a primary that has one.
-    fn push(&mut self, payload: &[u8], state: &mut ServerState) {
-        if state.log.enabled {
+    /// Records one unit whose payload is RESP bytes, as it is: to the log when it is on (and
+    /// `log`), to the replication stream on a primary that has one (and `stream`).
+    fn push(&mut self, payload: &[u8], log: bool, stream: bool, state: &mut ServerState) {
+        if log && state.log.enabled {
             encode_record(payload, &mut self.pending);
             state.log.last_seq += 1;
             state.log.unsynced_since.get_or_insert_with(Instant::now);
         }
-        if state.repl.streaming() {
+        if stream && state.repl.streaming() {
             state.repl.feed(payload);
         }
     }
@@ -75,27 +98,43 @@ impl Journal {
         }
     }
 
-    /// Ends the unit begun last; returns whether it recorded anything. A unit of one request is
-    /// recorded as that request alone, as Redis propagates a transaction of one write.
+    /// Ends the unit begun last; returns whether it recorded anything for the log.
     pub(super) fn end_unit(&mut self, state: &mut ServerState) -> bool {
-        let Some((mut unit, count)) = self.unit.take() else {
+        let Some((unit, count)) = self.unit.take() else {
             return false;
         };
+        let logged = self.logged.take();
+        self.scratch = self.push_unit(unit, count, logged.is_none(), true, state);
+        let Some((logged, logged_count)) = logged else {
+            return count > 0;
+        };
+        self.scratch = self.push_unit(logged, logged_count, true, false, state);
+        logged_count > 0
+    }
+
+    /// Pushes a unit's `count` requests: as they are for one, between `MULTI` and `EXEC` for
+    /// more, as Redis propagates a transaction. Returns the buffer, emptied, for reuse.
+    fn push_unit(
+        &mut self,
+        mut unit: Vec<u8>,
+        count: usize,
+        log: bool,
+        stream: bool,
+        state: &mut ServerState,
+    ) -> Vec<u8> {
         if count == 1 {
-            self.push(&unit, state);
+            self.push(&unit, log, stream, state);
         } else if count > 1 {
             let mut whole = std::mem::take(&mut self.scratch);
             whole.clear();
             protocol::encode_request(&[&b"MULTI"[..]], &mut whole);
             whole.append(&mut unit);
             protocol::encode_request(&[&b"EXEC"[..]], &mut whole);
-            self.push(&whole, state);
+            self.push(&whole, log, stream, state);
             unit = whole;
         }
-        // The buffer is kept for the next record.
         unit.clear();
-        self.scratch = unit;
-        count > 0
+        unit
     }
 }
 

@@ -236,6 +236,7 @@ pub(super) fn run_queue(
         ..Limits::default()
     };
     client.in_exec = true;
+    let offset = state.repl.offset;
     journal.begin_unit();
     let mut flow = Flow::Continue;
     let mut rest = &queue.requests[..];
@@ -260,7 +261,7 @@ pub(super) fn run_queue(
         }
     }
     let recorded = journal.end_unit(state);
-    if recorded {
+    if state.repl.offset != offset {
         // WAIT after EXEC waits for the whole transaction, which only now is in the stream.
         client.woff = state.repl.offset;
     }

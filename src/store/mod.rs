@@ -1488,9 +1488,11 @@ mod tests {
         }
         let fullest = counts.iter().max().copied().unwrap_or(0);
         let empty = counts.iter().filter(|&&n| n == 0).count();
-        // 16 keys per shard on average: a Poisson spread tops out near 35 and leaves none empty.
+        // 16 keys per shard on average, over SHARDS (10,240) shards with a random hash key: a
+        // Poisson spread's fullest shard reaches 40 in one run of 300 (seen), 60 in
+        // one of 3e12; four empty shards, one in 1e13. A skewed mapping overshoots both by far.
         assert!(
-            fullest < 40 && empty < 4,
+            fullest < 60 && empty < 4,
             "fullest {fullest}, {empty} empty"
         );
     }

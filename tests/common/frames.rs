@@ -180,7 +180,7 @@ fn is_pong(frame: &[u8]) -> bool {
 }
 
 /// Everything `conn` received up to the reply of the PING sent after it.
-fn until_pong(conn: &mut Frames, side: &str) -> Vec<u8> {
+pub fn until_pong(conn: &mut Frames, side: &str) -> Vec<u8> {
     conn.cmd(&["PING"]);
     let mut got = Vec::new();
     loop {
