@@ -229,6 +229,19 @@ show("punsubscribe", p.get_message(timeout=10))
 show("nothing left", p.get_message(timeout=0.05))
 p.close()
 
+# Sharded pub/sub (redis-py 5 and later): SSUBSCRIBE, SPUBLISH, get_sharded_message.
+if hasattr(r, "spublish"):
+    p = r.pubsub()
+    p.ssubscribe("orders")
+    show("ssubscribe", p.get_sharded_message(timeout=10))
+    show("spublish", r.spublish("orders", "new"))
+    show("smessage", p.get_sharded_message(ignore_subscribe_messages=True, timeout=10))
+    show("shardchannels", r.pubsub_shardchannels())
+    show("shardnumsub", r.pubsub_shardnumsub("orders", "none"))
+    p.sunsubscribe("orders")
+    show("sunsubscribe", p.get_sharded_message(timeout=10))
+    p.close()
+
 # Keyspace notifications.
 show("notify config", r.config_set("notify-keyspace-events", "KEA"))
 show("notify get", r.config_get("notify-keyspace-events"))
