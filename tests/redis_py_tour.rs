@@ -1,10 +1,11 @@
 //! What a new redis-py user tries first (tests/scripts/redis_py_tour.py: strings, expiry
 //! options, scan_iter, pipelines and transactions, WATCH, a Lock, INFO, CLIENT INFO and LIST,
 //! CONFIG GET/SET, ACL LOG, pub/sub with get_message, listen and a handler thread, sharded
-//! pub/sub, keyspace notifications), run against pocketkv and against redis-server 7.0 with each
-//! redis-py the tests know (tests/common/python.rs): Debian's 4.3.4 (RESP2), and 8.2.0 with its
-//! default RESP3 (HELLO 3, CLIENT SETINFO, push messages) and with `protocol=2`. The script
-//! prints one result per line; both servers must make it print the same lines.
+//! pub/sub, keyspace notifications, the asyncio client), run against pocketkv and against
+//! redis-server 7.0 with each redis-py the tests know (tests/common/python.rs): Debian's 4.3.4
+//! (RESP2), and 8.2.0 with its default RESP3 (HELLO 3, CLIENT SETINFO, push messages) and with
+//! `protocol=2`. The script prints one result per line; both servers must make it print the same
+//! lines.
 
 mod common;
 

@@ -272,4 +272,28 @@ while r.publish("jobs", "go") == 0:
 show("handler ran", done.wait(10))
 worker.stop()
 show("handler got", received[0])
+
+# The asyncio client (on Python before 3.11.3 it needs async-timeout, which ci/install-deps.sh
+# installs beside redis-py 8).
+import asyncio
+
+import redis.asyncio
+
+
+async def asynchronous():
+    client = redis.asyncio.Redis(**options)
+    show("async set", await client.set("async", "1", ex=100))
+    show("async incr", await client.incr("async"))
+    async with client.pipeline(transaction=True) as pipe:
+        show("async transaction", await pipe.get("async").incrbyfloat("async", 0.5).execute())
+    p = client.pubsub()
+    await p.subscribe("async-news")
+    show("async subscribe", await p.get_message(timeout=10))
+    await client.publish("async-news", "hi")
+    show("async message", await p.get_message(ignore_subscribe_messages=True, timeout=10))
+    await p.aclose() if hasattr(p, "aclose") else await p.reset()
+    await client.aclose() if hasattr(client, "aclose") else await client.close()
+
+
+asyncio.run(asynchronous())
 print("done")
