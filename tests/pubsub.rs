@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::frames::{compare, redis_frames, setup, step, Frames};
+use common::frames::{compare, redis_frames, run_until_pong, setup, step, Frames};
 use common::redis::Redis;
 use common::Server;
 
@@ -236,22 +236,10 @@ fn subscribe_inside_a_transaction_and_reset_match_redis() {
     ];
     let redis = Redis::start(&[]);
     let server = Server::start(&[]);
-    let mut got = Vec::new();
-    for mut conn in [Frames::tcp(server.addr), redis_frames(&redis)] {
-        for args in commands {
-            conn.cmd(args);
-        }
-        let mut all = Vec::new();
-        loop {
-            let frame = conn.frame().expect("reply");
-            let last = frame == b"+PONG\r\n";
-            all.extend(frame);
-            if last {
-                break;
-            }
-        }
-        got.push(common::frames::show(&all));
-    }
+    let got: Vec<String> = [Frames::tcp(server.addr), redis_frames(&redis)]
+        .into_iter()
+        .map(|mut conn| run_until_pong(&mut conn, commands))
+        .collect();
     assert_eq!(
         got[0], got[1],
         "pocketkv (left) and redis-server (right) differ"

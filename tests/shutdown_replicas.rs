@@ -140,10 +140,10 @@ fn scenario<S: Read + Write + Deadline>(
     (log, shut)
 }
 
-#[test]
-fn replies_during_the_wait_and_after_shutdown_abort_are_redis_s() {
+/// A redis-server primary (`shutdown-timeout 600`) and its replica.
+fn redis_pair() -> (Redis, Redis) {
     let port = free_port().to_string();
-    let redis = Redis::start(&[
+    let primary = Redis::start(&[
         "--port",
         &port,
         "--shutdown-timeout",
@@ -151,7 +151,13 @@ fn replies_during_the_wait_and_after_shutdown_abort_are_redis_s() {
         "--repl-diskless-sync-delay",
         "0",
     ]);
-    let redis_replica = Redis::start(&["--replicaof", "127.0.0.1", &port]);
+    let replica = Redis::start(&["--replicaof", "127.0.0.1", &port]);
+    (primary, replica)
+}
+
+#[test]
+fn replies_during_the_wait_and_after_shutdown_abort_are_redis_s() {
+    let (redis, redis_replica) = redis_pair();
     // Redis 7.0.15 fails an assertion (and exits) when a client whose SHUTDOWN was aborted
     // sends its next command: its connection is left alone here.
     let (theirs, _) = scenario(&|| redis.connect(), redis_replica.pid());
@@ -288,16 +294,7 @@ fn http_writes_wait_and_http_reads_are_served_during_the_wait() {
 /// status 1 and without the final snapshot, as redis-server does ("You insist...").
 #[test]
 fn a_second_sigint_during_the_wait_exits_at_once_unsaved_as_redis_does() {
-    let port = free_port().to_string();
-    let mut redis = Redis::start(&[
-        "--port",
-        &port,
-        "--shutdown-timeout",
-        "600",
-        "--repl-diskless-sync-delay",
-        "0",
-    ]);
-    let redis_replica = Redis::start(&["--replicaof", "127.0.0.1", &port]);
+    let (mut redis, redis_replica) = redis_pair();
     online(&mut redis.connect());
     signal(redis_replica.pid(), "STOP");
     // Written after the replica stopped: it lags, so the shutdown waits.

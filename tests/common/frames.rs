@@ -179,6 +179,23 @@ fn is_pong(frame: &[u8]) -> bool {
     frame == b"+PONG\r\n" || frame == b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
 }
 
+/// Sends `commands` on `conn` and returns, as text, everything received up to and including
+/// the first `+PONG` (so the last command is a PING).
+pub fn run_until_pong(conn: &mut Frames, commands: &[&[&str]]) -> String {
+    for args in commands {
+        conn.cmd(args);
+    }
+    let mut all = Vec::new();
+    loop {
+        let frame = conn.frame().expect("reply");
+        let last = frame == b"+PONG\r\n";
+        all.extend(frame);
+        if last {
+            return show(&all);
+        }
+    }
+}
+
 /// Everything `conn` received up to the reply of the PING sent after it.
 pub fn until_pong(conn: &mut Frames, side: &str) -> Vec<u8> {
     conn.cmd(&["PING"]);
