@@ -324,3 +324,38 @@ fn help_lists_the_shard_subcommands() {
         "{help}"
     );
 }
+
+/// INFO stats counts channels, patterns and shard channels in use as Redis does.
+#[test]
+fn info_stats_counts_channels_patterns_and_shard_channels_as_redis_does() {
+    let redis = Redis::start(&[]);
+    let ours = Server::start(&[]);
+    let mut subscriber = Pair::new(&redis, &ours);
+    subscriber.same(&["SUBSCRIBE", "a", "b"]);
+    subscriber.same(&["PSUBSCRIBE", "p*"]);
+    subscriber.same(&["SSUBSCRIBE", "s"]);
+    let mut other = Pair::new(&redis, &ours);
+    other.same(&["SUBSCRIBE", "a"]);
+    let mut admin = Pair::new(&redis, &ours);
+    let counts = |info: &[u8]| -> Vec<String> {
+        text(info)
+            .lines()
+            .filter(|l| l.starts_with("pubsub"))
+            .map(str::to_string)
+            .collect()
+    };
+    let (theirs, mine) = admin.both(&["INFO", "stats"]);
+    assert_eq!(
+        counts(&mine),
+        counts(&theirs),
+        "left: pocketkv, right: redis-server"
+    );
+    assert_eq!(
+        counts(&mine),
+        [
+            "pubsub_channels:2",
+            "pubsub_patterns:1",
+            "pubsubshard_channels:1"
+        ]
+    );
+}

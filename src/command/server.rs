@@ -7,6 +7,7 @@ use super::{table, wrong_arity, Arg, Ctx, Flow, ServerState, Spec, SYNTAX};
 use crate::command::context::unix_time;
 use crate::config::SetError;
 use crate::protocol::Reply;
+use crate::pubsub::Kind;
 
 const G: &str = "server";
 /// The Redis version pocketkv reports (INFO, HELLO): clients that check it see the command set
@@ -314,6 +315,9 @@ fn write_section(ctx: &Ctx<'_>, section: &str, out: &mut String) {
             field!("evicted_keys", &stats.evicted_keys);
             field!("keyspace_hits", &hits);
             field!("keyspace_misses", &misses);
+            field!("pubsub_channels", &server.pubsub.in_use(Kind::Channels));
+            field!("pubsub_patterns", &server.pubsub.in_use(Kind::Patterns));
+            field!("pubsubshard_channels", &server.pubsub.in_use(Kind::Shard));
             field!("total_error_replies", &stats.error_replies);
             field!(
                 "audit_log_dropped_lines",

@@ -248,6 +248,11 @@ impl Registry {
     pub fn numpat(&self) -> usize {
         self.patterns.len()
     }
+
+    /// Channels, patterns or shard channels with at least one subscriber (INFO stats).
+    pub fn in_use(&self, kind: Kind) -> usize {
+        self.names(kind).len()
+    }
 }
 
 #[cfg(test)]
