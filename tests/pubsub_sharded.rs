@@ -175,6 +175,23 @@ fn command_info_shows_redis_arity_flags_and_channel_positions() {
         );
         assert!(text(&theirs).contains(&head), "redis: {}", text(&theirs));
         assert!(text(&ours).contains(&head), "pocketkv: {}", text(&ours));
+        // And named alone, as `container|subcommand`.
+        let (theirs, ours) = pair.both(&["COMMAND", "INFO", &sub.to_uppercase()]);
+        let alone = format!("*1\r\n{head}");
+        assert!(
+            text(&theirs).starts_with(&alone),
+            "redis: {}",
+            text(&theirs)
+        );
+        assert!(text(&ours).starts_with(&alone), "pocketkv: {}", text(&ours));
+        let (theirs, ours) = pair.both(&["COMMAND", "DOCS", sub]);
+        let named = format!("*2\r\n${}\r\n{sub}\r\n", sub.len());
+        assert!(
+            text(&theirs).starts_with(&named),
+            "redis: {}",
+            text(&theirs)
+        );
+        assert!(text(&ours).starts_with(&named), "pocketkv: {}", text(&ours));
     }
     // Shard channels are not keys: a user with key rights only has no channel rights.
     pair.same(&[

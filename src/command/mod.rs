@@ -242,6 +242,19 @@ pub fn table() -> impl Iterator<Item = &'static Spec> {
     .flatten()
 }
 
+/// Finds a command, or a subcommand named `container|sub` as COMMAND INFO and COMMAND DOCS
+/// take it, case-insensitively.
+pub fn lookup_path(name: &[u8]) -> Option<&'static Spec> {
+    let Some(bar) = name.iter().position(|&b| b == b'|') else {
+        return lookup(name);
+    };
+    let container = lookup(name.get(..bar)?)?;
+    container
+        .subcommands
+        .iter()
+        .find(|sub| sub.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
 /// Finds a command by name, case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
     // Every name is short: lower-case the request's copy on the stack, then look it up in an

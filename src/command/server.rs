@@ -450,7 +450,7 @@ fn command_info<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     Reply::Array(
         args.iter()
             .skip(2)
-            .map(|name| super::lookup(name).map_or(Reply::Nil, describe))
+            .map(|name| super::lookup_path(name).map_or(Reply::Nil, describe))
             .collect(),
     )
 }
@@ -472,7 +472,7 @@ fn command_docs<'a>(_: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     let specs: Vec<&'static Spec> = if args.len() > 2 {
         args.iter()
             .skip(2)
-            .filter_map(|n| super::lookup(n))
+            .filter_map(|n| super::lookup_path(n))
             .collect()
     } else {
         table().collect()
