@@ -45,6 +45,10 @@ pub(super) const COMMANDS: &[Spec] = &[
             Spec::new("client|id", 2, client_id).flags(FAST_STALE).doc(G, "", "this connection's id"),
             Spec::new("client|setinfo", 4, client_setinfo).flags(&["noscript", "loading", "stale"])
                 .doc(G, "LIB-NAME name | LIB-VER version", "accept a client library's name or version (not shown)"),
+            Spec::new("client|pause", -3, super::pause::client_pause).flags(&["admin", "noscript", "loading", "stale"])
+                .doc(G, "timeout [WRITE|ALL]", "hold clients' requests (ALL) or writes (WRITE) for timeout ms"),
+            Spec::new("client|unpause", 2, super::pause::client_unpause).flags(&["admin", "noscript", "loading", "stale"])
+                .doc(G, "", "end CLIENT PAUSE; the held requests run"),
             super::help_entry("client|help"),
         ]),
 ];

@@ -303,6 +303,16 @@ impl ClientInfo {
     }
 }
 
+/// A CLIENT PAUSE: until when, and whether it holds every request (ALL) or only those that may
+/// write (WRITE).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientPause {
+    /// When it ends on its own.
+    pub until: Instant,
+    /// ALL (true) or WRITE.
+    pub all: bool,
+}
+
 /// Server-wide state shared by every command.
 #[derive(Debug)]
 pub struct ServerState {
@@ -328,6 +338,12 @@ pub struct ServerState {
     /// ABORT cancels it, so the replication stream stops growing (Redis's pause during
     /// shutdown). Set by SHUTDOWN itself, so the requests after it in the same turn wait too.
     pub writes_paused: bool,
+    /// CLIENT PAUSE under way: the requests it holds wait, unread, as a shutdown's do.
+    pub client_pause: Option<ClientPause>,
+    /// CLIENT UNPAUSE lifted a pause: the loop lets the held requests run.
+    pub unpaused: bool,
+    /// Counts requests put on hold, so the loop resumes them in the order they came.
+    pub holds: u64,
     /// Until when a shutdown waits for lagging replicas (INFO `shutdown_in_milliseconds`).
     pub shutdown_wait: Option<Instant>,
     /// SHUTDOWN ABORT cancelled the wait: the loop answers the SHUTDOWN callers and lets the
@@ -358,6 +374,23 @@ pub struct ServerState {
 }
 
 impl ServerState {
+    /// Whether a request from a client (not the primary's stream, not a replica's link) waits
+    /// now; `writes` if it may write or replicate (PUBLISH). CLIENT PAUSE ALL holds every
+    /// request, WRITE and a shutdown's wait only those.
+    pub fn holds(&self, writes: bool) -> bool {
+        match self.client_pause {
+            Some(pause) if pause.all => true,
+            Some(_) => writes,
+            None => writes && self.writes_paused,
+        }
+    }
+
+    /// Whether anything is paused: no key expires or is evicted meanwhile (Redis's rule), so the
+    /// replication stream stays still.
+    pub fn paused(&self) -> bool {
+        self.writes_paused || self.client_pause.is_some()
+    }
+
     /// State for a server started now with `config`, listening on `listening`.
     pub fn new(config: Config, listening: std::net::SocketAddr) -> Self {
         let seed = unix_time().as_nanos() as u64 ^ u64::from(std::process::id());
@@ -374,6 +407,9 @@ impl ServerState {
             shutdown: None,
             shutdown_now: false,
             writes_paused: false,
+            client_pause: None,
+            unpaused: false,
+            holds: 0,
             shutdown_wait: None,
             shutdown_aborted: false,
             rss_bytes: 0,

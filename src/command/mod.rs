@@ -12,6 +12,7 @@ mod expiry;
 mod keys;
 mod lcs;
 mod long_double;
+mod pause;
 mod pubsub;
 mod replication;
 mod server;
@@ -25,7 +26,9 @@ use std::hash::Hasher;
 
 pub use acl::{check_acl, record_failed_login};
 pub use connection::constant_time_eq;
-pub use context::{unix_ms, unix_time, ClientInfo, ClientState, Ctx, Flow, ServerState, Stats};
+pub use context::{
+    unix_ms, unix_time, ClientInfo, ClientPause, ClientState, Ctx, Flow, ServerState, Stats,
+};
 pub use stats::{
     CommandStat, CommandStats, Histogram, SlowEntry, SlowLog, BUCKET_BOUNDS_SECONDS,
     BUCKET_BOUNDS_USEC,
@@ -424,7 +427,7 @@ pub fn admit(
         return Err((refusal, Call::Rejected(spec)));
     }
     // Last, as in Redis: a request refused for any other reason is answered at once.
-    if ctx.server.writes_paused && (spec.is_write() || spec.may_replicate()) && !obey {
+    if !obey && ctx.server.holds(spec.is_write() || spec.may_replicate()) {
         return Err((Reply::Nil, Call::Postponed));
     }
     Ok(spec)
@@ -495,7 +498,7 @@ pub fn make_room(ctx: &mut Ctx<'_>) -> bool {
     // nothing during a pause).
     if limit == 0
         || config.repl.ignore_maxmemory && ctx.server.repl.is_replica()
-        || ctx.server.writes_paused
+        || ctx.server.paused()
     {
         return true;
     }

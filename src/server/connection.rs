@@ -157,9 +157,11 @@ pub struct Connection {
     /// Sent SHUTDOWN: held until the process exits, or answered with an error if SHUTDOWN
     /// ABORT cancels it; holds the dialect the SHUTDOWN came in.
     pub awaiting_shutdown: Option<Dialect>,
-    /// A write of this client waits, unread, for writes to resume (a shutdown waits for
-    /// replicas).
+    /// A request of this client waits, unread, for a pause to end (a shutdown waiting for
+    /// replicas, CLIENT PAUSE).
     pub postponed: bool,
+    /// When it was held (`ServerState::holds` counts), so held clients resume in order.
+    pub held_at: u64,
     /// Close after flushing.
     pub closing: Closing,
     /// The peer shut down its sending side.
@@ -186,6 +188,15 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Its next request waits for a pause to end; the first hold keeps its place in line.
+    pub fn hold_now(&mut self, state: &mut crate::command::ServerState) {
+        if !self.postponed {
+            state.holds += 1;
+            self.held_at = state.holds;
+        }
+        self.postponed = true;
+    }
+
     /// A new connection for `stream`.
     pub fn new(stream: TcpStream, peer: SocketAddr, client: ClientState) -> Self {
         Connection {
@@ -200,6 +211,7 @@ impl Connection {
             awaiting_snapshot: None,
             awaiting_shutdown: None,
             postponed: false,
+            held_at: 0,
             closing: Closing::No,
             peer_closed: false,
             hangup: false,

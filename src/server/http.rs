@@ -68,9 +68,9 @@ pub(super) fn execute_pending(
         }
         match http::parse_http(input, &limits) {
             Ok(HttpParse::Request(request, used)) => {
-                if state.writes_paused && may_write(&request) {
+                if state.holds(may_write(&request)) {
                     // It waits, unread, as RESP writes do.
-                    conn.postponed = true;
+                    conn.hold_now(state);
                     return Stopped::Held;
                 }
                 conn.continue_sent = false;

@@ -400,7 +400,7 @@ impl Server {
         if self.replicating() {
             timeout = timeout.min(replicate::CRON);
         }
-        if let Some(left) = self.shutdown_timer(now) {
+        if let Some(left) = self.pause_timer(now) {
             timeout = timeout.min(left);
         }
         timeout
@@ -587,6 +587,11 @@ impl Server {
                 // slip a reply past the hard limit.
                 self.over_output_limit(key, Instant::now());
                 return;
+            }
+            if stopped == Stopped::Held && conn.postponed && conn.hangup {
+                // Redis reads on from a held client and frees it at end of input: what it
+                // sent never runs, and it no longer counts as blocked.
+                return self.close(key, "closed by the client while held by a pause");
             }
             if stopped == Stopped::Held || stopped == Stopped::NeedInput && conn.peer_closed {
                 break;
@@ -871,6 +876,7 @@ impl Server {
     fn tick(&mut self) {
         let now = Instant::now();
         self.shutdown_turn(now);
+        self.pause_turn(now);
         if self
             .last_sample
             .is_none_or(|t| now - t >= Duration::from_secs(1))

@@ -111,7 +111,10 @@ impl Server {
 
     /// Once per turn: ask for acknowledgements if a WAIT came, send the turn's stream.
     pub(super) fn replication_turn(&mut self) {
-        if std::mem::take(&mut self.repl.getack)
+        // Not while paused (Redis's rule): the stream stays still; asked once the pause ends,
+        // and replicas acknowledge every second meanwhile anyway.
+        if !self.state.paused()
+            && std::mem::take(&mut self.repl.getack)
             && !self.state.repl.is_replica()
             && !self.state.repl.replicas.is_empty()
         {

@@ -88,25 +88,24 @@ impl Server {
         self.stopping = Some(Instant::now());
     }
 
-    /// SHUTDOWN ABORT: the SHUTDOWN callers get an error, the writes that waited run.
+    /// SHUTDOWN ABORT: the SHUTDOWN callers get an error, the writes that waited run (unless a
+    /// CLIENT PAUSE still holds them).
     fn abort_shutdown(&mut self) {
         // SHUTDOWN ABORT resumed the writes itself (a SHUTDOWN after it this turn may have
         // paused them again).
         self.state.shutdown_wait = None;
         self.shutdown_signalled = false;
-        self.store.defer_expiry(self.state.repl.is_replica());
         info!("SHUTDOWN ABORT: shutdown cancelled, writes resume");
-        let held: Vec<usize> = self
+        let callers: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.awaiting_shutdown.is_some() || c.postponed)
+            .filter(|(_, c)| c.awaiting_shutdown.is_some())
             .map(|(key, _)| key)
             .collect();
-        for key in held {
+        for key in callers {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            conn.postponed = false;
             if let Some(dialect) = conn.awaiting_shutdown.take() {
                 protocol::encode_reply(&ABORTED, dialect, &mut conn.output);
                 self.state.stats.error_replies += 1;
@@ -114,6 +113,49 @@ impl Server {
             // Next turn it runs what waited in its input, and sends its replies.
             self.unfinished.push(key);
         }
+        self.resume_held();
+    }
+
+    /// Once per turn: ends a CLIENT PAUSE whose time is up, or that CLIENT UNPAUSE lifted.
+    pub(super) fn pause_turn(&mut self, now: Instant) {
+        let ended = self.state.client_pause.is_some_and(|p| p.until <= now);
+        if ended {
+            self.state.client_pause = None;
+            info!("CLIENT PAUSE ended: held requests resume");
+        }
+        if std::mem::take(&mut self.state.unpaused) || ended {
+            self.resume_held();
+        }
+    }
+
+    /// A pause ended: held clients go through their input again next turn, in the order they
+    /// were held (what a pause still under way holds waits again).
+    fn resume_held(&mut self) {
+        self.store
+            .defer_expiry(self.state.repl.is_replica() || self.state.paused());
+        let mut held: Vec<(u64, usize)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.postponed)
+            .map(|(key, c)| (c.held_at, key))
+            .collect();
+        held.sort_unstable();
+        for (_, key) in held {
+            if let Some(conn) = self.conns.get_mut(key) {
+                conn.postponed = false;
+                self.unfinished.push(key);
+            }
+        }
+    }
+
+    /// When the loop must wake: the wait for replicas times out, or a CLIENT PAUSE ends.
+    pub(super) fn pause_timer(&self, now: Instant) -> Option<Duration> {
+        let pause = self.state.client_pause.map(|p| p.until);
+        let end = match (self.state.shutdown_wait, pause) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        end.map(|deadline| deadline.saturating_duration_since(now))
     }
 
     /// True once the shutdown need not wait for replicas any longer: none to wait for, all
@@ -142,12 +184,5 @@ impl Server {
             );
         }
         true
-    }
-
-    /// How long the loop may sleep before the wait for replicas times out.
-    pub(super) fn shutdown_timer(&self, now: Instant) -> Option<Duration> {
-        self.state
-            .shutdown_wait
-            .map(|deadline| deadline.saturating_duration_since(now))
     }
 }

@@ -38,10 +38,7 @@ pub(super) fn in_multi(
     let name = args.first().map_or(&b""[..], |a| a.as_ref());
     let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
     if is(b"exec") {
-        if state.writes_paused
-            && !client.is_master
-            && client.multi.as_ref().is_some_and(|q| q.writes)
-        {
+        if !client.is_master && state.holds(client.multi.as_ref().is_some_and(|q| q.writes)) {
             return (Flow::Postpone, false); // Its writes wait, as any write does.
         }
         return exec(args, dialect, client, output, store, state, journal, encode);
