@@ -12,17 +12,21 @@ use crate::protocol::Reply;
 /// stricter kind (ALL over WRITE), each on its own.
 pub(super) fn client_pause<'a>(ctx: &'a mut Ctx<'_>, args: &[Arg<'_>]) -> Reply<'a> {
     // Redis checks the mode before the timeout.
-    let all =
-        match args {
-            [_, _, _] => true,
-            [_, _, _, mode] if mode.eq_ignore_ascii_case(b"write") => false,
-            [_, _, _, mode] if mode.eq_ignore_ascii_case(b"all") => true,
-            [_, _, _, _] => return Reply::error("ERR CLIENT PAUSE mode must be WRITE or ALL"),
-            // Redis's own wording: its handler, not its arity table, refuses a fifth argument.
-            _ => return Reply::error(
-                "ERR unknown subcommand or wrong number of arguments for 'pause'. Try CLIENT HELP.",
-            ),
-        };
+    let all = match args {
+        [_, _, _] => true,
+        [_, _, _, mode] if mode.eq_ignore_ascii_case(b"write") => false,
+        [_, _, _, mode] if mode.eq_ignore_ascii_case(b"all") => true,
+        [_, _, _, _] => return Reply::error("ERR CLIENT PAUSE mode must be WRITE or ALL"),
+        // Redis's own wording, naming the subcommand as sent: its handler, not its arity
+        // table, refuses a fifth argument.
+        _ => {
+            let name = args.get(1).map_or(&b""[..], |a| a.as_ref());
+            let mut message = b"ERR unknown subcommand or wrong number of arguments for '".to_vec();
+            message.extend_from_slice(name);
+            message.extend_from_slice(b"'. Try CLIENT HELP.");
+            return Reply::error_bytes(message);
+        }
+    };
     let Some(timeout) = args.get(2) else {
         return Reply::OK; // Unreachable: the arity check asks for a timeout.
     };
