@@ -320,3 +320,38 @@ fn replicas_keep_their_stream_during_a_write_pause_and_wait_sees_them_caught_up(
         c.call(&resp(&["GET", "k"])) == b"$4\r\nheld\r\n"
     });
 }
+
+#[test]
+fn a_switchover_by_hand_under_a_write_pause_loses_no_acknowledged_write() {
+    let old = Server::start(&[]);
+    let new = Server::replica_of(&old, &[]);
+    let mut on_old = connect_pocket(&old);
+    online(&mut on_old);
+    assert_eq!(on_old.call(&resp(&["SET", "k", "v"])), b"+OK\r\n");
+    assert_eq!(
+        on_old.call(&resp(&["CLIENT", "PAUSE", "600000", "WRITE"])),
+        b"+OK\r\n"
+    );
+    let mut writer = connect_pocket(&old);
+    writer.send(&resp(&["SET", "k", "late"]));
+    blocked(&mut on_old, 1);
+    assert_eq!(on_old.call(&resp(&["WAIT", "1", "0"])), b":1\r\n");
+    let mut on_new = connect_pocket(&new);
+    assert_eq!(on_new.call(&resp(&["REPLICAOF", "NO", "ONE"])), b"+OK\r\n");
+    let port = new.addr.port().to_string();
+    assert_eq!(
+        on_old.call(&resp(&["REPLICAOF", "127.0.0.1", &port])),
+        b"+OK\r\n"
+    );
+    // Held through the change of role, the write now meets a replica: refused, not lost.
+    assert_eq!(on_old.call(&resp(&["CLIENT", "UNPAUSE"])), b"+OK\r\n");
+    assert_eq!(
+        text(&writer.reply()),
+        "-READONLY You can't write against a read only replica.\r\n"
+    );
+    assert_eq!(on_new.call(&resp(&["GET", "k"])), b"$1\r\nv\r\n");
+    assert_eq!(on_new.call(&resp(&["SET", "k", "new"])), b"+OK\r\n");
+    until(&mut on_old, "the old primary follows the new one", |c| {
+        c.call(&resp(&["GET", "k"])) == b"$3\r\nnew\r\n"
+    });
+}
