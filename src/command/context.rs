@@ -342,8 +342,6 @@ pub struct ServerState {
     pub client_pause: Option<ClientPause>,
     /// CLIENT UNPAUSE lifted a pause: the loop lets the held requests run.
     pub unpaused: bool,
-    /// Counts requests put on hold, so the loop resumes them in the order they came.
-    pub holds: u64,
     /// Until when a shutdown waits for lagging replicas (INFO `shutdown_in_milliseconds`).
     pub shutdown_wait: Option<Instant>,
     /// SHUTDOWN ABORT cancelled the wait: the loop answers the SHUTDOWN callers and lets the
@@ -409,7 +407,6 @@ impl ServerState {
             writes_paused: false,
             client_pause: None,
             unpaused: false,
-            holds: 0,
             shutdown_wait: None,
             shutdown_aborted: false,
             rss_bytes: 0,

@@ -160,8 +160,6 @@ pub struct Connection {
     /// A request of this client waits, unread, for a pause to end (a shutdown waiting for
     /// replicas, CLIENT PAUSE).
     pub postponed: bool,
-    /// When it was held (`ServerState::holds` counts), so held clients resume in order.
-    pub held_at: u64,
     /// Close after flushing.
     pub closing: Closing,
     /// The peer shut down its sending side.
@@ -188,15 +186,6 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Its next request waits for a pause to end; the first hold keeps its place in line.
-    pub fn hold_now(&mut self, state: &mut crate::command::ServerState) {
-        if !self.postponed {
-            state.holds += 1;
-            self.held_at = state.holds;
-        }
-        self.postponed = true;
-    }
-
     /// A new connection for `stream`.
     pub fn new(stream: TcpStream, peer: SocketAddr, client: ClientState) -> Self {
         Connection {
@@ -211,7 +200,6 @@ impl Connection {
             awaiting_snapshot: None,
             awaiting_shutdown: None,
             postponed: false,
-            held_at: 0,
             closing: Closing::No,
             peer_closed: false,
             hangup: false,

@@ -84,7 +84,7 @@ pub(super) fn execute_pending(
                     );
                     if flow == Flow::Postpone {
                         // The request stays in the input, to run once writes resume.
-                        conn.hold_now(state);
+                        conn.postponed = true;
                         return Stopped::Held;
                     }
                     if must_wait_for_fsync(state, recorded) {

@@ -70,7 +70,7 @@ pub(super) fn execute_pending(
             Ok(HttpParse::Request(request, used)) => {
                 if state.holds(may_write(&request)) {
                     // It waits, unread, as RESP writes do.
-                    conn.hold_now(state);
+                    conn.postponed = true;
                     return Stopped::Held;
                 }
                 conn.continue_sent = false;

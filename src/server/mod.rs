@@ -166,6 +166,9 @@ pub struct Server {
     journal: Journal,
     /// Clients whose replies wait for the log to be fsynced.
     held: Vec<usize>,
+    /// Clients held by a pause, as (slab key, client id), in the order they were held: they
+    /// resume in that order.
+    paused: Vec<(usize, u64)>,
     /// SAVE callers whose snapshot has not started yet, and those of the one in flight.
     waiting_next: Vec<Waiter>,
     waiting_current: Vec<Waiter>,
@@ -266,6 +269,7 @@ impl Server {
             log: None,
             journal: Journal::default(),
             held: Vec::new(),
+            paused: Vec::new(),
             waiting_next: Vec::new(),
             waiting_current: Vec::new(),
             next_client_id: 1,
@@ -560,6 +564,7 @@ impl Server {
                 let was_waiting = conn.awaiting_snapshot.is_some();
                 let was_held = conn.hold.is_some();
                 let was_waiting_repl = conn.waiting.is_some();
+                let was_postponed = conn.postponed;
                 let (store, state, journal) = (&mut self.store, &mut self.state, &mut self.journal);
                 let stopped = if conn.http {
                     http::execute_pending(conn, store, state, journal, self.copy_limit)
@@ -574,6 +579,9 @@ impl Server {
                 }
                 if !was_waiting_repl && conn.waiting.is_some() {
                     self.repl.add_waiter(key, conn.client.id);
+                }
+                if !was_postponed && conn.postponed {
+                    self.paused.push((key, conn.client.id));
                 }
                 stopped
             };

@@ -126,6 +126,16 @@ impl Server {
         if std::mem::take(&mut self.state.unpaused) || ended {
             self.resume_held();
         }
+        // Entries of clients closed while held go once they outnumber the connections, so the
+        // list stays bounded however many come and go during a long pause.
+        if self.paused.len() > 2 * self.conns.len() + 64 {
+            let conns = &self.conns;
+            self.paused.retain(|&(key, id)| {
+                conns
+                    .get(key)
+                    .is_some_and(|c| c.client.id == id && c.postponed)
+            });
+        }
     }
 
     /// A pause ended: held clients go through their input again next turn, in the order they
@@ -133,17 +143,13 @@ impl Server {
     fn resume_held(&mut self) {
         self.store
             .defer_expiry(self.state.repl.is_replica() || self.state.paused());
-        let mut held: Vec<(u64, usize)> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.postponed)
-            .map(|(key, c)| (c.held_at, key))
-            .collect();
-        held.sort_unstable();
-        for (_, key) in held {
+        for (key, id) in std::mem::take(&mut self.paused) {
+            // A closed client's slot may hold another client now: the id tells.
             if let Some(conn) = self.conns.get_mut(key) {
-                conn.postponed = false;
-                self.unfinished.push(key);
+                if conn.client.id == id && conn.postponed {
+                    conn.postponed = false;
+                    self.unfinished.push(key);
+                }
             }
         }
     }
