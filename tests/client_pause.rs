@@ -8,47 +8,12 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::process::Command;
-use std::time::Instant;
 
-use common::redis::{connect_pocket, text, Deadline, Redis, Replies};
-use common::{free_port, resp, Server, REPL_DEADLINE};
-
-/// Polls `check` on `conn` until true, with a deadline.
-fn until<S: Read + Write + Deadline>(
-    conn: &mut Replies<S>,
-    what: &str,
-    mut check: impl FnMut(&mut Replies<S>) -> bool,
-) {
-    let deadline = Instant::now() + REPL_DEADLINE;
-    while !check(conn) {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not so within {REPL_DEADLINE:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
-/// INFO's `field` in `section`, asked on `conn`.
-fn info_field<S: Read + Write + Deadline>(
-    conn: &mut Replies<S>,
-    section: &str,
-    field: &str,
-) -> String {
-    let info = text(&conn.call(&resp(&["INFO", section])));
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{info}"))
-        .to_string()
-}
-
-/// Waits until `n` clients are blocked (held by the pause).
-fn blocked<S: Read + Write + Deadline>(conn: &mut Replies<S>, n: usize) {
-    until(conn, &format!("{n} clients blocked"), |c| {
-        info_field(c, "clients", "blocked_clients") == n.to_string()
-    });
-}
+use common::redis::{
+    await_blocked as blocked, await_replica_online as online, connect_pocket, info_field, text,
+    until, Deadline, Redis, Replies,
+};
+use common::{free_port, resp, signal, Server};
 
 /// The `flags=` and `cmd=` fields of client `id`'s CLIENT LIST line, without the `U` flag
 /// (the test reaches redis-server over a Unix socket, pocketkv over TCP).
@@ -206,22 +171,6 @@ fn replies_holds_and_their_order_are_redis_s() {
         assert_eq!(ours, theirs, "left: pocketkv, right: redis-server");
     }
     assert_eq!(ours.len(), theirs.len());
-}
-
-/// Sends a signal (STOP, CONT) to process `pid`.
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{name}"), pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill -{name} {pid}");
-}
-
-/// Waits until the primary lists its replica online.
-fn online<S: Read + Write + Deadline>(conn: &mut Replies<S>) {
-    until(conn, "the replica is online", |c| {
-        text(&c.call(&resp(&["INFO", "replication"]))).contains("state=online")
-    });
 }
 
 /// A shutdown waiting for a stopped replica, and CLIENT PAUSE / UNPAUSE / SHUTDOWN ABORT: each

@@ -8,69 +8,18 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::process::Command;
-use std::time::Instant;
 
 use common::http::request;
-use common::redis::{connect_pocket, text, Deadline, Redis, Replies};
-use common::{free_port, resp, Server, REPL_DEADLINE};
-
-/// Sends a signal (STOP, CONT) to process `pid`.
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([format!("-{name}"), pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill -{name} {pid}");
-}
-
-/// The value of `field` in `INFO section`, asked on `conn`.
-fn info_field<S: Read + Write + Deadline>(
-    conn: &mut Replies<S>,
-    section: &str,
-    field: &str,
-) -> String {
-    let info = text(&conn.call(&resp(&["INFO", section])));
-    info.lines()
-        .find_map(|line| line.strip_prefix(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{info}"))
-        .to_string()
-}
-
-/// Polls until INFO `section` on `conn` satisfies `check`.
-fn until<S: Read + Write + Deadline>(
-    conn: &mut Replies<S>,
-    what: &str,
-    mut check: impl FnMut(&mut Replies<S>) -> bool,
-) {
-    let deadline = Instant::now() + REPL_DEADLINE;
-    while !check(conn) {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not so within {REPL_DEADLINE:?}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
-/// Waits until `n` clients are blocked: the SHUTDOWN callers and the held writes.
-fn blocked<S: Read + Write + Deadline>(conn: &mut Replies<S>, n: usize) {
-    until(conn, &format!("{n} clients blocked"), |c| {
-        info_field(c, "clients", "blocked_clients") == n.to_string()
-    });
-}
+use common::redis::{
+    await_blocked as blocked, await_replica_online as online, connect_pocket, text, until,
+    Deadline, Redis, Replies,
+};
+use common::{free_port, resp, signal, Server};
 
 /// Waits until INFO shows a shutdown waiting for replicas (`shutdown_in_milliseconds`).
 fn shutdown_waits<S: Read + Write + Deadline>(conn: &mut Replies<S>) {
     until(conn, "the shutdown waiting for replicas", |c| {
         text(&c.call(&resp(&["INFO", "server"]))).contains("\r\nshutdown_in_milliseconds:")
-    });
-}
-
-/// Waits until the primary lists its replica online.
-fn online<S: Read + Write + Deadline>(conn: &mut Replies<S>) {
-    until(conn, "the replica is online", |c| {
-        text(&c.call(&resp(&["INFO", "replication"]))).contains("state=online")
     });
 }
 

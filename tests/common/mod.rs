@@ -139,11 +139,7 @@ impl Server {
 
     /// Sends a signal by name (TERM, INT, KILL).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        signal(self.child.id(), name);
     }
 
     /// Waits for the process to exit.
@@ -477,4 +473,13 @@ pub fn http_request(
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local address").port()
+}
+
+/// Sends a signal by name (STOP, CONT, TERM, INT) to process `pid`.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name} {pid}");
 }

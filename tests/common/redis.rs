@@ -264,3 +264,48 @@ pub fn reply_end(buf: &[u8], at: usize) -> Option<usize> {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// Polls `check` on `conn` until it holds; fails the test after `REPL_DEADLINE`.
+pub fn until<S: Read + Write + Deadline>(
+    conn: &mut Replies<S>,
+    what: &str,
+    mut check: impl FnMut(&mut Replies<S>) -> bool,
+) {
+    let deadline = Instant::now() + super::REPL_DEADLINE;
+    while !check(conn) {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not so within {:?}",
+            super::REPL_DEADLINE
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The value of `field` in `INFO section`, asked on `conn`.
+pub fn info_field<S: Read + Write + Deadline>(
+    conn: &mut Replies<S>,
+    section: &str,
+    field: &str,
+) -> String {
+    let info = text(&conn.call(&super::resp(&["INFO", section])));
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in INFO {section}:\n{info}"))
+        .to_string()
+}
+
+/// Waits until `n` clients are blocked (INFO `blocked_clients`): held by WAIT, a pause or a
+/// shutdown's wait for replicas.
+pub fn await_blocked<S: Read + Write + Deadline>(conn: &mut Replies<S>, n: usize) {
+    until(conn, &format!("{n} clients blocked"), |c| {
+        info_field(c, "clients", "blocked_clients") == n.to_string()
+    });
+}
+
+/// Waits until the primary on `conn` lists a replica online.
+pub fn await_replica_online<S: Read + Write + Deadline>(conn: &mut Replies<S>) {
+    until(conn, "the replica is online", |c| {
+        text(&c.call(&super::resp(&["INFO", "replication"]))).contains("state=online")
+    });
+}
